@@ -1,0 +1,29 @@
+# Parley's two entry points on a fresh Debian machine (Swift 6 toolchain on PATH):
+#   make demo   start RabbitMQ and PostgreSQL locally and run the demo
+#   make test   start RabbitMQ and PostgreSQL locally and run every test against them
+SHELL := /bin/bash
+LOCAL := infra/local/parley-local
+LOCAL_DIR ?= /var/tmp/parley-local
+WITH_ENV = set -a && . $(LOCAL_DIR)/parley.env && set +a &&
+
+.PHONY: test demo infra infra-down build bench
+
+infra:
+	@PARLEY_LOCAL_DIR=$(LOCAL_DIR) $(LOCAL) up
+
+infra-down:
+	@PARLEY_LOCAL_DIR=$(LOCAL_DIR) $(LOCAL) down
+
+build:
+	swift build
+
+test: infra
+	$(WITH_ENV) swift test
+
+demo: infra
+	swift build -c release --product parley-bench
+	$(WITH_ENV) .build/release/parley-bench amqp --messages 20000 --runs 1
+
+bench: infra
+	swift build -c release --product parley-bench
+	$(WITH_ENV) .build/release/parley-bench amqp

@@ -1,0 +1,65 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Parley",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "ParleyAMQP", targets: ["ParleyAMQP"]),
+        .library(name: "ParleyPostgres", targets: ["ParleyPostgres"]),
+        .library(name: "ParleyMessaging", targets: ["ParleyMessaging"]),
+        .executable(name: "parley-bench", targets: ["parley-bench"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // C libraries, through pkg-config. The shim header also carries the small inline
+        // wrappers Swift needs (amqp_login is variadic).
+        .systemLibrary(
+            name: "CRabbitMQ", path: "Shared/CRabbitMQ", pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]),
+        .systemLibrary(
+            name: "CLibPQ", path: "Shared/CLibPQ", pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]),
+
+        .target(
+            name: "ParleyAMQP",
+            dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")],
+            path: "Shared/ParleyAMQP"),
+        .target(
+            name: "ParleyPostgres",
+            dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")],
+            path: "Shared/ParleyPostgres",
+            resources: []),
+        .target(
+            name: "ParleyMessaging",
+            dependencies: [
+                "ParleyAMQP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/ParleyMessaging"),
+
+        .executableTarget(
+            name: "parley-bench",
+            dependencies: [
+                "ParleyAMQP", "CRabbitMQ",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/parley-bench"),
+
+        // A tiny consumer process the graceful-shutdown test starts and sends SIGTERM to.
+        .executableTarget(
+            name: "AMQPShutdownFixture",
+            dependencies: ["ParleyMessaging", "ParleyAMQP"],
+            path: "Tests/Fixtures/AMQPShutdownFixture"),
+
+        .testTarget(name: "ParleyAMQPTests", dependencies: ["ParleyAMQP", "ParleyMessaging"], path: "Tests/ParleyAMQPTests"),
+        .testTarget(name: "ParleyPostgresTests", dependencies: ["ParleyPostgres"], path: "Tests/ParleyPostgresTests"),
+        .testTarget(name: "ParleyMessagingTests", dependencies: ["ParleyMessaging"], path: "Tests/ParleyMessagingTests"),
+    ],
+    swiftLanguageModes: [.v6]
+)
