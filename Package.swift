@@ -3,7 +3,7 @@ import PackageDescription
 
 let package = Package(
     name: "Parley",
-    platforms: [.macOS(.v14)],
+    platforms: [.macOS(.v15)],
     products: [
         .library(name: "ParleyAMQP", targets: ["ParleyAMQP"]),
         .library(name: "ParleyPostgres", targets: ["ParleyPostgres"]),

@@ -5,6 +5,8 @@
 #include <amqp_framing.h>
 #include <amqp_tcp_socket.h>
 #include <amqp_ssl_socket.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 
 /* amqp_login_with_properties is variadic, which Swift cannot call. This wrapper logs in
  * with SASL PLAIN and announces the capabilities Parley relies on: broker-initiated consumer

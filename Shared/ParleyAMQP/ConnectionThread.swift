@@ -1,0 +1,103 @@
+import CRabbitMQ
+import Foundation
+import Logging
+import Synchronization
+
+/// Commands from any task to one connection's thread. `send` never blocks; the thread sleeps in
+/// `wait`, in `poll(2)` on its socket and an eventfd, so a command wakes it at once. The eventfd
+/// is written only when the thread is actually asleep, so a busy thread costs no syscall.
+final class Mailbox<Command: Sendable>: Sendable {
+    private struct State {
+        var items: [Command] = []
+        var sleeping = false
+    }
+    private let state = Mutex(State())
+    private let eventFD: Int32
+
+    init() {
+        eventFD = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        precondition(eventFD >= 0, "eventfd failed: \(errno)")
+    }
+
+    deinit { close(eventFD) }
+
+    func send(_ command: Command) {
+        let wake = state.withLock { s -> Bool in
+            s.items.append(command)
+            defer { s.sleeping = false }
+            return s.sleeping
+        }
+        if wake {
+            var one: UInt64 = 1
+            _ = write(eventFD, &one, 8)
+        }
+    }
+
+    /// Takes every queued command, in order.
+    func take() -> [Command] {
+        state.withLock { s in
+            guard !s.items.isEmpty else { return [] }
+            defer { s.items.removeAll(keepingCapacity: true) }
+            return s.items
+        }
+    }
+
+    /// Sleeps until a command is queued, `socket` (if any) is readable or closed, or the
+    /// timeout passes. Returns whether the socket is readable. Call only from the owning thread.
+    func wait(socket: Int32?, timeout: Duration) -> Bool {
+        let asleep = state.withLock { s -> Bool in
+            guard s.items.isEmpty else { return false }
+            s.sleeping = true
+            return true
+        }
+        guard asleep else { return false }
+        var fds = [pollfd(fd: eventFD, events: Int16(POLLIN), revents: 0)]
+        if let socket, socket >= 0 { fds.append(pollfd(fd: socket, events: Int16(POLLIN), revents: 0)) }
+        let ms = Int32(min(max(timeout.seconds * 1000, 0), 3_600_000).rounded(.up))
+        _ = poll(&fds, nfds_t(fds.count), ms)
+        state.withLock { $0.sleeping = false }
+        if fds[0].revents != 0 {
+            var counter: UInt64 = 0
+            _ = read(eventFD, &counter, 8)
+        }
+        return fds.count > 1 && fds[1].revents != 0
+    }
+}
+
+/// Starts `body` on a dedicated thread of its own: blocking C calls never run on Swift's
+/// cooperative pool.
+func startConnectionThread(name: String, _ body: @escaping @Sendable () -> Void) {
+    let thread = Thread(block: body)
+    thread.name = name
+    thread.stackSize = 1 << 20
+    thread.start()
+}
+
+/// Opens a connection to the first endpoint that answers, trying them in turn, sleeping with
+/// capped exponential backoff and jitter after each failed round. `idle` is called while
+/// waiting (so the owner keeps taking commands); it returns false to give up (closing).
+func connect(configuration: AMQPConfiguration, backoff: inout Backoff, startAt index: inout Int,
+             logger: Logger, idle: (Duration) -> Bool) -> AMQPSocket? {
+    var failuresThisRound = 0
+    while true {
+        let endpoint = configuration.endpoints[index % configuration.endpoints.count]
+        do {
+            let socket = try AMQPSocket(endpoint: endpoint, configuration: configuration)
+            logger.info("AMQP connected", metadata: ["endpoint": "\(endpoint)", "connection": "\(configuration.connectionName)"])
+            return socket
+        } catch {
+            logger.warning("AMQP connect failed", metadata: ["endpoint": "\(endpoint)", "error": "\(error)"])
+            index += 1
+            failuresThisRound += 1
+            if failuresThisRound >= configuration.endpoints.count {
+                failuresThisRound = 0
+                if !idle(backoff.next()) { return nil }
+            } else if !idle(.zero) {
+                return nil
+            }
+        }
+    }
+}
+
+/// A monotonic clock reading for the loops' heartbeat bookkeeping.
+@inline(__always) func monotonicNow() -> ContinuousClock.Instant { ContinuousClock.now }

@@ -1,0 +1,88 @@
+import Foundation
+import Synchronization
+import Testing
+@testable import ParleyAMQP
+
+/// Everything that talks to the real broker runs one test at a time: the restart test stops
+/// the broker under everyone's feet.
+@Suite("Against the real RabbitMQ", .serialized)
+struct BrokerTests {
+    @Test("10,000 persistent messages published with confirms and consumed with manual acks all arrive, by id")
+    func tenThousand() async throws {
+        let prefix = Broker.uniquePrefix("10k")
+        defer { Task { await Broker.cleanUp(prefix) } }
+        let (topology, exchange, queue) = Broker.scratchTopology(prefix)
+        let publisher = AMQPPublisher(configuration: try Broker.configuration("test-publisher"), topology: topology, window: 512)
+        let consumer = AMQPConsumer(configuration: try Broker.configuration("test-consumer"), queue: queue, topology: topology, prefetch: 500)
+        let n = 10_000
+        let ids = (0..<n).map { "m-\($0)" }
+
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for chunk in stride(from: 0, to: n, by: 1000) {
+                group.addTask {
+                    // A window of concurrent publishes per task; each awaits its confirm.
+                    try await withThrowingTaskGroup(of: Void.self) { inner in
+                        for i in chunk..<min(chunk + 1000, n) {
+                            inner.addTask {
+                                try await publisher.publish(exchange: exchange, routingKey: "k", body: bytes("payload \(i)"),
+                                                            properties: AMQPProperties(messageId: ids[i]))
+                            }
+                        }
+                        try await inner.waitForAll()
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+
+        let received = try await withDeadline(.seconds(120), "consuming 10,000 messages") {
+            var seen = Set<String>()
+            for await delivery in consumer.deliveries {
+                #expect(delivery.properties.isPersistent)
+                seen.insert(delivery.properties.messageId ?? "?")
+                delivery.ack()
+                if seen.count == n { break }
+            }
+            return seen
+        }
+        #expect(received == Set(ids))
+        await consumer.close()
+        await publisher.close()
+    }
+
+    @Test("An unroutable mandatory publish and a publish to a missing exchange throw with the reply code; the publisher goes on")
+    func unroutableAndMissingExchange() async throws {
+        let prefix = Broker.uniquePrefix("unroutable")
+        defer { Task { await Broker.cleanUp(prefix) } }
+        let (topology, exchange, queue) = Broker.scratchTopology(prefix)
+        // A direct exchange with no binding for the key makes the message unroutable.
+        var t = topology
+        t.exchanges.append(.init("\(prefix).direct", kind: .direct))
+        let publisher = AMQPPublisher(configuration: try Broker.configuration("test-unroutable"), topology: t)
+
+        await #expect(throws: AMQPError.returned(code: 312, text: "NO_ROUTE")) {
+            try await publisher.publish(exchange: "\(prefix).direct", routingKey: "nobody", body: bytes("x"))
+        }
+        do {
+            try await publisher.publish(exchange: "\(prefix).missing", routingKey: "k", body: bytes("x"))
+            Issue.record("publish to a missing exchange succeeded")
+        } catch let error as AMQPError {
+            #expect(error.replyCode == 404, "\(error)")
+            #expect(error.description.contains("no exchange"), "\(error)")
+        }
+        // Still usable: a good publish is confirmed and arrives.
+        try await publisher.publish(exchange: exchange, routingKey: "k", body: bytes("after"),
+                                    properties: AMQPProperties(messageId: "after"))
+        let consumer = AMQPConsumer(configuration: try Broker.configuration("test-unroutable-c"), queue: queue, topology: t)
+        let first = try await withDeadline(.seconds(30), "the message after the errors") { () -> String? in
+            for await d in consumer.deliveries {
+                d.ack()
+                return d.properties.messageId
+            }
+            return nil
+        }
+        #expect(first == "after")
+        await consumer.close()
+        await publisher.close()
+    }
+}

@@ -1,0 +1,112 @@
+import Foundation
+import Testing
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+@testable import ParleyAMQP
+
+/// The real local broker (infra/local/parley-local writes PARLEY_AMQP_URL). Tests fail, not
+/// skip, without it: they exist to talk to a real RabbitMQ.
+enum Broker {
+    static var url: String {
+        guard let url = ProcessInfo.processInfo.environment["PARLEY_AMQP_URL"], !url.isEmpty else {
+            Issue.record("PARLEY_AMQP_URL is not set: run the tests with `make test` (it starts RabbitMQ)")
+            return "amqp://127.0.0.1:1/"
+        }
+        return url
+    }
+
+    static func configuration(_ name: String, heartbeat: Duration = .seconds(10)) throws -> AMQPConfiguration {
+        var c = try AMQPConfiguration(urls: url, connectionName: name)
+        c.heartbeat = heartbeat
+        c.reconnect = Backoff(initial: .milliseconds(100), maximum: .seconds(2))
+        return c
+    }
+
+    /// A topology of its own for one test: one topic exchange and one queue bound to it.
+    static func scratchTopology(_ prefix: String, deliveryLimit: Int = 10,
+                                retryDelays: [Duration] = []) -> (Topology, exchange: String, queue: String) {
+        let exchange = "\(prefix).x"
+        let queue = "\(prefix).q"
+        let t = Topology(exchanges: [.init(exchange)],
+                         queues: [.init(queue, bindings: [.init(exchange: exchange, routingKey: "#")], deliveryLimit: deliveryLimit)],
+                         deadLetterExchange: "\(prefix).dlx", requeueExchange: "\(prefix).requeue", retryDelays: retryDelays)
+        return (t, exchange, queue)
+    }
+
+    static func uniquePrefix(_ name: String) -> String { "test.\(name).\(UUID().uuidString.prefix(8).lowercased())" }
+
+    // MARK: management API (cleanup and inspection)
+
+    static func management(_ method: String, _ path: String) async throws -> (Int, Data) {
+        let endpoint = try AMQPEndpoint(url: url)
+        let base = ProcessInfo.processInfo.environment["PARLEY_AMQP_MANAGEMENT_URL"] ?? "http://\(endpoint.host):15672"
+        var request = URLRequest(url: URL(string: base + path)!)
+        request.httpMethod = method
+        let auth = Data("\(endpoint.user):\(endpoint.password)".utf8).base64EncodedString()
+        request.setValue("Basic \(auth)", forHTTPHeaderField: "Authorization")
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as! HTTPURLResponse).statusCode, data)
+    }
+
+    static var vhostPath: String {
+        let vhost = (try? AMQPEndpoint(url: url).vhost) ?? "/"
+        return vhost.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? vhost
+    }
+
+    static func deleteQueue(_ name: String) async throws {
+        _ = try await management("DELETE", "/api/queues/\(vhostPath)/\(name.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")
+    }
+
+    /// Removes every queue and exchange whose name starts with `prefix`.
+    static func cleanUp(_ prefix: String) async {
+        for kind in ["queues", "exchanges"] {
+            guard let (_, data) = try? await management("GET", "/api/\(kind)/\(vhostPath)?columns=name"),
+                  let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { continue }
+            for item in list {
+                guard let name = item["name"] as? String, name.hasPrefix(prefix) else { continue }
+                _ = try? await management("DELETE", "/api/\(kind)/\(vhostPath)/\(name.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")
+            }
+        }
+    }
+
+    /// Runs rabbitmqctl against the local node through infra/local/parley-local.
+    static func rabbitmqctl(_ args: String...) throws {
+        guard let ctl = ProcessInfo.processInfo.environment["PARLEY_LOCAL_CTL"] else {
+            Issue.record("PARLEY_LOCAL_CTL is not set: run the tests with `make test`")
+            return
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: ctl)
+        p.arguments = ["rabbitmqctl"] + args
+        try p.run()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0, "rabbitmqctl \(args) failed")
+    }
+}
+
+/// Awaits `body` but gives up after `limit`, so a broken test fails instead of hanging CI.
+func withDeadline<T: Sendable>(_ limit: Duration, _ what: String,
+                               _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return nil
+        }
+        guard let first = try await group.next(), let value = first else {
+            group.cancelAll()
+            throw DeadlineExceeded(what: what, limit: limit)
+        }
+        group.cancelAll()
+        return value
+    }
+}
+
+struct DeadlineExceeded: Error, CustomStringConvertible {
+    let what: String
+    let limit: Duration
+    var description: String { "\(what) did not finish within \(limit)" }
+}
+
+func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
