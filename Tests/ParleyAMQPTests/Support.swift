@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 #if canImport(FoundationNetworking)
 import FoundationNetworking
@@ -110,3 +111,30 @@ struct DeadlineExceeded: Error, CustomStringConvertible {
 }
 
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+/// A lock-protected value that escaping closures can share (Mutex itself cannot be captured).
+final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    init(_ value: Value) { mutex = Mutex(value) }
+    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}
+
+/// Collects a process's output lines as they arrive.
+final class LineCollector: Sendable {
+    let lines = Locked([String]())
+    private let partial = Locked("")
+    init(_ pipe: Pipe) {
+        pipe.fileHandleForReading.readabilityHandler = { [self] handle in
+            let data = handle.availableData
+            if data.isEmpty { handle.readabilityHandler = nil; return }
+            let text = String(decoding: data, as: UTF8.self)
+            let complete = partial.withLock { p -> [String] in
+                p += text
+                var parts = p.components(separatedBy: "\n")
+                p = parts.removeLast()
+                return parts
+            }
+            lines.withLock { $0.append(contentsOf: complete) }
+        }
+    }
+}
