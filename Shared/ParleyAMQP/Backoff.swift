@@ -21,7 +21,7 @@ public struct Backoff: Sendable, Equatable {
     /// The un-jittered delay for the given attempt (0-based), capped at `maximum`.
     public func ceiling(forAttempt n: Int) -> Duration {
         let base = initial.seconds * pow(multiplier, Double(min(n, 64)))
-        return min(Duration.seconds(base), maximum)
+        return min(Duration.microseconds(Int64((base * 1e6).rounded())), maximum)
     }
 
     public mutating func next<R: RandomNumberGenerator>(using rng: inout R) -> Duration {
@@ -29,7 +29,7 @@ public struct Backoff: Sendable, Equatable {
         attempt += 1
         let low = ceiling * (1 - jitter)
         let value = low == ceiling ? ceiling : Double.random(in: low...ceiling, using: &rng)
-        return .seconds(value)
+        return .microseconds(Int64((value * 1e6).rounded()))
     }
 
     public mutating func next() -> Duration {

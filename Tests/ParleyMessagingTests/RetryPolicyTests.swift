@@ -1,0 +1,34 @@
+import Testing
+import ParleyAMQP
+@testable import ParleyMessaging
+
+@Suite("Retry policy")
+struct RetryPolicyTests {
+    let topology = Topology(exchanges: [], queues: [], retryDelays: [.seconds(1), .seconds(10)])
+
+    @Test("Transient failures go through the tiers, then are dead-lettered with the reason")
+    func transient() {
+        let policy = RetryPolicy(maxRetries: 3)
+        let e = HandlerFailure.transient("503 from the webshop")
+        #expect(policy.decide(error: e, retriesSoFar: 0, topology: topology) == .retry(tierQueue: "parley.retry.1000ms", attempt: 1))
+        #expect(policy.decide(error: e, retriesSoFar: 1, topology: topology) == .retry(tierQueue: "parley.retry.10000ms", attempt: 2))
+        #expect(policy.decide(error: e, retriesSoFar: 2, topology: topology) == .retry(tierQueue: "parley.retry.10000ms", attempt: 3))
+        #expect(policy.decide(error: e, retriesSoFar: 3, topology: topology) == .deadLetter(reason: "gave up after 3 retries: 503 from the webshop"))
+    }
+
+    @Test("Permanent failures and unknown errors are dead-lettered at once")
+    func permanent() {
+        struct Boom: Error {}
+        let policy = RetryPolicy()
+        #expect(policy.decide(error: HandlerFailure.permanent("no name"), retriesSoFar: 0, topology: topology) == .deadLetter(reason: "no name"))
+        #expect(policy.decide(error: Boom(), retriesSoFar: 0, topology: topology) == .deadLetter(reason: "Boom()"))
+    }
+
+    @Test("Transient broker errors are retried; a topology without tiers dead-letters")
+    func brokerErrors() {
+        let policy = RetryPolicy()
+        #expect(policy.decide(error: AMQPError.connectionLost("x"), retriesSoFar: 0, topology: topology) == .retry(tierQueue: "parley.retry.1000ms", attempt: 1))
+        let noTiers = Topology(exchanges: [], queues: [], retryDelays: [])
+        #expect(policy.decide(error: HandlerFailure.transient("x"), retriesSoFar: 0, topology: noTiers) == .deadLetter(reason: "gave up after 0 retries: x"))
+    }
+}
