@@ -9,6 +9,8 @@ final class AMQPSocket {
     let endpoint: AMQPEndpoint
     /// The negotiated heartbeat in seconds (0 = none).
     private(set) var heartbeat: Int32 = 0
+    /// Scratch memory for the C structures of one call at a time.
+    private let arena = CArena()
 
     init(endpoint: AMQPEndpoint, configuration: AMQPConfiguration) throws {
         self.endpoint = endpoint
@@ -76,18 +78,18 @@ final class AMQPSocket {
 
     func declare(_ d: Topology.Declarations, channel: UInt16) throws {
         for e in d.exchanges {
-            let arena = CArena()
+            arena.reset()
             amqp_exchange_declare(state, channel, arena.bytes(e.name), arena.bytes(e.kind.rawValue),
                                   0, 1, 0, 0, amqp_empty_table)
             try check(amqp_get_rpc_reply(state), "exchange.declare \(e.name)")
         }
         for q in d.queues {
-            let arena = CArena()
+            arena.reset()
             amqp_queue_declare(state, channel, arena.bytes(q.name), 0, 1, 0, 0, arena.table(q.arguments))
             try check(amqp_get_rpc_reply(state), "queue.declare \(q.name)")
         }
         for (queue, b) in d.bindings {
-            let arena = CArena()
+            arena.reset()
             amqp_queue_bind(state, channel, arena.bytes(queue), arena.bytes(b.exchange), arena.bytes(b.routingKey),
                             arena.table(b.arguments))
             try check(amqp_get_rpc_reply(state), "queue.bind \(queue) to \(b.exchange)")
@@ -106,14 +108,14 @@ final class AMQPSocket {
 
     /// Starts consuming; returns the consumer tag.
     func consume(channel: UInt16, queue: String, consumerTag: String) throws -> String {
-        let arena = CArena()
+        arena.reset()
         let ok = amqp_basic_consume(state, channel, arena.bytes(queue), arena.bytes(consumerTag), 0, 0, 0, amqp_empty_table)
         try check(amqp_get_rpc_reply(state), "basic.consume \(queue)")
         return ok.map { $0.pointee.consumer_tag.string } ?? consumerTag
     }
 
     func cancel(channel: UInt16, consumerTag: String) throws {
-        let arena = CArena()
+        arena.reset()
         amqp_basic_cancel(state, channel, arena.bytes(consumerTag))
         try check(amqp_get_rpc_reply(state), "basic.cancel")
     }
@@ -121,7 +123,7 @@ final class AMQPSocket {
     // MARK: publishing and acknowledging (asynchronous methods: no reply awaited)
 
     func publish(channel: UInt16, _ m: OutgoingMessage) throws {
-        let arena = CArena()
+        arena.reset()
         var props = m.properties.c(in: arena)
         let rc = m.body.withUnsafeBytes { body in
             amqp_basic_publish(state, channel, arena.bytes(m.exchange), arena.bytes(m.routingKey),

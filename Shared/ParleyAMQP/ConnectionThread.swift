@@ -43,19 +43,20 @@ final class Mailbox<Command: Sendable>: Sendable {
     }
 
     /// Sleeps until a command is queued, `socket` (if any) is readable or closed, or the
-    /// timeout passes. Returns whether the socket is readable. Call only from the owning thread.
+    /// timeout passes; with commands already queued it only checks the socket. Returns whether
+    /// the socket is readable. Call only from the owning thread.
     func wait(socket: Int32?, timeout: Duration) -> Bool {
         let asleep = state.withLock { s -> Bool in
             guard s.items.isEmpty else { return false }
             s.sleeping = true
             return true
         }
-        guard asleep else { return false }
         var fds = [pollfd(fd: eventFD, events: Int16(POLLIN), revents: 0)]
         if let socket, socket >= 0 { fds.append(pollfd(fd: socket, events: Int16(POLLIN), revents: 0)) }
-        let ms = Int32(min(max(timeout.seconds * 1000, 0), 3_600_000).rounded(.up))
+        guard asleep || fds.count > 1 else { return false }
+        let ms = asleep ? Int32(min(max(timeout.seconds * 1000, 0), 3_600_000).rounded(.up)) : 0
         _ = poll(&fds, nfds_t(fds.count), ms)
-        state.withLock { $0.sleeping = false }
+        if asleep { state.withLock { $0.sleeping = false } }
         if fds[0].revents != 0 {
             var counter: UInt64 = 0
             _ = read(eventFD, &counter, 8)

@@ -33,11 +33,7 @@ public struct AMQPDelivery: Sendable {
 /// topology, sets the prefetch and consumes again) and across a broker-initiated cancel (the
 /// queue is re-declared and consumed again). It ends after `cancel()` or `close()`.
 public final class AMQPConsumer: Sendable {
-    enum Settlement: Sendable {
-        case ack
-        case nack(requeue: Bool)
-        case reject(requeue: Bool)
-    }
+    typealias Settlement = AckBatcher.Kind
     enum Command: Sendable {
         case settle(UInt64, UInt64, Settlement)
         case cancel(CheckedContinuation<Void, Never>)
@@ -82,6 +78,7 @@ private final class ConsumerWorker: @unchecked Sendable {
     static let channel: UInt16 = 1
 
     var generation: UInt64 = 0
+    var acks = AckBatcher()
     var wantConsuming = true
     var consumerTag: String?
     var cancelWaiters: [CheckedContinuation<Void, Never>] = []
@@ -134,28 +131,33 @@ private final class ConsumerWorker: @unchecked Sendable {
     /// Applies queued commands. Settlements for an older connection are dropped: their
     /// delivery tags mean nothing on the new channel, and the broker redelivers the messages.
     private func processCommands(socket: AMQPSocket?) {
+        var batch: [(tag: UInt64, kind: AckBatcher.Kind)] = []
         for command in mailbox.take() {
             switch command {
             case .settle(let gen, let tag, let how):
-                guard let socket, gen == generation else {
+                if socket != nil, gen == generation {
+                    batch.append((tag, how))
+                } else {
                     logger.debug("AMQP settlement for a previous connection dropped", metadata: ["deliveryTag": "\(tag)"])
-                    continue
-                }
-                do {
-                    switch how {
-                    case .ack: try socket.ack(channel: Self.channel, tag: tag, multiple: false)
-                    case .nack(let requeue): try socket.nack(channel: Self.channel, tag: tag, multiple: false, requeue: requeue)
-                    case .reject(let requeue): try socket.reject(channel: Self.channel, tag: tag, requeue: requeue)
-                    }
-                } catch {
-                    // The read side notices the broken connection and reconnects.
-                    logger.warning("AMQP settlement failed", metadata: ["error": "\(error)"])
                 }
             case .cancel(let c):
                 cancelWaiters.append(c)
             case .close(let c):
                 closeWaiters.append(c)
             }
+        }
+        guard let socket, !batch.isEmpty else { return }
+        do {
+            for f in acks.frames(for: batch) {
+                switch f.kind {
+                case .ack: try socket.ack(channel: Self.channel, tag: f.tag, multiple: f.multiple)
+                case .nack(let requeue): try socket.nack(channel: Self.channel, tag: f.tag, multiple: f.multiple, requeue: requeue)
+                case .reject(let requeue): try socket.reject(channel: Self.channel, tag: f.tag, requeue: requeue)
+                }
+            }
+        } catch {
+            // The read side notices the broken connection and reconnects.
+            logger.warning("AMQP settlement failed", metadata: ["error": "\(error)"])
         }
     }
 
@@ -164,10 +166,12 @@ private final class ConsumerWorker: @unchecked Sendable {
         if let declarations { try socket.declare(declarations, channel: Self.channel) }
         try socket.qos(channel: Self.channel, prefetch: prefetch)
         generation += 1
+        acks.reset()
         if wantConsuming { try subscribe(socket) }
         backoff.reset()
         let heartbeat = Duration.seconds(Int64(socket.heartbeat))
         var lastHeard = monotonicNow()
+        var readable = true
 
         while true {
             processCommands(socket: socket)
@@ -184,21 +188,21 @@ private final class ConsumerWorker: @unchecked Sendable {
                 return
             }
 
-            var heard = false
-            while let frame = try socket.nextFrame() {
-                heard = true
-                try handle(frame, socket)
-            }
-            socket.releaseBuffers()
-            if heard {
+            if readable || socket.hasBufferedInput {
+                while let frame = try socket.nextFrame() {
+                    try handle(frame, socket)
+                }
+                socket.releaseBuffers()
                 lastHeard = monotonicNow()
-                continue
             }
             let timeout = heartbeat > .zero ? min(heartbeat / 2, .seconds(1)) : .seconds(1)
-            if mailbox.wait(socket: socket.fileDescriptor, timeout: timeout) {
-                lastHeard = monotonicNow()
-            } else if heartbeat > .zero, monotonicNow() - lastHeard > heartbeat * 2 {
-                throw AMQPError.connectionLost("no heartbeat from \(socket.endpoint) for \(heartbeat * 2)")
+            readable = mailbox.wait(socket: socket.fileDescriptor, timeout: timeout)
+            if !readable, heartbeat > .zero, monotonicNow() - lastHeard > heartbeat / 2 {
+                // Quiet for a while: a read attempt sends our heartbeat when one is due.
+                _ = try socket.nextFrame().map { try handle($0, socket) }
+                if monotonicNow() - lastHeard > heartbeat * 2 {
+                    throw AMQPError.connectionLost("no heartbeat from \(socket.endpoint) for \(heartbeat * 2)")
+                }
             }
         }
     }

@@ -71,17 +71,45 @@ public struct AMQPTable: Sendable, Hashable, ExpressibleByDictionaryLiteral {
 
 // MARK: - C conversion
 
-/// Owns C memory for the duration of one call into rabbitmq-c (tables, strings, bodies).
+/// C memory for one call into rabbitmq-c (tables, strings): a bump allocator over reusable
+/// chunks. `reset()` makes everything allocated before reusable, so a thread-confined owner
+/// (one per connection) pays no malloc per publish.
 final class CArena {
-    private var blocks: [UnsafeMutableRawPointer] = []
+    private var chunks: [(base: UnsafeMutableRawPointer, size: Int)] = []
+    private var chunk = 0
+    private var offset = 0
+    private let chunkSize: Int
 
-    deinit { for b in blocks { free(b) } }
+    init(chunkSize: Int = 16 * 1024) { self.chunkSize = chunkSize }
+
+    deinit { for c in chunks { free(c.base) } }
+
+    func reset() {
+        chunk = 0
+        offset = 0
+    }
+
+    func allocate(_ n: Int) -> UnsafeMutableRawPointer {
+        let size = (max(n, 1) + 15) & ~15
+        while chunk < chunks.count {
+            if offset + size <= chunks[chunk].size {
+                defer { offset += size }
+                return chunks[chunk].base + offset
+            }
+            chunk += 1
+            offset = 0
+        }
+        let newSize = max(chunkSize, size)
+        chunks.append((malloc(newSize)!, newSize))
+        chunk = chunks.count - 1
+        offset = size
+        return chunks[chunk].base
+    }
 
     func bytes(_ data: some Collection<UInt8>) -> amqp_bytes_t {
         let n = data.count
         guard n > 0 else { return amqp_bytes_t(len: 0, bytes: nil) }
-        let p = malloc(n)!
-        blocks.append(p)
+        let p = allocate(n)
         let buf = UnsafeMutableRawBufferPointer(start: p, count: n)
         buf.copyBytes(from: data)
         return amqp_bytes_t(len: n, bytes: p)
@@ -89,16 +117,9 @@ final class CArena {
 
     func bytes(_ s: String) -> amqp_bytes_t { bytes(Array(s.utf8)) }
 
-    func cString(_ s: String) -> UnsafePointer<CChar> {
-        let p = strdup(s)!
-        blocks.append(UnsafeMutableRawPointer(p))
-        return UnsafePointer(p)
-    }
-
     func table(_ t: AMQPTable) -> amqp_table_t {
         guard !t.entries.isEmpty else { return amqp_table_t(num_entries: 0, entries: nil) }
-        let raw = malloc(MemoryLayout<amqp_table_entry_t>.stride * t.entries.count)!
-        blocks.append(raw)
+        let raw = allocate(MemoryLayout<amqp_table_entry_t>.stride * t.entries.count)
         let entries = raw.bindMemory(to: amqp_table_entry_t.self, capacity: t.entries.count)
         for (i, e) in t.entries.enumerated() {
             entries[i] = amqp_table_entry_t(key: bytes(e.key), value: value(e.value))
@@ -122,8 +143,7 @@ final class CArena {
             if a.isEmpty {
                 f.value.array = amqp_array_t(num_entries: 0, entries: nil)
             } else {
-                let raw = malloc(MemoryLayout<amqp_field_value_t>.stride * a.count)!
-                blocks.append(raw)
+                let raw = allocate(MemoryLayout<amqp_field_value_t>.stride * a.count)
                 let p = raw.bindMemory(to: amqp_field_value_t.self, capacity: a.count)
                 for (i, e) in a.enumerated() { p[i] = value(e) }
                 f.value.array = amqp_array_t(num_entries: Int32(a.count), entries: p)

@@ -126,6 +126,7 @@ private final class PublisherWorker: @unchecked Sendable {
         backoff.reset()
         let heartbeat = Duration.seconds(Int64(socket.heartbeat))
         var lastHeard = monotonicNow()
+        var readable = true
 
         while true {
             absorb()
@@ -143,20 +144,23 @@ private final class PublisherWorker: @unchecked Sendable {
                 pendingHead = 0
             }
 
-            var heard = false
-            while let frame = try socket.nextFrame() {
-                heard = true
-                try handle(frame, socket)
-            }
-            socket.releaseBuffers()
-            if heard { lastHeard = monotonicNow() }
-            if heard || (hasPending && tracker.inFlight < window) { continue }
-
-            let timeout = heartbeat > .zero ? min(heartbeat / 2, .seconds(1)) : .seconds(1)
-            if mailbox.wait(socket: socket.fileDescriptor, timeout: timeout) {
+            if readable || socket.hasBufferedInput {
+                while let frame = try socket.nextFrame() {
+                    try handle(frame, socket)
+                }
+                socket.releaseBuffers()
                 lastHeard = monotonicNow()
-            } else if heartbeat > .zero, monotonicNow() - lastHeard > heartbeat * 2 {
-                throw AMQPError.connectionLost("no heartbeat from \(socket.endpoint) for \(heartbeat * 2)")
+            }
+            // Sleep only when there is nothing we could send.
+            let canSend = hasPending && tracker.inFlight < window
+            let timeout = canSend ? .zero : (heartbeat > .zero ? min(heartbeat / 2, .seconds(1)) : .seconds(1))
+            readable = mailbox.wait(socket: socket.fileDescriptor, timeout: timeout)
+            if !readable, heartbeat > .zero, monotonicNow() - lastHeard > heartbeat / 2 {
+                // Quiet for a while: a read attempt sends our heartbeat when one is due.
+                _ = try socket.nextFrame().map { try handle($0, socket) }
+                if monotonicNow() - lastHeard > heartbeat * 2 {
+                    throw AMQPError.connectionLost("no heartbeat from \(socket.endpoint) for \(heartbeat * 2)")
+                }
             }
         }
     }

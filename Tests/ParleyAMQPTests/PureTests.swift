@@ -175,3 +175,46 @@ struct TopologyTests {
         #expect(topology.declarations() == topology.declarations())
     }
 }
+
+@Suite("Ack batching")
+struct AckBatcherTests {
+    typealias F = AckBatcher.Frame
+
+    @Test("In-order acks become one multiple ack")
+    func inOrder() {
+        var b = AckBatcher()
+        #expect(b.frames(for: [(1, .ack), (2, .ack), (3, .ack)]) == [F(kind: .ack, tag: 3, multiple: true)])
+        #expect(b.frames(for: [(4, .ack)]) == [F(kind: .ack, tag: 4, multiple: true)])
+        #expect(b.settledBelow == 5)
+    }
+
+    @Test("A multiple ack never covers a delivery still held: acks beyond a gap go out singly")
+    func gap() {
+        var b = AckBatcher()
+        // 2 is still being handled.
+        #expect(b.frames(for: [(1, .ack), (3, .ack), (4, .ack)]) ==
+                [F(kind: .ack, tag: 1, multiple: true), F(kind: .ack, tag: 3, multiple: false), F(kind: .ack, tag: 4, multiple: false)])
+        // When 2 is acked, the prefix jumps over the singly acked 3 and 4 without acking them again.
+        #expect(b.frames(for: [(2, .ack), (5, .ack)]) == [F(kind: .ack, tag: 5, multiple: true)])
+        #expect(b.settledBelow == 6)
+    }
+
+    @Test("Nacks and rejects go out singly and are never acked again")
+    func nacks() {
+        var b = AckBatcher()
+        let frames = b.frames(for: [(1, .ack), (2, .nack(requeue: true)), (3, .ack), (4, .reject(requeue: false))])
+        #expect(frames == [F(kind: .nack(requeue: true), tag: 2, multiple: false),
+                           F(kind: .reject(requeue: false), tag: 4, multiple: false),
+                           F(kind: .ack, tag: 3, multiple: true)])
+        #expect(b.settledBelow == 5)
+        #expect(b.frames(for: [(3, .ack), (4, .ack)]).isEmpty, "a tag is settled once")
+    }
+
+    @Test("A new channel starts from tag 1 again")
+    func reset() {
+        var b = AckBatcher()
+        _ = b.frames(for: [(1, .ack), (2, .ack)])
+        b.reset()
+        #expect(b.frames(for: [(1, .ack)]) == [F(kind: .ack, tag: 1, multiple: true)])
+    }
+}
