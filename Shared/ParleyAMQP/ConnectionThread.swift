@@ -102,3 +102,22 @@ func connect(configuration: AMQPConfiguration, backoff: inout Backoff, startAt i
 
 /// A monotonic clock reading for the loops' heartbeat bookkeeping.
 @inline(__always) func monotonicNow() -> ContinuousClock.Instant { ContinuousClock.now }
+
+/// Whether a publisher's or consumer's connection is up with its topology declared (and, for a
+/// consumer, consuming): what a service's readiness check reports.
+public final class ConnectionReadiness: Sendable {
+    private let flag = Atomic<Bool>(false)
+    init() {}
+    public var isReady: Bool { flag.load(ordering: .acquiring) }
+    func set(_ ready: Bool) { flag.store(ready, ordering: .releasing) }
+
+    /// Waits until ready; false if `timeout` passed first.
+    public func wait(timeout: Duration) async -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while !isReady {
+            if ContinuousClock.now >= deadline { return false }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return true
+    }
+}

@@ -43,6 +43,8 @@ public final class AMQPConsumer: Sendable {
     public let queue: String
     public let deliveries: AsyncStream<AMQPDelivery>
     private let mailbox = Mailbox<Command>()
+    /// Up, with the topology declared and consuming.
+    public let readiness = ConnectionReadiness()
 
     public init(configuration: AMQPConfiguration, queue: String, topology: Topology? = nil, prefetch: UInt16 = 256,
                 logger: Logger = Logger(label: "parley.amqp.consumer")) {
@@ -50,7 +52,7 @@ public final class AMQPConsumer: Sendable {
         let (stream, continuation) = AsyncStream.makeStream(of: AMQPDelivery.self, bufferingPolicy: .unbounded)
         deliveries = stream
         let worker = ConsumerWorker(configuration: configuration, queue: queue, declarations: topology?.declarations(),
-                                    prefetch: prefetch, mailbox: mailbox, output: continuation, logger: logger)
+                                    prefetch: prefetch, mailbox: mailbox, output: continuation, readiness: readiness, logger: logger)
         startConnectionThread(name: "amqp-consumer \(queue)") { worker.run() }
     }
 
@@ -74,6 +76,7 @@ private final class ConsumerWorker: @unchecked Sendable {
     let prefetch: UInt16
     let mailbox: Mailbox<AMQPConsumer.Command>
     let output: AsyncStream<AMQPDelivery>.Continuation
+    let readiness: ConnectionReadiness
     let logger: Logger
     static let channel: UInt16 = 1
 
@@ -87,7 +90,9 @@ private final class ConsumerWorker: @unchecked Sendable {
     var endpointIndex = 0
 
     init(configuration: AMQPConfiguration, queue: String, declarations: Topology.Declarations?, prefetch: UInt16,
-         mailbox: Mailbox<AMQPConsumer.Command>, output: AsyncStream<AMQPDelivery>.Continuation, logger: Logger) {
+         mailbox: Mailbox<AMQPConsumer.Command>, output: AsyncStream<AMQPDelivery>.Continuation,
+         readiness: ConnectionReadiness, logger: Logger) {
+        self.readiness = readiness
         self.configuration = configuration
         self.queue = queue
         self.declarations = declarations
@@ -169,6 +174,8 @@ private final class ConsumerWorker: @unchecked Sendable {
         acks.reset()
         if wantConsuming { try subscribe(socket) }
         backoff.reset()
+        readiness.set(true)
+        defer { readiness.set(false) }
         let heartbeat = Duration.seconds(Int64(socket.heartbeat))
         var lastHeard = monotonicNow()
         var readable = true

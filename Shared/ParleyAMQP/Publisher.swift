@@ -19,12 +19,14 @@ public final class AMQPPublisher: Sendable {
     }
 
     private let mailbox = Mailbox<Command>()
+    /// Up, with the topology declared and confirm mode on.
+    public let readiness = ConnectionReadiness()
 
     public init(configuration: AMQPConfiguration, topology: Topology? = nil, window: Int = 512,
                 logger: Logger = Logger(label: "parley.amqp.publisher")) {
         precondition(window > 0)
         let worker = PublisherWorker(configuration: configuration, declarations: topology?.declarations(),
-                                     window: window, mailbox: mailbox, logger: logger)
+                                     window: window, mailbox: mailbox, readiness: readiness, logger: logger)
         startConnectionThread(name: "amqp-publisher \(configuration.connectionName)") { worker.run() }
     }
 
@@ -55,6 +57,7 @@ private final class PublisherWorker: @unchecked Sendable {
     let declarations: Topology.Declarations?
     let window: Int
     let mailbox: Mailbox<AMQPPublisher.Command>
+    let readiness: ConnectionReadiness
     let logger: Logger
     static let channel: UInt16 = 1
 
@@ -66,7 +69,8 @@ private final class PublisherWorker: @unchecked Sendable {
     var endpointIndex = 0
 
     init(configuration: AMQPConfiguration, declarations: Topology.Declarations?, window: Int,
-         mailbox: Mailbox<AMQPPublisher.Command>, logger: Logger) {
+         mailbox: Mailbox<AMQPPublisher.Command>, readiness: ConnectionReadiness, logger: Logger) {
+        self.readiness = readiness
         self.configuration = configuration
         self.declarations = declarations
         self.window = window
@@ -124,6 +128,8 @@ private final class PublisherWorker: @unchecked Sendable {
         if let declarations { try socket.declare(declarations, channel: Self.channel) }
         try socket.confirmSelect(channel: Self.channel)
         backoff.reset()
+        readiness.set(true)
+        defer { readiness.set(false) }
         let heartbeat = Duration.seconds(Int64(socket.heartbeat))
         var lastHeard = monotonicNow()
         var readable = true

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import ParleyAMQP
+import ParleyMessaging
 
 /// Everything that talks to the real broker runs one test at a time: the restart test stops
 /// the broker under everyone's feet.
@@ -84,5 +85,24 @@ struct BrokerTests {
         #expect(first == "after")
         await consumer.close()
         await publisher.close()
+    }
+}
+
+extension BrokerTests {
+    @Test("Parley's standard topology declares cleanly, and again (every service declares it on every connect)")
+    func standardTopology() async throws {
+        for round in 1...2 {
+            let consumer = AMQPConsumer(configuration: try Broker.configuration("test-topology-\(round)"),
+                                        queue: ParleyTopology.Queues.linkEvents, topology: ParleyTopology.standard)
+            // Ready means connected, every declaration done and consuming.
+            #expect(await consumer.readiness.wait(timeout: .seconds(30)))
+            let (status, _) = try await Broker.management("GET", "/api/queues/\(Broker.vhostPath)/\(ParleyTopology.Queues.linkEvents)")
+            #expect(status == 200)
+            await consumer.cancel()
+            await consumer.close()
+        }
+        let (_, data) = try await Broker.management("GET", "/api/queues/\(Broker.vhostPath)/mapping.changes")
+        let json = try JSONSerialization.jsonObject(with: data) as? [String: Any]
+        #expect((json?["arguments"] as? [String: Any])?["x-queue-type"] as? String == "quorum")
     }
 }
