@@ -86,6 +86,7 @@ struct EnvelopeSchemaTests {
         for (name, envelope) in try Self.validExamples() {
             try envelope.encodedData().write(to: validDirectory.appendingPathComponent("\(name).json"))
         }
+        try Data(Self.documentedExample().utf8).write(to: validDirectory.appendingPathComponent("docs-example.json"))
         for (name, document) in Self.invalidExamples() {
             let bytes = Fixtures.bytes(document)
             // The decoder must agree with the schema about every broken document.
@@ -100,12 +101,34 @@ struct EnvelopeSchemaTests {
 
         switch result.status {
         case 0:
-            #expect(result.output.contains("\(try Self.validExamples().count + Self.invalidExamples().count)/"))
+            #expect(result.output.contains("\(try Self.validExamples().count + 1 + Self.invalidExamples().count)/"))
         case 3:
             Issue.record("The Python package jsonschema is missing (pip install jsonschema, or apt install python3-jsonschema):\n\(result.output)")
         default:
             Issue.record("Schema check failed (exit \(result.status)):\n\(result.output)")
         }
+    }
+
+    /// The first ```json block of docs/envelope.md.
+    static func documentedExample() throws -> String {
+        let markdown = try String(contentsOf: repositoryRoot.appendingPathComponent("docs/envelope.md"), encoding: .utf8)
+        guard let start = markdown.range(of: "```json\n"),
+            let end = markdown.range(of: "\n```", range: start.upperBound..<markdown.endIndex)
+        else {
+            Issue.record("docs/envelope.md has no ```json example")
+            return ""
+        }
+        return String(markdown[start.upperBound..<end.lowerBound])
+    }
+
+    @Test func documentedExampleDecodes() throws {
+        let envelope = try Envelope.decode(Array(try Self.documentedExample().utf8))
+        #expect(envelope.kind == .canonical)
+        #expect(envelope.causationId == envelope.correlationId)
+        #expect(envelope.timeText == "2025-01-31T12:00:00.250Z")
+        #expect(envelope.payload["creditLimit"]?.number?.text == "12345678901234567.89")
+        // The documentation shows the wire field order.
+        #expect(try JSONValue.parse(envelope.encoded()).object?.keys == JSONValue.parse(Self.documentedExample()).object?.keys)
     }
 
     private func runPython(script: URL, arguments: [String]) throws -> (status: Int32, output: String) {
