@@ -99,9 +99,9 @@ private struct JSONParser {
         self.maxDepth = maxDepth
     }
 
-    private enum Frame {
-        case array([JSONValue])
-        case object(JSONObject, key: String)
+    private enum Container {
+        case array
+        case object
     }
 
     private static let quote = UInt8(ascii: "\"")
@@ -112,36 +112,44 @@ private struct JSONParser {
         if bytes.starts(with: [0xEF, 0xBB, 0xBF]) {
             throw JSONParseError(offset: 0, reason: .unexpectedByte(0xEF, expected: "a JSON value (byte order marks are not allowed)"))
         }
-        var stack: [Frame] = []
+        // Open containers, innermost last. Their contents live in separate stacks that are
+        // mutated in place (never copied out and back), which keeps parsing linear.
+        var open: [Container] = []
+        var arrays: [[JSONValue]] = []
+        var objects: [JSONObject] = []
+        var keys: [String] = []
         var value: JSONValue
 
-        // Each turn of the loop reads one value start; containers push a frame and continue,
-        // and completed values are folded into the enclosing frames.
+        // Each turn of the loop reads one value start; containers are pushed and the loop
+        // continues with their first element, and completed values are folded into the
+        // enclosing containers.
         parseValue: while true {
             skipWhitespace()
             guard i < bytes.count else { throw error(.unexpectedEndOfInput) }
             switch bytes[i] {
             case UInt8(ascii: "{"):
-                if stack.count >= maxDepth { throw error(.depthLimitExceeded(maxDepth)) }
+                if open.count >= maxDepth { throw error(.depthLimitExceeded(maxDepth)) }
                 i += 1
                 skipWhitespace()
                 if peek() == UInt8(ascii: "}") {
                     i += 1
                     value = .object(JSONObject())
                 } else {
-                    let key = try parseKey(in: JSONObject(), first: true)
-                    stack.append(.object(JSONObject(), key: key))
+                    keys.append(try parseKey(in: JSONObject(), first: true))
+                    open.append(.object)
+                    objects.append(JSONObject())
                     continue parseValue
                 }
             case UInt8(ascii: "["):
-                if stack.count >= maxDepth { throw error(.depthLimitExceeded(maxDepth)) }
+                if open.count >= maxDepth { throw error(.depthLimitExceeded(maxDepth)) }
                 i += 1
                 skipWhitespace()
                 if peek() == UInt8(ascii: "]") {
                     i += 1
                     value = .array([])
                 } else {
-                    stack.append(.array([]))
+                    open.append(.array)
+                    arrays.append([])
                     continue parseValue
                 }
             default:
@@ -150,7 +158,7 @@ private struct JSONParser {
 
             // Fold the finished value into its container(s).
             while true {
-                guard let frame = stack.popLast() else {
+                guard let container = open.last else {
                     skipWhitespace()
                     if i < bytes.count {
                         if bytes[i] == UInt8(ascii: "/") { throw error(.commentsNotAllowed) }
@@ -158,33 +166,33 @@ private struct JSONParser {
                     }
                     return value
                 }
-                switch frame {
-                case .array(var elements):
-                    elements.append(value)
+                switch container {
+                case .array:
+                    arrays[arrays.count - 1].append(value)
                     skipWhitespace()
                     switch try next() {
                     case UInt8(ascii: ","):
                         skipWhitespace()
                         if peek() == UInt8(ascii: "]") { throw error(.trailingComma) }
-                        stack.append(.array(elements))
                         continue parseValue
                     case UInt8(ascii: "]"):
-                        value = .array(elements)
+                        open.removeLast()
+                        value = .array(arrays.removeLast())
                     case let byte:
                         throw unexpected(byte, at: i - 1, expected: "',' or ']'")
                     }
-                case .object(var object, let key):
-                    object.insertNew(key, value)
+                case .object:
+                    objects[objects.count - 1].insertNew(keys.removeLast(), value)
                     skipWhitespace()
                     switch try next() {
                     case UInt8(ascii: ","):
                         skipWhitespace()
                         if peek() == UInt8(ascii: "}") { throw error(.trailingComma) }
-                        let nextKey = try parseKey(in: object, first: false)
-                        stack.append(.object(object, key: nextKey))
+                        keys.append(try parseKey(in: objects[objects.count - 1], first: false))
                         continue parseValue
                     case UInt8(ascii: "}"):
-                        value = .object(object)
+                        open.removeLast()
+                        value = .object(objects.removeLast())
                     case let byte:
                         throw unexpected(byte, at: i - 1, expected: "',' or '}'")
                     }

@@ -100,6 +100,19 @@ struct JSONParserTests {
         #expect(value.serializedString() == text)
     }
 
+    /// Guards against containers being copied per element (quadratic: a 4 MB document once took
+    /// minutes in a debug build). Linear parsing takes well under a second here.
+    @Test func largeDocumentsParseInLinearTime() throws {
+        let count = 20_000
+        let array = "[" + (0..<count).map { #"{"id":\#($0),"price":12345.67,"tags":["a"]}"# }.joined(separator: ",") + "]"
+        let object = "{" + (0..<count).map { #""k\#($0)":[\#($0)]"# }.joined(separator: ",") + "}"
+        let clock = ContinuousClock()
+        let start = clock.now
+        #expect(try JSONValue.parse(array).array?.count == count)
+        #expect(try JSONValue.parse(object).object?.count == count)
+        #expect(clock.now - start < .seconds(10))
+    }
+
     @Test func literalsAndMutation() {
         var value: JSONValue = ["a": 1]
         value["b"] = "two"
@@ -109,6 +122,14 @@ struct JSONParserTests {
         #expect(JSONNumber("01") == nil)
         #expect(JSONNumber("1.") == nil)
         #expect(JSONNumber("-0.5e+7")?.text == "-0.5e+7")
+        #expect(JSONNumber(5).text == "5")
+        #expect(JSONNumber(UInt8(7)).text == "7")
+        #expect(JSONNumber(1.5)?.text == "1.5")
+        #expect(JSONNumber(2.0)?.text == "2")
+        #expect(JSONNumber(Double.nan) == nil)
+        #expect(JSONNumber(Decimal(string: "-12.340")!)?.text == "-12.34")
+        let price: JSONValue = 19.99
+        #expect(price.number?.text == "19.99")
     }
 
     @Test func codableBestEffort() throws {
