@@ -6,10 +6,15 @@ LOCAL := infra/local/parley-local
 LOCAL_DIR ?= /var/tmp/parley-local
 WITH_ENV = set -a && . $(LOCAL_DIR)/parley.env && set +a &&
 
-.PHONY: test demo infra infra-down build bench
+.PHONY: test demo infra infra-down build bench test-tools
 
 infra:
 	@PARLEY_LOCAL_DIR=$(LOCAL_DIR) $(LOCAL) up
+
+# The envelope's JSON-Schema check runs Python's jsonschema.
+test-tools:
+	@python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install -q jsonschema 2>/dev/null \
+	  || (apt-get install -y -qq python3-jsonschema >/dev/null 2>&1 || sudo apt-get install -y -qq python3-jsonschema)
 
 infra-down:
 	@PARLEY_LOCAL_DIR=$(LOCAL_DIR) $(LOCAL) down
@@ -17,7 +22,7 @@ infra-down:
 build:
 	swift build
 
-test: infra
+test: infra test-tools
 	$(WITH_ENV) swift test
 
 demo: infra

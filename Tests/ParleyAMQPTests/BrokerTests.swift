@@ -106,3 +106,67 @@ extension BrokerTests {
         #expect((json?["arguments"] as? [String: Any])?["x-queue-type"] as? String == "quorum")
     }
 }
+
+extension BrokerTests {
+    @Test("A list of broker addresses is tried in turn: a dead first node does not stop the connection")
+    func clusterFailover() async throws {
+        var configuration = try Broker.configuration("test-cluster")
+        let real = configuration.endpoints[0]
+        var dead = real
+        dead.port = 1  // nothing listens there
+        configuration.endpoints = [dead, real]
+        let publisher = AMQPPublisher(configuration: configuration)
+        #expect(await publisher.readiness.wait(timeout: .seconds(30)))
+        try await publisher.publish(exchange: "", routingKey: "no-such-queue-\(UUID().uuidString)", body: bytes("x"), mandatory: false)
+        await publisher.close()
+    }
+}
+
+extension BrokerTests {
+    static var tls: (url: String, ca: String)? {
+        let env = ProcessInfo.processInfo.environment
+        guard let url = env["PARLEY_AMQPS_URL"], let ca = env["PARLEY_AMQP_CA_FILE"] else {
+            Issue.record("PARLEY_AMQPS_URL / PARLEY_AMQP_CA_FILE not set: run the tests with `make test`")
+            return nil
+        }
+        return (url, ca)
+    }
+
+    @Test("amqps:// goes through rabbitmq-c's TLS socket, verifying the broker's certificate and host name")
+    func tlsConnection() async throws {
+        guard let tls = Self.tls else { return }
+        let prefix = Broker.uniquePrefix("tls")
+        defer { Task { await Broker.cleanUp(prefix) } }
+        let (topology, exchange, queue) = Broker.scratchTopology(prefix)
+        var configuration = try AMQPConfiguration(urls: tls.url, connectionName: "test-tls")
+        configuration.tls = AMQPTLSOptions(caCertificatePath: tls.ca, verifyPeer: true, verifyHostname: true)
+        #expect(configuration.endpoints[0].tls && configuration.endpoints[0].port == 5671)
+        let publisher = AMQPPublisher(configuration: configuration, topology: topology)
+        let consumer = AMQPConsumer(configuration: configuration, queue: queue, topology: topology)
+        try await publisher.publish(exchange: exchange, routingKey: "k", body: bytes("secret"), properties: .init(messageId: "over-tls"))
+        let got = try await withDeadline(.seconds(30), "a message over TLS") { () -> String? in
+            for await d in consumer.deliveries {
+                d.ack()
+                return d.properties.messageId
+            }
+            return nil
+        }
+        #expect(got == "over-tls")
+        await consumer.close()
+        await publisher.close()
+    }
+
+    @Test("A broker certificate that does not verify is refused with a clear error")
+    func tlsUntrusted() throws {
+        guard let tls = Self.tls else { return }
+        var configuration = try AMQPConfiguration(urls: tls.url, connectionName: "test-tls-untrusted")
+        // The system's CAs do not know the local CA.
+        configuration.tls = AMQPTLSOptions(caCertificatePath: "/etc/ssl/certs/ca-certificates.crt", verifyPeer: true, verifyHostname: true)
+        #expect {
+            _ = try AMQPSocket(endpoint: configuration.endpoints[0], configuration: configuration)
+        } throws: { error in
+            guard case AMQPError.library(let operation, _, _) = error else { return false }
+            return operation.hasPrefix("connect to")
+        }
+    }
+}
