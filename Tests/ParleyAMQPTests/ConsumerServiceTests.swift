@@ -136,3 +136,42 @@ extension BrokerTests {
         await publisher.close()
     }
 }
+
+extension BrokerTests {
+    @Test("An envelope travels through the broker intact, with its ids in the AMQP properties; a malformed body is dead-lettered with the field named")
+    func envelopeRoundTrip() async throws {
+        let prefix = Broker.uniquePrefix("envelope")
+        defer { Task { await Broker.cleanUp(prefix) } }
+        let (topology, exchange, queue) = Broker.scratchTopology(prefix)
+        let configuration = try Broker.configuration("test-envelope")
+        let publisher = AMQPPublisher(configuration: configuration, topology: topology)
+        let sent = try Envelope(kind: .change, system: .customerp, entityType: .customer, entityId: "C-1001",
+                                time: Date(timeIntervalSince1970: 1_800_000_000.123),
+                                payload: ["name": "Fjord Fisk AS", "creditLimit": .number(JSONNumber("12345678901234567.89")!)])
+        let received = Locked([Envelope]())
+        let service = ConsumerService(configuration: configuration, queue: queue, topology: topology, publisher: publisher) { delivery in
+            let envelope = try delivery.envelope()
+            #expect(delivery.properties.messageId == envelope.idText)
+            #expect(delivery.properties.type == "change")
+            #expect(delivery.properties.headers["parley-system"] == "customerp")
+            received.withLock { $0.append(envelope) }
+        }
+        let running = Task { try await service.run() }
+        try await publisher.publish(OutgoingMessage(envelope: sent, exchange: exchange, routingKey: "customerp.customer"))
+        try await publisher.publish(exchange: exchange, routingKey: "customerp.customer", body: bytes(#"{"version":1,"id":"nope"}"#),
+                                    properties: .init(messageId: "malformed"))
+        let dead = AMQPConsumer(configuration: try Broker.configuration("test-envelope-dead"), queue: Topology.deadLetterQueue(for: queue))
+        let reason = try await withDeadline(.seconds(30), "the malformed message in the dead-letter queue") { () -> String? in
+            for await d in dead.deliveries {
+                d.ack()
+                return d.properties.headers[ParleyHeaders.error]?.stringValue
+            }
+            return nil
+        }
+        #expect(reason?.hasPrefix(#"envelope: field "id" must be a lower-case UUID"#) == true, "\(reason ?? "none")")
+        #expect(received.withLock { $0 } == [sent])
+        running.cancel()
+        await dead.close()
+        await publisher.close()
+    }
+}
