@@ -108,6 +108,8 @@ private final class ConsumerWorker: @unchecked Sendable {
             let socket = connect(configuration: configuration, backoff: &backoff, startAt: &endpointIndex, logger: logger) { delay in
                 _ = mailbox.wait(socket: nil, timeout: delay)
                 processCommands(socket: nil)
+                // Cancelling while disconnected needs no broker: just end the stream.
+                if !cancelWaiters.isEmpty { finishStream() }
                 return closeWaiters.isEmpty
             }
             guard let socket else { break }

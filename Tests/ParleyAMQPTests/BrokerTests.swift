@@ -170,3 +170,24 @@ extension BrokerTests {
         }
     }
 }
+
+extension BrokerTests {
+    @Test("With no broker reachable, cancel and close still return, and a pending publish fails with .closed")
+    func noBroker() async throws {
+        var configuration = try Broker.configuration("test-no-broker")
+        configuration.endpoints[0].port = 1
+        let consumer = AMQPConsumer(configuration: configuration, queue: "nowhere")
+        let publisher = AMQPPublisher(configuration: configuration)
+        let publishing = Task { try await publisher.publish(exchange: "", routingKey: "nowhere", body: bytes("x")) }
+        try await Task.sleep(for: .milliseconds(300))
+        try await withDeadline(.seconds(10), "cancel and close without a broker") {
+            await consumer.cancel()
+            await consumer.close()
+            await publisher.close()
+        }
+        await #expect(throws: AMQPError.closed) { try await publishing.value }
+        var ended = true
+        for await _ in consumer.deliveries { ended = false }
+        #expect(ended)
+    }
+}
