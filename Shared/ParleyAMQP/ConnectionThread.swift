@@ -121,3 +121,44 @@ public final class ConnectionReadiness: Sendable {
         return true
     }
 }
+
+/// The half of a connection loop that publisher and consumer share: take the frames that are
+/// there, sleep until the socket or the mailbox has something, and keep the heartbeat promise
+/// (rabbitmq-c sends ours when asked for a frame after its deadline; a broker silent for two
+/// intervals is dead).
+struct SocketPump<Command: Sendable> {
+    let socket: AMQPSocket
+    let mailbox: Mailbox<Command>
+    let heartbeat: Duration
+    private var lastHeard = monotonicNow()
+    private var readable = true
+
+    init(socket: AMQPSocket, mailbox: Mailbox<Command>) {
+        self.socket = socket
+        self.mailbox = mailbox
+        heartbeat = .seconds(Int64(socket.heartbeat))
+    }
+
+    /// Hands every frame available without blocking to `handle`.
+    mutating func read(_ handle: (amqp_frame_t) throws -> Void) throws {
+        guard readable || socket.hasBufferedInput else { return }
+        while let frame = try socket.nextFrame() { try handle(frame) }
+        socket.releaseBuffers()
+        lastHeard = monotonicNow()
+    }
+
+    /// Sleeps until a command arrives or the socket is readable; with `busy` (more to send)
+    /// it only looks.
+    mutating func wait(busy: Bool, _ handle: (amqp_frame_t) throws -> Void) throws {
+        let idle = heartbeat > .zero ? min(heartbeat / 2, .seconds(1)) : .seconds(1)
+        readable = mailbox.wait(socket: socket.fileDescriptor, timeout: busy ? .zero : idle)
+        guard !readable, heartbeat > .zero, monotonicNow() - lastHeard > heartbeat / 2 else { return }
+        // Quiet for a while: a read attempt sends our heartbeat when one is due.
+        if let frame = try socket.nextFrame() {
+            lastHeard = monotonicNow()
+            try handle(frame)
+        } else if monotonicNow() - lastHeard > heartbeat * 2 {
+            throw AMQPError.connectionLost("no heartbeat from \(socket.endpoint) for \(heartbeat * 2)")
+        }
+    }
+}

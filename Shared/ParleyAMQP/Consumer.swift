@@ -178,9 +178,7 @@ private final class ConsumerWorker: @unchecked Sendable {
         backoff.reset()
         readiness.set(true)
         defer { readiness.set(false) }
-        let heartbeat = Duration.seconds(Int64(socket.heartbeat))
-        var lastHeard = monotonicNow()
-        var readable = true
+        var pump = SocketPump(socket: socket, mailbox: mailbox)
 
         while true {
             processCommands(socket: socket)
@@ -197,22 +195,8 @@ private final class ConsumerWorker: @unchecked Sendable {
                 return
             }
 
-            if readable || socket.hasBufferedInput {
-                while let frame = try socket.nextFrame() {
-                    try handle(frame, socket)
-                }
-                socket.releaseBuffers()
-                lastHeard = monotonicNow()
-            }
-            let timeout = heartbeat > .zero ? min(heartbeat / 2, .seconds(1)) : .seconds(1)
-            readable = mailbox.wait(socket: socket.fileDescriptor, timeout: timeout)
-            if !readable, heartbeat > .zero, monotonicNow() - lastHeard > heartbeat / 2 {
-                // Quiet for a while: a read attempt sends our heartbeat when one is due.
-                _ = try socket.nextFrame().map { try handle($0, socket) }
-                if monotonicNow() - lastHeard > heartbeat * 2 {
-                    throw AMQPError.connectionLost("no heartbeat from \(socket.endpoint) for \(heartbeat * 2)")
-                }
-            }
+            try pump.read { try handle($0, socket) }
+            try pump.wait(busy: false) { try handle($0, socket) }
         }
     }
 

@@ -130,9 +130,7 @@ private final class PublisherWorker: @unchecked Sendable {
         backoff.reset()
         readiness.set(true)
         defer { readiness.set(false) }
-        let heartbeat = Duration.seconds(Int64(socket.heartbeat))
-        var lastHeard = monotonicNow()
-        var readable = true
+        var pump = SocketPump(socket: socket, mailbox: mailbox)
 
         while true {
             absorb()
@@ -150,24 +148,9 @@ private final class PublisherWorker: @unchecked Sendable {
                 pendingHead = 0
             }
 
-            if readable || socket.hasBufferedInput {
-                while let frame = try socket.nextFrame() {
-                    try handle(frame, socket)
-                }
-                socket.releaseBuffers()
-                lastHeard = monotonicNow()
-            }
+            try pump.read { try handle($0, socket) }
             // Sleep only when there is nothing we could send.
-            let canSend = hasPending && tracker.inFlight < window
-            let timeout = canSend ? .zero : (heartbeat > .zero ? min(heartbeat / 2, .seconds(1)) : .seconds(1))
-            readable = mailbox.wait(socket: socket.fileDescriptor, timeout: timeout)
-            if !readable, heartbeat > .zero, monotonicNow() - lastHeard > heartbeat / 2 {
-                // Quiet for a while: a read attempt sends our heartbeat when one is due.
-                _ = try socket.nextFrame().map { try handle($0, socket) }
-                if monotonicNow() - lastHeard > heartbeat * 2 {
-                    throw AMQPError.connectionLost("no heartbeat from \(socket.endpoint) for \(heartbeat * 2)")
-                }
-            }
+            try pump.wait(busy: hasPending && tracker.inFlight < window) { try handle($0, socket) }
         }
     }
 

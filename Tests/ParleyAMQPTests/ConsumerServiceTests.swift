@@ -28,14 +28,7 @@ extension BrokerTests {
         for i in 0..<10 {
             try await publisher.publish(exchange: exchange, routingKey: "k", body: bytes("good"), properties: .init(messageId: "good-\(i)"))
         }
-        let dead = AMQPConsumer(configuration: try Broker.configuration("test-handler-dead"), queue: Topology.deadLetterQueue(for: queue))
-        let deadLettered = try await withDeadline(.seconds(60), "the dead-lettered message") { () -> AMQPDelivery? in
-            for await d in dead.deliveries {
-                d.ack()
-                return d
-            }
-            return nil
-        }
+        let deadLettered = try await Broker.firstDelivery(on: Topology.deadLetterQueue(for: queue), within: .seconds(60))
         let headers = deadLettered?.properties.headers ?? [:]
         #expect(deadLettered?.properties.messageId == "poison")
         #expect(headers[ParleyHeaders.error]?.stringValue == "gave up after 2 retries: the target answered 503")
@@ -43,7 +36,6 @@ extension BrokerTests {
         #expect(attempts.withLock { $0["poison"] } == 3)
         for i in 0..<10 { #expect(attempts.withLock { $0["good-\(i)"] } == 1) }
         running.cancel()
-        await dead.close()
         await publisher.close()
     }
 
@@ -59,17 +51,9 @@ extension BrokerTests {
         }
         let running = Task { try await service.run() }
         try await publisher.publish(exchange: exchange, routingKey: "k", body: bytes("{}"), properties: .init(messageId: "bad"))
-        let dead = AMQPConsumer(configuration: try Broker.configuration("test-permanent-dead"), queue: Topology.deadLetterQueue(for: queue))
-        let reason = try await withDeadline(.seconds(30), "the dead-lettered message") { () -> String? in
-            for await d in dead.deliveries {
-                d.ack()
-                return d.properties.headers[ParleyHeaders.error]?.stringValue
-            }
-            return nil
-        }
+        let reason = try await Broker.firstDelivery(on: Topology.deadLetterQueue(for: queue), within: .seconds(30)).flatMap { $0.properties.headers[ParleyHeaders.error]?.stringValue }
         #expect(reason == "customer has no name")
         running.cancel()
-        await dead.close()
         await publisher.close()
     }
 
@@ -160,18 +144,10 @@ extension BrokerTests {
         try await publisher.publish(OutgoingMessage(envelope: sent, exchange: exchange, routingKey: "customerp.customer"))
         try await publisher.publish(exchange: exchange, routingKey: "customerp.customer", body: bytes(#"{"version":1,"id":"nope"}"#),
                                     properties: .init(messageId: "malformed"))
-        let dead = AMQPConsumer(configuration: try Broker.configuration("test-envelope-dead"), queue: Topology.deadLetterQueue(for: queue))
-        let reason = try await withDeadline(.seconds(30), "the malformed message in the dead-letter queue") { () -> String? in
-            for await d in dead.deliveries {
-                d.ack()
-                return d.properties.headers[ParleyHeaders.error]?.stringValue
-            }
-            return nil
-        }
+        let reason = try await Broker.firstDelivery(on: Topology.deadLetterQueue(for: queue), within: .seconds(30)).flatMap { $0.properties.headers[ParleyHeaders.error]?.stringValue }
         #expect(reason?.hasPrefix(#"envelope: field "id" must be a lower-case UUID"#) == true, "\(reason ?? "none")")
         #expect(received.withLock { $0 } == [sent])
         running.cancel()
-        await dead.close()
         await publisher.close()
     }
 }

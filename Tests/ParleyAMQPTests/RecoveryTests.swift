@@ -136,14 +136,7 @@ extension BrokerTests {
         #expect(good == 20)
         #expect(poisonDeliveries >= 3)
 
-        let dead = AMQPConsumer(configuration: try Broker.configuration("test-limit-dead"), queue: Topology.deadLetterQueue(for: queue))
-        let deadLettered = try await withDeadline(.seconds(60), "the dead-lettered message") { () -> AMQPDelivery? in
-            for await d in dead.deliveries {
-                d.ack()
-                return d
-            }
-            return nil
-        }
+        let deadLettered = try await Broker.firstDelivery(on: Topology.deadLetterQueue(for: queue), within: .seconds(60))
         #expect(deadLettered?.properties.messageId == "poison")
         let death = deadLettered?.properties.headers["x-death"]
         guard case .array(let deaths)? = death, case .table(let first)? = deaths.first else {
@@ -152,7 +145,6 @@ extension BrokerTests {
         }
         #expect(first["reason"]?.stringValue == "delivery_limit")
         #expect(first["queue"]?.stringValue == queue)
-        await dead.close()
         await consumer.close()
         await publisher.close()
     }

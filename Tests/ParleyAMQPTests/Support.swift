@@ -138,3 +138,18 @@ final class LineCollector: Sendable {
         }
     }
 }
+
+extension Broker {
+    /// The first message that arrives on `queue` (acked), or nil if none came within `limit`.
+    static func firstDelivery(on queue: String, within limit: Duration = .seconds(60)) async throws -> AMQPDelivery? {
+        let consumer = AMQPConsumer(configuration: try configuration("test-reader"), queue: queue)
+        defer { Task { await consumer.close() } }
+        return try await withDeadline(limit, "a message on \(queue)") { () -> AMQPDelivery? in
+            for await d in consumer.deliveries {
+                d.ack()
+                return d
+            }
+            return nil
+        }
+    }
+}
