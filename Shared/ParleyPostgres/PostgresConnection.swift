@@ -139,13 +139,25 @@ extension PGSession {
         }
     }
 
-    func runTransaction<T>(isolation: PostgresIsolationLevel, _ body: (PostgresTransaction) throws -> T) throws -> T {
-        try ensureConnected()
+    /// `retryBegin: false` when the session carries state a fresh connection would not have
+    /// (the migrator's advisory lock).
+    func runTransaction<T>(
+        isolation: PostgresIsolationLevel, retryBegin: Bool = true, _ body: (PostgresTransaction) throws -> T
+    ) throws -> T {
+        if retryBegin {
+            try ensureConnected()
+        } else if !isConnected {
+            throw PostgresError(kind: .connectionLost, message: "connection lost")
+        }
         guard isIdle else {
             throw PostgresError(kind: .invalidUsage, message: "a transaction is already open on this connection")
         }
         // BEGIN runs nothing yet, so a connection error here may be retried once.
-        _ = try executeWithRetry(isolation.beginStatement, [])
+        if retryBegin {
+            _ = try executeWithRetry(isolation.beginStatement, [])
+        } else {
+            _ = try execute(isolation.beginStatement, [])
+        }
         let tx = PostgresTransaction(session: self)
         defer { tx.isActive = false }
         let value: T
