@@ -1,6 +1,6 @@
 import Foundation
 
-/// A dedicated OS thread with a FIFO job queue (NSCondition = lock + condition variable).
+/// A dedicated OS thread (pthread) with a FIFO job queue (NSCondition = lock + condition variable).
 ///
 /// Every blocking libpq call of one connection runs here, never on Swift's cooperative
 /// thread pool, and never on two threads: jobs run one after another on this thread only.
@@ -9,14 +9,33 @@ final class ConnectionThread: @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [@Sendable () -> Void] = []
     private var stopping = false
-    private let name: String
+    let name: String
 
     init(name: String) {
         self.name = name
-        // The thread keeps `self` alive until it has drained its queue after `stop()`.
-        let thread = Thread { [self] in self.loop() }
-        thread.name = name
-        thread.start()
+        // A detached pthread that holds a +1 reference to `self` until its loop ends (after
+        // `stop()` drained the queue), so the worker cannot vanish while jobs are pending.
+        let context = Unmanaged.passRetained(self).toOpaque()
+        #if canImport(Glibc) || canImport(Musl)
+        var tid = pthread_t()
+        #else
+        var tid: pthread_t? = nil
+        #endif
+        let rc = pthread_create(&tid, nil, { arg in
+            #if canImport(Glibc) || canImport(Musl)
+            let worker = Unmanaged<ConnectionThread>.fromOpaque(arg!).takeRetainedValue()
+            #else
+            let worker = Unmanaged<ConnectionThread>.fromOpaque(arg).takeRetainedValue()
+            #endif
+            worker.loop()
+            return nil
+        }, context)
+        precondition(rc == 0, "pthread_create failed: \(rc)")
+        #if canImport(Glibc) || canImport(Musl)
+        pthread_detach(tid)
+        #else
+        pthread_detach(tid!)
+        #endif
     }
 
     /// Queues a job; false if the thread is stopping (the job will never run).
