@@ -1,0 +1,220 @@
+import CLibPQ
+import Foundation
+import Logging
+
+/// Owns one `PGconn *`.
+///
+/// Invariant (why `@unchecked Sendable` is sound): after `init`, every method and property
+/// of a session is used only from its connection's `ConnectionThread` (jobs submitted via
+/// `PostgresConnection`), so the `PGconn` is never touched by two threads and every
+/// blocking libpq call happens on that dedicated thread.
+final class PGSession: @unchecked Sendable {
+    let configuration: PostgresConfiguration
+    let logger: Logger
+    private var conn: OpaquePointer?
+    private let noticeBox: NoticeBox
+
+    init(configuration: PostgresConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.noticeBox = NoticeBox(logger: logger)
+    }
+
+    deinit { disconnect() }
+
+    // MARK: Connection state
+
+    var isConnected: Bool { conn.map { PQstatus($0) == CONNECTION_OK } ?? false }
+
+    /// True when no transaction is open (or there is no connection at all).
+    var isIdle: Bool {
+        guard let conn else { return true }
+        return PQtransactionStatus(conn) == PQTRANS_IDLE
+    }
+
+    var inFailedTransaction: Bool {
+        guard let conn else { return false }
+        return PQtransactionStatus(conn) == PQTRANS_INERROR
+    }
+
+    func disconnect() {
+        if let conn { PQfinish(conn) }
+        conn = nil
+    }
+
+    /// Opens the connection if there is none, or replaces one that is found broken.
+    /// An idle connection is probed with `PQconsumeInput` first (no round trip): if the
+    /// server closed it (restart, terminate), libpq notices the EOF and reports
+    /// CONNECTION_BAD, and we reconnect before sending anything.
+    func ensureConnected() throws {
+        if let c = conn {
+            if PQstatus(c) == CONNECTION_OK && (PQconsumeInput(c) == 1 && PQstatus(c) == CONNECTION_OK) {
+                return
+            }
+            logger.info("postgres connection found broken; reconnecting", metadata: ["db": "\(configuration)"])
+            disconnect()
+        }
+        try connect()
+    }
+
+    private func connect() throws {
+        let params = configuration.libpqParameters
+        var keys = params.map { strdup($0.0) }
+        var values = params.map { strdup($0.1) }
+        keys.append(nil)
+        values.append(nil)
+        defer {
+            keys.forEach { free($0) }
+            values.forEach { free($0) }
+        }
+        let newConn: OpaquePointer? = keys.withUnsafeBufferPointer { k in
+            values.withUnsafeBufferPointer { v in
+                k.withMemoryRebound(to: UnsafePointer<CChar>?.self) { kp in
+                    v.withMemoryRebound(to: UnsafePointer<CChar>?.self) { vp in
+                        PQconnectdbParams(kp.baseAddress, vp.baseAddress, 0)
+                    }
+                }
+            }
+        }
+        guard let newConn else {
+            throw PostgresError(kind: .connectionFailed, message: "out of memory allocating a connection")
+        }
+        guard PQstatus(newConn) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(newConn))
+            PQfinish(newConn)
+            throw PostgresError(
+                kind: .connectionFailed,
+                message: "cannot connect to \(configuration): " + PostgresError.oneLine(message))
+        }
+        PQsetNoticeProcessor(newConn, { arg, message in
+            guard let arg, let message else { return }
+            let box = Unmanaged<NoticeBox>.fromOpaque(arg).takeUnretainedValue()
+            box.logger.debug("postgres notice: \(PostgresError.oneLine(String(cString: message)))")
+        }, Unmanaged.passUnretained(noticeBox).toOpaque())
+        conn = newConn
+        logger.debug("postgres connected", metadata: ["db": "\(configuration)"])
+    }
+
+    // MARK: Statements
+
+    /// Runs one parameterised statement (PQexecParams; parameter types declared, results in
+    /// text format). Throws `PostgresError`; a connection-level failure leaves the session
+    /// disconnected so the next use reconnects.
+    func execute(_ sql: String, _ binds: [any PostgresEncodable]) throws -> PostgresQueryResult {
+        guard let conn, PQstatus(conn) == CONNECTION_OK else {
+            throw PostgresError(kind: .connectionLost, message: "not connected")
+        }
+        let count = binds.count
+        var types = [Oid](repeating: 0, count: count)
+        var formats = [Int32](repeating: 0, count: count)
+        var lengths = [Int32](repeating: 0, count: count)
+        var buffers = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
+        defer { buffers.forEach { free($0) } }
+        for (i, bind) in binds.enumerated() {
+            types[i] = type(of: bind).postgresDataType.rawValue
+            switch try bind.postgresEncode() {
+            case nil:
+                break
+            case .text(let s):
+                buffers[i] = strdup(s)
+            case .binary(let bytes):
+                formats[i] = 1
+                lengths[i] = Int32(bytes.count)
+                let p = malloc(max(bytes.count, 1))!.assumingMemoryBound(to: CChar.self)
+                bytes.withUnsafeBytes { raw in
+                    if let base = raw.baseAddress { memcpy(p, base, bytes.count) }
+                }
+                buffers[i] = p
+            }
+        }
+        let result: OpaquePointer? = buffers.withUnsafeBufferPointer { b in
+            b.withMemoryRebound(to: UnsafePointer<CChar>?.self) { bp in
+                PQexecParams(conn, sql, Int32(count), types, bp.baseAddress, lengths, formats, 0)
+            }
+        }
+        return try consume(result)
+    }
+
+    /// Runs SQL text that may hold several statements, without parameters (simple query
+    /// protocol, PQexec). Used only for migration files, which are trusted code.
+    func executeScript(_ sql: String) throws {
+        guard let conn, PQstatus(conn) == CONNECTION_OK else {
+            throw PostgresError(kind: .connectionLost, message: "not connected")
+        }
+        _ = try consume(PQexec(conn, sql))
+    }
+
+    private func consume(_ result: OpaquePointer?) throws -> PostgresQueryResult {
+        guard let result else {
+            throw connectionFailure(nil)
+        }
+        defer { PQclear(result) }
+        let status = PQresultStatus(result)
+        switch status {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            break
+        default:
+            throw connectionFailure(result)
+        }
+        let tag = String(cString: PQcmdStatus(result))
+        let affected = Int(String(cString: PQcmdTuples(result))) ?? 0
+        guard status == PGRES_TUPLES_OK else {
+            return PostgresQueryResult(rows: [], affectedRows: affected, commandTag: tag)
+        }
+        let nFields = PQnfields(result)
+        let nRows = PQntuples(result)
+        var names: [String] = []
+        var types: [PostgresDataType] = []
+        for f in 0..<nFields {
+            names.append(String(cString: PQfname(result, f)))
+            types.append(PostgresDataType(PQftype(result, f)))
+        }
+        let columns = PostgresColumns(names: names, types: types)
+        var rows: [PostgresRow] = []
+        rows.reserveCapacity(Int(nRows))
+        for r in 0..<nRows {
+            var values: [String?] = []
+            values.reserveCapacity(Int(nFields))
+            for f in 0..<nFields {
+                if PQgetisnull(result, r, f) == 1 {
+                    values.append(nil)
+                } else {
+                    let len = Int(PQgetlength(result, r, f))
+                    let p = UnsafeRawPointer(PQgetvalue(result, r, f)!).assumingMemoryBound(to: UInt8.self)
+                    values.append(String(decoding: UnsafeBufferPointer(start: p, count: len), as: UTF8.self))
+                }
+            }
+            rows.append(PostgresRow(columns: columns, values: values))
+        }
+        return PostgresQueryResult(rows: rows, affectedRows: nRows > 0 ? Int(nRows) : affected, commandTag: tag)
+    }
+
+    /// Builds the error for a failed result (or a missing one) and, if the connection is
+    /// gone, drops it so the next use reconnects.
+    private func connectionFailure(_ result: OpaquePointer?) -> PostgresError {
+        func field(_ code: Character) -> String? {
+            guard let result, let p = PQresultErrorField(result, Int32(code.asciiValue!)) else { return nil }
+            return String(cString: p)
+        }
+        let broken = conn.map { PQstatus($0) != CONNECTION_OK } ?? true
+        let primary = field("M") ?? conn.map { String(cString: PQerrorMessage($0)) } ?? "no connection"
+        var error = PostgresError(
+            kind: .server, message: PostgresError.oneLine(primary), sqlState: field("C"),
+            detail: field("D"), hint: field("H"), constraint: field("n"))
+        if broken || result == nil {
+            error.kind = .connectionLost
+            disconnect()
+        } else if error.isConnectionError {
+            // e.g. 57P01 admin_shutdown: the server is closing this session.
+            error.kind = .connectionLost
+            disconnect()
+        }
+        return error
+    }
+}
+
+/// Carries the logger into libpq's C notice callback.
+final class NoticeBox: Sendable {
+    let logger: Logger
+    init(logger: Logger) { self.logger = logger }
+}
