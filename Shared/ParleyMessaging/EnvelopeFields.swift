@@ -1,26 +1,41 @@
 import Foundation
 
+/// A name from an open set (message kinds, systems, entity types): a validated string whose
+/// known values are static members of the conforming type. Conformers supply the rule; the
+/// initialisers, `description` and `Codable` come from here.
+public protocol ValidatedName: RawRepresentable<String>, Hashable, Sendable, Codable, CustomStringConvertible,
+    ExpressibleByStringLiteral
+{
+    /// The rule in words, for error messages.
+    static var rule: String { get }
+    static func isValid(_ name: String) -> Bool
+    /// Stores a name already checked against `isValid`.
+    init(validated: String)
+}
+
+extension ValidatedName {
+    public init?(rawValue: String) {
+        guard Self.isValid(rawValue) else { return nil }
+        self.init(validated: rawValue)
+    }
+
+    /// For known names written in code; an invalid literal is a programming error.
+    public init(stringLiteral value: String) {
+        precondition(Self.isValid(value), "\(Self.self) must be \(Self.rule): \(value)")
+        self.init(validated: value)
+    }
+
+    public var description: String { rawValue }
+}
+
 /// What a message means. Known kinds are static members; new kinds are added the same way
 /// (`extension MessageKind { static let replay: MessageKind = "replay" }`).
 ///
 /// Valid kinds are lowerCamel identifiers: `[a-z][a-zA-Z0-9]*`, at most 64 characters.
-public struct MessageKind: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible,
-    ExpressibleByStringLiteral
-{
+public struct MessageKind: ValidatedName {
     public let rawValue: String
-
-    public init?(rawValue: String) {
-        guard Identifier.isLowerCamel(rawValue) else { return nil }
-        self.rawValue = rawValue
-    }
-
-    /// For known kinds written in code; an invalid literal is a programming error.
-    public init(stringLiteral value: String) {
-        precondition(Identifier.isLowerCamel(value), "MessageKind must be a lowerCamel identifier: \(value)")
-        self.rawValue = value
-    }
-
-    public var description: String { rawValue }
+    public init(validated: String) { rawValue = validated }
+    public static func isValid(_ name: String) -> Bool { Identifier.isLowerCamel(name) }
 
     public static let rule = "a lowerCamel identifier ([a-z][a-zA-Z0-9]*, at most 64 characters)"
 
@@ -42,22 +57,10 @@ public struct MessageKind: RawRepresentable, Hashable, Sendable, Codable, Custom
 ///
 /// Valid names are lower-case letters and digits starting with a letter (`[a-z][a-z0-9]*`, at
 /// most 64 characters), so they are safe in queue names, routing keys and headers as they are.
-public struct SystemName: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible,
-    ExpressibleByStringLiteral
-{
+public struct SystemName: ValidatedName {
     public let rawValue: String
-
-    public init?(rawValue: String) {
-        guard Identifier.isLowerAlphanumeric(rawValue) else { return nil }
-        self.rawValue = rawValue
-    }
-
-    public init(stringLiteral value: String) {
-        precondition(Identifier.isLowerAlphanumeric(value), "SystemName must match [a-z][a-z0-9]*: \(value)")
-        self.rawValue = value
-    }
-
-    public var description: String { rawValue }
+    public init(validated: String) { rawValue = validated }
+    public static func isValid(_ name: String) -> Bool { Identifier.isLowerAlphanumeric(name) }
 
     public static let rule = "lower-case letters and digits starting with a letter ([a-z][a-z0-9]*, at most 64 characters)"
 
@@ -71,22 +74,10 @@ public struct SystemName: RawRepresentable, Hashable, Sendable, Codable, CustomS
 
 /// The type of entity a message is about. Known types are static members; add new ones the
 /// same way. Valid types are lowerCamel identifiers like ``MessageKind``.
-public struct EntityType: RawRepresentable, Hashable, Sendable, Codable, CustomStringConvertible,
-    ExpressibleByStringLiteral
-{
+public struct EntityType: ValidatedName {
     public let rawValue: String
-
-    public init?(rawValue: String) {
-        guard Identifier.isLowerCamel(rawValue) else { return nil }
-        self.rawValue = rawValue
-    }
-
-    public init(stringLiteral value: String) {
-        precondition(Identifier.isLowerCamel(value), "EntityType must be a lowerCamel identifier: \(value)")
-        self.rawValue = value
-    }
-
-    public var description: String { rawValue }
+    public init(validated: String) { rawValue = validated }
+    public static func isValid(_ name: String) -> Bool { Identifier.isLowerCamel(name) }
 
     public static let rule = MessageKind.rule
 

@@ -12,7 +12,7 @@ import ParleyAMQP
 /// the kind follows (`powerofficego.order.written`). Every queue gets its dead-letter queue
 /// and the retry tiers from `Topology.declarations()`.
 public enum ParleyTopology {
-    public static let systems = ["customerp", "customwebshop", "powerofficego"]
+    public static let systems: [SystemName] = [.customerp, .customwebshop, .powerofficego]
 
     public enum Exchanges {
         public static let changes = "parley.changes"
@@ -27,11 +27,11 @@ public enum ParleyTopology {
         public static let mappingSync = "mapping.sync"
         public static let linkCanonical = "link.canonical"
         public static let linkEvents = "link.events"
-        public static func adapterCommands(_ system: String) -> String { "\(system)-adapter.commands" }
+        public static func adapterCommands(_ system: SystemName) -> String { "\(system.rawValue)-adapter.commands" }
     }
 
-    public static func routingKey(system: String, entityType: String, kind: String? = nil) -> String {
-        [system, entityType, kind].compactMap { $0 }.joined(separator: ".")
+    public static func routingKey(system: SystemName, entityType: EntityType, kind: MessageKind? = nil) -> String {
+        [system.rawValue, entityType.rawValue, kind?.rawValue].compactMap { $0 }.joined(separator: ".")
     }
 
     public static let standard: Topology = {
@@ -43,7 +43,7 @@ public enum ParleyTopology {
             .init(Queues.linkEvents, bindings: [B(exchange: Exchanges.events, routingKey: "#")]),
         ]
         for system in systems {
-            queues.append(.init(Queues.adapterCommands(system), bindings: [B(exchange: Exchanges.commands, routingKey: "\(system).#")]))
+            queues.append(.init(Queues.adapterCommands(system), bindings: [B(exchange: Exchanges.commands, routingKey: "\(system.rawValue).#")]))
         }
         return Topology(
             exchanges: [Exchanges.changes, Exchanges.canonical, Exchanges.sync, Exchanges.commands, Exchanges.events].map { .init($0) },

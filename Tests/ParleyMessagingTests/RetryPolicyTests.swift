@@ -32,3 +32,21 @@ struct RetryPolicyTests {
         #expect(policy.decide(error: HandlerFailure.transient("x"), retriesSoFar: 0, topology: noTiers) == .deadLetter(reason: "gave up after 0 retries: x"))
     }
 }
+
+@Suite("Parley's topology")
+struct ParleyTopologyTests {
+    @Test("Every step of the message flow has its exchange, queue and binding")
+    func flow() {
+        let d = ParleyTopology.standard.declarations()
+        let bound = Set(d.bindings.map { "\($0.binding.exchange) -> \($0.queue) [\($0.binding.routingKey)]" })
+        #expect(bound.contains("parley.changes -> mapping.changes [#]"))
+        #expect(bound.contains("parley.canonical -> link.canonical [#]"))
+        #expect(bound.contains("parley.sync -> mapping.sync [#]"))
+        #expect(bound.contains("parley.events -> link.events [#]"))
+        for system in ParleyTopology.systems {
+            #expect(bound.contains("parley.commands -> \(system.rawValue)-adapter.commands [\(system.rawValue).#]"))
+        }
+        #expect(ParleyTopology.routingKey(system: .powerofficego, entityType: .order, kind: .written) == "powerofficego.order.written")
+        #expect(d.queues.filter { $0.name.hasSuffix(".dead") }.count == 7)
+    }
+}
