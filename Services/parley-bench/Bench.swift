@@ -41,6 +41,7 @@ struct AMQPBench: AsyncParsableCommand {
         print("")
         print("run  publish raw   publish swift  ratio   consume raw   consume swift  ratio")
         var results: [(pr: Double, ps: Double, cr: Double, cs: Double)] = []
+        var cpu: [(pr: Double, ps: Double, cr: Double, cs: Double)] = []
         for run in 1...runs {
             let rawQueue = "bench.raw.\(UUID().uuidString.prefix(8))"
             let swiftQueue = "bench.swift.\(UUID().uuidString.prefix(8))"
@@ -48,21 +49,31 @@ struct AMQPBench: AsyncParsableCommand {
 
             // Alternate which goes first, so warm-up and queue-state effects fall on both.
             var pr = 0.0, ps = 0.0, cr = 0.0, cs = 0.0
+            var cpr = 0.0, cps = 0.0, ccr = 0.0, ccs = 0.0
             for swiftFirst in run % 2 == 0 ? [true, false] : [false, true] {
                 if swiftFirst {
+                    let c0 = cpuSeconds()
                     ps = Double(messages) / (try await swiftPublish(url: url, queue: swiftQueue))
+                    cps = (cpuSeconds() - c0) / Double(messages) * 1e6
                 } else {
+                    let c0 = cpuSeconds()
                     pr = Double(messages) / (try RawLoop.publish(endpoint, queue: rawQueue, count: messages, size: size, window: window))
+                    cpr = (cpuSeconds() - c0) / Double(messages) * 1e6
                 }
             }
             for swiftFirst in run % 2 == 0 ? [true, false] : [false, true] {
                 if swiftFirst {
+                    let c0 = cpuSeconds()
                     cs = Double(messages) / (try await swiftConsume(url: url, queue: swiftQueue))
+                    ccs = (cpuSeconds() - c0) / Double(messages) * 1e6
                 } else {
+                    let c0 = cpuSeconds()
                     cr = Double(messages) / (try RawLoop.consume(endpoint, queue: rawQueue, count: messages, prefetch: prefetch))
+                    ccr = (cpuSeconds() - c0) / Double(messages) * 1e6
                 }
             }
             results.append((pr, ps, cr, cs))
+            cpu.append((cpr, cps, ccr, ccs))
             print(String(format: "%3d  %9.0f/s  %11.0f/s  %5.2fx  %9.0f/s  %11.0f/s  %5.2fx", run, pr, ps, ps / pr, cr, cs, cs / cr))
             for q in [rawQueue, swiftQueue] { try RawLoop.delete(endpoint, queue: q) }
         }
@@ -75,11 +86,22 @@ struct AMQPBench: AsyncParsableCommand {
                      median(results.map(\.pr)), median(results.map(\.ps)), ratioP,
                      median(results.map(\.cr)), median(results.map(\.cs)), ratioC))
         print("")
+        print("client CPU per message (user+sys of this process; the broker shares the cores):")
+        print(String(format: "     publish raw %.1f µs, swift %.1f µs; consume raw %.1f µs, swift %.1f µs (medians)",
+                     median(cpu.map(\.pr)), median(cpu.map(\.ps)), median(cpu.map(\.cr)), median(cpu.map(\.cs))))
+        print("")
         print(String(format: "median ratio swift/raw: publish %.2fx, consume %.2fx (goal >= 0.90x)", ratioP, ratioC))
     }
 
     func config(_ url: String, _ name: String) throws -> AMQPConfiguration {
         try AMQPConfiguration(urls: url, connectionName: name)
+    }
+
+    func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+        return s(usage.ru_utime) + s(usage.ru_stime)
     }
 
     func swiftPublish(url: String, queue: String) async throws -> Double {

@@ -33,6 +33,8 @@ final class Mailbox<Command: Sendable>: Sendable {
         }
     }
 
+    var isEmpty: Bool { state.withLock { $0.items.isEmpty } }
+
     /// Takes every queued command, in order.
     func take() -> [Command] {
         state.withLock { s in

@@ -27,6 +27,42 @@ public struct AMQPDelivery: Sendable {
     public func reject(requeue: Bool = false) { mailbox.send(.settle(generation, deliveryTag, .reject(requeue: requeue))) }
 }
 
+/// The deliveries of a consumer, one at a time. The connection thread hands them over in
+/// batches (whatever one read of the socket brought), so a busy consumer is woken once per
+/// batch rather than once per message.
+public struct AMQPDeliveries: AsyncSequence, Sendable {
+    public typealias Element = AMQPDelivery
+    let batches: AsyncStream<[AMQPDelivery]>
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        var source: AsyncStream<[AMQPDelivery]>.AsyncIterator
+        var batch: [AMQPDelivery] = []
+        var index = 0
+
+        public mutating func next() async -> AMQPDelivery? {
+            while index == batch.count {
+                guard let next = await source.next() else { return nil }
+                batch = next
+                index = 0
+            }
+            defer { index += 1 }
+            return batch[index]
+        }
+
+        public mutating func next(isolation actor: isolated (any Actor)?) async -> AMQPDelivery? {
+            while index == batch.count {
+                guard let next = await source.next(isolation: actor) else { return nil }
+                batch = next
+                index = 0
+            }
+            defer { index += 1 }
+            return batch[index]
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(source: batches.makeAsyncIterator()) }
+}
+
 /// Consumes one queue with manual acknowledgements and a prefetch window, on a connection and
 /// thread of its own. Deliveries arrive on `deliveries` (an AsyncSequence); the sequence goes on
 /// across reconnects (after a drop the consumer reconnects with backoff, re-declares the
@@ -41,7 +77,7 @@ public final class AMQPConsumer: Sendable {
     }
 
     public let queue: String
-    public let deliveries: AsyncStream<AMQPDelivery>
+    public let deliveries: AMQPDeliveries
     private let mailbox = Mailbox<Command>()
     /// Up, with the topology declared and consuming.
     public let readiness = ConnectionReadiness()
@@ -49,8 +85,8 @@ public final class AMQPConsumer: Sendable {
     public init(configuration: AMQPConfiguration, queue: String, topology: Topology? = nil, prefetch: UInt16 = 256,
                 logger: Logger = Logger(label: "parley.amqp.consumer")) {
         self.queue = queue
-        let (stream, continuation) = AsyncStream.makeStream(of: AMQPDelivery.self, bufferingPolicy: .unbounded)
-        deliveries = stream
+        let (stream, continuation) = AsyncStream.makeStream(of: [AMQPDelivery].self, bufferingPolicy: .unbounded)
+        deliveries = AMQPDeliveries(batches: stream)
         let worker = ConsumerWorker(configuration: configuration, queue: queue, declarations: topology?.declarations(),
                                     prefetch: prefetch, mailbox: mailbox, output: continuation, readiness: readiness, logger: logger)
         startConnectionThread(name: "amqp-consumer \(queue)") { worker.run() }
@@ -75,13 +111,16 @@ private final class ConsumerWorker: @unchecked Sendable {
     let declarations: Topology.Declarations?
     let prefetch: UInt16
     let mailbox: Mailbox<AMQPConsumer.Command>
-    let output: AsyncStream<AMQPDelivery>.Continuation
+    let output: AsyncStream<[AMQPDelivery]>.Continuation
     let readiness: ConnectionReadiness
     let logger: Logger
     static let channel: UInt16 = 1
 
     var generation: UInt64 = 0
     var acks = AckBatcher()
+    /// Deliveries read in this pass, handed to the stream together: one wake-up of the
+    /// consuming task per batch instead of per message.
+    var received: [AMQPDelivery] = []
     var wantConsuming = true
     var consumerTag: String?
     var cancelWaiters: [CheckedContinuation<Void, Never>] = []
@@ -90,7 +129,7 @@ private final class ConsumerWorker: @unchecked Sendable {
     var endpointIndex = 0
 
     init(configuration: AMQPConfiguration, queue: String, declarations: Topology.Declarations?, prefetch: UInt16,
-         mailbox: Mailbox<AMQPConsumer.Command>, output: AsyncStream<AMQPDelivery>.Continuation,
+         mailbox: Mailbox<AMQPConsumer.Command>, output: AsyncStream<[AMQPDelivery]>.Continuation,
          readiness: ConnectionReadiness, logger: Logger) {
         self.readiness = readiness
         self.configuration = configuration
@@ -128,7 +167,14 @@ private final class ConsumerWorker: @unchecked Sendable {
         for c in closeWaiters { c.resume() }
     }
 
+    private func flushReceived() {
+        guard !received.isEmpty else { return }
+        output.yield(received)
+        received.removeAll(keepingCapacity: true)
+    }
+
     private func finishStream() {
+        flushReceived()
         wantConsuming = false
         output.finish()
         for c in cancelWaiters { c.resume() }
@@ -196,7 +242,9 @@ private final class ConsumerWorker: @unchecked Sendable {
             }
 
             try pump.read { try handle($0, socket) }
+            flushReceived()
             try pump.wait(busy: false) { try handle($0, socket) }
+            flushReceived()
         }
     }
 
@@ -216,7 +264,7 @@ private final class ConsumerWorker: @unchecked Sendable {
                 try socket.nack(channel: Self.channel, tag: tag, multiple: false, requeue: true)
                 return
             }
-            output.yield(AMQPDelivery(body: body, properties: properties, exchange: exchange, routingKey: routingKey,
+            received.append(AMQPDelivery(body: body, properties: properties, exchange: exchange, routingKey: routingKey,
                                       redelivered: redelivered, deliveryTag: tag, generation: generation, mailbox: mailbox))
         case .basicCancel(let tag):
             // The broker cancelled us (the queue was deleted, or a node went away). Declare the

@@ -115,7 +115,15 @@ final class CArena {
         return amqp_bytes_t(len: n, bytes: p)
     }
 
-    func bytes(_ s: String) -> amqp_bytes_t { bytes(Array(s.utf8)) }
+    func bytes(_ s: String) -> amqp_bytes_t {
+        var s = s
+        return s.withUTF8 { utf8 in
+            guard utf8.count > 0 else { return amqp_bytes_t(len: 0, bytes: nil) }
+            let p = allocate(utf8.count)
+            p.copyMemory(from: utf8.baseAddress!, byteCount: utf8.count)
+            return amqp_bytes_t(len: utf8.count, bytes: p)
+        }
+    }
 
     func table(_ t: AMQPTable) -> amqp_table_t {
         guard !t.entries.isEmpty else { return amqp_table_t(num_entries: 0, entries: nil) }

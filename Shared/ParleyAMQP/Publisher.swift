@@ -67,6 +67,7 @@ private final class PublisherWorker: @unchecked Sendable {
     var closeWaiters: [CheckedContinuation<Void, Never>] = []
     var backoff: Backoff
     var endpointIndex = 0
+    var resumedSinceSleep = false
 
     init(configuration: AMQPConfiguration, declarations: Topology.Declarations?, window: Int,
          mailbox: Mailbox<AMQPPublisher.Command>, readiness: ConnectionReadiness, logger: Logger) {
@@ -148,7 +149,14 @@ private final class PublisherWorker: @unchecked Sendable {
                 pendingHead = 0
             }
 
+            resumedSinceSleep = false
             try pump.read { try handle($0, socket) }
+            if resumedSinceSleep && !hasPending {
+                // Publishers we just resumed are about to send their next message: give them
+                // the CPU before going to sleep, instead of being woken for each of them.
+                for _ in 0..<4 where mailbox.isEmpty { sched_yield() }
+                absorb()
+            }
             // Sleep only when there is nothing we could send.
             try pump.wait(busy: hasPending && tracker.inFlight < window) { try handle($0, socket) }
         }
@@ -185,6 +193,7 @@ private final class PublisherWorker: @unchecked Sendable {
     }
 
     private func settle(_ outcomes: [(Continuation, ConfirmTracker<Continuation>.Outcome)]) {
+        if !outcomes.isEmpty { resumedSinceSleep = true }
         for (c, outcome) in outcomes {
             switch outcome {
             case .confirmed: c.resume()
