@@ -1,6 +1,6 @@
 // parley-bench: throughput of Parley's AMQP layer against the raw rabbitmq-c loop, measured in
 // the same run on the same broker (the machine is shared and noisy: compare ratios, report
-// medians). Usage: parley-bench amqp [--messages N] [--runs R] [--size BYTES] [--window W]
+// medians), with the client's CPU time per message beside it. Usage: parley-bench amqp [--messages N] [--runs R] [--size BYTES] [--window W]
 // [--prefetch P] [--queue-type quorum|classic]. Needs PARLEY_AMQP_URL.
 import ArgumentParser
 import Foundation
@@ -39,58 +39,57 @@ struct AMQPBench: AsyncParsableCommand {
         print("parley-bench amqp: \(messages) messages of \(size) B, window \(window), prefetch \(prefetch), \(queueType) queues, \(runs) runs")
         print("broker: \(endpoint)")
         print("")
-        print("run  publish raw   publish swift  ratio   consume raw   consume swift  ratio")
-        var results: [(pr: Double, ps: Double, cr: Double, cs: Double)] = []
-        var cpu: [(pr: Double, ps: Double, cr: Double, cs: Double)] = []
+        print("run  publish raw  swift        ratio  swift batch  ratio | consume raw  swift        ratio")
+        var rates: [String: [Double]] = [:]
+        var cpu: [String: [Double]] = [:]
         for run in 1...runs {
-            let rawQueue = "bench.raw.\(UUID().uuidString.prefix(8))"
-            let swiftQueue = "bench.swift.\(UUID().uuidString.prefix(8))"
-            for q in [rawQueue, swiftQueue] { try RawLoop.declare(endpoint, queue: q, type: queueType) }
-
-            // Alternate which goes first, so warm-up and queue-state effects fall on both.
-            var pr = 0.0, ps = 0.0, cr = 0.0, cs = 0.0
-            var cpr = 0.0, cps = 0.0, ccr = 0.0, ccs = 0.0
-            for swiftFirst in run % 2 == 0 ? [true, false] : [false, true] {
-                if swiftFirst {
+            let queues = ["raw", "swift", "batch"].map { ($0, "bench.\($0).\(UUID().uuidString.prefix(8))") }
+            let queue = Dictionary(uniqueKeysWithValues: queues)
+            for (_, q) in queues { try RawLoop.declare(endpoint, queue: q, type: queueType) }
+            let publishes: [(String, () async throws -> Double)] = [
+                ("publish raw", { try RawLoop.publish(endpoint, queue: queue["raw"]!, count: messages, size: size, window: window) }),
+                ("publish swift", { try await swiftPublish(url: url, queue: queue["swift"]!) }),
+                ("publish batch", { try await swiftPublishBatches(url: url, queue: queue["batch"]!) }),
+            ]
+            let consumes: [(String, () async throws -> Double)] = [
+                ("consume raw", { try RawLoop.consume(endpoint, queue: queue["raw"]!, count: messages, prefetch: prefetch) }),
+                ("consume swift", { try await swiftConsume(url: url, queue: queue["swift"]!) }),
+            ]
+            // Rotate which goes first, so warm-up and queue-state effects fall on all of them.
+            for list in [publishes, consumes] {
+                for i in 0..<list.count {
+                    let (name, body) = list[(i + run) % list.count]
                     let c0 = cpuSeconds()
-                    ps = Double(messages) / (try await swiftPublish(url: url, queue: swiftQueue))
-                    cps = (cpuSeconds() - c0) / Double(messages) * 1e6
-                } else {
-                    let c0 = cpuSeconds()
-                    pr = Double(messages) / (try RawLoop.publish(endpoint, queue: rawQueue, count: messages, size: size, window: window))
-                    cpr = (cpuSeconds() - c0) / Double(messages) * 1e6
+                    let seconds = try await body()
+                    rates[name, default: []].append(Double(messages) / seconds)
+                    cpu[name, default: []].append((cpuSeconds() - c0) / Double(messages) * 1e6)
                 }
             }
-            for swiftFirst in run % 2 == 0 ? [true, false] : [false, true] {
-                if swiftFirst {
-                    let c0 = cpuSeconds()
-                    cs = Double(messages) / (try await swiftConsume(url: url, queue: swiftQueue))
-                    ccs = (cpuSeconds() - c0) / Double(messages) * 1e6
-                } else {
-                    let c0 = cpuSeconds()
-                    cr = Double(messages) / (try RawLoop.consume(endpoint, queue: rawQueue, count: messages, prefetch: prefetch))
-                    ccr = (cpuSeconds() - c0) / Double(messages) * 1e6
-                }
-            }
-            results.append((pr, ps, cr, cs))
-            cpu.append((cpr, cps, ccr, ccs))
-            print(String(format: "%3d  %9.0f/s  %11.0f/s  %5.2fx  %9.0f/s  %11.0f/s  %5.2fx", run, pr, ps, ps / pr, cr, cs, cs / cr))
-            for q in [rawQueue, swiftQueue] { try RawLoop.delete(endpoint, queue: q) }
+            for (_, q) in queues { try RawLoop.delete(endpoint, queue: q) }
+            let r = { (name: String) in rates[name]!.last! }
+            print(String(format: "%3d  %8.0f/s  %8.0f/s  %5.2fx  %8.0f/s  %5.2fx | %8.0f/s  %8.0f/s  %5.2fx", run,
+                         r("publish raw"), r("publish swift"), r("publish swift") / r("publish raw"),
+                         r("publish batch"), r("publish batch") / r("publish raw"),
+                         r("consume raw"), r("consume swift"), r("consume swift") / r("consume raw")))
         }
         func median(_ xs: [Double]) -> Double {
             let s = xs.sorted()
             return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
         }
-        let ratioP = median(results.map { $0.ps / $0.pr }), ratioC = median(results.map { $0.cs / $0.cr })
-        print(String(format: "med  %9.0f/s  %11.0f/s  %5.2fx  %9.0f/s  %11.0f/s  %5.2fx",
-                     median(results.map(\.pr)), median(results.map(\.ps)), ratioP,
-                     median(results.map(\.cr)), median(results.map(\.cs)), ratioC))
+        func ratio(_ a: String, _ b: String) -> Double { median(zip(rates[a]!, rates[b]!).map { $0 / $1 }) }
+        let m = { (name: String) in median(rates[name]!) }
+        print(String(format: "med  %8.0f/s  %8.0f/s  %5.2fx  %8.0f/s  %5.2fx | %8.0f/s  %8.0f/s  %5.2fx",
+                     m("publish raw"), m("publish swift"), ratio("publish swift", "publish raw"),
+                     m("publish batch"), ratio("publish batch", "publish raw"),
+                     m("consume raw"), m("consume swift"), ratio("consume swift", "consume raw")))
         print("")
-        print("client CPU per message (user+sys of this process; the broker shares the cores):")
-        print(String(format: "     publish raw %.1f µs, swift %.1f µs; consume raw %.1f µs, swift %.1f µs (medians)",
-                     median(cpu.map(\.pr)), median(cpu.map(\.ps)), median(cpu.map(\.cr)), median(cpu.map(\.cs))))
+        print("client CPU per message, median (user+sys of this process; the broker shares the cores):")
+        for name in ["publish raw", "publish swift", "publish batch", "consume raw", "consume swift"] {
+            print("  " + name.padding(toLength: 15, withPad: " ", startingAt: 0) + String(format: "%5.1f µs", median(cpu[name]!)))
+        }
         print("")
-        print(String(format: "median ratio swift/raw: publish %.2fx, consume %.2fx (goal >= 0.90x)", ratioP, ratioC))
+        print(String(format: "median ratio swift/raw: publish %.2fx (batches %.2fx), consume %.2fx (goal >= 0.90x)",
+                     ratio("publish swift", "publish raw"), ratio("publish batch", "publish raw"), ratio("consume swift", "consume raw")))
     }
 
     func config(_ url: String, _ name: String) throws -> AMQPConfiguration {
@@ -116,6 +115,33 @@ struct AMQPBench: AsyncParsableCommand {
                     for i in stride(from: lane, to: count, by: lanes) {
                         try await publisher.publish(exchange: "", routingKey: queue, body: body,
                                                     properties: AMQPProperties(messageId: "swift-\(i)"))
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let elapsed = (ContinuousClock.now - start).seconds
+        await publisher.close()
+        return elapsed
+    }
+
+    /// The same messages through `publish(contentsOf:)`: window/64 tasks, each publishing
+    /// batches of 64 and awaiting their confirms.
+    func swiftPublishBatches(url: String, queue: String) async throws -> Double {
+        let publisher = AMQPPublisher(configuration: try config(url, "bench-swift-batch-publisher"), window: window)
+        let body = [UInt8](repeating: 0x61, count: size)
+        let batchSize = 64
+        let lanes = max(1, window / batchSize)
+        let count = messages
+        let start = ContinuousClock.now
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for lane in 0..<lanes {
+                group.addTask {
+                    for first in stride(from: lane * batchSize, to: count, by: lanes * batchSize) {
+                        let batch = (first..<min(first + batchSize, count)).map {
+                            OutgoingMessage(exchange: "", routingKey: queue, body: body, properties: AMQPProperties(messageId: "batch-\($0)"))
+                        }
+                        for result in await publisher.publish(contentsOf: batch) { try result.get() }
                     }
                 }
             }

@@ -191,3 +191,38 @@ extension BrokerTests {
         #expect(ended)
     }
 }
+
+extension BrokerTests {
+    @Test("A batch publish reports each message's own outcome, in order")
+    func batchPublish() async throws {
+        let prefix = Broker.uniquePrefix("batch")
+        defer { Task { await Broker.cleanUp(prefix) } }
+        var (topology, exchange, queue) = Broker.scratchTopology(prefix)
+        topology.exchanges.append(.init("\(prefix).direct", kind: .direct))
+        let publisher = AMQPPublisher(configuration: try Broker.configuration("test-batch"), topology: topology)
+        var batch = (0..<300).map { OutgoingMessage(exchange: exchange, routingKey: "k", body: bytes("\($0)"), properties: .init(messageId: "b-\($0)")) }
+        batch[150] = OutgoingMessage(exchange: "\(prefix).direct", routingKey: "nobody", body: bytes("x"), properties: .init(messageId: "stray"))
+        let results = await publisher.publish(contentsOf: batch)
+        #expect(results.count == 300)
+        for (i, r) in results.enumerated() {
+            if i == 150 {
+                #expect(throws: AMQPError.returned(code: 312, text: "NO_ROUTE")) { try r.get() }
+            } else {
+                #expect(throws: Never.self) { try r.get() }
+            }
+        }
+        let consumer = AMQPConsumer(configuration: try Broker.configuration("test-batch-c"), queue: queue)
+        let ids = try await withDeadline(.seconds(30), "the batch") { () -> [String] in
+            var ids: [String] = []
+            for await d in consumer.deliveries {
+                ids.append(d.properties.messageId ?? "?")
+                d.ack()
+                if ids.count == 299 { break }
+            }
+            return ids
+        }
+        #expect(ids == (0..<300).filter { $0 != 150 }.map { "b-\($0)" }, "in publish order")
+        await consumer.close()
+        await publisher.close()
+    }
+}
