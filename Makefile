@@ -25,9 +25,11 @@ build:
 test: infra test-tools
 	$(WITH_ENV) swift test
 
+# Until the services land, the demo shows the messaging layer at work against the real broker.
 demo: infra
 	swift build -c release --product parley-bench
-	$(WITH_ENV) .build/release/parley-bench amqp --messages 20000 --runs 1
+	$(WITH_ENV) .build/release/parley-bench amqp --messages 20000 --runs 3
+	@echo "RabbitMQ management UI: http://127.0.0.1:15672 (user parley, password in $(LOCAL_DIR)/secrets/rabbitmq-parley)"
 
 bench: infra
 	swift build -c release --product parley-bench
