@@ -8,12 +8,14 @@ let package = Package(
         .library(name: "ParleyAMQP", targets: ["ParleyAMQP"]),
         .library(name: "ParleyPostgres", targets: ["ParleyPostgres"]),
         .library(name: "ParleyMessaging", targets: ["ParleyMessaging"]),
+        .library(name: "ParleyCanonical", targets: ["ParleyCanonical"]),
         .executable(name: "parley-bench", targets: ["parley-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
     ],
     targets: [
         // C libraries, through pkg-config. The shim header also carries the small inline
@@ -29,9 +31,11 @@ let package = Package(
             name: "ParleyAMQP",
             dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")],
             path: "Shared/ParleyAMQP"),
+        // Small Foundation-only pieces more than one library needs.
+        .target(name: "ParleyCore", path: "Shared/ParleyCore"),
         .target(
             name: "ParleyPostgres",
-            dependencies: ["CLibPQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CLibPQ", "ParleyCore", .product(name: "Logging", package: "swift-log")],
             path: "Shared/ParleyPostgres",
             resources: []),
         .target(
@@ -42,6 +46,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Shared/ParleyMessaging"),
+
+        // The canonical model of Customer, Product and Order, natural keys, the canonical hash
+        // and the converters the mapping tables name.
+        .target(
+            name: "ParleyCanonical",
+            dependencies: ["ParleyCore", "ParleyMessaging"],
+            path: "Shared/ParleyCanonical"),
 
         .executableTarget(
             name: "parley-bench",
@@ -58,8 +69,13 @@ let package = Package(
             path: "Tests/Fixtures/AMQPShutdownFixture"),
 
         .testTarget(name: "ParleyAMQPTests", dependencies: ["ParleyAMQP", "ParleyMessaging"], path: "Tests/ParleyAMQPTests"),
-        .testTarget(name: "ParleyPostgresTests", dependencies: ["ParleyPostgres"], path: "Tests/ParleyPostgresTests"),
+        .testTarget(name: "ParleyPostgresTests", dependencies: ["ParleyPostgres", "ParleyCore"], path: "Tests/ParleyPostgresTests"),
         .testTarget(name: "ParleyMessagingTests", dependencies: ["ParleyMessaging"], path: "Tests/ParleyMessagingTests"),
+        .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], path: "Tests/ParleyCoreTests"),
+        .testTarget(
+            name: "ParleyCanonicalTests",
+            dependencies: ["ParleyCanonical", .product(name: "PropertyBased", package: "swift-property-based")],
+            path: "Tests/ParleyCanonicalTests"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 import Logging
 
 /// One versioned schema change.

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ParleyPostgres
+import ParleyCore
 
 @Suite struct ConfigurationTests {
     @Test func parsesFullURLWithPercentDecoding() throws {
@@ -122,14 +123,6 @@ import Testing
 }
 
 @Suite struct MiscUnitTests {
-    @Test func sha256KnownVectors() {
-        #expect(SHA256.hex(Array("".utf8)) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(
-            SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
-                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
-    }
-
     @Test func identifiers() throws {
         #expect(try PostgresIdentifier("svc_orders").quoted == "\"svc_orders\"")
         for bad in ["", "Users", "1abc", "a\"b", "a;b", "a b", String(repeating: "a", count: 64)] {

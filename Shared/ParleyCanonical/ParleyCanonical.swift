@@ -1,0 +1,1 @@
+// The canonical model arrives with issue 3.
