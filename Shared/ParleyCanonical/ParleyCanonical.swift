@@ -1,1 +1,0 @@
-// The canonical model arrives with issue 3.
