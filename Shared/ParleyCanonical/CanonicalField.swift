@@ -31,18 +31,18 @@ public struct CanonicalField: Sendable, Hashable, CustomStringConvertible {
         case lines
     }
 
-    public let entity: EntityType
+    public let entity: CanonicalEntityType
     /// Dot-separated path, e.g. `postalAddress.city`, `lines.quantity`.
     public let path: String
     public let kind: Kind
     /// The canonical values of an `enumeration` field, else empty.
     public let allowedValues: [String]
     /// The entity a `reference` field points to, else `nil`.
-    public let referencedEntity: EntityType?
+    public let referencedEntity: CanonicalEntityType?
 
     init(
-        _ entity: EntityType, _ path: String, _ kind: Kind, allowed: [String] = [],
-        references: EntityType? = nil
+        _ entity: CanonicalEntityType, _ path: String, _ kind: Kind, allowed: [String] = [],
+        references: CanonicalEntityType? = nil
     ) {
         self.entity = entity
         self.path = path
@@ -66,12 +66,12 @@ public struct CanonicalField: Sendable, Hashable, CustomStringConvertible {
 
     /// The field with this exact path, or `nil` when the entity has no such field (an unknown
     /// path in a mapping table). Finds merge fields and line fields.
-    public static func named(_ path: String, entity: EntityType) -> CanonicalField? {
+    public static func named(_ path: String, entity: CanonicalEntityType) -> CanonicalField? {
         index[entity]?[path]
     }
 
     /// The merge fields of an entity, in canonical order (line fields excluded).
-    public static func fields(of entity: EntityType) -> [CanonicalField] {
+    public static func fields(of entity: CanonicalEntityType) -> [CanonicalField] {
         switch entity {
         case .customer: customer
         case .product: product
@@ -80,7 +80,7 @@ public struct CanonicalField: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The merge fields and the line fields of an entity.
-    public static func allFields(of entity: EntityType) -> [CanonicalField] {
+    public static func allFields(of entity: CanonicalEntityType) -> [CanonicalField] {
         entity == .order ? order + orderLine : fields(of: entity)
     }
 
@@ -140,9 +140,9 @@ public struct CanonicalField: Sendable, Hashable, CustomStringConvertible {
         .init(.order, "lines.vatRate", .decimal),
     ]
 
-    private static let index: [EntityType: [String: CanonicalField]] = {
-        var result: [EntityType: [String: CanonicalField]] = [:]
-        for entity in EntityType.allCases {
+    private static let index: [CanonicalEntityType: [String: CanonicalField]] = {
+        var result: [CanonicalEntityType: [String: CanonicalField]] = [:]
+        for entity in CanonicalEntityType.allCases {
             var byPath: [String: CanonicalField] = [:]
             for field in allFields(of: entity) { byPath[field.path] = field }
             result[entity] = byPath

@@ -33,7 +33,7 @@ public enum CanonicalHash {
 
     /// The hash of `fields` of a canonical JSON object (see ``CanonicalEntity``).
     public static func hex(
-        ofCanonicalJSON json: JSONValue, entity: EntityType, fields: some Sequence<CanonicalField>
+        ofCanonicalJSON json: JSONValue, entity: CanonicalEntityType, fields: some Sequence<CanonicalField>
     ) throws(CanonicalDecodingError) -> String {
         hex(flat: try CanonicalJSON.flatten(json, entity: entity), entity: entity, fields: fields)
     }
@@ -50,7 +50,7 @@ public enum CanonicalHash {
 
     /// The normalised document that is hashed, for tests and debugging.
     public static func document(
-        flat: [String: JSONValue], entity: EntityType, fields: some Sequence<CanonicalField>
+        flat: [String: JSONValue], entity: CanonicalEntityType, fields: some Sequence<CanonicalField>
     ) -> JSONValue {
         var selected: Set<String> = []
         var lineMembers: Set<String>? = nil  // nil: no line field named
@@ -83,7 +83,7 @@ public enum CanonicalHash {
         return .object(doc)
     }
 
-    static func hex(flat: [String: JSONValue], entity: EntityType, fields: some Sequence<CanonicalField>) -> String {
+    static func hex(flat: [String: JSONValue], entity: CanonicalEntityType, fields: some Sequence<CanonicalField>) -> String {
         SHA256.hex(document(flat: flat, entity: entity, fields: fields).serialized(options: [.sortedKeys]))
     }
 

@@ -4,11 +4,11 @@ import ParleyMessaging
 /// Why canonical JSON could not be read: the field path (`postalAddress.city`,
 /// `lines[2].quantity`, or empty for the document itself) and the reason.
 public struct CanonicalDecodingError: Error, Sendable, Hashable, CustomStringConvertible {
-    public let entity: EntityType
+    public let entity: CanonicalEntityType
     public let path: String
     public let reason: String
 
-    public init(entity: EntityType, path: String, reason: String) {
+    public init(entity: CanonicalEntityType, path: String, reason: String) {
         self.entity = entity
         self.path = path
         self.reason = reason
@@ -27,7 +27,7 @@ public struct CanonicalDecodingError: Error, Sendable, Hashable, CustomStringCon
 /// `<entity>/<uuid>`, enumerations their canonical string. When reading, `null` counts as not
 /// carried; unknown members are an error (a misspelt path must not silently drop data).
 public protocol CanonicalEntity: Sendable, Hashable {
-    static var entityType: EntityType { get }
+    static var entityType: CanonicalEntityType { get }
 
     /// The carried merge fields, keyed by path, as canonical JSON values (flat: the key of the
     /// postal code is `postalAddress.postalCode`; `lines` holds the array of line objects).
@@ -68,12 +68,12 @@ extension CanonicalEntity {
 /// Moving between the nested canonical JSON object and the flat path → value map.
 public enum CanonicalJSON {
     /// First components of nested merge-field paths (`postalAddress`).
-    static func groups(_ entity: EntityType) -> Set<String> {
+    static func groups(_ entity: CanonicalEntityType) -> Set<String> {
         Set(CanonicalField.fields(of: entity).compactMap { f in f.components.count > 1 ? f.components[0] : nil })
     }
 
     /// Nests flat path → value pairs into an object, members in registry order.
-    public static func nest(_ flat: [String: JSONValue], entity: EntityType) -> JSONValue {
+    public static func nest(_ flat: [String: JSONValue], entity: CanonicalEntityType) -> JSONValue {
         var root = JSONObject()
         for field in CanonicalField.fields(of: entity) {
             guard let value = flat[field.path] else { continue }
@@ -92,7 +92,7 @@ public enum CanonicalJSON {
     /// Flattens a canonical JSON object into path → value (nulls dropped), rejecting unknown
     /// members and mis-shaped groups. Values are not checked against their kinds here.
     public static func flatten(
-        _ json: JSONValue, entity: EntityType
+        _ json: JSONValue, entity: CanonicalEntityType
     ) throws(CanonicalDecodingError) -> [String: JSONValue] {
         guard case .object(let root) = json else {
             throw CanonicalDecodingError(
@@ -154,7 +154,7 @@ struct FieldWriter {
 /// Reads typed values out of a flat path → value map, naming the path in every error.
 /// `prefix` names the enclosing element in errors (`lines[2].`).
 struct FieldReader {
-    let entity: EntityType
+    let entity: CanonicalEntityType
     let values: [String: JSONValue]
     var prefix: String = ""
 
@@ -199,7 +199,7 @@ struct FieldReader {
         return d
     }
 
-    func reference(_ path: String, to entity: EntityType) throws(CanonicalDecodingError) -> GlobalRef? {
+    func reference(_ path: String, to entity: CanonicalEntityType) throws(CanonicalDecodingError) -> GlobalRef? {
         guard let s = try text(path) else { return nil }
         guard let ref = GlobalRef(s), ref.entity == entity else {
             throw fail(path, "\"\(s)\" is not a reference of the form \(entity.rawValue)/<uuid>")
@@ -221,7 +221,7 @@ struct FieldReader {
 // MARK: - Customer
 
 extension Customer: CanonicalEntity {
-    public static var entityType: EntityType { .customer }
+    public static var entityType: CanonicalEntityType { .customer }
 
     public var canonicalFieldValues: [String: JSONValue] {
         var w = FieldWriter()
@@ -269,7 +269,7 @@ extension Customer: CanonicalEntity {
 // MARK: - Product
 
 extension Product: CanonicalEntity {
-    public static var entityType: EntityType { .product }
+    public static var entityType: CanonicalEntityType { .product }
 
     public var canonicalFieldValues: [String: JSONValue] {
         var w = FieldWriter()
@@ -348,7 +348,7 @@ extension OrderLine {
 }
 
 extension Order: CanonicalEntity {
-    public static var entityType: EntityType { .order }
+    public static var entityType: CanonicalEntityType { .order }
 
     public var canonicalFieldValues: [String: JSONValue] {
         var w = FieldWriter()

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyMessaging
 
 // The canonical model: the one shape of Customer, Product and Order that every system's
 // native records are normalised into. Every field is optional: `nil` means "not carried or
@@ -7,8 +8,9 @@ import Foundation
 //
 // Money, prices, quantities and rates are `Decimal`, never `Double`.
 
-/// The three kinds of global entity Parley syncs.
-public enum EntityType: String, Sendable, Hashable, CaseIterable {
+/// The three kinds of global entity Parley syncs. (Named apart from the envelope's open
+/// `ParleyMessaging.EntityType`; see ``messagingEntityType``.)
+public enum CanonicalEntityType: String, Sendable, Hashable, CaseIterable {
     case customer
     case order
     case product
@@ -20,10 +22,10 @@ public enum EntityType: String, Sendable, Hashable, CaseIterable {
 /// Canonical text form: `<entity>/<lower-case UUID>`, e.g.
 /// `customer/0b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11`.
 public struct GlobalRef: Sendable, Hashable, CustomStringConvertible {
-    public var entity: EntityType
+    public var entity: CanonicalEntityType
     public var id: UUID
 
-    public init(_ entity: EntityType, id: UUID) {
+    public init(_ entity: CanonicalEntityType, id: UUID) {
         self.entity = entity
         self.id = id
     }
@@ -31,7 +33,7 @@ public struct GlobalRef: Sendable, Hashable, CustomStringConvertible {
     /// Parses `<entity>/<UUID>` (UUID in any case).
     public init?(_ text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, let entity = EntityType(rawValue: String(parts[0])),
+        guard parts.count == 2, let entity = CanonicalEntityType(rawValue: String(parts[0])),
             let id = UUID(uuidString: String(parts[1]))
         else { return nil }
         self.init(entity, id: id)
@@ -261,5 +263,22 @@ public struct Order: Sendable, Hashable {
         self.customerReference = customerReference
         self.lines = lines
         self.archived = archived
+    }
+}
+
+extension CanonicalEntityType {
+    /// The envelope's entity type name (`ParleyMessaging.EntityType` is an open, validated
+    /// name; this one is the closed set the canonical model knows).
+    public var messagingEntityType: ParleyMessaging.EntityType {
+        switch self {
+        case .customer: .customer
+        case .order: .order
+        case .product: .product
+        }
+    }
+
+    /// `nil` for an entity type the canonical model does not know.
+    public init?(_ messaging: ParleyMessaging.EntityType) {
+        self.init(rawValue: messaging.rawValue)
     }
 }
