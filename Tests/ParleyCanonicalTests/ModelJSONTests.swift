@@ -136,6 +136,36 @@ let fullOrder = Order(
         #expect(error?.description == "order field lines[0].vatRate: expected a number, found boolean")
     }
 
+    @Test func documentedExampleDecodes() throws {
+        // The example in docs/canonical-model.md.
+        let order = try Order(canonicalJSONText: """
+            {
+              "orderNumber": "SO-1001",
+              "customer": "customer/0b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11",
+              "orderDate": "2026-02-28",
+              "currency": "NOK",
+              "status": "confirmed",
+              "lines": [
+                {
+                  "product": "product/9a3b0c2d-1111-4222-8333-444455556666",
+                  "sku": "NL-100",
+                  "quantity": 2,
+                  "unitPriceExclVat": 1999.5,
+                  "discountPercent": 10,
+                  "vatRate": 0.25
+                },
+                { "sku": "FRAKT", "quantity": 1, "unitPriceExclVat": 99 }
+              ]
+            }
+            """)
+        var expected = fullOrder
+        expected.deliveryDate = nil
+        expected.customerReference = nil
+        expected.archived = nil
+        expected.lines![0].description = nil
+        #expect(order == expected)
+    }
+
     @Test func calendarDate() {
         #expect(CalendarDate("2024-02-29") != nil)
         #expect(CalendarDate("2023-02-29") == nil)
