@@ -78,7 +78,7 @@ enum CivilTime {
     static func parseInstant(_ text: String) throws(ConversionError) -> Int64 {
         let b = Array(text.utf8)
         let shape = ConversionError("\"\(text)\" is not an RFC 3339 date-time with offset like 2025-01-31T12:00:00+01:00")
-        guard b.count >= 20, [0x54, 0x74, 0x20].contains(b[10]), b[13] == 0x3A, b[16] == 0x3A else { throw shape }
+        guard b.count >= 19, [0x54, 0x74, 0x20].contains(b[10]), b[13] == 0x3A, b[16] == 0x3A else { throw shape }
         let days = try parseDate(String(decoding: b[0..<10], as: UTF8.self))
         guard let h = digits(b, 11, 2), let mi = digits(b, 14, 2), let s = digits(b, 17, 2) else { throw shape }
         guard h <= 23, mi <= 59, s <= 60 else { throw ConversionError("\"\(text)\" has a time out of range") }
