@@ -59,7 +59,7 @@ func vat(_ rate: String) -> ConversionContext { ConversionContext(vatRate: Decim
         #expect(lost.isEmpty, "\(lost.prefix(10))")
     }
 
-    /// Property: for any two-decimal price up to 10^13 (either sign) and each Norwegian rate,
+    /// Property: for any two-decimal price up to 10^16 (either sign) and each Norwegian rate,
     /// no cent is lost over the round trip, and the canonical price has at most 6 decimals.
     @Test func noCentLostProperty() async {
         await propertyCheck(
