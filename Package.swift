@@ -41,7 +41,7 @@ let package = Package(
         .target(
             name: "ParleyMessaging",
             dependencies: [
-                "ParleyAMQP",
+                "ParleyAMQP", "ParleyCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -1,3 +1,4 @@
+import ParleyCore
 import Foundation
 
 /// RFC 3339 timestamps at millisecond precision, without `DateFormatter` (no locale, no time
@@ -15,14 +16,14 @@ enum RFC3339 {
     }
 
     /// Valid range for four-digit years: 0000-01-01T00:00:00.000Z ... 9999-12-31T23:59:59.999Z.
-    static let range: ClosedRange<Int64> = daysFromCivil(0, 1, 1) * millisecondsPerDay
-        ... (daysFromCivil(10000, 1, 1) * millisecondsPerDay - 1)
+    static let range: ClosedRange<Int64> = CivilCalendar.daysFromCivil(0, 1, 1) * millisecondsPerDay
+        ... (CivilCalendar.daysFromCivil(10000, 1, 1) * millisecondsPerDay - 1)
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, always UTC with exactly three fraction digits.
     static func format(milliseconds ms: Int64) -> String {
         let days = floorDiv(ms, millisecondsPerDay)
         var rest = ms - days * millisecondsPerDay
-        let (y, m, d) = civilFromDays(days)
+        let (y, m, d) = CivilCalendar.civilFromDays(days)
         let hour = rest / 3_600_000
         rest %= 3_600_000
         let minute = rest / 60_000
@@ -85,10 +86,10 @@ enum RFC3339 {
         guard i == b.count else { return .failure(shape) }
 
         guard (1...12).contains(month) else { return .failure(ParseFailure("month out of range")) }
-        guard day >= 1 && day <= daysInMonth(year, month) else { return .failure(ParseFailure("day out of range")) }
+        guard day >= 1 && day <= CivilCalendar.daysInMonth(year, month) else { return .failure(ParseFailure("day out of range")) }
         guard hour <= 23, minute <= 59, second <= 60 else { return .failure(ParseFailure("time of day out of range")) }
 
-        let days = daysFromCivil(year, month, day)
+        let days = CivilCalendar.daysFromCivil(year, month, day)
         let ms = days * millisecondsPerDay + hour * 3_600_000 + minute * 60_000 + second * 1000 + fractionMs
             - offsetMinutes * 60_000
         return .success(ms)
@@ -97,38 +98,6 @@ enum RFC3339 {
     struct ParseFailure: Error {
         let reason: String
         init(_ reason: String) { self.reason = reason }
-    }
-
-    // MARK: calendar (Howard Hinnant's days_from_civil / civil_from_days)
-
-    static func daysFromCivil(_ year: Int64, _ month: Int64, _ day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = floorDiv(y, 400)
-        let yoe = y - era * 400
-        let mp = (month + 9) % 12
-        let doy = (153 * mp + 2) / 5 + day - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    static func civilFromDays(_ days: Int64) -> (Int64, Int64, Int64) {
-        let z = days + 719_468
-        let era = floorDiv(z, 146_097)
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
-    }
-
-    static func daysInMonth(_ year: Int64, _ month: Int64) -> Int64 {
-        switch month {
-        case 2: (year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)) ? 29 : 28
-        case 4, 6, 9, 11: 30
-        default: 31
-        }
     }
 
     private static func floorDiv(_ a: Int64, _ b: Int64) -> Int64 {

@@ -1,3 +1,4 @@
+import ParleyCore
 import Foundation
 
 /// A PostgreSQL type OID (only the ones this layer knows by name are listed).
@@ -280,7 +281,7 @@ public enum PostgresTimestamp {
         let micros = Int64((date.timeIntervalSinceReferenceDate * 1_000_000).rounded()) + referenceOffsetMicros
         let (secs, frac) = floorDivMod(micros, 1_000_000)
         let (days, secOfDay) = floorDivMod(secs, 86_400)
-        let (y, m, d) = civil(fromDays: days)
+        let (y, m, d) = CivilCalendar.civilFromDays(days)
         let year = y <= 0 ? 1 - y : y
         var s = pad(year, 4) + "-" + pad(m, 2) + "-" + pad(d, 2) + " "
         s += pad(secOfDay / 3600, 2) + ":" + pad(secOfDay % 3600 / 60, 2) + ":" + pad(secOfDay % 60, 2)
@@ -357,7 +358,7 @@ public enum PostgresTimestamp {
             throw bad("field out of range")
         }
         if bc { year = 1 - year }
-        let days = daysFromCivil(year, month, day)
+        let days = CivilCalendar.daysFromCivil(year, month, day)
         let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offsetSeconds
         let epochMicros = secs * 1_000_000 + micros
         return Date(timeIntervalSinceReferenceDate: Double(epochMicros - referenceOffsetMicros) / 1_000_000)
@@ -375,28 +376,6 @@ public enum PostgresTimestamp {
         return (q, r)
     }
 
-    // Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian).
-    static func daysFromCivil(_ y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
-        let y = m <= 2 ? y0 - 1 : y0
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    static func civil(fromDays z0: Int64) -> (Int64, Int64, Int64) {
-        let z = z0 + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let y = yoe + era * 400
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (m <= 2 ? y + 1 : y, m, d)
-    }
 }
 
 // MARK: uuid, jsonb, bytea

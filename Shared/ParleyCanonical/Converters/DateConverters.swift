@@ -1,3 +1,4 @@
+import ParleyCore
 import Foundation
 import ParleyMessaging
 
@@ -9,44 +10,13 @@ import ParleyMessaging
 enum CivilTime {
     static let msPerDay: Int64 = 86_400_000
 
-    // Howard Hinnant's days_from_civil / civil_from_days (proleptic Gregorian).
-    static func daysFromCivil(_ y0: Int64, _ m: Int64, _ d: Int64) -> Int64 {
-        let y = m <= 2 ? y0 - 1 : y0
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    static func civilFromDays(_ z0: Int64) -> (Int64, Int64, Int64) {
-        let z = z0 + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let y = yoe + era * 400
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        return (m <= 2 ? y + 1 : y, m, d)
-    }
-
-    static func daysInMonth(_ y: Int64, _ m: Int64) -> Int64 {
-        switch m {
-        case 2: (y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)) ? 29 : 28
-        case 4, 6, 9, 11: 30
-        default: 31
-        }
-    }
-
     static func pad(_ v: Int64, _ width: Int) -> String {
         let s = String(v)
         return String(repeating: "0", count: max(0, width - s.count)) + s
     }
 
     static func formatDate(days: Int64) -> String {
-        let (y, m, d) = civilFromDays(days)
+        let (y, m, d) = CivilCalendar.civilFromDays(days)
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))"
     }
 
@@ -66,10 +36,10 @@ enum CivilTime {
         guard b.count == 10, b[4] == 0x2D, b[7] == 0x2D,
             let y = digits(b, 0, 4), let m = digits(b, 5, 2), let d = digits(b, 8, 2)
         else { throw ConversionError("\"\(text)\" is not a date like 2025-01-31 (yyyy-MM-dd)") }
-        guard (1...12).contains(m), d >= 1, d <= daysInMonth(y, m) else {
+        guard (1...12).contains(m), d >= 1, d <= CivilCalendar.daysInMonth(y, m) else {
             throw ConversionError("\"\(text)\" is not a calendar date")
         }
-        return daysFromCivil(y, m, d)
+        return CivilCalendar.daysFromCivil(y, m, d)
     }
 
     /// RFC 3339 date-time → milliseconds since 1970 (UTC). Accepts `T`, `t` or a space between
