@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "ParleyPostgres", targets: ["ParleyPostgres"]),
         .library(name: "ParleyMessaging", targets: ["ParleyMessaging"]),
         .library(name: "ParleyCanonical", targets: ["ParleyCanonical"]),
+        .library(name: "ParleyMapping", targets: ["ParleyMapping"]),
         .executable(name: "parley-bench", targets: ["parley-bench"]),
     ],
     dependencies: [
@@ -16,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // C libraries, through pkg-config. The shim header also carries the small inline
@@ -54,6 +56,13 @@ let package = Package(
             dependencies: ["ParleyCore", "ParleyMessaging"],
             path: "Shared/ParleyCanonical"),
 
+        // The mapping tables (mappings/<system>/<entity>.yaml): loaded and validated against
+        // the systems' OpenAPI contracts, the canonical fields and the converters.
+        .target(
+            name: "ParleyMapping",
+            dependencies: ["ParleyCanonical", .product(name: "Yams", package: "Yams")],
+            path: "Shared/ParleyMapping"),
+
         .executableTarget(
             name: "parley-bench",
             dependencies: [
@@ -71,6 +80,7 @@ let package = Package(
         .testTarget(name: "ParleyAMQPTests", dependencies: ["ParleyAMQP", "ParleyMessaging"], path: "Tests/ParleyAMQPTests"),
         .testTarget(name: "ParleyPostgresTests", dependencies: ["ParleyPostgres", "ParleyCore"], path: "Tests/ParleyPostgresTests"),
         .testTarget(name: "ParleyMessagingTests", dependencies: ["ParleyMessaging"], path: "Tests/ParleyMessagingTests"),
+        .testTarget(name: "ParleyMappingTests", dependencies: ["ParleyMapping"], path: "Tests/ParleyMappingTests"),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], path: "Tests/ParleyCoreTests"),
         .testTarget(
             name: "ParleyCanonicalTests",
