@@ -166,10 +166,10 @@ def check(path, canon, names):
     if cp is None:
         return errs + [f"{rel}:{top}: contract {t['contract']!r} not found"]
     spec = Spec(cp)
-    for key in ("schema", "writeSchema"):
-        if t[key] not in spec.schemas:
-            err(top, f"{key}: no schema {t[key]!r} in {t['contract']}")
-    if errs:
+    missing = [key for key in ("schema", "writeSchema") if t[key] not in spec.schemas]
+    for key in missing:
+        err(top, f"{key}: no schema {t[key]!r} in {t['contract']}")
+    if missing:
         return errs
     for key in ("id", "modifiedAt"):
         r = spec.lookup(t["schema"], t[key])
