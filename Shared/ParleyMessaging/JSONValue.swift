@@ -1,3 +1,4 @@
+import ParleyCore
 import Foundation
 
 /// Arbitrary JSON, kept exactly as it was written.
@@ -88,7 +89,7 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible, Expressib
     /// The value as `Int` when the number is an integer that fits (`2`, `-7`, also `2.0`, `2e3`).
     public var int: Int? {
         if isInteger { return Int(text) }
-        guard let d = decimal, d == d.rounded(scale: 0) else { return nil }
+        guard let d = decimal, d == d.roundedHalfAwayFromZero(scale: 0) else { return nil }
         return Int(d.description)
     }
 
@@ -175,14 +176,6 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible, Expressib
     }
 }
 
-extension Decimal {
-    fileprivate func rounded(scale: Int) -> Decimal {
-        var value = self
-        var result = Decimal()
-        NSDecimalRound(&result, &value, scale, .plain)
-        return result
-    }
-}
 
 // MARK: - Objects
 

@@ -1,3 +1,4 @@
+import ParleyCore
 import Foundation
 import ParleyMessaging
 
@@ -8,15 +9,6 @@ import ParleyMessaging
 // MARK: - Decimal helpers
 
 extension Decimal {
-    /// Rounded to `scale` decimals, halves away from zero (`0.125` → `0.13`, `-0.125` → `-0.13`).
-    /// This is `NSDecimalRound` with `.plain`.
-    public func roundedHalfAwayFromZero(scale: Int) -> Decimal {
-        var value = self
-        var result = Decimal()
-        NSDecimalRound(&result, &value, scale, .plain)
-        return result
-    }
-
     /// Number of decimals after the point in the shortest spelling (`12.5` → 1, `12` → 0).
     var decimalPlaces: Int {
         let text = description
