@@ -262,3 +262,20 @@ import Testing
         #expect(registry.knownNames == ["amount", "decimal"])
     }
 }
+
+@Suite("Enum tables and the canonical model")
+struct EnumTablesAgainstModelTests {
+    @Test("Every canonical value an enum table reads into or writes from is one the model allows")
+    func canonicalSidesAreCanonical() {
+        let allowed: [String: Set<String>] = [
+            "orderStatus": Set(OrderStatus.allCases.map(\.rawValue)),
+            "productType": Set(ProductType.allCases.map(\.rawValue)),
+        ]
+        for table in EnumTables.all {
+            guard let family = table.name.split(separator: ".").first.map(String.init), let values = allowed[family] else { continue }
+            for canonical in Set(table.read.values).union(table.write.keys) {
+                #expect(values.contains(canonical), "\(table.name): \(canonical) is not a canonical \(family)")
+            }
+        }
+    }
+}

@@ -64,8 +64,8 @@ public struct EnumConverter: Converter {
 /// The built-in enum tables. Canonical values are lower-case words (order status, product type)
 /// or UN/ECE Recommendation 20 codes (unit of measure).
 public enum EnumTables {
-    /// Canonical order statuses.
-    public static let orderStatuses = ["draft", "confirmed", "processing", "completed", "cancelled"]
+    /// Canonical order statuses (from the model, so the two cannot drift apart).
+    public static let orderStatuses = OrderStatus.allCases.map(\.rawValue)
 
     /// WooCommerce-style webshop statuses. Lossy: `refunded` and `failed` read as `cancelled`
     /// (written back as `cancelled`); `checkout-draft` reads as `draft` (written back as `pending`).
