@@ -1,3 +1,4 @@
+import Foundation
 import ParleyCanonical
 import ParleyMessaging
 
@@ -42,8 +43,47 @@ public struct MappingTable: Sendable {
     public var id: String
     public var modifiedAt: String?
     public var rows: [Row]
+    /// The target's own rules beyond the contract's types (the table's `rules:`).
+    public var rules: [Rule]
+    /// What the contract's write schema says about each written native path (types, lengths,
+    /// enums, ranges), and the paths it requires; filled in by the loader.
+    public var constraints: [String: FieldConstraint]
+    public var requiredPaths: [String]
     /// The file it was loaded from.
     public var file: String
+
+    /// A target rule the contract's types cannot say (docs/mappings.md, "Rules"). Paths are
+    /// native paths of the write schema; a line member path (`SalesOrderLines[].Allowance`)
+    /// applies to every line.
+    public struct Rule: Sendable, Hashable {
+        public enum Kind: Sendable, Hashable {
+            /// The field must have a non-empty value — only when the boolean field `when` is
+            /// true, or only when the boolean field `unless` is not true, if given.
+            case required(String, when: String?, unless: String?)
+            /// Either all of these fields have a value or none has.
+            case together([String])
+            /// A number within `min...max` (either bound may be missing).
+            case range(String, min: Decimal?, max: Decimal?)
+            /// Text at most this many characters long.
+            case maxLength(String, Int)
+        }
+        public var kind: Kind
+        public var line: Int
+
+        public init(_ kind: Kind, line: Int) {
+            self.kind = kind
+            self.line = line
+        }
+
+        /// The native paths the rule reads.
+        public var paths: [String] {
+            switch kind {
+            case .required(let p, let when, let unless): [p] + [when, unless].compactMap { $0 }
+            case .together(let ps): ps
+            case .range(let p, min: _, max: _), .maxLength(let p, _): [p]
+            }
+        }
+    }
 
     /// The canonical fields this system carries: what it reports (read rows), as merge fields
     /// (order line members count as the one field `lines`). A field not in here is one the

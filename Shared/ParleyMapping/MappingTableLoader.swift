@@ -86,7 +86,7 @@ public struct MappingTableLoader {
             fail(Self.line(root), "expected a mapping with system, entity, contract, schema, writeSchema, id, modifiedAt, fields")
             try done()
         }
-        let allowed: Set<String> = ["system", "entity", "contract", "schema", "writeSchema", "id", "modifiedAt", "fields"]
+        let allowed: Set<String> = ["system", "entity", "contract", "schema", "writeSchema", "id", "modifiedAt", "fields", "rules"]
         for (key, _) in top where !allowed.contains(key.string ?? "") {
             fail(Self.line(key), "unknown key \"\(key.string ?? "?")\" (allowed: \(allowed.sorted().joined(separator: ", ")))")
         }
@@ -173,11 +173,36 @@ public struct MappingTableLoader {
         } else {
             fail(Self.line(root), "missing \"fields\"")
         }
+        var rules: [MappingTable.Rule] = []
+        if let node = top["rules"] {
+            if let list = node.sequence {
+                for item in list {
+                    guard let rule = parseRule(item, fail: fail) else { continue }
+                    for path in rule.paths { checkNative(path, line: rule.line, direction: .write) }
+                    rules.append(rule)
+                }
+            } else {
+                fail(Self.line(node), "\"rules\" must be a list of rules")
+            }
+        }
         guard errors.isEmpty, let system, let entity, let (contract, _) = contractPath, let (schema, _) = readSchema,
-              let (write, _) = writeSchema, let (id, _) = idPath
+              let (write, _) = writeSchema, let (id, _) = idPath, let schemas
         else { try done() }
+        // What the write schema says about every written path, and what it requires (of the
+        // record, and of each line when the table maps lines).
+        var constraints: [String: FieldConstraint] = [:]
+        for row in rows where row.direction.writes {
+            for path in row.native { constraints[path] = schemas.constraint(path: path, in: write) }
+        }
+        var required = schemas.required(in: write)
+        if let linePath = rows.lazy.flatMap(\.native).first(where: { $0.contains("[].") }) {
+            let array = String(linePath[..<linePath.range(of: "[].")!.lowerBound])
+            required += schemas.required(in: write, arrayPath: array.split(separator: ".").map(String.init))
+                .map { "\(array)[].\($0)" }
+        }
         return MappingTable(system: system, entity: entity, contract: contract, schema: schema, writeSchema: write,
-                            id: id, modifiedAt: modifiedAt?.0, rows: rows, file: name)
+                            id: id, modifiedAt: modifiedAt?.0, rows: rows, rules: rules, constraints: constraints,
+                            requiredPaths: required, file: name)
     }
 
     private func parseRow(_ node: Node, entity: CanonicalEntityType?, fail: (Int, String) -> Void,
@@ -261,6 +286,71 @@ public struct MappingTableLoader {
         for path in native { checkNative(path, line, direction) }
         return MappingTable.Row(canonical: canonical, native: native, converter: converter, direction: direction,
                                 vatRate: vatRate, line: line)
+    }
+
+    /// One of `{required: P, when: B}`, `{required: P, unless: B}`, `{together: [P, Q]}`,
+    /// `{range: P, min: X, max: Y}`, `{maxLength: P, length: N}`.
+    private func parseRule(_ node: Node, fail: (Int, String) -> Void) -> MappingTable.Rule? {
+        let line = Self.line(node)
+        guard let rule = node.mapping else {
+            fail(line, "a rule must be a mapping such as {required: Name}")
+            return nil
+        }
+        let keys = Set(rule.keys.compactMap(\.string))
+        func path(_ key: String) -> String? {
+            guard let s = rule[key]?.string, !s.isEmpty else {
+                fail(line, "\"\(key)\" must be a native path")
+                return nil
+            }
+            return s
+        }
+        func number(_ key: String) -> Decimal? {
+            guard let n = rule[key] else { return nil }
+            guard let s = n.string, let d = Decimal(string: s, locale: Locale(identifier: "en_US_POSIX")) else {
+                fail(Self.line(n), "\"\(key)\" must be a number")
+                return nil
+            }
+            return d
+        }
+        func only(_ allowed: Set<String>) -> Bool {
+            let extra = keys.subtracting(allowed)
+            if !extra.isEmpty { fail(line, "unknown key \"\(extra.sorted()[0])\" in a rule (allowed: \(allowed.sorted().joined(separator: ", ")))") }
+            return extra.isEmpty
+        }
+        if keys.contains("required") {
+            guard only(["required", "when", "unless"]), let p = path("required") else { return nil }
+            let when = keys.contains("when") ? path("when") : nil
+            let unless = keys.contains("unless") ? path("unless") : nil
+            return .init(.required(p, when: when, unless: unless), line: line)
+        }
+        if keys.contains("together") {
+            guard only(["together"]) else { return nil }
+            let list = rule["together"]?.sequence?.compactMap(\.string) ?? []
+            guard list.count >= 2 else {
+                fail(line, "\"together\" must list at least two native paths")
+                return nil
+            }
+            return .init(.together(list), line: line)
+        }
+        if keys.contains("range") {
+            guard only(["range", "min", "max"]), let p = path("range") else { return nil }
+            let min = number("min"), max = number("max")
+            guard min != nil || max != nil else {
+                fail(line, "a range needs min, max or both")
+                return nil
+            }
+            return .init(.range(p, min: min, max: max), line: line)
+        }
+        if keys.contains("maxLength") {
+            guard only(["maxLength", "length"]), let p = path("maxLength") else { return nil }
+            guard let n = rule["length"]?.int, n > 0 else {
+                fail(line, "\"length\" must be a positive whole number")
+                return nil
+            }
+            return .init(.maxLength(p, n), line: line)
+        }
+        fail(line, "unknown rule (required, together, range or maxLength)")
+        return nil
     }
 
     private func relativePath(_ file: URL) -> String {

@@ -15,7 +15,8 @@ import ParleyMessaging
 /// `LastName`; if both are missing but `Name` is set, `Name` is split (see ``split(_:)``).
 /// `IsPerson` false, null or absent (Go's default is false) → a company named `Name`.
 ///
-/// To native: a person → `IsPerson: true` with `FirstName`, `LastName` (split from `name` when
+/// To native (without a canonical `kind`, first and last name make a person and a name alone a
+/// company): a person → `IsPerson: true` with `FirstName`, `LastName` (split from `name` when
 /// the canonical record only has a full name) and `Name` omitted; a company → `IsPerson: false`
 /// with `Name`. A person whose name is a single word cannot be written (Go requires both names).
 public struct PersonNameConverter: Converter {
@@ -80,8 +81,10 @@ public struct PersonNameConverter: Converter {
     public func toNative(_ canonical: JSONValue?, context: ConversionContext) throws(ConversionError) -> JSONValue? {
         try passAbsentAndNull(canonical) { v throws(ConversionError) in
             let o = try Self.object(v, "the canonical name")
-            let kind = try Self.text(o, "kind")
             let name = try Self.text(o, "name")
+            // A system that has no kind (the webshop has a first and last name) leaves it to
+            // the names: both names make a person, a name alone a company.
+            let kind = try Self.text(o, "kind") ?? (o["firstName"] != nil && o["lastName"] != nil ? "person" : (name != nil ? "company" : nil))
             switch kind {
             case "company":
                 guard let name else { throw ConversionError("a company needs a name") }

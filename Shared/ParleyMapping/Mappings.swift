@@ -1,0 +1,36 @@
+import Foundation
+import ParleyCanonical
+import ParleyMessaging
+
+/// Every compiled mapping table, by system and entity: the whole of what the mapping service
+/// knows about the systems' schemas.
+public struct Mappings: Sendable {
+    public struct Key: Sendable, Hashable {
+        public var system: SystemName
+        public var entity: CanonicalEntityType
+    }
+
+    private var mappers: [Key: Mapper]
+
+    public init(tables: [MappingTable], registry: ConverterRegistry = .standard) {
+        mappers = Dictionary(tables.map { (Key(system: $0.system, entity: $0.entity), Mapper(table: $0, registry: registry)) },
+                             uniquingKeysWith: { first, _ in first })
+    }
+
+    /// Loads and checks `<repositoryRoot>/mappings/*/*.yaml`; throws ``MappingTableErrors``
+    /// listing every problem as `file:line: reason`.
+    public static func load(repositoryRoot: URL, registry: ConverterRegistry = .standard) throws -> Mappings {
+        let loader = MappingTableLoader(repositoryRoot: repositoryRoot, registry: registry)
+        let tables = try loader.loadAll(directory: repositoryRoot.appendingPathComponent("mappings"))
+        return Mappings(tables: tables, registry: registry)
+    }
+
+    /// The mapper for a system's entity, `nil` when no table maps it.
+    public func mapper(system: SystemName, entity: CanonicalEntityType) -> Mapper? {
+        mappers[Key(system: system, entity: entity)]
+    }
+
+    public var tables: [MappingTable] {
+        mappers.values.map(\.table).sorted { ($0.system.rawValue, $0.entity.rawValue) < ($1.system.rawValue, $1.entity.rawValue) }
+    }
+}
