@@ -1,0 +1,293 @@
+import Foundation
+import ParleyMessaging
+
+// The payloads of the messages around the mapping service (docs/mapping-service.md):
+//
+//   adapter ──change──► mapping ──canonical──► link ──syncRequest──► mapping ──command──► adapter
+//
+// Each is a JSON object; `init(json:)` reads one strictly (unknown members are an error, so a
+// misspelt member never silently loses data) and `json` writes it.
+
+/// A native id of another entity found in a native record: the order's customer, a line's
+/// product. The mapping service is stateless and cannot know global ids, so it reports these and
+/// the link service translates them through the links (DESIGN rule 6).
+public struct NativeReference: Sendable, Hashable {
+    /// The canonical path with the line index: `customer`, `lines[2].product`.
+    public var path: String
+    public var entity: CanonicalEntityType
+    /// The native id in the system the record came from.
+    public var id: String
+
+    public init(path: String, entity: CanonicalEntityType, id: String) {
+        self.path = path
+        self.entity = entity
+        self.id = id
+    }
+
+    public var json: JSONValue { ["path": .string(path), "entityType": .string(entity.rawValue), "id": .string(id)] }
+
+    public init(json: JSONValue, at field: String) throws(PayloadError) {
+        let r = try PayloadReader(json, at: field, allowed: ["path", "entityType", "id"])
+        path = try r.string("path")
+        let type = try r.string("entityType")
+        guard let entity = CanonicalEntityType(rawValue: type) else { throw r.fail("entityType", "unknown entity type \"\(type)\"") }
+        self.entity = entity
+        id = try r.string("id")
+    }
+}
+
+/// A payload that does not have the documented shape: the member and the reason.
+public struct PayloadError: Error, Sendable, Hashable, CustomStringConvertible {
+    public let field: String
+    public let reason: String
+    public init(field: String, reason: String) {
+        self.field = field
+        self.reason = reason
+    }
+    public var description: String { field.isEmpty ? "payload: \(reason)" : "payload field \(field): \(reason)" }
+}
+
+/// `change` (adapter → mapping service): a record as the source system reports it.
+public struct ChangePayload: Sendable, Hashable {
+    public enum Operation: String, Sendable, Hashable { case upsert, delete }
+    public var operation: Operation
+    /// The native record in the table's read schema; for a delete it may be absent (the
+    /// system only reports the id, which is the envelope's `entityId`).
+    public var record: JSONValue?
+
+    public init(operation: Operation = .upsert, record: JSONValue?) {
+        self.operation = operation
+        self.record = record
+    }
+
+    public var json: JSONValue {
+        var o: JSONObject = ["operation": .string(operation.rawValue)]
+        if let record { o["record"] = record }
+        return .object(o)
+    }
+
+    public init(json: JSONValue) throws(PayloadError) {
+        let r = try PayloadReader(json, at: "", allowed: ["operation", "record"])
+        operation = try r.enumeration("operation", default: .upsert)
+        record = r.optional("record")
+        if operation == .upsert, record == nil { throw r.fail("record", "an upsert needs the record") }
+    }
+}
+
+/// `canonical` (mapping service → link service): a change normalised to the canonical model.
+public struct CanonicalPayload: Sendable, Hashable {
+    public var operation: ChangePayload.Operation
+    /// Canonical JSON: the values the source reported, references left out (see `references`).
+    public var entity: JSONValue
+    /// The merge fields the source carries, in canonical order. Carried but absent from
+    /// `entity` means empty in the source; not carried means the source cannot say.
+    public var carried: [String]
+    /// Native ids of referenced entities, in the source system.
+    public var references: [NativeReference]
+    /// The source's modification time (canonical instant), when it reports one.
+    public var modifiedAt: String?
+
+    public init(operation: ChangePayload.Operation, entity: JSONValue, carried: [String], references: [NativeReference], modifiedAt: String?) {
+        self.operation = operation
+        self.entity = entity
+        self.carried = carried
+        self.references = references
+        self.modifiedAt = modifiedAt
+    }
+
+    public var json: JSONValue {
+        var o: JSONObject = [
+            "operation": .string(operation.rawValue), "entity": entity,
+            "carried": .array(carried.map(JSONValue.string)), "references": .array(references.map(\.json)),
+        ]
+        if let modifiedAt { o["modifiedAt"] = .string(modifiedAt) }
+        return .object(o)
+    }
+
+    public init(json: JSONValue) throws(PayloadError) {
+        let r = try PayloadReader(json, at: "", allowed: ["operation", "entity", "carried", "references", "modifiedAt"])
+        operation = try r.enumeration("operation", default: .upsert)
+        entity = try r.required("entity")
+        carried = try r.strings("carried")
+        references = try r.array("references").enumerated().map { (i, v) throws(PayloadError) in
+            try NativeReference(json: v, at: "references[\(i)]")
+        }
+        modifiedAt = try r.optionalString("modifiedAt")
+    }
+}
+
+/// What a write to a target does.
+public enum WriteOperation: String, Sendable, Hashable {
+    /// A new record; the envelope's `entityId` is the global id, the idempotency key.
+    case create
+    /// Bring an existing record (`targetId`) in line.
+    case update
+    /// Archive an existing record (DESIGN rule 9: deletes become archives).
+    case archive
+}
+
+/// `syncRequest` (link service → mapping service): bring one target record in line with a
+/// global entity's canonical state.
+public struct SyncRequestPayload: Sendable, Hashable {
+    public var operation: WriteOperation
+    /// The record's native id in the target (update, archive).
+    public var targetId: String?
+    /// The canonical state (canonical JSON, references as global refs).
+    public var entity: JSONValue
+    /// The target's native id for every global ref `entity` names (`"customer/<uuid>": "42"`).
+    public var targetIds: [String: String]
+    /// The link service's token for this write, handed back in `written`/`failed`.
+    public var writeId: String?
+
+    public init(operation: WriteOperation, targetId: String?, entity: JSONValue, targetIds: [String: String] = [:], writeId: String? = nil) {
+        self.operation = operation
+        self.targetId = targetId
+        self.entity = entity
+        self.targetIds = targetIds
+        self.writeId = writeId
+    }
+
+    public var json: JSONValue {
+        var o: JSONObject = ["operation": .string(operation.rawValue)]
+        if let targetId { o["targetId"] = .string(targetId) }
+        o["entity"] = entity
+        o["targetIds"] = .object(JSONObject(targetIds.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }))
+        if let writeId { o["writeId"] = .string(writeId) }
+        return .object(o)
+    }
+
+    public init(json: JSONValue) throws(PayloadError) {
+        let r = try PayloadReader(json, at: "", allowed: ["operation", "targetId", "entity", "targetIds", "writeId"])
+        operation = try r.enumeration("operation", default: nil)
+        targetId = try r.optionalString("targetId")
+        if operation != .create, targetId == nil { throw r.fail("targetId", "an \(operation.rawValue) needs the target's id") }
+        entity = try r.required("entity")
+        var ids: [String: String] = [:]
+        if let value = r.optional("targetIds") {
+            guard case .object(let o) = value else { throw r.fail("targetIds", "expected an object, got \(value.typeName)") }
+            for (key, v) in o {
+                guard case .string(let s) = v else { throw r.fail("targetIds.\(key)", "expected a string id, got \(v.typeName)") }
+                ids[key] = s
+            }
+        }
+        targetIds = ids
+        writeId = try r.optionalString("writeId")
+    }
+}
+
+/// `command` (mapping service → adapter): a native write.
+public struct CommandPayload: Sendable, Hashable {
+    public var operation: WriteOperation
+    public var targetId: String?
+    /// The global id: the create's idempotency key (PowerOffice `ExternalImportReference`,
+    /// `Idempotency-Key` on the custom contracts).
+    public var idempotencyKey: String
+    /// The native record in the target's write schema.
+    public var record: JSONObject
+    /// Written native paths whose value is empty: an update clears them.
+    public var cleared: [String]
+    /// What the target will report back (normalise ∘ denormalise), for echo suppression: the
+    /// adapter hands it back in `written`.
+    public var expected: CanonicalPayload
+    public var writeId: String?
+
+    public init(operation: WriteOperation, targetId: String?, idempotencyKey: String, record: JSONObject, cleared: [String],
+                expected: CanonicalPayload, writeId: String?) {
+        self.operation = operation
+        self.targetId = targetId
+        self.idempotencyKey = idempotencyKey
+        self.record = record
+        self.cleared = cleared
+        self.expected = expected
+        self.writeId = writeId
+    }
+
+    public var json: JSONValue {
+        var o: JSONObject = ["operation": .string(operation.rawValue)]
+        if let targetId { o["targetId"] = .string(targetId) }
+        o["idempotencyKey"] = .string(idempotencyKey)
+        o["record"] = .object(record)
+        o["cleared"] = .array(cleared.map(JSONValue.string))
+        o["expected"] = expected.json
+        if let writeId { o["writeId"] = .string(writeId) }
+        return .object(o)
+    }
+
+    public init(json: JSONValue) throws(PayloadError) {
+        let r = try PayloadReader(json, at: "", allowed: ["operation", "targetId", "idempotencyKey", "record", "cleared", "expected", "writeId"])
+        operation = try r.enumeration("operation", default: nil)
+        targetId = try r.optionalString("targetId")
+        idempotencyKey = try r.string("idempotencyKey")
+        guard case .object(let o) = try r.required("record") else { throw r.fail("record", "expected an object") }
+        record = o
+        cleared = try r.strings("cleared")
+        do {
+            expected = try CanonicalPayload(json: try r.required("expected"))
+        } catch {
+            throw PayloadError(field: "expected." + error.field, reason: error.reason)
+        }
+        writeId = try r.optionalString("writeId")
+    }
+}
+
+/// Reads the members of one payload object, with errors naming the member.
+struct PayloadReader {
+    let object: JSONObject
+    let prefix: String
+
+    init(_ json: JSONValue, at field: String, allowed: Set<String>) throws(PayloadError) {
+        guard case .object(let object) = json else {
+            throw PayloadError(field: field, reason: "expected an object, got \(json.typeName)")
+        }
+        self.object = object
+        self.prefix = field.isEmpty ? "" : field + "."
+        if let unknown = object.keys.first(where: { !allowed.contains($0) }) {
+            throw PayloadError(field: prefix + unknown, reason: "unknown member (expected \(allowed.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    func fail(_ key: String, _ reason: String) -> PayloadError { PayloadError(field: prefix + key, reason: reason) }
+
+    func optional(_ key: String) -> JSONValue? {
+        guard let v = object[key], !v.isNull else { return nil }
+        return v
+    }
+
+    func required(_ key: String) throws(PayloadError) -> JSONValue {
+        guard let v = optional(key) else { throw fail(key, "missing") }
+        return v
+    }
+
+    func string(_ key: String) throws(PayloadError) -> String {
+        guard let s = try optionalString(key) else { throw fail(key, "missing") }
+        return s
+    }
+
+    func optionalString(_ key: String) throws(PayloadError) -> String? {
+        guard let v = optional(key) else { return nil }
+        guard case .string(let s) = v, !s.isEmpty else { throw fail(key, "expected a non-empty string, got \(v.typeName)") }
+        return s
+    }
+
+    func array(_ key: String) throws(PayloadError) -> [JSONValue] {
+        guard let v = optional(key) else { return [] }
+        guard case .array(let a) = v else { throw fail(key, "expected an array, got \(v.typeName)") }
+        return a
+    }
+
+    func strings(_ key: String) throws(PayloadError) -> [String] {
+        try array(key).enumerated().map { (i, v) throws(PayloadError) in
+            guard case .string(let s) = v else { throw fail("\(key)[\(i)]", "expected a string, got \(v.typeName)") }
+            return s
+        }
+    }
+
+    func enumeration<E: RawRepresentable>(_ key: String, default fallback: E?) throws(PayloadError) -> E where E.RawValue == String {
+        guard let text = try optionalString(key) else {
+            if let fallback { return fallback }
+            throw fail(key, "missing")
+        }
+        guard let value = E(rawValue: text) else { throw fail(key, "unknown value \"\(text)\"") }
+        return value
+    }
+}
