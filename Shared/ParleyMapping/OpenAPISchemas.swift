@@ -5,7 +5,7 @@ import Yams
 /// schema?" — following `$ref`, `allOf`/`oneOf`/`anyOf` and array `items`.
 public struct OpenAPISchemas: @unchecked Sendable {
     // Parsed YAML (dictionaries, arrays, scalars); never mutated after init.
-    private let schemas: [String: Any]
+    let schemas: [String: Any]
 
     public init(yaml: String) throws {
         guard let root = try Yams.load(yaml: yaml) as? [String: Any] else {
@@ -51,7 +51,7 @@ public struct OpenAPISchemas: @unchecked Sendable {
     }
 
     /// A schema with its `$ref`s resolved and its `allOf`/`oneOf`/`anyOf` parts spread out.
-    private func expand(_ schema: [String: Any], depth: Int = 0) -> [[String: Any]] {
+    func expand(_ schema: [String: Any], depth: Int = 0) -> [[String: Any]] {
         guard depth < 32 else { return [] }
         var out: [[String: Any]] = []
         if let ref = schema["$ref"] as? String {
