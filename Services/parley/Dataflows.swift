@@ -25,7 +25,8 @@ struct Dataflows: ParsableCommand {
         do {
             documents = try DataflowDocument.generate(repositoryRoot: root)
         } catch {
-            throw ValidationError("cannot generate the dataflow documents:\n\(error)")
+            // Not a usage error: no usage text, exit status 1.
+            throw DataflowDocumentError("cannot generate the dataflow documents:\n\(error)")
         }
         if check {
             let stale = documents.filter { document in
