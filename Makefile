@@ -6,7 +6,7 @@ LOCAL := infra/local/parley-local
 LOCAL_DIR ?= /var/tmp/parley-local
 WITH_ENV = set -a && . $(LOCAL_DIR)/parley.env && set +a &&
 
-.PHONY: test demo infra infra-down build bench test-tools
+.PHONY: test demo infra infra-down build bench test-tools dataflows
 
 infra:
 	@PARLEY_LOCAL_DIR=$(LOCAL_DIR) $(LOCAL) up
@@ -21,6 +21,10 @@ infra-down:
 
 build:
 	swift build
+
+# Regenerate docs/dataflows/*.rst from the mapping tables (a test fails while they are stale).
+dataflows:
+	swift run parley dataflows
 
 test: infra test-tools
 	$(WITH_ENV) swift test

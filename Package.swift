@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "ParleyCanonical", targets: ["ParleyCanonical"]),
         .library(name: "ParleyMapping", targets: ["ParleyMapping"]),
         .executable(name: "parley-bench", targets: ["parley-bench"]),
+        .executable(name: "parley", targets: ["parley"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -70,6 +71,12 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/parley-bench"),
+
+        // The operator CLI: dataflow documents now; queues, links, replay later.
+        .executableTarget(
+            name: "parley",
+            dependencies: ["ParleyMapping", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Services/parley"),
 
         // A tiny consumer process the graceful-shutdown test starts and sends SIGTERM to.
         .executableTarget(
