@@ -270,6 +270,7 @@ struct EnumTablesAgainstModelTests {
         let allowed: [String: Set<String>] = [
             "orderStatus": Set(OrderStatus.allCases.map(\.rawValue)),
             "productType": Set(ProductType.allCases.map(\.rawValue)),
+            "customerKind": Set(CustomerKind.allCases.map(\.rawValue)),
         ]
         for table in EnumTables.all {
             guard let family = table.name.split(separator: ".").first.map(String.init), let values = allowed[family] else { continue }
