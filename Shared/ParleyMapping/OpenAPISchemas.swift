@@ -27,27 +27,51 @@ public struct OpenAPISchemas: @unchecked Sendable {
     /// Whether `path` (dot-separated; a component ending in `[]` is an array whose items the
     /// rest of the path continues in) names a property of schema `name`.
     public func contains(path: String, in name: String) -> Bool {
-        guard let schema = schemas[name] else { return false }
+        walk(path: path, in: name) != nil
+    }
+
+    /// The `enum` values of the property at `path` in schema `name` (following `$ref`, so a
+    /// property that refers to a named enum schema has its values); `nil` when the property
+    /// does not exist or has no `enum`.
+    public func enumValues(path: String, in name: String) -> [String]? {
+        guard let last = walk(path: path, in: name)?.last else { return nil }
+        let values = last.flatMap { expand($0) }.compactMap { $0["enum"] as? [Any] }.flatMap { $0 }
+        return values.isEmpty ? nil : values.map { $0 as? String ?? String(describing: $0) }
+    }
+
+    /// Whether the property at `path` in schema `name`, or a property on the way to it (such as
+    /// the array of `SalesOrderLines[]`), is marked `readOnly`: a system computes it, and a
+    /// table must not write it.
+    public func isReadOnly(path: String, in name: String) -> Bool {
+        guard let steps = walk(path: path, in: name) else { return false }
+        return steps.contains { $0.flatMap { expand($0) }.contains { $0["readOnly"] as? Bool == true } }
+    }
+
+    /// The property schemas `path` passes through in schema `name`, one list per path component
+    /// (several when `allOf` parts both declare it), or `nil` when the path does not exist.
+    private func walk(path: String, in name: String) -> [[[String: Any]]]? {
+        guard let schema = schemas[name] else { return nil }
         var current: [[String: Any]] = [schema as? [String: Any] ?? [:]]
+        var steps: [[[String: Any]]] = []
         for var component in path.split(separator: ".", omittingEmptySubsequences: false).map(String.init) {
             let isArray = component.hasSuffix("[]")
             if isArray { component.removeLast(2) }
-            guard !component.isEmpty else { return false }
-            var next: [[String: Any]] = []
+            guard !component.isEmpty else { return nil }
+            var matched: [[String: Any]] = []
             for s in current.flatMap({ expand($0) }) {
                 guard let props = s["properties"] as? [String: Any], let p = props[component] as? [String: Any] else { continue }
-                if isArray {
-                    for a in expand(p) {
-                        if let items = a["items"] as? [String: Any] { next.append(items) }
-                    }
-                } else {
-                    next.append(p)
-                }
+                matched.append(p)
             }
-            guard !next.isEmpty else { return false }
-            current = next
+            guard !matched.isEmpty else { return nil }
+            steps.append(matched)
+            if isArray {
+                current = matched.flatMap { expand($0) }.compactMap { $0["items"] as? [String: Any] }
+                guard !current.isEmpty else { return nil }
+            } else {
+                current = matched
+            }
         }
-        return true
+        return steps
     }
 
     /// A schema with its `$ref`s resolved and its `allOf`/`oneOf`/`anyOf` parts spread out.

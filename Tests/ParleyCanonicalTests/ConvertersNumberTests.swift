@@ -174,3 +174,56 @@ let ctx = ConversionContext.empty
         #expect(failure { try c.toCanonical("25%", context: ctx) } != nil)
     }
 }
+
+@Suite struct IntegerStringConverterTests {
+    let c = IntegerStringConverter()
+
+    @Test func integersBothWays() throws {
+        #expect(try c.toCanonical(6065, context: ctx) == "6065")
+        #expect(try c.toCanonical(0, context: ctx) == "0")
+        #expect(try c.toCanonical(-12, context: ctx) == "-12")
+        #expect(try c.toCanonical(num("6065.0"), context: ctx) == "6065")
+        #expect(try c.toCanonical(num("6.065e3"), context: ctx) == "6065")
+        #expect(try c.toCanonical(num("-0"), context: ctx) == "0")
+        #expect(try c.toCanonical(num("9223372036854775807"), context: ctx) == "9223372036854775807")
+        #expect(try c.toNative("6065", context: ctx) == num("6065"))
+        #expect(try c.toNative("0", context: ctx) == num("0"))
+        #expect(try c.toNative("-12", context: ctx) == num("-12"))
+        #expect(try c.toNative("-9223372036854775808", context: ctx) == num("-9223372036854775808"))
+    }
+
+    @Test func absentAndNullPassThrough() throws {
+        #expect(try c.toCanonical(nil, context: ctx) == nil)
+        #expect(try c.toCanonical(.null, context: ctx) == .null)
+        #expect(try c.toNative(nil, context: ctx) == nil)
+        #expect(try c.toNative(.null, context: ctx) == .null)
+    }
+
+    @Test func readRejections() {
+        #expect(failure { try c.toCanonical(num("12.5"), context: ctx) } == "12.5 is not a whole number")
+        #expect(failure { try c.toCanonical(num("9223372036854775808"), context: ctx) } == "9223372036854775808 does not fit a 64-bit integer")
+        #expect(failure { try c.toCanonical(num("1e20"), context: ctx) } == "1e20 does not fit a 64-bit integer")
+        #expect(failure { try c.toCanonical("6065", context: ctx) }?.contains("got the string \"6065\"") == true)
+        #expect(failure { try c.toCanonical(true, context: ctx) } != nil)
+    }
+
+    @Test func writeRejectsTextThatWouldNotReadBackTheSame() {
+        let notInteger = "is not an integer (only the digits 0-9, with - for a negative number, can be written as a number)"
+        for text in ["WEB-1001", "12.5", "", "-", "+5", " 42", "42 ", "1 000", "1e3", "٣", "１２"] {
+            #expect(failure { try c.toNative(.string(text), context: ctx) } == "\"\(text)\" \(notInteger)", "\(text)")
+        }
+        #expect(failure { try c.toNative("007", context: ctx) } == "\"007\" has a leading zero, which a number cannot keep")
+        #expect(failure { try c.toNative("-0", context: ctx) } == "\"-0\" would be written as 0 and read back as \"0\"")
+        #expect(failure { try c.toNative("-012", context: ctx) } == "\"-012\" has a leading zero, which a number cannot keep")
+        #expect(failure { try c.toNative("9223372036854775808", context: ctx) } == "\"9223372036854775808\" does not fit a 64-bit integer")
+        #expect(failure { try c.toNative(6065, context: ctx) }?.hasPrefix("expected integer text as a string") == true)
+    }
+
+    @Test func roundTripsEveryInt64Property() async {
+        await propertyCheck(count: 500, input: Gen.int64(in: Int64.min...Int64.max)) { n in
+            let canonical = try! c.toCanonical(.number(JSONNumber(n)), context: ctx)
+            #expect(canonical == .string(String(n)))
+            #expect(try! c.toNative(canonical, context: ctx) == .number(JSONNumber(n)))
+        }
+    }
+}

@@ -191,6 +191,49 @@ import Testing
         #expect(failure { try c.toCanonical("2025-02-30", context: ctx) } != nil)
         #expect(ConverterRegistry.standard.converter(named: "dateInZone:Mars/Olympus") == nil)
     }
+
+    @Test func dateOfInstantInOslo() throws {
+        let c = try #require(ConverterRegistry.standard.converter(named: "dateOfInstant:Europe/Oslo"))
+        #expect(c.name == "dateOfInstant:Europe/Oslo")
+        // An instant's calendar date in Oslo: late UTC evening is already tomorrow there.
+        #expect(try c.toCanonical("2025-01-31T22:59:59Z", context: ctx) == "2025-01-31")
+        #expect(try c.toCanonical("2025-01-31T23:00:00Z", context: ctx) == "2025-02-01")
+        #expect(try c.toCanonical("2025-06-30T22:30:00.000Z", context: ctx) == "2025-07-01")
+        #expect(try c.toCanonical("2025-06-30T21:59:59+00:00", context: ctx) == "2025-06-30")
+        #expect(try c.toCanonical("2025-07-01T00:30:00+02:00", context: ctx) == "2025-07-01")
+        #expect(try c.toCanonical("2025-01-31 12:00:00-05:00", context: ctx) == "2025-01-31")
+        // A date is written as the instant its day starts in Oslo, in UTC (DST days too).
+        #expect(try c.toNative("2025-02-01", context: ctx) == "2025-01-31T23:00:00.000Z")
+        #expect(try c.toNative("2025-07-01", context: ctx) == "2025-06-30T22:00:00.000Z")
+        #expect(try c.toNative("2025-03-30", context: ctx) == "2025-03-29T23:00:00.000Z")
+        #expect(try c.toNative("2025-10-26", context: ctx) == "2025-10-25T22:00:00.000Z")
+        #expect(try c.toCanonical(nil, context: ctx) == nil)
+        #expect(try c.toCanonical(.null, context: ctx) == .null)
+        #expect(try c.toNative(.null, context: ctx) == .null)
+        #expect(failure { try c.toCanonical("2025-01-31T12:00:00", context: ctx) }
+            == "\"2025-01-31T12:00:00\" has no time zone offset (add Z or ±HH:MM)")
+        #expect(failure { try c.toCanonical("2025-01-31", context: ctx) }?.contains("not an RFC 3339 date-time") == true)
+        #expect(failure { try c.toNative("2025-02-30", context: ctx) } == "\"2025-02-30\" is not a calendar date")
+        #expect(failure { try c.toNative("2025-01-31T12:00:00Z", context: ctx) } != nil)
+        #expect(ConverterRegistry.standard.converter(named: "dateOfInstant:Mars/Olympus") == nil)
+        #expect(!ConverterRegistry.standard.contains("dateOfInstant:"))
+    }
+
+    @Test func dateOfInstantIsDateInZoneReversed() throws {
+        let ofInstant = try #require(DateOfInstantConverter(zoneIdentifier: "Europe/Oslo"))
+        let inZone = try #require(DateInZoneConverter(zoneIdentifier: "Europe/Oslo"))
+        // Every day of 2024 and 2025 (both DST changes, a leap day) round-trips as a date.
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let start = calendar.date(from: DateComponents(year: 2024, month: 1, day: 1))!
+        for offset in 0..<731 {
+            let d = calendar.dateComponents([.year, .month, .day], from: calendar.date(byAdding: .day, value: offset, to: start)!)
+            let text = String(format: "%04d-%02d-%02d", d.year!, d.month!, d.day!)
+            let instant = try ofInstant.toNative(.string(text), context: ctx)
+            #expect(instant == (try inZone.toCanonical(.string(text), context: ctx)))
+            #expect(try ofInstant.toCanonical(instant, context: ctx) == .string(text))
+        }
+    }
 }
 
 @Suite struct PersonNameConverterTests {
@@ -237,6 +280,8 @@ import Testing
             "vatInclusivePriceString", "countryName.no", "countryName.en", "countryCode", "enum:orderStatus.webshop",
             "enum:orderStatus.poweroffice", "enum:productType.poweroffice", "enum:unitOfMeasure.webshop",
             "enum:unitOfMeasure.poweroffice", "unitOfMeasure", "date", "dateTime", "dateInZone:Europe/Oslo", "personName",
+            "integerString", "dateOfInstant:Europe/Oslo", "enum:customerKind.erp", "enum:productType.erp",
+            "enum:orderStatus.erp", "enum:productType.webshop",
         ]
         #expect(ConverterRegistry.standard.unknownNames(in: names) == [])
         for name in names {
@@ -270,6 +315,7 @@ struct EnumTablesAgainstModelTests {
         let allowed: [String: Set<String>] = [
             "orderStatus": Set(OrderStatus.allCases.map(\.rawValue)),
             "productType": Set(ProductType.allCases.map(\.rawValue)),
+            "customerKind": Set(CustomerKind.allCases.map(\.rawValue)),
         ]
         for table in EnumTables.all {
             guard let family = table.name.split(separator: ".").first.map(String.init), let values = allowed[family] else { continue }

@@ -67,6 +67,7 @@ public struct ConverterRegistry: Sendable {
         registry.register(MoneyConverter(form: .string))
         registry.register(MinorUnitsConverter())
         registry.register(PercentConverter())
+        registry.register(IntegerStringConverter())
         registry.register(VatInclusivePriceConverter(form: .number))
         registry.register(VatInclusivePriceConverter(form: .string))
         registry.register(CountryNameConverter(language: .english))
@@ -79,6 +80,7 @@ public struct ConverterRegistry: Sendable {
         registry.register(prefix: "enum") { name in tables[name].map { EnumConverter(table: $0) } }
         registry.register(EnumConverter(table: EnumTables.unitOfMeasureWebshop, name: "unitOfMeasure"))
         registry.register(prefix: "dateInZone") { zone in DateInZoneConverter(zoneIdentifier: zone) }
+        registry.register(prefix: "dateOfInstant") { zone in DateOfInstantConverter(zoneIdentifier: zone) }
         return registry
     }()
 }

@@ -164,3 +164,33 @@ public struct DateInZoneConverter: Converter {
         }
     }
 }
+
+/// `dateOfInstant:<zone>` (e.g. `dateOfInstant:Europe/Oslo`): for a system that only has an
+/// instant where the canonical model has a calendar date (the webshop's `date_created_gmt` as
+/// the order date). It is `dateInZone:<zone>` with the two sides swapped, so the zone
+/// arithmetic exists once.
+///
+/// - to canonical: the calendar date in `<zone>` of the native RFC 3339 date-time
+///   (`2025-01-31T23:30:00Z` → `2025-02-01` in Oslo). Lossy: the time of day is dropped.
+/// - to native: the instant that date starts in `<zone>`, as canonical UTC RFC 3339 text
+///   (`2025-02-01` → `2025-01-31T23:00:00.000Z`), which reads back as the same date.
+public struct DateOfInstantConverter: Converter {
+    public let name: String
+    let inverse: DateInZoneConverter
+    public var timeZone: TimeZone { inverse.timeZone }
+
+    /// `nil` when the zone identifier is unknown.
+    public init?(zoneIdentifier: String) {
+        guard let inverse = DateInZoneConverter(zoneIdentifier: zoneIdentifier) else { return nil }
+        self.inverse = inverse
+        self.name = "dateOfInstant:\(zoneIdentifier)"
+    }
+
+    public func toCanonical(_ native: JSONValue?, context: ConversionContext) throws(ConversionError) -> JSONValue? {
+        try inverse.toNative(native, context: context)
+    }
+
+    public func toNative(_ canonical: JSONValue?, context: ConversionContext) throws(ConversionError) -> JSONValue? {
+        try inverse.toCanonical(canonical, context: context)
+    }
+}

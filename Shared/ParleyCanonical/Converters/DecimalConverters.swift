@@ -194,3 +194,51 @@ public struct PercentConverter: Converter {
         try passAbsentAndNull(canonical) { v throws(ConversionError) in DecimalText.canonical(try DecimalText.number(v) * 100) }
     }
 }
+
+/// `integerString`: native JSON integer (PowerOffice Go `SalesOrderNo`, int64) ⇄ canonical
+/// text of its decimal digits (`6065` ⇄ `"6065"`), for canonical text fields that some systems
+/// hold as numbers (`orderNumber`).
+///
+/// - to canonical: a JSON number with a whole value that fits a 64-bit integer, written in
+///   plain decimal digits, `-` for a negative value, no leading zeros (`6065`, `6065.0` and
+///   `6.065e3` all read as `"6065"`). A fraction (`12.5`), a string, or a value outside the
+///   64-bit range is an error.
+/// - to native: only text in exactly that form, so every value written reads back as the same
+///   text. Leading zeros (`"007"`), a `+`, surrounding whitespace, `"-0"` and any non-digit
+///   (`"WEB-1001"`, `"12.5"`, `""`) are errors, never stripped or guessed at: `"007"` written as
+///   7 would come back as `"7"`, a different order number.
+public struct IntegerStringConverter: Converter {
+    public let name = "integerString"
+    public init() {}
+
+    public func toCanonical(_ native: JSONValue?, context: ConversionContext) throws(ConversionError) -> JSONValue? {
+        try passAbsentAndNull(native) { v throws(ConversionError) in
+            let value = try DecimalText.number(v, "an integer as a JSON number")
+            guard value == value.roundedHalfAwayFromZero(scale: 0) else {
+                throw ConversionError("\(quoted(v)) is not a whole number")
+            }
+            guard let integer = Int64(value.description) else {
+                throw ConversionError("\(quoted(v)) does not fit a 64-bit integer")
+            }
+            return .string(String(integer))
+        }
+    }
+
+    public func toNative(_ canonical: JSONValue?, context: ConversionContext) throws(ConversionError) -> JSONValue? {
+        try passAbsentAndNull(canonical) { v throws(ConversionError) in
+            let text = try expectString(v, "integer text")
+            let digits = text.hasPrefix("-") ? text.utf8.dropFirst() : text.utf8[...]
+            guard !digits.isEmpty, digits.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else {
+                throw ConversionError("\"\(text)\" is not an integer (only the digits 0-9, with - for a negative number, can be written as a number)")
+            }
+            guard digits.count == 1 || digits.first != 0x30 else {
+                throw ConversionError("\"\(text)\" has a leading zero, which a number cannot keep")
+            }
+            guard text != "-0" else { throw ConversionError("\"-0\" would be written as 0 and read back as \"0\"") }
+            guard let integer = Int64(text) else {
+                throw ConversionError("\"\(text)\" does not fit a 64-bit integer")
+            }
+            return .number(JSONNumber(integer))
+        }
+    }
+}

@@ -95,6 +95,47 @@ public enum EnumTables {
         read: ["Product": "product", "Service": "service"],
         write: ["product": "Product", "service": "Service"])
 
+    /// ERP (`customerp`) `customerType` ⇄ canonical customer kind: `PERSON` ⇄ `person`,
+    /// `COMPANY` ⇄ `company`. One to one, not lossy.
+    public static let customerKindErp = EnumTable(
+        name: "customerKind.erp",
+        read: ["PERSON": "person", "COMPANY": "company"],
+        write: ["person": "PERSON", "company": "COMPANY"])
+
+    /// ERP (`customerp`) `itemType` ⇄ canonical product type. The contract says "STOCK and
+    /// NONSTOCK are goods; SERVICE is a service". Lossy: `NONSTOCK` reads as `product`, and
+    /// canonical `product` is written as `STOCK` (the canonical model carries `stock`, and most
+    /// goods the webshop and PowerOffice know are stocked), so a NONSTOCK item becomes STOCK if
+    /// Parley ever writes its type.
+    public static let productTypeErp = EnumTable(
+        name: "productType.erp",
+        read: ["STOCK": "product", "NONSTOCK": "product", "SERVICE": "service"],
+        write: ["product": "STOCK", "service": "SERVICE"])
+
+    /// ERP (`customerp`) order `status` (`OrderStatus` in the contract) ⇄ canonical order status,
+    /// one to one: `ENTERED` (registered, not confirmed) ⇄ `draft`, `CONFIRMED` ⇄ `confirmed`,
+    /// `PICKING` (being picked/packed) ⇄ `processing`, `DELIVERED` (shipped and invoiced) ⇄
+    /// `completed`, `CANCELLED` ⇄ `cancelled`. Every canonical status can be written; not lossy.
+    public static let orderStatusErp = EnumTable(
+        name: "orderStatus.erp",
+        read: [
+            "ENTERED": "draft", "CONFIRMED": "confirmed", "PICKING": "processing", "DELIVERED": "completed",
+            "CANCELLED": "cancelled",
+        ],
+        write: [
+            "draft": "ENTERED", "confirmed": "CONFIRMED", "processing": "PICKING", "completed": "DELIVERED",
+            "cancelled": "CANCELLED",
+        ])
+
+    /// Webshop product `type` ⇄ canonical product type: `simple` ⇄ `product`, `virtual` (no
+    /// shipping: a service, says the contract) ⇄ `service`. The contract's enum has only these
+    /// two, so the table is one to one; any other type a shop sends (WooCommerce's `variable`,
+    /// `grouped`, `external`) is an error naming the value, not a guess.
+    public static let productTypeWebshop = EnumTable(
+        name: "productType.webshop",
+        read: ["simple": "product", "virtual": "service"],
+        write: ["product": "simple", "service": "virtual"])
+
     /// Webshop unit words ⇄ UN/ECE codes. Lossy: several words read as one code (`pcs`, `pc`,
     /// `stk`, `each`, `ea` → `EA`); the first word of each group below is written back.
     public static let unitOfMeasureWebshop: EnumTable = {
@@ -146,7 +187,7 @@ public enum EnumTables {
     }()
 
     public static let all: [EnumTable] = [
-        orderStatusWebshop, orderStatusPowerOffice, productTypePowerOffice, unitOfMeasureWebshop,
-        unitOfMeasurePowerOffice,
+        orderStatusWebshop, orderStatusPowerOffice, orderStatusErp, productTypePowerOffice, productTypeErp,
+        productTypeWebshop, customerKindErp, unitOfMeasureWebshop, unitOfMeasurePowerOffice,
     ]
 }
