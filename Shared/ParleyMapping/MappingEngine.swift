@@ -352,15 +352,38 @@ public struct Mapper: Sendable {
 
     // MARK: Echo
 
+    /// The fields an echo is compared on: the merge fields the table both writes and reads; for
+    /// order lines, `lines` when every line member it reads is also written, else the line
+    /// members it does (`lines.sku`, …: PowerOffice Go computes a line's `VatRate` itself, so
+    /// only the members Parley wrote can be expected back). ``CanonicalHash`` accepts both forms.
+    public var echoFields: [String] {
+        let both = table.rows.filter { $0.direction == .both }.flatMap(\.canonical)
+        let readOnlyLineMembers = table.rows.contains { $0.direction == .read && $0.canonical.contains { $0.hasPrefix("lines.") } }
+        var fields: [String] = []
+        for field in CanonicalField.fields(of: entity) {
+            if field.path == "lines" {
+                let members = both.filter { $0.hasPrefix("lines.") }
+                if members.isEmpty { continue }
+                if readOnlyLineMembers {
+                    fields += CanonicalField.orderLine.map(\.path).filter(members.contains)
+                } else {
+                    fields.append("lines")
+                }
+            } else if both.contains(field.path) {
+                fields.append(field.path)
+            }
+        }
+        return fields
+    }
+
     /// What the target will report back after `write` is applied: the written record read
     /// through the rows that both write and read (normalise ∘ denormalise, DESIGN rule 5). The
     /// link service keeps it as the target's last-known state, so the echo of our own write,
-    /// lossy mappings included, is recognised and dropped. `carried` is the fields both
-    /// written and read: a field the target computes itself (an order number) is not expected.
+    /// lossy mappings included, is recognised and dropped. `carried` is ``echoFields``: a field
+    /// the target computes itself (an order number) is not expected.
     public func expectedEcho(of write: NativeWrite) throws(MappingError) -> NormalisedRecord {
         var echo = try normalise(.object(write.record), requireId: false, rows: { $0.source.direction == .both })
-        let both = table.carriedFields.intersection(table.writtenFields)
-        echo.carried = echo.carried.filter(both.contains)
+        echo.carried = echoFields
         return echo
     }
 }

@@ -44,11 +44,11 @@ public struct MappingTable: Sendable {
     public var modifiedAt: String?
     public var rows: [Row]
     /// The target's own rules beyond the contract's types (the table's `rules:`).
-    public var rules: [Rule]
+    public var rules: [Rule] = []
     /// What the contract's write schema says about each written native path (types, lengths,
     /// enums, ranges), and the paths it requires; filled in by the loader.
-    public var constraints: [String: FieldConstraint]
-    public var requiredPaths: [String]
+    public var constraints: [String: FieldConstraint] = [:]
+    public var requiredPaths: [String] = []
     /// The file it was loaded from.
     public var file: String
 
