@@ -12,6 +12,7 @@ let package = Package(
         .library(name: "ParleyMapping", targets: ["ParleyMapping"]),
         .executable(name: "parley-bench", targets: ["parley-bench"]),
         .executable(name: "parley", targets: ["parley"]),
+        .executable(name: "mapping-service", targets: ["mapping-service"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -61,7 +62,10 @@ let package = Package(
         // the systems' OpenAPI contracts, the canonical fields and the converters.
         .target(
             name: "ParleyMapping",
-            dependencies: ["ParleyCanonical", .product(name: "Yams", package: "Yams")],
+            dependencies: [
+                "ParleyCanonical", .product(name: "Yams", package: "Yams"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Shared/ParleyMapping"),
 
         .executableTarget(
@@ -73,6 +77,15 @@ let package = Package(
             path: "Services/parley-bench"),
 
         // The operator CLI: dataflow documents now; queues, links, replay later.
+        .executableTarget(
+            name: "mapping-service",
+            dependencies: [
+                "ParleyMapping", "ParleyAMQP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/mapping-service"),
         .executableTarget(
             name: "parley",
             dependencies: ["ParleyMapping", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -21,7 +21,11 @@ public struct Mappings: Sendable {
     /// listing every problem as `file:line: reason`.
     public static func load(repositoryRoot: URL, registry: ConverterRegistry = .standard) throws -> Mappings {
         let loader = MappingTableLoader(repositoryRoot: repositoryRoot, registry: registry)
-        let tables = try loader.loadAll(directory: repositoryRoot.appendingPathComponent("mappings"))
+        let directory = repositoryRoot.appendingPathComponent("mappings")
+        let tables = try loader.loadAll(directory: directory)
+        if tables.isEmpty {
+            throw MappingTableErrors(errors: [MappingTableError(file: directory.path, line: 0, "no mapping tables (<system>/<entity>.yaml) here; is --repository right?")])
+        }
         return Mappings(tables: tables, registry: registry)
     }
 

@@ -1,0 +1,54 @@
+// mapping-service: native ⇄ canonical for every system (docs/mapping-service.md).
+import ArgumentParser
+import Foundation
+import Logging
+import ParleyAMQP
+import ParleyMapping
+import ServiceLifecycle
+
+@main
+struct MappingServiceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mapping-service",
+        abstract: "Normalises captured changes to the canonical model and denormalises sync requests into commands.",
+        discussion: """
+            Broker: PARLEY_AMQP_URL or PARLEY_AMQP_URL_FILE (and PARLEY_AMQP_CA_FILE etc. for amqps).
+            The mapping tables are loaded and checked at start; any problem stops the service with file:line: reason.
+            """)
+
+    @Option(help: "Directory holding mappings/, docs/contracts/ and specs/ (default: PARLEY_REPOSITORY or the working directory).")
+    var repository: String?
+
+    @Option(help: "Messages mapped at once per queue.")
+    var concurrency: Int = 16
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default: PARLEY_LOG_LEVEL or info).")
+    var logLevel: String?
+
+    func run() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let level = Logger.Level(rawValue: logLevel ?? env["PARLEY_LOG_LEVEL"] ?? "info") ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "parley.mapping")
+        let root = URL(fileURLWithPath: repository ?? env["PARLEY_REPOSITORY"] ?? FileManager.default.currentDirectoryPath)
+        let mappings: Mappings
+        do {
+            mappings = try Mappings.load(repositoryRoot: root)
+        } catch {
+            FileHandle.standardError.write(Data("mapping-service: the mapping tables do not load:\n\(error)\n".utf8))
+            throw ExitCode(78)  // EX_CONFIG
+        }
+        let amqp = try AMQPConfiguration.fromEnvironment(connectionName: "mapping-service")
+        let service = MappingService(amqp: amqp, mappings: mappings, concurrency: concurrency, logger: logger)
+        logger.info("mapping-service starting", metadata: ["tables": "\(mappings.tables.count)", "broker": "\(amqp.endpoints.map(\.description))"])
+        let group = ServiceGroup(configuration: .init(
+            services: service.consumers.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        await service.publisher.close()
+        logger.info("mapping-service stopped")
+    }
+}
