@@ -100,7 +100,7 @@ let package = Package(
         .testTarget(name: "ParleyAMQPTests", dependencies: ["ParleyAMQP", "ParleyMessaging"], path: "Tests/ParleyAMQPTests"),
         .testTarget(name: "ParleyPostgresTests", dependencies: ["ParleyPostgres", "ParleyCore"], path: "Tests/ParleyPostgresTests"),
         .testTarget(name: "ParleyMessagingTests", dependencies: ["ParleyMessaging"], path: "Tests/ParleyMessagingTests"),
-        .testTarget(name: "ParleyMappingTests", dependencies: ["ParleyMapping"], path: "Tests/ParleyMappingTests", exclude: ["Golden"]),
+        .testTarget(name: "ParleyMappingTests", dependencies: ["ParleyMapping", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyMappingTests", exclude: ["Golden"]),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], path: "Tests/ParleyCoreTests"),
         .testTarget(
             name: "ParleyCanonicalTests",

@@ -192,3 +192,44 @@ struct MappingTableLoaderTests {
         }
     }
 }
+
+@Suite("Mapping tables: target rules and contract constraints")
+struct MappingTableRuleTests {
+    let rows = "  - canonical: email\n    native: email\n  - canonical: postalAddress.city\n    native: billing.city\n  - canonical: postalAddress.country\n    native: billing.country\n    converter: countryCode\n"
+
+    @Test("Rules load with their lines; the write schema's constraints are read for every written path")
+    func rulesLoad() throws {
+        let s = try Scratch()
+        let table = try s.loader.load(file: try s.table("customer", header + rows + """
+        rules:
+          - {required: email}
+          - {required: billing.city, unless: email}
+          - {together: [billing.city, billing.country]}
+          - {maxLength: email, length: 80}
+        """))
+        #expect(table.rules.map(\.line) == [17, 18, 19, 20])
+        #expect(table.rules[0].kind == .required("email", when: nil, unless: nil))
+        #expect(table.rules[1].kind == .required("billing.city", when: nil, unless: "email"))
+        #expect(table.rules[2].kind == .together(["billing.city", "billing.country"]))
+        #expect(table.rules[3].kind == .maxLength("email", 80))
+        #expect(table.constraints["email"]?.type == .string)
+        #expect(table.constraints["billing.city"]?.nullable == false, "OpenAPI 3.0: not nullable unless it says so")
+    }
+
+    @Test("A rule naming a path the write schema lacks, an unknown rule or a bad bound is an error with its line")
+    func ruleMistakes() throws {
+        let s = try Scratch()
+        #expect(try s.errors(header + rows + "rules:\n  - {required: mail}\n")
+                == [#"mappings/shop/customer.yaml:17: "mail" is not a field of CustomerInput"#])
+        #expect(try s.errors(header + rows + "rules:\n  - {forbidden: email}\n")
+                == [#"mappings/shop/customer.yaml:17: unknown rule (required, together, range or maxLength)"#])
+        #expect(try s.errors(header + rows + "rules:\n  - {range: email}\n")
+                == [#"mappings/shop/customer.yaml:17: a range needs min, max or both"#])
+        #expect(try s.errors(header + rows + "rules:\n  - {range: email, min: low}\n")
+                .contains(#"mappings/shop/customer.yaml:17: "min" must be a number"#))
+        #expect(try s.errors(header + rows + "rules:\n  - {together: [email]}\n")
+                == [#"mappings/shop/customer.yaml:17: "together" must list at least two native paths"#])
+        #expect(try s.errors(header + rows + "rules:\n  - {required: email, because: reasons}\n").first?
+                .hasPrefix(#"mappings/shop/customer.yaml:17: unknown key "because" in a rule"#) == true)
+    }
+}
