@@ -82,15 +82,20 @@ public struct CanonicalPayload: Sendable, Hashable {
     /// The merge fields the source carries, in canonical order. Carried but absent from
     /// `entity` means empty in the source; not carried means the source cannot say.
     public var carried: [String]
+    /// The carried fields the source assigns itself (its own order number, the creation date):
+    /// they fill an empty canonical field and never overwrite one. A subset of `carried`.
+    public var assigned: [String]
     /// Native ids of referenced entities, in the source system.
     public var references: [NativeReference]
     /// The source's modification time (canonical instant), when it reports one.
     public var modifiedAt: String?
 
-    public init(operation: ChangePayload.Operation, entity: JSONValue, carried: [String], references: [NativeReference], modifiedAt: String?) {
+    public init(operation: ChangePayload.Operation, entity: JSONValue, carried: [String], assigned: [String] = [],
+                references: [NativeReference], modifiedAt: String?) {
         self.operation = operation
         self.entity = entity
         self.carried = carried
+        self.assigned = assigned
         self.references = references
         self.modifiedAt = modifiedAt
     }
@@ -100,15 +105,22 @@ public struct CanonicalPayload: Sendable, Hashable {
             "operation": .string(operation.rawValue), "entity": entity,
             "carried": .array(carried.map(JSONValue.string)), "references": .array(references.map(\.json)),
         ]
+        if !assigned.isEmpty { o["assigned"] = .array(assigned.map(JSONValue.string)) }
         if let modifiedAt { o["modifiedAt"] = .string(modifiedAt) }
         return .object(o)
     }
 
     public init(json: JSONValue) throws(PayloadError) {
-        let r = try PayloadReader(json, at: "", allowed: ["operation", "entity", "carried", "references", "modifiedAt"])
+        let r = try PayloadReader(json, at: "", allowed: ["operation", "entity", "carried", "assigned", "references", "modifiedAt"])
         operation = try r.enumeration("operation", default: .upsert)
         entity = try r.required("entity")
         carried = try r.strings("carried")
+        let assigned = try r.strings("assigned")
+        let carried = self.carried
+        if let stray = assigned.first(where: { !carried.contains($0) }) {
+            throw r.fail("assigned", "\"\(stray)\" is not in carried")
+        }
+        self.assigned = assigned
         references = try r.array("references").enumerated().map { (i, v) throws(PayloadError) in
             try NativeReference(json: v, at: "references[\(i)]")
         }

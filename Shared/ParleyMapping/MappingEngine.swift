@@ -16,6 +16,9 @@ public struct NormalisedRecord: Sendable, Hashable {
     /// The merge fields the system carries: a carried field missing from ``values`` is empty in
     /// the system (and the link service may erase it); a field not carried is never touched.
     public var carried: [String]
+    /// The carried fields the system assigns itself: they fill an empty canonical field and
+    /// never overwrite one (an order number, a creation date).
+    public var assigned: [String] = []
     public var references: [NativeReference]
 
     /// The canonical JSON object of ``values``.
@@ -179,10 +182,11 @@ public struct Mapper: Sendable {
             }
         }
         let checked = try checkCanonical(values)
-        let carried = table.carriedFields
+        let carried = table.carriedFields, assigned = table.assignedFields
+        let order = CanonicalField.fields(of: entity).map(\.path)
         return NormalisedRecord(
             system: system, entity: entity, nativeId: nativeId, modifiedAt: modifiedAt, values: checked,
-            carried: CanonicalField.fields(of: entity).map(\.path).filter(carried.contains),
+            carried: order.filter(carried.contains), assigned: order.filter(assigned.contains),
             references: references)
     }
 
@@ -384,6 +388,7 @@ public struct Mapper: Sendable {
     public func expectedEcho(of write: NativeWrite) throws(MappingError) -> NormalisedRecord {
         var echo = try normalise(.object(write.record), requireId: false, rows: { $0.source.direction == .both })
         echo.carried = echoFields
+        echo.assigned = []
         return echo
     }
 }

@@ -52,7 +52,8 @@ public struct MappingProcessor: Sendable {
                 throw .init("\(envelope.system) \(entity.rawValue): the record's id \(id) is not the message's entityId \(envelope.entityId)")
             }
             canonical = CanonicalPayload(operation: .upsert, entity: normalised.canonicalJSON, carried: normalised.carried,
-                                         references: normalised.references, modifiedAt: normalised.modifiedAt)
+                                         assigned: normalised.assigned, references: normalised.references,
+                                         modifiedAt: normalised.modifiedAt)
         case (.upsert, nil):
             throw .init("an upsert without a record")  // ChangePayload already refuses this
         }

@@ -26,6 +26,9 @@ public struct MappingTable: Sendable {
         public var direction: Direction
         /// The canonical path of the VAT rate a VAT-aware converter needs.
         public var vatRate: String?
+        /// The system assigns this value itself (an order number, a creation date): it fills the
+        /// canonical field when that is empty and never overwrites it. Only on `read` rows.
+        public var assigned: Bool = false
         /// Where the row starts in its file, for error messages.
         public var line: Int
 
@@ -89,6 +92,10 @@ public struct MappingTable: Sendable {
     /// (order line members count as the one field `lines`). A field not in here is one the
     /// system lacks, and a change from it never erases that field elsewhere (DESIGN rule 4).
     public var carriedFields: Set<String> { mergeFields(of: rows.filter { $0.direction.reads }) }
+
+    /// The carried fields the system assigns itself (rows with `assigned: true`): they fill a
+    /// canonical field that is empty and never overwrite one that has a value.
+    public var assignedFields: Set<String> { mergeFields(of: rows.filter(\.assigned)) }
 
     /// The canonical fields written to this system.
     public var writtenFields: Set<String> { mergeFields(of: rows.filter { $0.direction.writes }) }

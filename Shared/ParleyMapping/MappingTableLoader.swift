@@ -212,7 +212,7 @@ public struct MappingTableLoader {
             fail(line, "a row must be a mapping with canonical, native and converter")
             return nil
         }
-        let allowed: Set<String> = ["canonical", "native", "converter", "direction", "vatRate"]
+        let allowed: Set<String> = ["canonical", "native", "converter", "direction", "vatRate", "assigned"]
         for (key, _) in row where !allowed.contains(key.string ?? "") {
             fail(Self.line(key), "unknown key \"\(key.string ?? "?")\" in a row (allowed: \(allowed.sorted().joined(separator: ", ")))")
         }
@@ -247,6 +247,17 @@ public struct MappingTableLoader {
             }
         }
         let vatRate = row["vatRate"]?.string
+        var assigned = false
+        if let n = row["assigned"] {
+            if let b = n.bool {
+                assigned = b
+            } else {
+                fail(Self.line(n), "\"assigned\" must be true or false")
+            }
+        }
+        if assigned && direction != .read {
+            fail(line, "\"assigned\" is only for read rows: a value the system assigns cannot be written")
+        }
 
         guard let canonical, let native, let converter else { return nil }
         var fields: [CanonicalField] = []
@@ -285,7 +296,7 @@ public struct MappingTableLoader {
         }
         for path in native { checkNative(path, line, direction) }
         return MappingTable.Row(canonical: canonical, native: native, converter: converter, direction: direction,
-                                vatRate: vatRate, line: line)
+                                vatRate: vatRate, assigned: assigned, line: line)
     }
 
     /// One of `{required: P, when: B}`, `{required: P, unless: B}`, `{together: [P, Q]}`,

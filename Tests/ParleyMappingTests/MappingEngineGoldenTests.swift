@@ -52,6 +52,7 @@ struct MappingEngineGoldenTests {
             "modifiedAt": normalised.modifiedAt.map(JSONValue.string) ?? .null,
             "canonical": normalised.canonicalJSON,
             "carried": .array(normalised.carried.map(JSONValue.string)),
+            "assigned": .array(normalised.assigned.map(JSONValue.string)),
             "references": .array(normalised.references.map(\.json)),
         ]
         golden["write"] = Self.outcome { () throws(MappingError) in

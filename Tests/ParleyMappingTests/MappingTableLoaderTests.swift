@@ -229,6 +229,9 @@ struct MappingTableRuleTests {
                 .contains(#"mappings/shop/customer.yaml:17: "min" must be a number"#))
         #expect(try s.errors(header + rows + "rules:\n  - {together: [email]}\n")
                 == [#"mappings/shop/customer.yaml:17: "together" must list at least two native paths"#])
+        #expect(try s.errors(header + "  - {canonical: email, native: email, assigned: true}\n")
+                == [#"mappings/shop/customer.yaml:9: "assigned" is only for read rows: a value the system assigns cannot be written"#])
+        #expect(try s.errors(header + "  - {canonical: email, native: id, direction: read, assigned: true}\n").isEmpty)
         #expect(try s.errors(header + rows + "rules:\n  - {required: email, because: reasons}\n").first?
                 .hasPrefix(#"mappings/shop/customer.yaml:17: unknown key "because" in a rule"#) == true)
     }
