@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "ParleyMessaging", targets: ["ParleyMessaging"]),
         .library(name: "ParleyCanonical", targets: ["ParleyCanonical"]),
         .library(name: "ParleyMapping", targets: ["ParleyMapping"]),
+        .library(name: "ParleyLink", targets: ["ParleyLink"]),
         .executable(name: "parley-bench", targets: ["parley-bench"]),
         .executable(name: "parley", targets: ["parley"]),
         .executable(name: "mapping-service", targets: ["mapping-service"]),
@@ -77,6 +78,9 @@ let package = Package(
             path: "Services/parley-bench"),
 
         // The operator CLI: dataflow documents now; queues, links, replay later.
+        // The link service's decisions as pure values: flows, field-level merge, write slots.
+        .target(name: "ParleyLink", dependencies: ["ParleyCanonical"], path: "Shared/ParleyLink"),
+
         .executableTarget(
             name: "mapping-service",
             dependencies: [
@@ -101,6 +105,7 @@ let package = Package(
         .testTarget(name: "ParleyPostgresTests", dependencies: ["ParleyPostgres", "ParleyCore"], path: "Tests/ParleyPostgresTests"),
         .testTarget(name: "ParleyMessagingTests", dependencies: ["ParleyMessaging"], path: "Tests/ParleyMessagingTests"),
         .testTarget(name: "ParleyMappingTests", dependencies: ["ParleyMapping", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyMappingTests", exclude: ["Golden"]),
+        .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyLink"], path: "Tests/ParleyLinkTests"),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], path: "Tests/ParleyCoreTests"),
         .testTarget(
             name: "ParleyCanonicalTests",
