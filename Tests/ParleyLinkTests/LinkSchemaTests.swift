@@ -1,0 +1,72 @@
+import Foundation
+import Testing
+import ParleyPostgres
+@testable import ParleyLink
+
+/// The link schema on the real PostgreSQL, in a scratch database of its own.
+@Suite("Link schema on PostgreSQL", .serialized)
+struct LinkSchemaTests {
+    static func withScratchDatabase(_ body: (PostgresPool) async throws -> Void) async throws {
+        guard let url = ProcessInfo.processInfo.environment["PARLEY_DATABASE_URL"], !url.isEmpty else {
+            Issue.record("PARLEY_DATABASE_URL is not set: run the tests with `make test` (it starts PostgreSQL)")
+            return
+        }
+        let base = try PostgresConfiguration(url: url)
+        let name = try PostgresIdentifier("parley_link_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12))
+        let admin = PostgresPool(configuration: base, maxConnections: 1)
+        _ = try await admin.execute("CREATE DATABASE " + name.quoted)
+        var config = base
+        config.database = name.name
+        let pool = PostgresPool(configuration: config, maxConnections: 2)
+        do {
+            try await body(pool)
+        } catch {
+            await pool.close()
+            _ = try? await admin.execute("DROP DATABASE IF EXISTS " + name.quoted + " WITH (FORCE)")
+            await admin.close()
+            throw error
+        }
+        await pool.close()
+        _ = try await admin.execute("DROP DATABASE IF EXISTS " + name.quoted + " WITH (FORCE)")
+        await admin.close()
+    }
+
+    @Test("Migrations apply once; identity rules are constraints: one global entity per member, one member per system, one write in flight")
+    func constraints() async throws {
+        try await Self.withScratchDatabase { pool in
+            let migrator = try Migrator(migrations: LinkSchema.migrations, schema: "public")
+            #expect(try await migrator.migrate(on: pool).applied == [1])
+            #expect(try await migrator.migrate(on: pool).applied.isEmpty)
+
+            let a = UUID(), b = UUID()
+            for id in [a, b] {
+                _ = try await pool.execute("insert into global_entity (id, entity_type) values ($1, 'customer')", [id])
+            }
+            _ = try await pool.execute("insert into member (global_id, system, entity_type, native_id) values ($1, 'customerp', 'customer', 'C-1')", [a])
+
+            func violation(_ sql: String, _ binds: [any PostgresEncodable]) async -> String? {
+                do {
+                    _ = try await pool.execute(sql, binds)
+                    return nil
+                } catch let e as PostgresError {
+                    return e.sqlState
+                } catch {
+                    return "\(error)"
+                }
+            }
+            // The same native record cannot join a second global entity ...
+            #expect(await violation("insert into member (global_id, system, entity_type, native_id) values ($1, 'customerp', 'customer', 'C-1')", [b]) == "23505")
+            // ... and a global entity has at most one member per system.
+            #expect(await violation("insert into member (global_id, system, entity_type, native_id) values ($1, 'customerp', 'customer', 'C-2')", [a]) == "23505")
+            // One write in flight per (global entity, target).
+            _ = try await pool.execute("insert into write_slot (global_id, system, write_id, operation, idempotency_key, lease_until) values ($1, 'customwebshop', 'w1', 'create', $2, now())", [a, a.uuidString])
+            #expect(await violation("insert into write_slot (global_id, system, write_id, operation, idempotency_key, lease_until) values ($1, 'customwebshop', 'w2', 'update', $2, now())", [a, a.uuidString]) == "23505")
+            // Empty natural keys are never stored, so they can never match.
+            #expect(await violation("insert into natural_key (entity_type, kind, value, global_id) values ('customer', 'email', '', $1)", [a]) == "23514")
+            // A message id is processed once.
+            let message = UUID()
+            _ = try await pool.execute("insert into inbox (message_id) values ($1)", [message])
+            #expect(await violation("insert into inbox (message_id) values ($1)", [message]) == "23505")
+        }
+    }
+}
