@@ -303,3 +303,102 @@ struct PayloadReader {
         return value
     }
 }
+
+/// `written` (adapter → link service): the target confirmed a write. The envelope's `system`
+/// is the target and `entityId` the record's native id there (for a create, the id it got).
+public struct WrittenPayload: Sendable, Hashable {
+    public var writeId: String
+    /// The global id the command was for (its idempotency key).
+    public var globalId: String
+    public var operation: WriteOperation
+    /// The command's `expected`, handed back unchanged: the target's new last-known state.
+    public var expected: CanonicalPayload
+
+    public init(writeId: String, globalId: String, operation: WriteOperation, expected: CanonicalPayload) {
+        self.writeId = writeId
+        self.globalId = globalId
+        self.operation = operation
+        self.expected = expected
+    }
+
+    /// The `written` event for a command the adapter carried out.
+    public init(command: CommandPayload) {
+        self.init(writeId: command.writeId ?? "", globalId: command.idempotencyKey, operation: command.operation, expected: command.expected)
+    }
+
+    public var json: JSONValue {
+        ["writeId": .string(writeId), "globalId": .string(globalId), "operation": .string(operation.rawValue), "expected": expected.json]
+    }
+
+    public init(json: JSONValue) throws(PayloadError) {
+        let r = try PayloadReader(json, at: "", allowed: ["writeId", "globalId", "operation", "expected"])
+        writeId = try r.string("writeId")
+        globalId = try r.string("globalId")
+        operation = try r.enumeration("operation", default: nil)
+        do {
+            expected = try CanonicalPayload(json: try r.required("expected"))
+        } catch {
+            throw PayloadError(field: "expected." + error.field, reason: error.reason)
+        }
+    }
+}
+
+/// `failed` (adapter or mapping service → link service): a write that did not happen.
+public struct FailedPayload: Sendable, Hashable {
+    /// `mapping` (the payload could not be built or validated) or `adapter` (the target said no).
+    public var stage: String
+    public var writeId: String?
+    public var globalId: String?
+    public var operation: WriteOperation?
+    /// `validation`, `conversion`, `unresolvedReference`, `http4xx`, `http5xx`, `timeout`, …
+    public var kind: String
+    public var reason: String
+    /// Worth retrying by itself (5xx, 429, timeouts); otherwise it waits for a change.
+    public var transient: Bool
+    public var field: String?
+    public var targetId: String?
+
+    public init(stage: String, writeId: String?, globalId: String?, operation: WriteOperation?, kind: String, reason: String,
+                transient: Bool = false, field: String? = nil, targetId: String? = nil) {
+        self.stage = stage
+        self.writeId = writeId
+        self.globalId = globalId
+        self.operation = operation
+        self.kind = kind
+        self.reason = reason
+        self.transient = transient
+        self.field = field
+        self.targetId = targetId
+    }
+
+    public var json: JSONValue {
+        var o: JSONObject = ["stage": .string(stage), "kind": .string(kind), "reason": .string(reason)]
+        if let writeId { o["writeId"] = .string(writeId) }
+        if let globalId { o["globalId"] = .string(globalId) }
+        if let operation { o["operation"] = .string(operation.rawValue) }
+        if transient { o["transient"] = true }
+        if let field { o["field"] = .string(field) }
+        if let targetId { o["targetId"] = .string(targetId) }
+        return .object(o)
+    }
+
+    public init(json: JSONValue) throws(PayloadError) {
+        let r = try PayloadReader(json, at: "", allowed: ["stage", "writeId", "globalId", "operation", "kind", "reason", "transient", "field", "targetId"])
+        stage = try r.string("stage")
+        writeId = try r.optionalString("writeId")
+        globalId = try r.optionalString("globalId")
+        operation = try r.optionalString("operation").map { text throws(PayloadError) in
+            guard let op = WriteOperation(rawValue: text) else { throw r.fail("operation", "unknown value \"\(text)\"") }
+            return op
+        }
+        kind = try r.string("kind")
+        reason = try r.string("reason")
+        switch r.optional("transient") {
+        case nil: transient = false
+        case .bool(let b)?: transient = b
+        case let other?: throw r.fail("transient", "expected a boolean, got \(other.typeName)")
+        }
+        field = r.optional("field")?.string
+        targetId = try r.optionalString("targetId")
+    }
+}

@@ -65,7 +65,8 @@ public enum LinkSchema {
             create table parked (
                 global_id    uuid not null references global_entity (id),
                 system       text not null,
-                waiting_for  text[] not null,
+                -- The global refs (`customer/<uuid>`) that have no record in `system` yet.
+                waiting_for  jsonb not null,
                 reason       text not null,
                 parked_at    timestamptz not null default now(),
                 primary key (global_id, system)

@@ -98,13 +98,11 @@ public struct MappingProcessor: Sendable {
         case .failure(let error):
             // Bad data never blocks good data (DESIGN rule 10): the link service records why
             // this entity cannot be written to this target and releases the write slot.
-            var payload: JSONObject = [
-                "stage": "mapping", "operation": .string(request.operation.rawValue), "kind": .string(error.kind.rawValue),
-                "field": .string(error.field), "reason": .string(error.description),
-            ]
-            if let targetId = request.targetId { payload["targetId"] = .string(targetId) }
-            if let writeId = request.writeId { payload["writeId"] = .string(writeId) }
-            return try output(caused: envelope, kind: .failed, payload: .object(payload), exchange: ParleyTopology.Exchanges.events)
+            let failed = FailedPayload(
+                stage: "mapping", writeId: request.writeId, globalId: envelope.entityId, operation: request.operation,
+                kind: error.kind.rawValue, reason: error.description, transient: false, field: error.field,
+                targetId: request.targetId)
+            return try output(caused: envelope, kind: .failed, payload: failed.json, exchange: ParleyTopology.Exchanges.events)
         }
     }
 
