@@ -105,7 +105,7 @@ let package = Package(
         .testTarget(name: "ParleyPostgresTests", dependencies: ["ParleyPostgres", "ParleyCore"], path: "Tests/ParleyPostgresTests"),
         .testTarget(name: "ParleyMessagingTests", dependencies: ["ParleyMessaging"], path: "Tests/ParleyMessagingTests"),
         .testTarget(name: "ParleyMappingTests", dependencies: ["ParleyMapping", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyMappingTests", exclude: ["Golden"]),
-        .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyLink", "ParleyPostgres"], path: "Tests/ParleyLinkTests"),
+        .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyLink", "ParleyPostgres", "ParleyMapping"], path: "Tests/ParleyLinkTests"),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], path: "Tests/ParleyCoreTests"),
         .testTarget(
             name: "ParleyCanonicalTests",

@@ -83,7 +83,8 @@ public enum CanonicalHash {
         return .object(doc)
     }
 
-    static func hex(flat: [String: JSONValue], entity: CanonicalEntityType, fields: some Sequence<CanonicalField>) -> String {
+    /// The hash of `fields` of flat canonical values (``CanonicalJSON/flatten(_:entity:)``).
+    public static func hex(flat: [String: JSONValue], entity: CanonicalEntityType, fields: some Sequence<CanonicalField>) -> String {
         SHA256.hex(document(flat: flat, entity: entity, fields: fields).serialized(options: [.sortedKeys]))
     }
 

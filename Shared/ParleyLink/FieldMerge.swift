@@ -82,7 +82,8 @@ public enum FieldMerge {
     /// Applies `change` to `state`. Only the fields the source carries take part, and of those
     /// only the ones that differ from what was last known of the source (`snapshot`): a field
     /// the source did not touch since then — the echo of our own write included — changes
-    /// nothing. A value the source assigns itself only fills an empty field. A field set
+    /// nothing. Without a snapshot (the first report of a record, e.g. one that just matched
+    /// an existing entity) an empty field is not an edit and erases nothing. A value the source assigns itself only fills an empty field. A field set
     /// later elsewhere keeps its value (last writer wins by the source's modification time).
     public static func apply(_ change: IncomingChange, to state: GlobalState, snapshot: Snapshot?) -> Result {
         var state = state
@@ -95,6 +96,9 @@ public enum FieldMerge {
                 continue  // unchanged in the source since we last knew it
             }
             let current = state.values[path]
+            // First contact (a record that just joined by matching): what it lacks is not an
+            // edit, so its empty fields fill nothing and erase nothing.
+            if snapshot == nil, !isPresent(incoming, field: path, entity: entity) { continue }
             if change.assigned.contains(path), isPresent(current, field: path, entity: entity) { continue }
             if let p = state.provenance[path], !p.isOverridden(by: change.system, at: change.modifiedAt) { continue }
             if equal(incoming, current, field: path, entity: entity, fields: nil) {

@@ -7,7 +7,7 @@ import ParleyMessaging
 /// Canonical forms:
 /// - a date is `yyyy-MM-dd` (a calendar date, no time zone);
 /// - an instant (date-time) is UTC with exactly three fraction digits: `2025-01-31T12:00:00.000Z`.
-enum CivilTime {
+public enum CivilTime {
     static let msPerDay: Int64 = 86_400_000
 
     static func pad(_ v: Int64, _ width: Int) -> String {
@@ -45,7 +45,7 @@ enum CivilTime {
     /// RFC 3339 date-time → milliseconds since 1970 (UTC). Accepts `T`, `t` or a space between
     /// date and time, `Z`/`z` or `±HH:MM`, and any number of fraction digits (rounded to the
     /// millisecond, halves up). Requires an offset: a local time without one is ambiguous.
-    static func parseInstant(_ text: String) throws(ConversionError) -> Int64 {
+    public static func parseInstant(_ text: String) throws(ConversionError) -> Int64 {
         let b = Array(text.utf8)
         let shape = ConversionError("\"\(text)\" is not an RFC 3339 date-time with offset like 2025-01-31T12:00:00+01:00")
         guard b.count >= 19, [0x54, 0x74, 0x20].contains(b[10]), b[13] == 0x3A, b[16] == 0x3A else { throw shape }

@@ -1,0 +1,378 @@
+import Foundation
+import ParleyCanonical
+import ParleyMessaging
+import ParleyPostgres
+
+/// What the link service needs to know about the systems.
+public struct LinkConfiguration: Sendable {
+    public var flows: FlowGraph
+    /// The canonical merge fields each system is written, per entity (`MappingTable.writtenFields`).
+    /// A change reaches a linked member only when it touches one of them.
+    public var writtenFields: [SystemName: [CanonicalEntityType: Set<String>]]
+    /// How long a write may stay unanswered before it is sent again (same write id and
+    /// idempotency key).
+    public var lease: Duration
+    /// Backoff for transient failures reported by adapters: attempt n waits `min(base·2ⁿ⁻¹, max)`.
+    public var retryBase: Duration
+    public var retryMax: Duration
+
+    public init(
+        flows: FlowGraph = .standard, writtenFields: [SystemName: [CanonicalEntityType: Set<String>]],
+        lease: Duration = .seconds(60), retryBase: Duration = .seconds(5), retryMax: Duration = .seconds(900)
+    ) {
+        self.flows = flows
+        self.writtenFields = writtenFields
+        self.lease = lease
+        self.retryBase = retryBase
+        self.retryMax = retryMax
+    }
+}
+
+/// The link service's decisions for one message, inside one database transaction (DESIGN
+/// rules 1–10): identity and matching, field-level merge, echo suppression, references and
+/// parking, one write in flight per target record, the creation chain. What must be sent is
+/// written to the outbox in the same transaction and published after commit.
+public struct LinkEngine: Sendable {
+    public let configuration: LinkConfiguration
+
+    public init(configuration: LinkConfiguration) {
+        self.configuration = configuration
+    }
+
+    /// What handling a message did (for logs and tests).
+    public enum Outcome: Sendable, Hashable {
+        /// The message id was processed before: nothing changed.
+        case duplicate
+        /// A change older than the last one seen from that record.
+        case stale
+        /// The record matches a global entity that already has another record in its system:
+        /// held as a conflict, not propagated.
+        case conflict
+        /// Nothing changed (the echo of our own write, or an edit of a field nobody else has).
+        case unchanged(global: UUID)
+        /// Fields changed; `writes` sync requests were queued, `parked` targets wait for references.
+        case applied(global: UUID, changed: [String], writes: Int, parked: Int)
+        /// A write's outcome was recorded; `writes` follow-up requests were queued.
+        case recorded(global: UUID, writes: Int)
+        /// An event for a write that is no longer the current one.
+        case ignored
+    }
+
+    public func handle(_ envelope: Envelope, in tx: PostgresTransaction, now: Date = Date()) throws -> Outcome {
+        let store = LinkStore(tx: tx)
+        guard try store.claim(envelope.id) else { return .duplicate }
+        guard let entity = CanonicalEntityType(rawValue: envelope.entityType.rawValue) else {
+            throw LinkError("unknown entity type \(envelope.entityType)")
+        }
+        var context = Context(store: store, entity: entity, cause: envelope, now: now, configuration: configuration)
+        switch envelope.kind {
+        case .canonical:
+            return try context.canonical()
+        case .written:
+            return try context.written()
+        case .failed:
+            return try context.failed()
+        default:
+            throw LinkError("the link service does not take \(envelope.kind) messages")
+        }
+    }
+
+    /// Sends again every write whose lease ran out (no written or failed event came): same write
+    /// id, same idempotency key, the entity's current state. Returns how many.
+    public func expireLeases(in tx: PostgresTransaction, now: Date = Date(), limit: Int = 100) throws -> Int {
+        let store = LinkStore(tx: tx)
+        var count = 0
+        for (global, system, writeId) in try store.expiredSlots(now: now, limit: limit) {
+            guard let entity = try store.entityType(of: global) else { continue }
+            let cause = try Envelope(kind: "leaseExpired", system: system, entityType: entity.messagingEntityType,
+                                     entityId: GlobalRef(entity, id: global).description, time: now, payload: .null)
+            var context = Context(store: store, entity: entity, cause: cause, now: now, configuration: configuration)
+            try context.send(global: global, to: system, state: try store.lockEntity(global, entity), writeId: writeId)
+            count += 1
+        }
+        return count
+    }
+}
+
+/// One message's work: the store, the entity type, and the message that caused it.
+struct Context {
+    let store: LinkStore
+    let entity: CanonicalEntityType
+    let cause: Envelope
+    let now: Date
+    let configuration: LinkConfiguration
+    var writes = 0
+    var parked = 0
+
+    init(store: LinkStore, entity: CanonicalEntityType, cause: Envelope, now: Date, configuration: LinkConfiguration) {
+        self.store = store
+        self.entity = entity
+        self.cause = cause
+        self.now = now
+        self.configuration = configuration
+    }
+
+    func ref(_ global: UUID) -> String { GlobalRef(entity, id: global).description }
+
+    // MARK: canonical
+
+    mutating func canonical() throws -> LinkEngine.Outcome {
+        let payload: CanonicalPayload
+        do { payload = try CanonicalPayload(json: cause.payload) } catch { throw LinkError("\(error)") }
+        let source = cause.system
+        let nativeId = cause.entityId
+        var values: [String: JSONValue]
+        do { values = try CanonicalJSON.flatten(payload.entity, entity: entity) } catch { throw LinkError("\(error)") }
+        for reference in payload.references {
+            let target = try store.globalId(forMember: source, reference.entity, reference.id)
+            Context.set(GlobalRef(reference.entity, id: target).description, at: reference.path, in: &values)
+        }
+
+        // Rule 1 and 3: the record's global entity — its own, a match, or a new one.
+        var global: UUID
+        var joined = false
+        if let existing = try store.member(source, entity, nativeId) {
+            global = existing
+        } else {
+            let keys = Context.naturalKeys(entity, values)
+            try store.lock(keys, entity: entity)
+            if let match = try matchingEntity(keys) {
+                if let other = try store.nativeId(of: match, in: source) {
+                    try store.recordConflict(match, source, nativeId: nativeId, memberId: other,
+                                             reason: "\(source) \(entity.rawValue) \(nativeId) and \(other) both match \(ref(match))")
+                    return .conflict
+                }
+                global = match
+            } else {
+                global = UUID()
+                try store.createEntity(global, entity)
+            }
+            if !(try store.addMember(global, source, entity, nativeId)) {
+                // Another replica linked this record meanwhile; continue with its entity.
+                guard let existing = try store.member(source, entity, nativeId) else { throw LinkError("member vanished") }
+                global = existing
+            }
+            joined = true
+        }
+
+        var state = try store.lockEntity(global, entity)
+        let (snapshot, lastModified) = try store.snapshot(global, source)
+        let modifiedAt = payload.modifiedAt.flatMap(Context.milliseconds) ?? Int64((cause.time.timeIntervalSince1970 * 1000).rounded())
+        if let lastModified, modifiedAt < lastModified { return .stale }
+        let change = IncomingChange(system: source, modifiedAt: modifiedAt, values: values, carried: payload.carried,
+                                    assigned: Set(payload.assigned))
+        let result = FieldMerge.apply(change, to: state, snapshot: snapshot)
+        state = result.state
+        try store.saveState(global, state)
+        try store.saveSnapshot(global, source, result.snapshot, entity: entity, modifiedAt: modifiedAt)
+        try store.replaceKeys(global, Context.naturalKeys(entity, state.values), entity: entity)
+        if result.changed.isEmpty && !joined { return .unchanged(global: global) }
+
+        // Rule 2: updates follow links (members whose written fields changed), creation
+        // follows flow edges from members.
+        let members = try store.members(of: global)
+        for (system, _) in members.sorted(by: { $0.key.rawValue < $1.key.rawValue }) where system != source {
+            let written = configuration.writtenFields[system]?[entity] ?? []
+            if result.changed.contains(where: written.contains) { try request(global: global, to: system, state: state) }
+        }
+        // A record that just joined gets what the entity knows and it lacks.
+        if joined, members.count > 1, try differs(state, from: result.snapshot, writtenTo: source) {
+            try request(global: global, to: source, state: state)
+        }
+        try createDownstream(global: global, members: members, state: state)
+        if result.changed.isEmpty && writes == 0 { return .unchanged(global: global) }
+        return .applied(global: global, changed: result.changed, writes: writes, parked: parked)
+    }
+
+    /// Whether `state` has something for `system` that its last-known `snapshot` lacks, among
+    /// the fields it is written.
+    func differs(_ state: GlobalState, from snapshot: Snapshot, writtenTo system: SystemName) throws -> Bool {
+        let written = configuration.writtenFields[system]?[entity] ?? []
+        return written.contains { field in
+            !FieldMerge.equal(state.values[field], snapshot.values[field], field: field, entity: entity, fields: snapshot.fields)
+        }
+    }
+
+    /// Rule 3: customers by organisation number, else e-mail (never two different organisation
+    /// numbers); products by SKU; orders never. The oldest matching entity wins ties.
+    func matchingEntity(_ keys: [NaturalKey]) throws -> UUID? {
+        let org = keys.first { if case .organizationNumber = $0 { true } else { false } }
+        for key in keys {
+            for candidate in try store.entities(with: key, entity: entity) {
+                if case .email = key, let org, let theirs = try store.keys(of: candidate)["organizationNumber"], theirs != org.value {
+                    continue
+                }
+                return candidate
+            }
+        }
+        return nil
+    }
+
+    /// Creates the entity in every system a flow edge reaches from a member that exists.
+    mutating func createDownstream(global: UUID, members: [SystemName: String], state: GlobalState) throws {
+        for target in configuration.flows.creationTargets(entity: entity, members: Set(members.keys)) {
+            try request(global: global, to: target, state: state)
+        }
+    }
+
+    // MARK: Writes
+
+    /// Rule 8: one write in flight per target record; a newer state waits for it.
+    mutating func request(global: UUID, to system: SystemName, state: GlobalState) throws {
+        if try store.lockSlot(global, system) != nil {
+            try store.markPending(global, system)
+            return
+        }
+        try send(global: global, to: system, state: state, writeId: UUID().uuidString.lowercased())
+    }
+
+    /// Queues a sync request now (references resolved, or parked when one is missing).
+    mutating func send(global: UUID, to system: SystemName, state: GlobalState, writeId: String) throws {
+        // Rule 6: every referenced entity must have a record in the target first.
+        var targetIds: [String: String] = [:]
+        var missing: [String] = []
+        for reference in Context.references(in: state.values) {
+            guard let target = GlobalRef(reference) else { continue }
+            if let id = try store.nativeId(of: target.id, in: system) { targetIds[reference] = id } else { missing.append(reference) }
+        }
+        if !missing.isEmpty {
+            try store.park(global, system, waitingFor: missing.sorted(),
+                           reason: "waiting for \(missing.sorted().joined(separator: ", ")) to have a record in \(system)")
+            try store.closeSlot(global, system)
+            parked += 1
+            return
+        }
+        try store.unpark(global, system)
+        let targetId = try store.nativeId(of: global, in: system)
+        let operation: WriteOperation =
+            targetId == nil ? .create : (state.values["archived"] == .bool(true) ? .archive : .update)
+        let key = ref(global)
+        try store.openSlot(global, system, writeId: writeId, operation: operation, key: key,
+                           leaseUntil: now.addingTimeInterval(Context.seconds(configuration.lease)))
+        let request = SyncRequestPayload(
+            operation: operation, targetId: targetId, entity: CanonicalJSON.nest(state.values, entity: entity),
+            targetIds: targetIds, writeId: writeId)
+        let envelope = try Envelope.caused(by: cause, kind: .syncRequest, system: system, entityType: entity.messagingEntityType,
+                                           entityId: key, time: now, payload: request.json)
+        try store.enqueue(envelope, exchange: ParleyTopology.Exchanges.sync,
+                          routingKey: ParleyTopology.routingKey(system: system, entityType: envelope.entityType, kind: .syncRequest))
+        writes += 1
+    }
+
+    // MARK: written
+
+    mutating func written() throws -> LinkEngine.Outcome {
+        let payload: WrittenPayload
+        do { payload = try WrittenPayload(json: cause.payload) } catch { throw LinkError("\(error)") }
+        guard let globalRef = GlobalRef(payload.globalId), globalRef.entity == entity else {
+            throw LinkError("written: \(payload.globalId) is not a global \(entity.rawValue) id")
+        }
+        let global = globalRef.id
+        let system = cause.system
+        let state = try store.lockEntity(global, entity)
+        guard let slot = try store.lockSlot(global, system), slot.writeId == payload.writeId else { return .ignored }
+
+        // The record exists in the target now (rule 1): link it.
+        if try store.nativeId(of: global, in: system) == nil {
+            guard try store.addMember(global, system, entity, cause.entityId) else {
+                throw LinkError("\(system) \(entity.rawValue) \(cause.entityId) already belongs to another global entity")
+            }
+        }
+        // Rule 5: what the target will report back is its last-known state.
+        var expected: [String: JSONValue]
+        do { expected = try CanonicalJSON.flatten(payload.expected.entity, entity: entity) } catch { throw LinkError("\(error)") }
+        for reference in payload.expected.references {
+            let target = try store.globalId(forMember: system, reference.entity, reference.id)
+            Context.set(GlobalRef(reference.entity, id: target).description, at: reference.path, in: &expected)
+        }
+        let snapshot = Snapshot(fields: payload.expected.carried, values: expected)
+        try store.saveSnapshot(global, system, snapshot, entity: entity, modifiedAt: nil)
+        try store.saveWrittenHash(global, system, CanonicalHash.hex(flat: expected, entity: entity,
+                                                                      fields: snapshot.fields.compactMap { CanonicalField.named($0, entity: entity) }))
+        try store.clearFailure(global, system)
+        try store.closeSlot(global, system)
+        if slot.pending { try request(global: global, to: system, state: state) }
+
+        // Rule 6: entities parked for this target on this reference go now.
+        for waiting in try store.parked(waitingFor: ref(global), in: system) {
+            guard let waitingEntity = try store.entityType(of: waiting) else { continue }
+            var other = Context(store: store, entity: waitingEntity, cause: cause, now: now, configuration: configuration)
+            try other.request(global: waiting, to: system, state: try store.lockEntity(waiting, waitingEntity))
+            writes += other.writes
+        }
+        // Rule 2: the chain continues from the new member (webshop copy confirmed → PowerOffice Go).
+        try createDownstream(global: global, members: try store.members(of: global), state: state)
+        return .recorded(global: global, writes: writes)
+    }
+
+    // MARK: failed
+
+    mutating func failed() throws -> LinkEngine.Outcome {
+        let payload: FailedPayload
+        do { payload = try FailedPayload(json: cause.payload) } catch { throw LinkError("\(error)") }
+        guard let globalRef = GlobalRef(payload.globalId ?? cause.entityId), globalRef.entity == entity else {
+            throw LinkError("failed: no global \(entity.rawValue) id")
+        }
+        let global = globalRef.id
+        let system = cause.system
+        let state = try store.lockEntity(global, entity)
+        guard let slot = try store.lockSlot(global, system), slot.writeId == payload.writeId else { return .ignored }
+        // Rule 10: recorded with its reason; transient failures come back after a backoff
+        // (the slot's lease is the timer), permanent ones wait for a change or a retry request.
+        if payload.transient {
+            let attempts = try store.recordFailure(global, system, kind: payload.kind, reason: payload.reason, transient: true, retryAt: nil)
+            let delay = min(Context.seconds(configuration.retryBase) * pow(2, Double(max(0, attempts - 1))), Context.seconds(configuration.retryMax))
+            let retryAt = now.addingTimeInterval(delay)
+            _ = try store.recordFailure(global, system, kind: payload.kind, reason: payload.reason, transient: true, retryAt: retryAt)
+            try store.extendLease(global, system, until: retryAt)
+            return .recorded(global: global, writes: 0)
+        }
+        _ = try store.recordFailure(global, system, kind: payload.kind, reason: payload.reason, transient: false, retryAt: nil)
+        try store.closeSlot(global, system)
+        // A newer state that waited may be the fix: send it.
+        if slot.pending { try request(global: global, to: system, state: state) }
+        return .recorded(global: global, writes: writes)
+    }
+
+    // MARK: Helpers
+
+    static func naturalKeys(_ entity: CanonicalEntityType, _ values: [String: JSONValue]) -> [NaturalKey] {
+        switch entity {
+        case .customer: (try? Customer(canonicalFieldValues: values))?.naturalKeys ?? []
+        case .product: (try? Product(canonicalFieldValues: values))?.naturalKey.map { [$0] } ?? []
+        case .order: []
+        }
+    }
+
+    /// The global refs the values name: the order's customer and its lines' products.
+    static func references(in values: [String: JSONValue]) -> [String] {
+        var refs: [String] = []
+        if case .string(let customer)? = values["customer"] { refs.append(customer) }
+        for line in values["lines"]?.array ?? [] {
+            if case .string(let product)? = line["product"], !refs.contains(product) { refs.append(product) }
+        }
+        return refs
+    }
+
+    /// Puts a reference at `customer` or `lines[2].product`.
+    static func set(_ ref: String, at path: String, in values: inout [String: JSONValue]) {
+        guard path.hasPrefix("lines["), let close = path.firstIndex(of: "]"),
+              let index = Int(path[path.index(path.startIndex, offsetBy: 6)..<close]) else {
+            values[path] = .string(ref)
+            return
+        }
+        let member = String(path[path.index(close, offsetBy: 2)...])
+        guard case .array(var lines)? = values["lines"], lines.indices.contains(index), case .object(var line) = lines[index] else { return }
+        line[member] = .string(ref)
+        lines[index] = .object(line)
+        values["lines"] = .array(lines)
+    }
+
+    static func milliseconds(_ instant: String) -> Int64? {
+        try? CivilTime.parseInstant(instant)
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+import ParleyCanonical
+import ParleyMapping
+import ParleyMessaging
+import ParleyPostgres
+@testable import ParleyLink
+
+/// The link engine on a scratch PostgreSQL database, with the real mapping service logic in
+/// front of it and a stand-in adapter behind it: changes are normalised by `MappingProcessor`,
+/// sync requests turned into commands by it, and a command "written" by answering with the
+/// native id the target gave and the command's expected echo.
+final class LinkHarness: @unchecked Sendable {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let mappings: Mappings = try! Mappings.load(repositoryRoot: root)
+
+    let pool: PostgresPool
+    let engine: LinkEngine
+    let processor = MappingProcessor(mappings: LinkHarness.mappings)
+    /// The engine's clock: tests move it to expire leases.
+    var now = Date(timeIntervalSince1970: 1_800_000_000)
+
+    init(pool: PostgresPool, lease: Duration = .seconds(60)) {
+        self.pool = pool
+        var written: [SystemName: [CanonicalEntityType: Set<String>]] = [:]
+        for table in Self.mappings.tables { written[table.system, default: [:]][table.entity] = table.writtenFields }
+        engine = LinkEngine(configuration: LinkConfiguration(writtenFields: written, lease: lease))
+    }
+
+    static func run(lease: Duration = .seconds(60), _ body: (LinkHarness) async throws -> Void) async throws {
+        try await LinkSchemaTests.withScratchDatabase { pool in
+            _ = try await Migrator(migrations: LinkSchema.migrations, schema: "public").migrate(on: pool)
+            try await body(LinkHarness(pool: pool, lease: lease))
+        }
+    }
+
+    @discardableResult
+    func deliver(_ envelope: Envelope) async throws -> LinkEngine.Outcome {
+        let engine = self.engine, now = self.now
+        return try await pool.transaction { tx in try engine.handle(envelope, in: tx, now: now) }
+    }
+
+    /// A native change from `system`, through the mapping service, delivered to the engine.
+    @discardableResult
+    func change(_ system: SystemName, _ entity: CanonicalEntityType, _ id: String, _ record: JSONValue, at seconds: Int) async throws -> LinkEngine.Outcome {
+        let change = try Envelope(kind: .change, system: system, entityType: entity.messagingEntityType, entityId: id,
+                                  time: Date(timeIntervalSince1970: 1_700_000_000 + Double(seconds)),
+                                  payload: ChangePayload(record: record).json)
+        var canonical = try processor.process(change: change).envelope
+        // The records here carry no modification time: the envelope's time is the source's.
+        canonical = try Envelope(id: canonical.id, correlationId: canonical.correlationId, causationId: canonical.causationId,
+                                 kind: .canonical, system: system, entityType: canonical.entityType, entityId: id,
+                                 time: change.time, payload: canonical.payload)
+        return try await deliver(canonical)
+    }
+
+    /// The sync requests queued since the last call, oldest first (and removed, as the relay would).
+    func takeRequests() async throws -> [Envelope] {
+        let rows = try await pool.query("delete from outbox returning id, body")
+        return try rows.sorted { try $0.decode(Int64.self, at: 0) < $1.decode(Int64.self, at: 0) }
+            .map { try Envelope.decode(try $0.decode([UInt8].self, at: 1)) }
+    }
+
+    /// The mapping service's command for a sync request.
+    func command(for request: Envelope) throws -> (Envelope, CommandPayload) {
+        let output = try processor.process(syncRequest: request).envelope
+        #expect(output.kind == .command, "\(output.payload)")
+        return (output, try CommandPayload(json: output.payload))
+    }
+
+    /// The adapter carried out the command: the target answered with `nativeId`.
+    @discardableResult
+    func written(_ request: Envelope, nativeId: String) async throws -> LinkEngine.Outcome {
+        let (command, payload) = try command(for: request)
+        let event = try Envelope.caused(by: command, kind: .written, entityId: nativeId, payload: WrittenPayload(command: payload).json)
+        return try await deliver(event)
+    }
+
+    func count(_ table: String) async throws -> Int {
+        try await pool.query("select count(*) from \(table)")[0].decode(Int.self, at: 0)
+    }
+
+    func state(of system: SystemName, _ entity: CanonicalEntityType, _ id: String) async throws -> [String: JSONValue] {
+        let rows = try await pool.query("""
+            select g.state::text from global_entity g join member m on m.global_id = g.id
+            where m.system = $1 and m.entity_type = $2 and m.native_id = $3
+            """, [system.rawValue, entity.rawValue, id])
+        guard let text = try rows.first?.decode(String.self, at: 0), case .object(let o) = try JSONValue.parse(text) else { return [:] }
+        return Dictionary(uniqueKeysWithValues: o.map { ($0.key, $0.value) })
+    }
+}

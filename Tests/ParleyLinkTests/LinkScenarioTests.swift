@@ -1,0 +1,229 @@
+import Foundation
+import Testing
+import ParleyCanonical
+import ParleyMapping
+import ParleyMessaging
+@testable import ParleyLink
+
+/// One scenario per rule of DESIGN.md, on the real PostgreSQL, with the real mapping logic.
+@Suite("Link service scenarios", .serialized)
+struct LinkScenarioTests {
+    static func erpCustomer(_ id: String, name: String = "Fjord Fisk AS", org: String? = "923609016", email: String? = "post@fjordfisk.no",
+                            phone: String? = nil) -> JSONValue {
+        var o: JSONObject = ["id": .string(id), "customerType": "COMPANY", "name": .string(name)]
+        if let org { o["orgNo"] = .string(org) }
+        if let email { o["email"] = .string(email) }
+        if let phone { o["phone"] = .string(phone) }
+        return .object(o)
+    }
+
+    static func shopCustomer(_ id: Int, email: String, first: String = "Kari", last: String = "Nordmann", phone: String? = nil) -> JSONValue {
+        var billing: JSONObject = [:]
+        if let phone { billing["phone"] = .string(phone) }
+        return ["id": .number(JSONNumber(id)), "email": .string(email), "first_name": .string(first), "last_name": .string(last),
+                "billing": .object(billing)]
+    }
+
+    @Test("Chain: an ERP customer becomes a webshop create; only after that write is confirmed does PowerOffice Go get a create")
+    func chain() async throws {
+        try await LinkHarness.run { h in
+            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
+            let first = try await h.takeRequests()
+            #expect(first.map(\.system) == [.customwebshop])
+            #expect(try SyncRequestPayload(json: first[0].payload).operation == .create)
+            #expect(first[0].entityId.hasPrefix("customer/"))
+
+            try await h.written(first[0], nativeId: "501")
+            let second = try await h.takeRequests()
+            #expect(second.map(\.system) == [.powerofficego])
+            #expect(try SyncRequestPayload(json: second[0].payload).operation == .create)
+            #expect(second[0].entityId == first[0].entityId, "one global id, one idempotency key family")
+            #expect(second[0].correlationId == first[0].correlationId, "the same causal chain")
+
+            try await h.written(second[0], nativeId: "1234567")
+            #expect(try await h.takeRequests().isEmpty, "the chain ends at PowerOffice Go")
+            #expect(try await h.count("member") == 3)
+        }
+    }
+
+    @Test("Echo: the webshop reporting back what Parley wrote produces no sync request")
+    func echo() async throws {
+        try await LinkHarness.run { h in
+            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1", phone: "+47 22 33 44 55"), at: 0)
+            let create = try await h.takeRequests()[0]
+            let (_, command) = try h.command(for: create)
+            try await h.written(create, nativeId: "501")
+            _ = try await h.takeRequests()  // PowerOffice Go's create
+            // The webshop reports the record as Parley wrote it (plus what it assigns itself).
+            var record = command.record
+            record["id"] = 501
+            let outcome = try await h.change(.customwebshop, .customer, "501", .object(record), at: 10)
+            #expect(outcome == .unchanged(global: try #require(GlobalRef(create.entityId)).id))
+            #expect(try await h.takeRequests().isEmpty)
+        }
+    }
+
+    @Test("Field-level merge: the webshop never erases the organisation number; different fields both win; the later edit of one field wins")
+    func merge() async throws {
+        try await LinkHarness.run { h in
+            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1", phone: "111"), at: 0)
+            let create = try await h.takeRequests()[0]
+            try await h.written(create, nativeId: "501")
+            _ = try await h.takeRequests()
+            // The webshop edits the e-mail (at 20); it has no organisation number at all.
+            try await h.change(.customwebshop, .customer, "501", Self.shopCustomer(501, email: "new@fjordfisk.no", phone: "111"), at: 20)
+            var state = try await h.state(of: .customerp, .customer, "C-1")
+            #expect(state["organizationNumber"] == "923609016")
+            #expect(state["email"] == "new@fjordfisk.no")
+            let toErp = try await h.takeRequests().filter { $0.system == .customerp }
+            #expect(toErp.count == 1, "the ERP gets the webshop's e-mail")
+            // The ERP edits the phone at 30, still reporting its old e-mail: both edits stand.
+            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1", phone: "222"), at: 30)
+            state = try await h.state(of: .customerp, .customer, "C-1")
+            #expect(state["phone"] == "222")
+            #expect(state["email"] == "new@fjordfisk.no", "the ERP did not touch the e-mail since it last reported it")
+            // Same field: an older edit arriving late loses.
+            try await h.change(.customwebshop, .customer, "501", Self.shopCustomer(501, email: "new@fjordfisk.no", phone: "333"), at: 25)
+            state = try await h.state(of: .customerp, .customer, "C-1")
+            #expect(state["phone"] == "222")
+        }
+    }
+
+    @Test("Matching: by organisation number, else e-mail; products by SKU; empty keys never match; two records of one system matching one entity are a held conflict")
+    func matching() async throws {
+        try await LinkHarness.run { h in
+            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
+            _ = try await h.takeRequests()
+            // A PowerOffice Go customer with the same organisation number joins it (no create anywhere).
+            let goCustomer: JSONValue = ["Id": 77, "IsPerson": false, "Name": "Fjord Fisk", "OrganizationNumber": "NO 923 609 016 MVA"]
+            try await h.change(.powerofficego, .customer, "77", goCustomer, at: 5)
+            #expect(try await h.count("global_entity") == 1)
+            // Joining, it lacks the e-mail the entity has: Go is sent it (its empty field erased
+            // nothing); its newer name goes to the ERP; the webshop's create is still in flight.
+            #expect(try await h.takeRequests().map(\.system).sorted { $0.rawValue < $1.rawValue } == [.customerp, .powerofficego])
+            #expect(try await h.state(of: .powerofficego, .customer, "77")["email"] == "post@fjordfisk.no")
+            // A webshop customer with the same e-mail joins it too.
+            try await h.change(.customwebshop, .customer, "501", Self.shopCustomer(501, email: " Post@FjordFisk.no "), at: 6)
+            #expect(try await h.count("global_entity") == 1)
+            #expect(try await h.count("member") == 3)
+            // A second ERP customer with the same organisation number: held, not propagated.
+            let outcome = try await h.change(.customerp, .customer, "C-2", Self.erpCustomer("C-2", email: nil), at: 7)
+            #expect(outcome == .conflict)
+            #expect(try await h.count("conflict") == 1)
+            #expect(try await h.takeRequests().isEmpty)
+            // Customers without keys never match each other.
+            try await h.change(.customerp, .customer, "C-3", Self.erpCustomer("C-3", name: "A", org: nil, email: nil), at: 8)
+            try await h.change(.customerp, .customer, "C-4", Self.erpCustomer("C-4", name: "B", org: "", email: "  "), at: 9)
+            #expect(try await h.count("global_entity") == 3)
+            // Products by SKU.
+            let erpProduct: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            let goProduct: JSONValue = ["Id": 88001, "Code": "KAFFE-500 ", "Name": "Kaffe"]
+            try await h.change(.customerp, .product, "P-1", erpProduct, at: 10)
+            try await h.change(.powerofficego, .product, "88001", goProduct, at: 11)
+            #expect(try await h.count("global_entity where entity_type = 'product'") == 1)
+        }
+    }
+
+    @Test("An order arriving before its customer and products are in the target is parked, and released when they are linked, with the target's ids")
+    func parkedOrder() async throws {
+        try await LinkHarness.run { h in
+            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
+            let erpProduct: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            try await h.change(.customerp, .product, "P-1", erpProduct, at: 1)
+            let creates = try await h.takeRequests()
+            #expect(creates.count == 2)
+            let order: JSONValue = ["id": "O-1", "orderNo": "SO-1", "customerId": "C-1", "orderDate": "2026-11-03", "status": "CONFIRMED",
+                                    "currencyCode": "NOK",
+                                    "lines": [["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 2, "unitPrice": 79.2, "vatPercent": 15]]]
+            let outcome = try await h.change(.customerp, .order, "O-1", order, at: 2)
+            guard case .applied(_, _, let writes, let parked) = outcome else { Issue.record("\(outcome)"); return }
+            #expect(writes == 0 && parked == 1)
+            #expect(try await h.count("parked") == 1)
+            // The customer reaches the webshop: still waiting for the product.
+            let customerCreate = try #require(creates.first { $0.entityType == .customer })
+            try await h.written(customerCreate, nativeId: "501")
+            #expect(try await h.takeRequests().filter { $0.entityType == .order }.isEmpty)
+            // The product reaches the webshop: the order goes, with the webshop's ids.
+            let productCreate = try #require(creates.first { $0.entityType == .product })
+            try await h.written(productCreate, nativeId: "701")
+            let orderRequests = try await h.takeRequests().filter { $0.entityType == .order }
+            #expect(orderRequests.map(\.system) == [.customwebshop])
+            let (_, command) = try h.command(for: try #require(orderRequests.first))
+            #expect(command.record["customer_id"] == 501)
+            #expect(command.record["line_items"]?[0]?["product_id"] == 701)
+            #expect(try await h.count("parked") == 0)
+        }
+    }
+
+    @Test("Ten rapid edits while a write is in flight produce at most two writes, the last carrying the final state")
+    func coalescing() async throws {
+        try await LinkHarness.run { h in
+            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
+            let create = try await h.takeRequests()[0]
+            for i in 1...10 {
+                try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1", phone: "phone-\(i)"), at: i)
+            }
+            #expect(try await h.takeRequests().isEmpty, "the create is still in flight")
+            try await h.written(create, nativeId: "501")
+            let after = try await h.takeRequests()
+            let toShop = after.filter { $0.system == .customwebshop }
+            #expect(toShop.count == 1)
+            #expect(try SyncRequestPayload(json: toShop[0].payload).operation == .update)
+            #expect(try SyncRequestPayload(json: toShop[0].payload).entity["phone"] == "phone-10")
+        }
+    }
+
+    @Test("The same message delivered twice changes nothing")
+    func duplicate() async throws {
+        try await LinkHarness.run { h in
+            let change = try Envelope(kind: .change, system: .customerp, entityType: .customer, entityId: "C-1",
+                                      payload: ChangePayload(record: Self.erpCustomer("C-1")).json)
+            let canonical = try h.processor.process(change: change).envelope
+            #expect(try await h.deliver(canonical) != .duplicate)
+            let requests = try await h.takeRequests()
+            #expect(try await h.deliver(canonical) == .duplicate)
+            #expect(try await h.takeRequests().isEmpty)
+            #expect(requests.count == 1)
+        }
+    }
+
+    @Test("A lost write (no event) is sent again after its lease, with the same write id and idempotency key")
+    func lostWrite() async throws {
+        try await LinkHarness.run(lease: .seconds(30)) { h in
+            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
+            let first = try await h.takeRequests()[0]
+            let engine = h.engine
+            let early = h.now.addingTimeInterval(10)
+            #expect(try await h.pool.transaction { tx in try engine.expireLeases(in: tx, now: early) } == 0)
+            let late = h.now.addingTimeInterval(31)
+            #expect(try await h.pool.transaction { tx in try engine.expireLeases(in: tx, now: late) } == 1)
+            let again = try await h.takeRequests()
+            #expect(again.count == 1)
+            #expect(try SyncRequestPayload(json: again[0].payload).writeId == SyncRequestPayload(json: first.payload).writeId)
+            #expect(again[0].entityId == first.entityId)
+            #expect(try SyncRequestPayload(json: again[0].payload).operation == .create)
+        }
+    }
+
+    @Test("A write the target refuses is recorded with its reason and releases the slot; a transient one is retried after a backoff")
+    func failures() async throws {
+        try await LinkHarness.run { h in
+            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
+            let create = try await h.takeRequests()[0]
+            let writeId = try SyncRequestPayload(json: create.payload).writeId
+            let transient = FailedPayload(stage: "adapter", writeId: writeId, globalId: create.entityId, operation: .create,
+                                          kind: "http503", reason: "503 Service Unavailable", transient: true)
+            try await h.deliver(try Envelope.caused(by: create, kind: .failed, payload: transient.json))
+            #expect(try await h.count("failed where transient") == 1)
+            #expect(try await h.count("write_slot") == 1, "kept: its lease is the retry timer")
+            let permanent = FailedPayload(stage: "adapter", writeId: writeId, globalId: create.entityId, operation: .create,
+                                          kind: "http422", reason: "422: e-mail rejected", transient: false)
+            try await h.deliver(try Envelope.caused(by: create, kind: .failed, payload: permanent.json))
+            #expect(try await h.count("failed where not transient and reason = '422: e-mail rejected'") == 1)
+            #expect(try await h.count("write_slot") == 0)
+            // A new change tries again.
+            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1", email: "fixed@fjordfisk.no"), at: 5)
+            #expect(try await h.takeRequests().map(\.system) == [.customwebshop])
+        }
+    }
+}
