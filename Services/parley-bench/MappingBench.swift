@@ -19,7 +19,7 @@ struct MappingBench: AsyncParsableCommand {
     var records: String?
     @Option(help: "Runs; medians are reported.") var runs = 5
     @Option(help: "Seconds per measurement (conversion counts are calibrated once, before the runs).") var seconds = 0.25
-    @Option(help: "Tasks converting in parallel in each measurement; figures are per core (total / N).") var threads = 1
+    @Option(help: "Tasks converting in parallel in each measurement; figures are per core (total / N). The tasks share Swift's cooperative pool, one thread per core, so N above the core count only divides the cores further.") var threads = 1
 
     /// One table's inputs (or all of them, for the mix), as they arrive on the wire.
     struct Workload: Sendable {
