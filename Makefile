@@ -6,7 +6,7 @@ LOCAL := infra/local/parley-local
 LOCAL_DIR ?= /var/tmp/parley-local
 WITH_ENV = set -a && . $(LOCAL_DIR)/parley.env && set +a &&
 
-.PHONY: test demo infra infra-down build bench test-tools dataflows
+.PHONY: test demo infra infra-down build bench bench-mapping test-tools dataflows
 
 infra:
 	@PARLEY_LOCAL_DIR=$(LOCAL_DIR) $(LOCAL) up
@@ -38,3 +38,8 @@ demo: infra
 bench: infra
 	swift build -c release --product parley-bench
 	$(WITH_ENV) .build/release/parley-bench amqp
+
+# The mapping engine's conversions per second per core (no broker or database); see BENCHMARKS.md.
+bench-mapping:
+	swift build -c release --product parley-bench
+	.build/release/parley-bench mapping --repository .

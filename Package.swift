@@ -72,7 +72,7 @@ let package = Package(
         .executableTarget(
             name: "parley-bench",
             dependencies: [
-                "ParleyAMQP", "CRabbitMQ",
+                "ParleyAMQP", "CRabbitMQ", "ParleyMapping",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Services/parley-bench"),

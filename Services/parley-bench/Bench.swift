@@ -2,6 +2,7 @@
 // the same run on the same broker (the machine is shared and noisy: compare ratios, report
 // medians), with the client's CPU time per message beside it. Usage: parley-bench amqp [--messages N] [--runs R] [--size BYTES] [--window W]
 // [--prefetch P] [--queue-type quorum|classic]. Needs PARLEY_AMQP_URL.
+// `parley-bench mapping` (MappingBench.swift) measures the mapping engine and needs nothing.
 import ArgumentParser
 import Foundation
 import Logging
@@ -10,7 +11,7 @@ import ParleyAMQP
 @main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "parley-bench", abstract: "Parley's benchmarks.", subcommands: [AMQPBench.self])
+        commandName: "parley-bench", abstract: "Parley's benchmarks.", subcommands: [AMQPBench.self, MappingBench.self])
 }
 
 struct AMQPBench: AsyncParsableCommand {
@@ -59,10 +60,10 @@ struct AMQPBench: AsyncParsableCommand {
             for list in [publishes, consumes] {
                 for i in 0..<list.count {
                     let (name, body) = list[(i + run) % list.count]
-                    let c0 = cpuSeconds()
+                    let c0 = Measure.cpuSeconds()
                     let seconds = try await body()
                     rates[name, default: []].append(Double(messages) / seconds)
-                    cpu[name, default: []].append((cpuSeconds() - c0) / Double(messages) * 1e6)
+                    cpu[name, default: []].append((Measure.cpuSeconds() - c0) / Double(messages) * 1e6)
                 }
             }
             for (_, q) in queues { try RawLoop.delete(endpoint, queue: q) }
@@ -72,10 +73,7 @@ struct AMQPBench: AsyncParsableCommand {
                          r("publish batch"), r("publish batch") / r("publish raw"),
                          r("consume raw"), r("consume swift"), r("consume swift") / r("consume raw")))
         }
-        func median(_ xs: [Double]) -> Double {
-            let s = xs.sorted()
-            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-        }
+        let median = Measure.median
         func ratio(_ a: String, _ b: String) -> Double { median(zip(rates[a]!, rates[b]!).map { $0 / $1 }) }
         let m = { (name: String) in median(rates[name]!) }
         print(String(format: "med  %8.0f/s  %8.0f/s  %5.2fx  %8.0f/s  %5.2fx | %8.0f/s  %8.0f/s  %5.2fx",
@@ -94,13 +92,6 @@ struct AMQPBench: AsyncParsableCommand {
 
     func config(_ url: String, _ name: String) throws -> AMQPConfiguration {
         try AMQPConfiguration(urls: url, connectionName: name)
-    }
-
-    func cpuSeconds() -> Double {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
-        return s(usage.ru_utime) + s(usage.ru_stime)
     }
 
     func swiftPublish(url: String, queue: String) async throws -> Double {
