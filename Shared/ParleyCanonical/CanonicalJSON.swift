@@ -68,9 +68,12 @@ extension CanonicalEntity {
 /// Moving between the nested canonical JSON object and the flat path → value map.
 public enum CanonicalJSON {
     /// First components of nested merge-field paths (`postalAddress`).
-    static func groups(_ entity: CanonicalEntityType) -> Set<String> {
-        Set(CanonicalField.fields(of: entity).compactMap { f in f.components.count > 1 ? f.components[0] : nil })
-    }
+    static func groups(_ entity: CanonicalEntityType) -> Set<String> { groupsByEntity[entity] ?? [] }
+
+    private static let groupsByEntity: [CanonicalEntityType: Set<String>] = Dictionary(uniqueKeysWithValues:
+        CanonicalEntityType.allCases.map { entity in
+            (entity, Set(CanonicalField.fields(of: entity).compactMap { f in f.components.count > 1 ? f.components[0] : nil }))
+        })
 
     /// Nests flat path → value pairs into an object, members in registry order.
     public static func nest(_ flat: [String: JSONValue], entity: CanonicalEntityType) -> JSONValue {

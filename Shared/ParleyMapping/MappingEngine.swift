@@ -66,6 +66,10 @@ public struct Mapper: Sendable {
     let idPath: NativePath
     let modifiedAtPath: NativePath?
     let dateTime: (any Converter)?
+    let validator: TargetValidator
+    /// The table's carried and assigned merge fields in canonical order, computed once.
+    let carried: [String]
+    let assigned: [String]
 
     /// Compiles `table`. The loader has already checked every name, so a converter that does
     /// not resolve here is a programming error.
@@ -108,6 +112,11 @@ public struct Mapper: Sendable {
         self.idPath = NativePath(table.id)
         self.modifiedAtPath = table.modifiedAt.map(NativePath.init)
         self.dateTime = registry.converter(named: "dateTime")
+        self.validator = TargetValidator(table: table)
+        let order = CanonicalField.fields(of: table.entity).map(\.path)
+        let carried = table.carriedFields, assigned = table.assignedFields
+        self.carried = order.filter(carried.contains)
+        self.assigned = order.filter(assigned.contains)
     }
 
     var system: SystemName { table.system }
@@ -182,12 +191,9 @@ public struct Mapper: Sendable {
             }
         }
         let checked = try checkCanonical(values)
-        let carried = table.carriedFields, assigned = table.assignedFields
-        let order = CanonicalField.fields(of: entity).map(\.path)
         return NormalisedRecord(
             system: system, entity: entity, nativeId: nativeId, modifiedAt: modifiedAt, values: checked,
-            carried: order.filter(carried.contains), assigned: order.filter(assigned.contains),
-            references: references)
+            carried: carried, assigned: assigned, references: references)
     }
 
     /// Reads one row from a native object (the record, or one line) into canonical values.
@@ -289,7 +295,7 @@ public struct Mapper: Sendable {
                 NativePath.set(.array(native), at: linesArray, in: &record)
             }
         }
-        try TargetValidator(table: table).validate(record)
+        try validator.validate(record)
         return NativeWrite(record: record, cleared: cleared)
     }
 

@@ -8,20 +8,29 @@ import ParleyMessaging
 /// `minimum`/`maximum`, formats `int64`/`int32`/`date`/`uuid`) and the table's own `rules`
 /// (docs/mappings.md). The first problem is thrown as a ``MappingError`` of kind `validation`
 /// naming the native field (`SalesOrderLines[1].Allowance`) and the reason.
-struct TargetValidator {
+struct TargetValidator: Sendable {
     let table: MappingTable
+    /// The constraints with their paths parsed once, in a stable order.
+    let constraints: [(NativePath, FieldConstraint)]
+    let required: [NativePath]
+
+    init(table: MappingTable) {
+        self.table = table
+        constraints = table.constraints.sorted { $0.key < $1.key }.map { (NativePath($0.key), $0.value) }
+        required = table.requiredPaths.map(NativePath.init)
+    }
 
     func fail(_ field: String, _ reason: String) -> MappingError {
         MappingError(.validation, system: table.system, entity: table.entity, field: field, reason: reason)
     }
 
     func validate(_ record: JSONObject) throws(MappingError) {
-        for (path, constraint) in table.constraints.sorted(by: { $0.key < $1.key }) {
+        for (path, constraint) in constraints {
             for (field, value) in values(at: path, in: record) {
                 if let value { try check(value, constraint, field: field) }
             }
         }
-        for path in table.requiredPaths {
+        for path in required {
             for (field, value) in values(at: path, in: record) where isEmpty(value) {
                 throw fail(field, "is required by \(table.writeSchema)")
             }
@@ -31,11 +40,15 @@ struct TargetValidator {
         }
     }
 
+    func values(at path: String, in record: JSONObject) -> [(String, JSONValue?)] {
+        values(at: NativePath(path), in: record)
+    }
+
     /// The values at a native path: one for a record path, one per line for a line path
     /// (`SalesOrderLines[].Allowance` → `SalesOrderLines[0].Allowance`, …), each with its
     /// field name for errors. A line path with no lines gives nothing to check.
-    func values(at path: String, in record: JSONObject) -> [(String, JSONValue?)] {
-        let native = NativePath(path)
+    func values(at native: NativePath, in record: JSONObject) -> [(String, JSONValue?)] {
+        let path = native.text
         guard let array = native.array else { return [(path, NativePath.value(at: native.components, in: record))] }
         guard case .array(let lines)? = NativePath.value(at: array, in: record) else { return [] }
         return lines.enumerated().map { index, line in
