@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "parley-bench", targets: ["parley-bench"]),
         .executable(name: "parley", targets: ["parley"]),
         .executable(name: "mapping-service", targets: ["mapping-service"]),
+        .executable(name: "link-service", targets: ["link-service"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -79,7 +80,14 @@ let package = Package(
 
         // The operator CLI: dataflow documents now; queues, links, replay later.
         // The link service's decisions as pure values: flows, field-level merge, write slots.
-        .target(name: "ParleyLink", dependencies: ["ParleyCanonical", "ParleyPostgres"], path: "Shared/ParleyLink"),
+        .target(
+            name: "ParleyLink",
+            dependencies: [
+                "ParleyCanonical", "ParleyPostgres", "ParleyMessaging",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/ParleyLink"),
 
         .executableTarget(
             name: "mapping-service",
@@ -90,6 +98,15 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Services/mapping-service"),
+        .executableTarget(
+            name: "link-service",
+            dependencies: [
+                "ParleyLink", "ParleyMapping", "ParleyAMQP", "ParleyPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Services/link-service"),
         .executableTarget(
             name: "parley",
             dependencies: ["ParleyMapping", .product(name: "ArgumentParser", package: "swift-argument-parser")],

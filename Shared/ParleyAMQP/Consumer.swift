@@ -32,7 +32,10 @@ public struct AMQPDelivery: Sendable {
 /// batch rather than once per message.
 public struct AMQPDeliveries: AsyncSequence, Sendable {
     public typealias Element = AMQPDelivery
-    let batches: AsyncStream<[AMQPDelivery]>
+    /// The same deliveries as they arrive, one array per socket read: for a consumer that
+    /// handles many messages at once (one database transaction per batch). Iterate either
+    /// this or the deliveries one at a time, not both.
+    public let batches: AsyncStream<[AMQPDelivery]>
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         var source: AsyncStream<[AMQPDelivery]>.AsyncIterator

@@ -111,7 +111,9 @@ public enum LinkSchema {
                 exchange     text not null,
                 routing_key  text not null,
                 body         bytea not null,
-                created_at   timestamptz not null default now()
+                created_at   timestamptz not null default now(),
+                -- A relay publishing the row holds it until then; after that another may take it.
+                claimed_until timestamptz
             );
             """),
     ]

@@ -34,6 +34,14 @@ public struct Mappings: Sendable {
         mappers[Key(system: system, entity: entity)]
     }
 
+    /// The canonical merge fields each system is written, per entity: what the link service
+    /// needs to know which members a change concerns.
+    public var writtenFields: [SystemName: [CanonicalEntityType: Set<String>]] {
+        var result: [SystemName: [CanonicalEntityType: Set<String>]] = [:]
+        for mapper in mappers.values { result[mapper.table.system, default: [:]][mapper.table.entity] = mapper.table.writtenFields }
+        return result
+    }
+
     public var tables: [MappingTable] {
         mappers.values.map(\.table).sorted { ($0.system.rawValue, $0.entity.rawValue) < ($1.system.rawValue, $1.entity.rawValue) }
     }

@@ -61,6 +61,18 @@ public enum ParleyHeaders {
     public static let failedQueue = "parley-failed-queue"
     /// When it failed, ISO 8601.
     public static let failedAt = "parley-failed-at"
+
+    /// The copy of a delivery that goes to `<queue>.dead` (through the topology's dead-letter
+    /// exchange) with the reason, the queue and the time in its headers. Publish it with a
+    /// confirm, then ack the delivery: nothing is lost in between.
+    public static func deadLetter(_ delivery: AMQPDelivery, from queue: String, reason: String, topology: Topology) -> OutgoingMessage {
+        var properties = delivery.properties
+        properties.headers[error] = .string(reason)
+        properties.headers[failedQueue] = .string(queue)
+        properties.headers[failedAt] = .string(Date().formatted(.iso8601))
+        properties.deliveryMode = 2
+        return OutgoingMessage(exchange: topology.deadLetterExchange, routingKey: queue, body: delivery.body, properties: properties)
+    }
 }
 
 /// Runs a handler over one queue as a ServiceLifecycle service, `concurrency` deliveries at a
@@ -143,8 +155,7 @@ public final class ConsumerService: Service, Sendable {
                 logger.info("handler failed; retrying later", metadata: ["queue": "\(queue)", "messageId": "\(properties.messageId ?? "-")",
                                                                          "retry": "\(attempt)", "tier": "\(tier)", "error": "\(error)"])
             case .deadLetter(let reason):
-                properties.headers[ParleyHeaders.error] = .string(reason)
-                copy = OutgoingMessage(exchange: topology.deadLetterExchange, routingKey: queue, body: delivery.body, properties: properties)
+                copy = ParleyHeaders.deadLetter(delivery, from: queue, reason: reason, topology: topology)
                 logger.error("handler failed; dead-lettered", metadata: ["queue": "\(queue)", "messageId": "\(properties.messageId ?? "-")",
                                                                          "reason": "\(reason)"])
             }

@@ -154,3 +154,27 @@ public struct PostgresConfiguration: Sendable, Equatable, CustomStringConvertibl
         return p
     }
 }
+
+extension PostgresConfiguration {
+    /// The database every Parley service reads from its environment: `PARLEY_DATABASE_URL`
+    /// (`postgres://user:password@host:5432/db?sslmode=require`), or `PARLEY_DATABASE_URL_FILE`,
+    /// a file holding it (a Docker secret). Errors name the variable, never its value.
+    public static func fromEnvironment(
+        _ environment: [String: String] = ProcessInfo.processInfo.environment, applicationName: String
+    ) throws -> PostgresConfiguration {
+        let url: String
+        if let file = environment["PARLEY_DATABASE_URL_FILE"], !file.isEmpty {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw PostgresError(kind: .invalidConfiguration, message: "PARLEY_DATABASE_URL_FILE: cannot read \(file)")
+            }
+            url = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else if let value = environment["PARLEY_DATABASE_URL"], !value.isEmpty {
+            url = value
+        } else {
+            throw PostgresError(kind: .invalidConfiguration, message: "set PARLEY_DATABASE_URL or PARLEY_DATABASE_URL_FILE")
+        }
+        var configuration = try PostgresConfiguration(url: url)
+        configuration.applicationName = applicationName
+        return configuration
+    }
+}

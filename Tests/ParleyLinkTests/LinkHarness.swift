@@ -22,9 +22,7 @@ final class LinkHarness: @unchecked Sendable {
 
     init(pool: PostgresPool, lease: Duration = .seconds(60)) {
         self.pool = pool
-        var written: [SystemName: [CanonicalEntityType: Set<String>]] = [:]
-        for table in Self.mappings.tables { written[table.system, default: [:]][table.entity] = table.writtenFields }
-        engine = LinkEngine(configuration: LinkConfiguration(writtenFields: written, lease: lease))
+        engine = LinkEngine(configuration: LinkConfiguration(writtenFields: Self.mappings.writtenFields, lease: lease))
     }
 
     static func run(lease: Duration = .seconds(60), _ body: (LinkHarness) async throws -> Void) async throws {

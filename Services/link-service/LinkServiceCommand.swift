@@ -1,0 +1,70 @@
+// link-service: global identities in PostgreSQL, matching, merge, echo suppression, references
+// and coalesced writes (docs/link-service.md).
+import ArgumentParser
+import Foundation
+import Logging
+import ParleyAMQP
+import ParleyLink
+import ParleyMapping
+import ParleyPostgres
+import ServiceLifecycle
+
+@main
+struct LinkServiceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "link-service",
+        abstract: "Keeps global identities and canonical state in PostgreSQL and decides what is written where.",
+        discussion: """
+            Database: PARLEY_DATABASE_URL or PARLEY_DATABASE_URL_FILE. Broker: PARLEY_AMQP_URL or PARLEY_AMQP_URL_FILE.
+            Migrations run at start (under an advisory lock, so replicas may start together).
+            """)
+
+    @Option(help: "Directory holding mappings/ (which fields each system is written) (default: PARLEY_REPOSITORY or the working directory).")
+    var repository: String?
+
+    @Option(help: "Messages handled per database transaction.")
+    var batchSize: Int = 100
+
+    @Option(help: "Database connections.")
+    var connections: Int = 4
+
+    @Option(help: "Seconds a write may stay unanswered before it is sent again.")
+    var leaseSeconds: Int = 60
+
+    @Option(help: "Log level (default: PARLEY_LOG_LEVEL or info).")
+    var logLevel: String?
+
+    func run() async throws {
+        let env = ProcessInfo.processInfo.environment
+        let level = Logger.Level(rawValue: logLevel ?? env["PARLEY_LOG_LEVEL"] ?? "info") ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "parley.link")
+        let root = URL(fileURLWithPath: repository ?? env["PARLEY_REPOSITORY"] ?? FileManager.default.currentDirectoryPath)
+        let mappings: Mappings
+        do {
+            mappings = try Mappings.load(repositoryRoot: root)
+        } catch {
+            FileHandle.standardError.write(Data("link-service: the mapping tables do not load:\n\(error)\n".utf8))
+            throw ExitCode(78)
+        }
+
+        let database = try PostgresConfiguration.fromEnvironment(applicationName: "link-service")
+        let pool = PostgresPool(configuration: database, maxConnections: connections)
+        let report = try await Migrator(migrations: LinkSchema.migrations, schema: "public", logger: logger).migrate(on: pool)
+        logger.info("database ready", metadata: ["applied": "\(report.applied)", "database": "\(database)"])
+
+        let amqp = try AMQPConfiguration.fromEnvironment(connectionName: "link-service")
+        let engine = LinkEngine(configuration: LinkConfiguration(writtenFields: mappings.writtenFields, lease: .seconds(leaseSeconds)))
+        let service = LinkService(amqp: amqp, pool: pool, engine: engine, batchSize: batchSize, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: service.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        await service.publisher.close()
+        await pool.close()
+        logger.info("link-service stopped")
+    }
+}

@@ -1,0 +1,275 @@
+import Foundation
+import Logging
+import ParleyAMQP
+import ParleyCanonical
+import ParleyMessaging
+import ParleyPostgres
+import ServiceLifecycle
+
+/// The link service's running parts, each a ServiceLifecycle service:
+///
+/// - two ``LinkConsumer``s (`link.canonical`, `link.events`) that handle deliveries in batches,
+///   many messages per database transaction;
+/// - the ``OutboxRelay``, publishing committed sync requests with confirms;
+/// - ``LinkMaintenance``: expired write leases and inbox pruning.
+///
+/// Any number of replicas may run: per-entity order comes from row locks, matching from
+/// advisory locks on the natural keys, the relay and lease expiry skip rows another replica
+/// holds, and a redelivered message finds its id in the inbox.
+public struct LinkService: Sendable {
+    public let consumers: [LinkConsumer]
+    public let relay: OutboxRelay
+    public let maintenance: LinkMaintenance
+    public let publisher: AMQPPublisher
+
+    public init(
+        amqp: AMQPConfiguration, pool: PostgresPool, engine: LinkEngine, topology: Topology = ParleyTopology.standard,
+        batchSize: Int = 100, logger: Logger = Logger(label: "parley.link")
+    ) {
+        let publisher = AMQPPublisher(configuration: amqp, topology: topology, logger: logger)
+        let relay = OutboxRelay(pool: pool, publisher: publisher, logger: logger)
+        self.publisher = publisher
+        self.relay = relay
+        self.consumers = [ParleyTopology.Queues.linkCanonical, ParleyTopology.Queues.linkEvents].map { queue in
+            LinkConsumer(amqp: amqp, queue: queue, topology: topology, pool: pool, engine: engine, publisher: publisher,
+                         relay: relay, batchSize: batchSize, logger: logger)
+        }
+        self.maintenance = LinkMaintenance(pool: pool, engine: engine, relay: relay, logger: logger)
+    }
+
+    public var services: [any Service] { consumers + [relay, maintenance] }
+}
+
+/// Consumes one of the link service's queues in batches: up to `batchSize` messages in one
+/// transaction, each under a savepoint, so one message the service cannot take is dead-lettered
+/// with its reason while the others commit. Acks follow the commit.
+public final class LinkConsumer: Service, Sendable {
+    let consumer: AMQPConsumer
+    let queue: String
+    let topology: Topology
+    let pool: PostgresPool
+    let engine: LinkEngine
+    let publisher: AMQPPublisher
+    let relay: OutboxRelay
+    let batchSize: Int
+    let logger: Logger
+
+    init(amqp: AMQPConfiguration, queue: String, topology: Topology, pool: PostgresPool, engine: LinkEngine,
+         publisher: AMQPPublisher, relay: OutboxRelay, batchSize: Int, logger: Logger) {
+        self.consumer = AMQPConsumer(configuration: amqp, queue: queue, topology: topology,
+                                     prefetch: UInt16(clamping: max(2 * batchSize, 16)), logger: logger)
+        self.queue = queue
+        self.topology = topology
+        self.pool = pool
+        self.engine = engine
+        self.publisher = publisher
+        self.relay = relay
+        self.batchSize = max(1, batchSize)
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let consumer = self.consumer
+        await withGracefulShutdownHandler {
+            for await batch in consumer.deliveries.batches {
+                var start = 0
+                while start < batch.count {
+                    let end = min(start + batchSize, batch.count)
+                    await process(Array(batch[start..<end]))
+                    start = end
+                }
+            }
+        } onGracefulShutdown: {
+            Task { await consumer.cancel() }
+        }
+        await consumer.close()
+        logger.info("link consumer stopped", metadata: ["queue": "\(queue)"])
+    }
+
+    enum Result: Sendable {
+        case done
+        case rejected(String)
+    }
+
+    func process(_ deliveries: [AMQPDelivery]) async {
+        var envelopes: [(Int, Envelope)] = []
+        var results = [Result](repeating: .done, count: deliveries.count)
+        for (index, delivery) in deliveries.enumerated() {
+            do {
+                envelopes.append((index, try delivery.envelope()))
+            } catch {
+                results[index] = .rejected("malformed message: \(error)")
+            }
+        }
+        let engine = self.engine
+        let batch = envelopes
+        var attempt = 0
+        while true {
+            do {
+                let outcomes = try await pool.transaction { tx -> [(Int, Result)] in
+                    var outcomes: [(Int, Result)] = []
+                    for (index, envelope) in batch {
+                        _ = try tx.execute("savepoint message")
+                        do {
+                            _ = try engine.handle(envelope, in: tx, now: Date())
+                            _ = try tx.execute("release savepoint message")
+                            outcomes.append((index, .done))
+                        } catch let error as PostgresError where error.isConnectionError || error.isDeadlock || error.isSerializationFailure {
+                            throw error  // the whole batch again
+                        } catch {
+                            _ = try tx.execute("rollback to savepoint message")
+                            outcomes.append((index, .rejected("\(error)")))
+                        }
+                    }
+                    return outcomes
+                }
+                for (index, result) in outcomes { results[index] = result }
+                break
+            } catch {
+                attempt += 1
+                let retryNow = (error as? PostgresError).map { $0.isDeadlock || $0.isSerializationFailure } ?? false
+                logger.warning("link batch failed; retrying", metadata: ["queue": "\(queue)", "attempt": "\(attempt)", "error": "\(error)"])
+                if Task.isCancelled { return }
+                // Conflicts between replicas: again at once. The database away: back off, and
+                // keep the deliveries (unacked) until it is back.
+                try? await Task.sleep(for: retryNow ? .milliseconds(Int64.random(in: 1...20)) : .milliseconds(min(5000, 100 << min(attempt, 6))))
+            }
+        }
+        relay.notify()
+        for (index, delivery) in deliveries.enumerated() {
+            if case .rejected(let reason) = results[index] {
+                logger.error("message dead-lettered", metadata: ["queue": "\(queue)", "messageId": "\(delivery.properties.messageId ?? "-")", "reason": "\(reason)"])
+                do {
+                    try await publisher.publish(ParleyHeaders.deadLetter(delivery, from: queue, reason: reason, topology: topology))
+                } catch {
+                    delivery.nack(requeue: true)
+                    continue
+                }
+            }
+            delivery.ack()
+        }
+    }
+}
+
+/// Publishes the outbox: claims committed rows (skipping ones another replica holds), publishes
+/// them in order with confirms, deletes what the broker confirmed. A row whose publish failed
+/// is claimed again after its claim runs out, so nothing is lost (and consumers deduplicate by
+/// message id, so a second copy is harmless).
+public final class OutboxRelay: Service, Sendable {
+    let pool: PostgresPool
+    let publisher: AMQPPublisher
+    let logger: Logger
+    let wake: AsyncStream<Void>
+    let waker: AsyncStream<Void>.Continuation
+
+    init(pool: PostgresPool, publisher: AMQPPublisher, logger: Logger) {
+        self.pool = pool
+        self.publisher = publisher
+        self.logger = logger
+        (wake, waker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Something was committed to the outbox: publish soon.
+    public func notify() { waker.yield() }
+
+    public func run() async throws {
+        let wake = self.wake, waker = self.waker
+        // Other replicas' rows (and rows whose publish failed) are picked up by polling.
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                waker.yield()
+            }
+        }
+        await withGracefulShutdownHandler {
+            for await _ in wake {
+                if Task.isShuttingDownGracefully { break }
+                while let published = try? await drain(), published > 0 {}
+            }
+        } onGracefulShutdown: {
+            waker.finish()
+        }
+        ticker.cancel()
+        _ = try? await drain()
+    }
+
+    /// One round: claim up to 256 rows, publish, delete the confirmed. Returns how many went out.
+    @discardableResult
+    public func drain() async throws -> Int {
+        let rows = try await pool.query("""
+            update outbox set claimed_until = now() + interval '30 seconds'
+            where id in (select id from outbox where claimed_until is null or claimed_until < now()
+                         order by id limit 256 for update skip locked)
+            returning id, exchange, routing_key, body
+            """)
+        guard !rows.isEmpty else { return 0 }
+        var ids: [Int64] = []
+        var messages: [OutgoingMessage] = []
+        for row in try rows.sorted(by: { try $0.decode(Int64.self, at: 0) < $1.decode(Int64.self, at: 0) }) {
+            let body = try row.decode([UInt8].self, at: 3)
+            let exchange = try row.decode(String.self, at: 1), routingKey = try row.decode(String.self, at: 2)
+            ids.append(try row.decode(Int64.self, at: 0))
+            if let envelope = try? Envelope.decode(body) {
+                messages.append(OutgoingMessage(envelope: envelope, exchange: exchange, routingKey: routingKey))
+            } else {
+                messages.append(OutgoingMessage(exchange: exchange, routingKey: routingKey, body: body))
+            }
+        }
+        let results = await publisher.publish(contentsOf: messages)
+        var done: [JSONValue] = []
+        for (id, result) in zip(ids, results) {
+            switch result {
+            case .success: done.append(.number(JSONNumber(id)))
+            case .failure(let error): logger.warning("outbox publish failed; will retry", metadata: ["id": "\(id)", "error": "\(error)"])
+            }
+        }
+        if !done.isEmpty {
+            _ = try await pool.execute("delete from outbox where id in (select jsonb_array_elements_text($1::jsonb)::bigint)",
+                                       [PostgresJSON(JSONValue.array(done).serializedString())])
+        }
+        return done.count
+    }
+}
+
+/// Periodic work: writes whose lease ran out are sent again; processed message ids older than
+/// the retention are pruned from the inbox.
+public final class LinkMaintenance: Service, Sendable {
+    let pool: PostgresPool
+    let engine: LinkEngine
+    let relay: OutboxRelay
+    let logger: Logger
+    let interval: Duration
+    let inboxRetention: Duration
+
+    init(pool: PostgresPool, engine: LinkEngine, relay: OutboxRelay, logger: Logger,
+         interval: Duration = .seconds(2), inboxRetention: Duration = .seconds(7 * 24 * 3600)) {
+        self.pool = pool
+        self.engine = engine
+        self.relay = relay
+        self.logger = logger
+        self.interval = interval
+        self.inboxRetention = inboxRetention
+    }
+
+    public func run() async throws {
+        var lastPrune = ContinuousClock.now - .seconds(3600)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let engine = self.engine
+                let resent = try await pool.transaction { tx in try engine.expireLeases(in: tx) }
+                if resent > 0 {
+                    logger.info("writes sent again after their lease", metadata: ["count": "\(resent)"])
+                    relay.notify()
+                }
+                if ContinuousClock.now - lastPrune > .seconds(600) {
+                    let seconds = inboxRetention.components.seconds
+                    _ = try await pool.execute("delete from inbox where processed_at < now() - make_interval(secs => $1)", [seconds])
+                    lastPrune = ContinuousClock.now
+                }
+            } catch {
+                logger.warning("link maintenance failed; trying again", metadata: ["error": "\(error)"])
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+}
