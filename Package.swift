@@ -121,8 +121,10 @@ let package = Package(
         .testTarget(name: "ParleyAMQPTests", dependencies: ["ParleyAMQP", "ParleyMessaging"], path: "Tests/ParleyAMQPTests"),
         .testTarget(name: "ParleyPostgresTests", dependencies: ["ParleyPostgres", "ParleyCore"], path: "Tests/ParleyPostgresTests"),
         .testTarget(name: "ParleyMessagingTests", dependencies: ["ParleyMessaging"], path: "Tests/ParleyMessagingTests"),
-        .testTarget(name: "ParleyMappingTests", dependencies: ["ParleyMapping", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyMappingTests", exclude: ["Golden"]),
-        .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyLink", "ParleyPostgres", "ParleyMapping"], path: "Tests/ParleyLinkTests"),
+        .testTarget(name: "ParleyMappingTests", dependencies: ["ParleyMapping", "ParleyTestSupport", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyMappingTests", exclude: ["Golden"]),
+        // What the integration tests share: scratch vhosts and databases, service binaries, deadlines.
+        .target(name: "ParleyTestSupport", dependencies: ["ParleyAMQP", "ParleyPostgres"], path: "Tests/Support"),
+        .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyLink", "ParleyPostgres", "ParleyMapping", "ParleyTestSupport"], path: "Tests/ParleyLinkTests"),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], path: "Tests/ParleyCoreTests"),
         .testTarget(
             name: "ParleyCanonicalTests",

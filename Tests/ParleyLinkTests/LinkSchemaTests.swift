@@ -1,34 +1,23 @@
 import Foundation
 import Testing
 import ParleyPostgres
+import ParleyTestSupport
 @testable import ParleyLink
 
 /// The link schema on the real PostgreSQL, in a scratch database of its own.
 @Suite("Link schema on PostgreSQL", .serialized)
 struct LinkSchemaTests {
     static func withScratchDatabase(_ body: (PostgresPool) async throws -> Void) async throws {
-        guard let url = ProcessInfo.processInfo.environment["PARLEY_DATABASE_URL"], !url.isEmpty else {
-            Issue.record("PARLEY_DATABASE_URL is not set: run the tests with `make test` (it starts PostgreSQL)")
-            return
-        }
-        let base = try PostgresConfiguration(url: url)
-        let name = try PostgresIdentifier("parley_link_test_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12))
-        let admin = PostgresPool(configuration: base, maxConnections: 1)
-        _ = try await admin.execute("CREATE DATABASE " + name.quoted)
-        var config = base
-        config.database = name.name
-        let pool = PostgresPool(configuration: config, maxConnections: 2)
-        do {
-            try await body(pool)
-        } catch {
+        try await ScratchDatabase.with("parley_link_test") { config in
+            let pool = PostgresPool(configuration: config, maxConnections: 2)
+            do {
+                try await body(pool)
+            } catch {
+                await pool.close()
+                throw error
+            }
             await pool.close()
-            _ = try? await admin.execute("DROP DATABASE IF EXISTS " + name.quoted + " WITH (FORCE)")
-            await admin.close()
-            throw error
         }
-        await pool.close()
-        _ = try await admin.execute("DROP DATABASE IF EXISTS " + name.quoted + " WITH (FORCE)")
-        await admin.close()
     }
 
     @Test("Migrations apply once; identity rules are constraints: one global entity per member, one member per system, one write in flight")

@@ -1,11 +1,9 @@
 import Foundation
 import Testing
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 import ParleyAMQP
 import ParleyCanonical
 import ParleyMessaging
+import ParleyTestSupport
 @testable import ParleyMapping
 
 /// The real `mapping-service` process against the real broker, in a virtual host of its own
@@ -14,28 +12,12 @@ import ParleyMessaging
 struct MappingServiceBrokerTests {
     @Test("It maps changes and sync requests, dead-letters what it cannot read or map, keeps running, and stops on SIGTERM")
     func endToEnd() async throws {
-        guard let baseURL = ProcessInfo.processInfo.environment["PARLEY_AMQP_URL"], !baseURL.isEmpty else {
-            Issue.record("PARLEY_AMQP_URL is not set: run the tests with `make test` (it starts RabbitMQ)")
-            return
-        }
-        let vhost = "parley-test-mapping-\(UUID().uuidString.prefix(8).lowercased())"
-        let management = try Management(url: baseURL)
-        try await management.createVhost(vhost)
-        do {
-            try await run(baseURL: baseURL, vhost: vhost)
-        } catch {
-            try? await management.deleteVhost(vhost)
-            throw error
-        }
-        try await management.deleteVhost(vhost)
+        try await ScratchVhost.with("parley-test-mapping") { vhost in try await run(vhost) }
     }
 
-    func run(baseURL: String, vhost: String) async throws {
-        var endpoint = try AMQPEndpoint(url: baseURL)
-        endpoint.vhost = vhost
-        let url = "amqp://\(endpoint.user):\(endpoint.password.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)@\(endpoint.host):\(endpoint.port)/\(vhost)"
-        var amqp = try AMQPConfiguration(urls: url, connectionName: "test-mapping-service")
-        amqp.reconnect = Backoff(initial: .milliseconds(100), maximum: .seconds(2))
+    func run(_ vhost: ScratchVhost) async throws {
+        let url = vhost.url
+        let amqp = try vhost.configuration("test-mapping-service")
 
         let topology = ParleyTopology.standard
         let publisher = AMQPPublisher(configuration: amqp, topology: topology)
@@ -43,10 +25,7 @@ struct MappingServiceBrokerTests {
         #expect(await publisher.readiness.wait(timeout: .seconds(30)), "publisher ready")
 
         // The service itself, as users run it.
-        let buildDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let candidates = [buildDir, buildDir.deletingLastPathComponent()].map { $0.appendingPathComponent("mapping-service") }
-        let binary = try #require(candidates.first { FileManager.default.isExecutableFile(atPath: $0.path) },
-                                  "mapping-service not built next to \(buildDir.path)")
+        let binary = try #require(builtExecutable("mapping-service"), "mapping-service is not built next to the tests")
         let service = Process()
         service.executableURL = binary
         var env = ProcessInfo.processInfo.environment
@@ -110,7 +89,7 @@ struct MappingServiceBrokerTests {
 
         // 5. SIGTERM: a clean exit.
         kill(service.processIdentifier, SIGTERM)
-        let status = try await Self.deadline(.seconds(30)) {
+        let status = try await withDeadline(.seconds(30), "mapping-service exiting after SIGTERM") {
             while service.isRunning { try await Task.sleep(for: .milliseconds(20)) }
             return service.terminationStatus
         }
@@ -121,7 +100,7 @@ struct MappingServiceBrokerTests {
     static func take(_ count: Int, from queue: String, _ amqp: AMQPConfiguration) async throws -> [AMQPDelivery] {
         let consumer = AMQPConsumer(configuration: amqp, queue: queue)
         defer { Task { await consumer.close() } }
-        return try await deadline(.seconds(60)) {
+        return try await withDeadline(.seconds(60), "\(count) messages on \(queue)") {
             var got: [AMQPDelivery] = []
             for await delivery in consumer.deliveries {
                 delivery.ack()
@@ -130,57 +109,5 @@ struct MappingServiceBrokerTests {
             }
             return got
         }
-    }
-
-    struct Timeout: Error {}
-
-    static func deadline<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await body() }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let first = try await group.next(), let value = first else { throw Timeout() }
-            return value
-        }
-    }
-}
-
-/// The RabbitMQ management API, for a virtual host per test.
-struct Management: Sendable {
-    let base: String
-    let authorization: String
-    let user: String
-
-    init(url: String) throws {
-        let endpoint = try AMQPEndpoint(url: url)
-        base = ProcessInfo.processInfo.environment["PARLEY_AMQP_MANAGEMENT_URL"] ?? "http://\(endpoint.host):15672"
-        authorization = "Basic " + Data("\(endpoint.user):\(endpoint.password)".utf8).base64EncodedString()
-        user = endpoint.user
-    }
-
-    func request(_ method: String, _ path: String, body: String? = nil) async throws -> Int {
-        var request = URLRequest(url: URL(string: base + path)!)
-        request.httpMethod = method
-        request.setValue(authorization, forHTTPHeaderField: "Authorization")
-        if let body {
-            request.httpBody = Data(body.utf8)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        let (_, response) = try await URLSession.shared.data(for: request)
-        return (response as! HTTPURLResponse).statusCode
-    }
-
-    func createVhost(_ name: String) async throws {
-        let created = try await request("PUT", "/api/vhosts/\(name)", body: "{}")
-        #expect((200..<300).contains(created), "creating vhost \(name): HTTP \(created)")
-        let granted = try await request("PUT", "/api/permissions/\(name)/\(user)", body: #"{"configure":".*","write":".*","read":".*"}"#)
-        #expect((200..<300).contains(granted), "permissions on \(name): HTTP \(granted)")
-    }
-
-    func deleteVhost(_ name: String) async throws {
-        _ = try await request("DELETE", "/api/vhosts/\(name)")
     }
 }

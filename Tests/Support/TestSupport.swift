@@ -1,0 +1,113 @@
+// Helpers the integration tests share: a RabbitMQ virtual host and a PostgreSQL database of
+// their own per test, the services' binaries, and deadlines. Real servers only: the tests fail
+// (not skip) when the environment does not name them.
+import Foundation
+import ParleyAMQP
+import ParleyPostgres
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+
+public struct MissingServer: Error, CustomStringConvertible {
+    public let variable: String
+    public var description: String { "\(variable) is not set: run the tests with `make test` (it starts RabbitMQ and PostgreSQL)" }
+}
+
+/// A RabbitMQ virtual host for one test, removed afterwards.
+public struct ScratchVhost: Sendable {
+    public let name: String
+    /// An AMQP URL for the vhost, with the test user's credentials.
+    public let url: String
+    let management: String
+    let authorization: String
+
+    public static func with<T: Sendable>(_ prefix: String, _ body: (ScratchVhost) async throws -> T) async throws -> T {
+        guard let base = ProcessInfo.processInfo.environment["PARLEY_AMQP_URL"], !base.isEmpty else { throw MissingServer(variable: "PARLEY_AMQP_URL") }
+        let endpoint = try AMQPEndpoint(url: base)
+        let name = "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
+        let password = endpoint.password.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? endpoint.password
+        let vhost = ScratchVhost(
+            name: name, url: "amqp://\(endpoint.user):\(password)@\(endpoint.host):\(endpoint.port)/\(name)",
+            management: ProcessInfo.processInfo.environment["PARLEY_AMQP_MANAGEMENT_URL"] ?? "http://\(endpoint.host):15672",
+            authorization: "Basic " + Data("\(endpoint.user):\(endpoint.password)".utf8).base64EncodedString())
+        guard (200..<300).contains(try await vhost.request("PUT", "/api/vhosts/\(name)", body: "{}")),
+              (200..<300).contains(try await vhost.request("PUT", "/api/permissions/\(name)/\(endpoint.user)",
+                                                           body: #"{"configure":".*","write":".*","read":".*"}"#))
+        else { throw MissingServer(variable: "a RabbitMQ management API that lets the test user create vhosts") }
+        do {
+            let value = try await body(vhost)
+            _ = try? await vhost.request("DELETE", "/api/vhosts/\(name)")
+            return value
+        } catch {
+            _ = try? await vhost.request("DELETE", "/api/vhosts/\(name)")
+            throw error
+        }
+    }
+
+    func request(_ method: String, _ path: String, body: String? = nil) async throws -> Int {
+        var request = URLRequest(url: URL(string: management + path)!)
+        request.httpMethod = method
+        request.setValue(authorization, forHTTPHeaderField: "Authorization")
+        if let body {
+            request.httpBody = Data(body.utf8)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (_, response) = try await URLSession.shared.data(for: request)
+        return (response as! HTTPURLResponse).statusCode
+    }
+
+    public func configuration(_ connectionName: String) throws -> AMQPConfiguration {
+        var configuration = try AMQPConfiguration(urls: url, connectionName: connectionName)
+        configuration.reconnect = Backoff(initial: .milliseconds(100), maximum: .seconds(2))
+        return configuration
+    }
+}
+
+/// A PostgreSQL database for one test, dropped afterwards.
+public enum ScratchDatabase {
+    public static func with<T: Sendable>(_ prefix: String, _ body: (PostgresConfiguration) async throws -> T) async throws -> T {
+        guard let url = ProcessInfo.processInfo.environment["PARLEY_DATABASE_URL"], !url.isEmpty else { throw MissingServer(variable: "PARLEY_DATABASE_URL") }
+        let base = try PostgresConfiguration(url: url)
+        let name = try PostgresIdentifier(prefix + "_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12))
+        let admin = PostgresPool(configuration: base, maxConnections: 1)
+        _ = try await admin.execute("CREATE DATABASE " + name.quoted)
+        var config = base
+        config.database = name.name
+        do {
+            let value = try await body(config)
+            _ = try? await admin.execute("DROP DATABASE IF EXISTS " + name.quoted + " WITH (FORCE)")
+            await admin.close()
+            return value
+        } catch {
+            _ = try? await admin.execute("DROP DATABASE IF EXISTS " + name.quoted + " WITH (FORCE)")
+            await admin.close()
+            throw error
+        }
+    }
+}
+
+/// A service binary built next to the test bundle (`mapping-service`, `link-service`, …).
+public func builtExecutable(_ name: String) -> URL? {
+    let buildDir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    return [buildDir, buildDir.deletingLastPathComponent()].map { $0.appendingPathComponent(name) }
+        .first { FileManager.default.isExecutableFile(atPath: $0.path) }
+}
+
+public struct DeadlineExceeded: Error, CustomStringConvertible {
+    public let what: String
+    public var description: String { "\(what) did not happen in time" }
+}
+
+/// Runs `body`, failing with ``DeadlineExceeded`` after `limit`, so a broken test fails instead of hanging CI.
+public func withDeadline<T: Sendable>(_ limit: Duration, _ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T?.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            return nil
+        }
+        defer { group.cancelAll() }
+        guard let first = try await group.next(), let value = first else { throw DeadlineExceeded(what: what) }
+        return value
+    }
+}
