@@ -2,6 +2,7 @@
 // their own per test, the services' binaries, and deadlines. Real servers only: the tests fail
 // (not skip) when the environment does not name them.
 import Foundation
+import Synchronization
 import ParleyAMQP
 import ParleyPostgres
 #if canImport(FoundationNetworking)
@@ -66,6 +67,11 @@ public struct ScratchVhost: Sendable {
 /// A PostgreSQL database for one test, dropped afterwards.
 public enum ScratchDatabase {
     public static func with<T: Sendable>(_ prefix: String, _ body: (PostgresConfiguration) async throws -> T) async throws -> T {
+        try await with(prefix) { config, _ in try await body(config) }
+    }
+
+    /// Also gives the database's URL (with the test role's password), for a service process.
+    public static func with<T: Sendable>(_ prefix: String, _ body: (PostgresConfiguration, String) async throws -> T) async throws -> T {
         guard let url = ProcessInfo.processInfo.environment["PARLEY_DATABASE_URL"], !url.isEmpty else { throw MissingServer(variable: "PARLEY_DATABASE_URL") }
         let base = try PostgresConfiguration(url: url)
         let name = try PostgresIdentifier(prefix + "_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12))
@@ -73,8 +79,11 @@ public enum ScratchDatabase {
         _ = try await admin.execute("CREATE DATABASE " + name.quoted)
         var config = base
         config.database = name.name
+        var components = URLComponents(string: url)
+        components?.path = "/" + name.name
+        let scratchURL = components?.string ?? url
         do {
-            let value = try await body(config)
+            let value = try await body(config, scratchURL)
             _ = try? await admin.execute("DROP DATABASE IF EXISTS " + name.quoted + " WITH (FORCE)")
             await admin.close()
             return value
@@ -110,4 +119,11 @@ public func withDeadline<T: Sendable>(_ limit: Duration, _ what: String, _ body:
         guard let first = try await group.next(), let value = first else { throw DeadlineExceeded(what: what) }
         return value
     }
+}
+
+/// A lock-protected value that escaping closures can share (a `Mutex` cannot be captured).
+public final class Locked<Value: Sendable>: Sendable {
+    private let mutex: Mutex<Value>
+    public init(_ value: Value) { mutex = Mutex(value) }
+    public func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
 }
