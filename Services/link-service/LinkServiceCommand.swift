@@ -58,7 +58,7 @@ struct LinkServiceCommand: AsyncParsableCommand {
         logger.info("database ready", metadata: ["applied": "\(report.applied)", "database": "\(database)"])
 
         let amqp = try AMQPConfiguration.fromEnvironment(connectionName: "link-service")
-        let engine = LinkEngine(configuration: LinkConfiguration(writtenFields: mappings.writtenFields, lease: .seconds(leaseSeconds)))
+        let engine = LinkEngine(configuration: LinkConfiguration(writtenFields: mappings.writtenFields, archivable: mappings.archivable, lease: .seconds(leaseSeconds)))
         let service = LinkService(amqp: amqp, pool: pool, engine: engine, batchSize: batchSize, logger: logger)
         let group = ServiceGroup(configuration: .init(
             services: service.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))

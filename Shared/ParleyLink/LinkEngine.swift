@@ -9,6 +9,9 @@ public struct LinkConfiguration: Sendable {
     /// The canonical merge fields each system is written, per entity (`MappingTable.writtenFields`).
     /// A change reaches a linked member only when it touches one of them.
     public var writtenFields: [SystemName: [CanonicalEntityType: Set<String>]]
+    /// The entity types each system can archive (`Mappings.archivable`); an archive reaches a
+    /// member there even when `archived` is set through an operation rather than written.
+    public var archivable: [SystemName: Set<CanonicalEntityType>]
     /// How long a write may stay unanswered before it is sent again (same write id and
     /// idempotency key).
     public var lease: Duration
@@ -18,10 +21,11 @@ public struct LinkConfiguration: Sendable {
 
     public init(
         flows: FlowGraph = .standard, writtenFields: [SystemName: [CanonicalEntityType: Set<String>]],
-        lease: Duration = .seconds(60), retryBase: Duration = .seconds(5), retryMax: Duration = .seconds(900)
+        archivable: [SystemName: Set<CanonicalEntityType>] = [:], lease: Duration = .seconds(60), retryBase: Duration = .seconds(5), retryMax: Duration = .seconds(900)
     ) {
         self.flows = flows
         self.writtenFields = writtenFields
+        self.archivable = archivable
         self.lease = lease
         self.retryBase = retryBase
         self.retryMax = retryMax
@@ -173,7 +177,10 @@ struct Context {
         let members = try store.members(of: global)
         for (system, _) in members.sorted(by: { $0.key.rawValue < $1.key.rawValue }) where system != source {
             let written = configuration.writtenFields[system]?[entity] ?? []
-            if result.changed.contains(where: written.contains) { try request(global: global, to: system, state: state) }
+            // Rule 9: an archive reaches every member that can archive, by field or by operation.
+            let archives = result.changed.contains("archived") && state.values["archived"] == .bool(true)
+                && configuration.archivable[system]?.contains(entity) == true
+            if archives || result.changed.contains(where: written.contains) { try request(global: global, to: system, state: state) }
         }
         // A record that just joined gets what the entity knows and it lacks.
         if joined, members.count > 1, try differs(state, from: result.snapshot, writtenTo: source) {

@@ -42,6 +42,17 @@ public struct Mappings: Sendable {
         return result
     }
 
+    /// The entity types each system can archive: those whose table carries `archived`, written
+    /// in the record (PowerOffice Go's `IsArchived`) or through an archive operation (the ERP's and
+    /// the webshop's `/archive`). Deletes and archives reach exactly these (DESIGN rule 9).
+    public var archivable: [SystemName: Set<CanonicalEntityType>] {
+        var result: [SystemName: Set<CanonicalEntityType>] = [:]
+        for mapper in mappers.values where mapper.table.carriedFields.contains("archived") {
+            result[mapper.table.system, default: []].insert(mapper.table.entity)
+        }
+        return result
+    }
+
     public var tables: [MappingTable] {
         mappers.values.map(\.table).sorted { ($0.system.rawValue, $0.entity.rawValue) < ($1.system.rawValue, $1.entity.rawValue) }
     }

@@ -22,7 +22,7 @@ final class LinkHarness: @unchecked Sendable {
 
     init(pool: PostgresPool, lease: Duration = .seconds(60)) {
         self.pool = pool
-        engine = LinkEngine(configuration: LinkConfiguration(writtenFields: Self.mappings.writtenFields, lease: lease))
+        engine = LinkEngine(configuration: LinkConfiguration(writtenFields: Self.mappings.writtenFields, archivable: Self.mappings.archivable, lease: lease))
     }
 
     static func run(lease: Duration = .seconds(60), _ body: (LinkHarness) async throws -> Void) async throws {

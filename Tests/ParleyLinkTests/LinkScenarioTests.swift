@@ -226,4 +226,25 @@ struct LinkScenarioTests {
             #expect(try await h.takeRequests().map(\.system) == [.customwebshop])
         }
     }
+
+    @Test("A delete in one system archives the linked records where the target can archive, by field or by operation")
+    func deleteArchives() async throws {
+        try await LinkHarness.run { h in
+            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
+            try await h.written(try await h.takeRequests()[0], nativeId: "501")
+            try await h.written(try await h.takeRequests()[0], nativeId: "1234567")
+            #expect(try await h.takeRequests().isEmpty)
+            // The webshop deletes the customer.
+            let delete = try Envelope(kind: .change, system: .customwebshop, entityType: .customer, entityId: "501",
+                                      time: Date(timeIntervalSince1970: 1_700_000_100), payload: ChangePayload(operation: .delete, record: nil).json)
+            try await h.deliver(try h.processor.process(change: delete).envelope)
+            let archives = try await h.takeRequests()
+            #expect(archives.map(\.system).sorted { $0.rawValue < $1.rawValue } == [.customerp, .powerofficego])
+            for request in archives {
+                #expect(try SyncRequestPayload(json: request.payload).operation == .archive)
+            }
+            let toGo = try #require(archives.first { $0.system == .powerofficego })
+            #expect(try h.command(for: toGo).1.record["IsArchived"] == true)
+        }
+    }
 }
