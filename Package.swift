@@ -118,8 +118,8 @@ let package = Package(
             dependencies: ["ParleyMessaging", "ParleyAMQP"],
             path: "Tests/Fixtures/AMQPShutdownFixture"),
 
-        .testTarget(name: "ParleyAMQPTests", dependencies: ["ParleyAMQP", "ParleyMessaging"], path: "Tests/ParleyAMQPTests"),
-        .testTarget(name: "ParleyPostgresTests", dependencies: ["ParleyPostgres", "ParleyCore"], path: "Tests/ParleyPostgresTests"),
+        .testTarget(name: "ParleyAMQPTests", dependencies: ["ParleyAMQP", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAMQPTests"),
+        .testTarget(name: "ParleyPostgresTests", dependencies: ["ParleyPostgres", "ParleyCore", "ParleyTestSupport"], path: "Tests/ParleyPostgresTests"),
         .testTarget(name: "ParleyMessagingTests", dependencies: ["ParleyMessaging"], path: "Tests/ParleyMessagingTests"),
         .testTarget(name: "ParleyMappingTests", dependencies: ["ParleyMapping", "ParleyTestSupport", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyMappingTests", exclude: ["Golden"]),
         // What the integration tests share: scratch vhosts and databases, service binaries, deadlines.

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ParleyTestSupport
 @testable import ParleyAMQP
 
 @Suite("Confirm tracking")

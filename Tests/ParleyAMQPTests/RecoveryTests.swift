@@ -1,11 +1,17 @@
 import Foundation
 import Synchronization
 import Testing
+import ParleyTestSupport
 @testable import ParleyAMQP
 
 extension BrokerTests {
     @Test("The broker restarts in the middle of 10,000 messages: both sides recover and every confirmed message is delivered")
     func brokerRestart() async throws {
+        // No other suite may use the broker while it restarts.
+        try await ServerDisruption.exclusive { try await brokerRestartAlone() }
+    }
+
+    func brokerRestartAlone() async throws {
         let prefix = Broker.uniquePrefix("restart")
         defer { Task { await Broker.cleanUp(prefix) } }
         let (topology, exchange, queue) = Broker.scratchTopology(prefix)

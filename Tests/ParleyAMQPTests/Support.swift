@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import ParleyTestSupport
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -86,38 +87,7 @@ enum Broker {
     }
 }
 
-/// Awaits `body` but gives up after `limit`, so a broken test fails instead of hanging CI.
-func withDeadline<T: Sendable>(_ limit: Duration, _ what: String,
-                               _ body: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await body() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            return nil
-        }
-        guard let first = try await group.next(), let value = first else {
-            group.cancelAll()
-            throw DeadlineExceeded(what: what, limit: limit)
-        }
-        group.cancelAll()
-        return value
-    }
-}
-
-struct DeadlineExceeded: Error, CustomStringConvertible {
-    let what: String
-    let limit: Duration
-    var description: String { "\(what) did not finish within \(limit)" }
-}
-
 func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
-
-/// A lock-protected value that escaping closures can share (Mutex itself cannot be captured).
-final class Locked<Value: Sendable>: Sendable {
-    private let mutex: Mutex<Value>
-    init(_ value: Value) { mutex = Mutex(value) }
-    func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
-}
 
 /// Collects a process's output lines as they arrive.
 final class LineCollector: Sendable {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ParleyTestSupport
 @testable import ParleyPostgres
 
 /// Every test that needs the server lives under this one serialized suite: the restart
@@ -334,6 +335,11 @@ extension PostgresServerTests {
         }
 
         @Test func poolRecoversAfterServerRestart() async throws {
+            // No other suite may use the server while it restarts.
+            try await ServerDisruption.exclusive { try await restartAlone() }
+        }
+
+        func restartAlone() async throws {
             try await TestServer.withScratchDatabase { config in
                 try await TestServer.withPool(config, max: 2) { pool in
                     // Open both connections so both are stale after the restart.

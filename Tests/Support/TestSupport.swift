@@ -23,6 +23,10 @@ public struct ScratchVhost: Sendable {
     let authorization: String
 
     public static func with<T: Sendable>(_ prefix: String, _ body: (ScratchVhost) async throws -> T) async throws -> T {
+        try await ServerDisruption.shared { try await withoutLock(prefix, body) }
+    }
+
+    static func withoutLock<T: Sendable>(_ prefix: String, _ body: (ScratchVhost) async throws -> T) async throws -> T {
         guard let base = ProcessInfo.processInfo.environment["PARLEY_AMQP_URL"], !base.isEmpty else { throw MissingServer(variable: "PARLEY_AMQP_URL") }
         let endpoint = try AMQPEndpoint(url: base)
         let name = "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
@@ -72,6 +76,10 @@ public enum ScratchDatabase {
 
     /// Also gives the database's URL (with the test role's password), for a service process.
     public static func with<T: Sendable>(_ prefix: String, _ body: (PostgresConfiguration, String) async throws -> T) async throws -> T {
+        try await ServerDisruption.shared { try await withoutLock(prefix, body) }
+    }
+
+    static func withoutLock<T: Sendable>(_ prefix: String, _ body: (PostgresConfiguration, String) async throws -> T) async throws -> T {
         guard let url = ProcessInfo.processInfo.environment["PARLEY_DATABASE_URL"], !url.isEmpty else { throw MissingServer(variable: "PARLEY_DATABASE_URL") }
         let base = try PostgresConfiguration(url: url)
         let name = try PostgresIdentifier(prefix + "_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12))
@@ -126,4 +134,69 @@ public final class Locked<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
     public init(_ value: Value) { mutex = Mutex(value) }
     public func withLock<R: Sendable>(_ body: (inout Value) -> R) -> R { mutex.withLock { body(&$0) } }
+}
+
+/// All test targets run in one process and share the two local servers. A few tests restart a
+/// server on purpose (PostgreSQL's pool recovery, RabbitMQ's broker restart); they take this
+/// lock exclusively, and every test that merely uses a server (through ``ScratchVhost`` and
+/// ``ScratchDatabase``, or by calling ``shared(_:)``) takes it shared, so a restart never pulls
+/// the server from under another suite. First come, first served: a waiting restart holds back
+/// new users, so it is not starved.
+public actor ServerDisruption {
+    public static let lock = ServerDisruption()
+
+    @TaskLocal static var holdsShared = false
+
+    private var readers = 0
+    private var writer = false
+    private var waiting: [(exclusive: Bool, continuation: CheckedContinuation<Void, Never>)] = []
+
+    private func acquire(exclusive: Bool) async {
+        if waiting.isEmpty && !writer && (!exclusive || readers == 0) {
+            grant(exclusive)
+            return
+        }
+        await withCheckedContinuation { waiting.append((exclusive, $0)) }
+    }
+
+    private func grant(_ exclusive: Bool) {
+        if exclusive { writer = true } else { readers += 1 }
+    }
+
+    private func release(exclusive: Bool) {
+        if exclusive { writer = false } else { readers -= 1 }
+        while let next = waiting.first, !writer, !next.exclusive || readers == 0 {
+            waiting.removeFirst()
+            grant(next.exclusive)
+            next.continuation.resume()
+            if next.exclusive { break }
+        }
+    }
+
+    /// Runs `body` while no server is being restarted (re-entrant within one task tree).
+    public static func shared<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        if holdsShared { return try await body() }
+        await lock.acquire(exclusive: false)
+        do {
+            let value = try await $holdsShared.withValue(true) { try await body() }
+            await lock.release(exclusive: false)
+            return value
+        } catch {
+            await lock.release(exclusive: false)
+            throw error
+        }
+    }
+
+    /// Runs `body`, which restarts a server, while no other test uses one.
+    public static func exclusive<T: Sendable>(_ body: () async throws -> T) async throws -> T {
+        await lock.acquire(exclusive: true)
+        do {
+            let value = try await body()
+            await lock.release(exclusive: true)
+            return value
+        } catch {
+            await lock.release(exclusive: true)
+            throw error
+        }
+    }
 }
