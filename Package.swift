@@ -112,7 +112,7 @@ let package = Package(
             path: "Services/link-service"),
         .executableTarget(
             name: "parley",
-            dependencies: ["ParleyMapping", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ParleyMapping", "ParleyLink", "ParleyPostgres", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Services/parley"),
 
         // A tiny consumer process the graceful-shutdown test starts and sends SIGTERM to.

@@ -1,9 +1,9 @@
-// parley: Parley's operator CLI. Today it generates the dataflow documents; queues, links,
-// parked entities, dead-letter replay and resync will be further subcommands.
+// parley: Parley's operator CLI (docs/cli.md): the dataflow documents and the link service's
+// state; queues, dead-letter replay and resync will be further subcommands.
 import ArgumentParser
 
 @main
-struct Parley: ParsableCommand {
+struct Parley: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "parley", abstract: "Parley's operator tool.", subcommands: [Dataflows.self])
+        commandName: "parley", abstract: "Parley's operator tool.", subcommands: [Dataflows.self, Link.self])
 }
