@@ -330,7 +330,7 @@ struct Context {
             let attempts = try store.recordFailure(global, system, kind: payload.kind, reason: payload.reason, transient: true, retryAt: nil)
             let delay = min(Context.seconds(configuration.retryBase) * pow(2, Double(max(0, attempts - 1))), Context.seconds(configuration.retryMax))
             let retryAt = now.addingTimeInterval(delay)
-            _ = try store.recordFailure(global, system, kind: payload.kind, reason: payload.reason, transient: true, retryAt: retryAt)
+            try store.setRetryAt(global, system, retryAt)
             try store.extendLease(global, system, until: retryAt)
             return .recorded(global: global, writes: 0)
         }

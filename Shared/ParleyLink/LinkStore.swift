@@ -250,6 +250,10 @@ struct LinkStore {
             """, [global, system.rawValue, kind, reason, transient, retryAt]).first?.decode(Int.self, at: 0) ?? 1
     }
 
+    func setRetryAt(_ global: UUID, _ system: SystemName, _ retryAt: Date) throws {
+        _ = try tx.execute("update failed set retry_at = $3 where global_id = $1 and system = $2", [global, system.rawValue, retryAt])
+    }
+
     func clearFailure(_ global: UUID, _ system: SystemName) throws {
         _ = try tx.execute("delete from failed where global_id = $1 and system = $2", [global, system.rawValue])
     }

@@ -1,0 +1,105 @@
+import Foundation
+import ParleyCanonical
+import ParleyMessaging
+
+/// The only code that speaks a system's API: reading its change feed and writing records.
+/// One implementation per kind of API (`RESTContractConnector` for the custom ERP and webshop
+/// contracts, `PowerOfficeConnector` for PowerOffice Go v2). Records are native JSON in the
+/// shapes of the system's contract (the mapping tables' `schema` and `writeSchema`).
+public protocol SystemConnector: Sendable {
+    var system: SystemName { get }
+
+    /// One page of records of `entity` modified at or after `since` (every record when `nil`),
+    /// in (modification time, id) order, continuing from `cursor` (the previous page's).
+    func changes(_ entity: CanonicalEntityType, since: Date?, cursor: String?) async throws(SystemError) -> ChangePage
+
+    /// Creates a record. `idempotencyKey` (the global id) makes a retried create return the
+    /// first result instead of a second record.
+    func create(_ entity: CanonicalEntityType, record: JSONObject, idempotencyKey: String) async throws(SystemError) -> JSONObject
+
+    /// Updates a record: the members of `record` are set, the native paths in `cleared` emptied.
+    func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String]) async throws(SystemError) -> JSONObject
+
+    /// Archives a record (DESIGN rule 9), applying `record` first when it is not empty.
+    func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject) async throws(SystemError) -> JSONObject
+
+    /// The record an earlier create with this idempotency key made, if the system can say
+    /// (PowerOffice Go by `ExternalImportReference`); `nil` when there is none or it cannot.
+    func find(_ entity: CanonicalEntityType, idempotencyKey: String) async throws(SystemError) -> JSONObject?
+}
+
+/// One page of a change feed.
+public struct ChangePage: Sendable {
+    public var records: [JSONObject]
+    /// Where the next page starts; `nil` on the last page.
+    public var nextCursor: String?
+
+    public init(records: [JSONObject], nextCursor: String?) {
+        self.records = records
+        self.nextCursor = nextCursor
+    }
+}
+
+/// What went wrong talking to a system, decided once where the response is read.
+public enum SystemError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Worth trying again: 5xx, 429, timeouts, connection failures. `retryAfter` is the
+    /// system's own `Retry-After`, when it sent one.
+    case transient(String, retryAfter: Duration?)
+    /// The system refused the request for good (4xx other than 408/429): its message, for the
+    /// operator. Retrying the same request gives the same answer.
+    case permanent(status: Int, String)
+
+    public var description: String {
+        switch self {
+        case .transient(let reason, let retryAfter):
+            retryAfter.map { "\(reason) (retry after \($0))" } ?? reason
+        case .permanent(let status, let reason): "HTTP \(status): \(reason)"
+        }
+    }
+
+    public var isTransient: Bool { if case .transient = self { true } else { false } }
+
+    /// Classifies an HTTP status with the body's message.
+    public static func http(status: Int, message: String, retryAfter: Duration?) -> SystemError {
+        switch status {
+        case 408, 425, 429, 500...599: .transient("HTTP \(status): \(message)", retryAfter: retryAfter)
+        default: .permanent(status: status, message)
+        }
+    }
+}
+
+/// Backoff for transient failures that honours the system's `Retry-After` (DESIGN rule 10).
+public struct RetrySchedule: Sendable, Hashable {
+    public var attempts: Int
+    public var base: Duration
+    public var maximum: Duration
+
+    public init(attempts: Int = 5, base: Duration = .milliseconds(200), maximum: Duration = .seconds(30)) {
+        self.attempts = attempts
+        self.base = base
+        self.maximum = maximum
+    }
+
+    /// The wait before attempt `attempt` (1 = the first retry): `Retry-After` when the system
+    /// gave one (capped at `maximum`), else exponential with full jitter.
+    public func delay(attempt: Int, retryAfter: Duration?, random: Double = Double.random(in: 0...1)) -> Duration {
+        if let retryAfter { return min(retryAfter, maximum) }
+        let exponential = base * Double(1 << min(attempt - 1, 20))
+        return min(exponential, maximum) * random
+    }
+
+    /// Runs `body`, retrying transient failures; a permanent one, or the last transient one,
+    /// is thrown.
+    public func run<T: Sendable>(_ body: () async throws(SystemError) -> T) async throws(SystemError) -> T {
+        var attempt = 0
+        while true {
+            do {
+                return try await body()
+            } catch {
+                attempt += 1
+                guard case .transient(_, let retryAfter) = error, attempt < attempts else { throw error }
+                try? await Task.sleep(for: delay(attempt: attempt, retryAfter: retryAfter))
+            }
+        }
+    }
+}
