@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "parley", targets: ["parley"]),
         .executable(name: "mapping-service", targets: ["mapping-service"]),
         .executable(name: "link-service", targets: ["link-service"]),
+        .executable(name: "customerp-adapter", targets: ["customerp-adapter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -92,6 +93,26 @@ let package = Package(
             ],
             path: "Shared/ParleyLink"),
 
+        // What every adapter shares: change capture with durable positions and a poll lease,
+        // command writing with retries, the HTTP client, the custom contracts' connector.
+        .target(
+            name: "ParleyAdapter",
+            dependencies: [
+                "ParleyMapping", "ParleyPostgres", "ParleyMessaging", "ParleyCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/ParleyAdapter"),
+
+        .executableTarget(
+            name: "customerp-adapter",
+            dependencies: [
+                "ParleyAdapter", "ParleyMessaging",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/customerp-adapter"),
         .executableTarget(
             name: "mapping-service",
             dependencies: [
@@ -128,6 +149,7 @@ let package = Package(
         // What the integration tests share: scratch vhosts and databases, service binaries, deadlines.
         .target(name: "ParleyTestSupport", dependencies: ["ParleyAMQP", "ParleyPostgres"], path: "Tests/Support"),
         .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyLink", "ParleyPostgres", "ParleyMapping", "ParleyTestSupport"], path: "Tests/ParleyLinkTests"),
+        .testTarget(name: "ParleyAdapterTests", dependencies: ["ParleyAdapter", "ParleyTestSupport"], path: "Tests/ParleyAdapterTests"),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], path: "Tests/ParleyCoreTests"),
         .testTarget(
             name: "ParleyCanonicalTests",

@@ -119,6 +119,23 @@ public struct Mapper: Sendable {
         self.assigned = order.filter(assigned.contains)
     }
 
+    /// A native record's id and modification time (ms since 1970), by the table's `id` and
+    /// `modifiedAt` paths: what an adapter needs to publish and order a feed. `nil` id when the
+    /// record has none.
+    public func identity(of record: JSONObject) -> (id: String?, modifiedAt: Int64?) {
+        var id: String? = nil
+        switch NativePath.value(at: idPath.components, in: record) {
+        case .string(let s)?: id = s.isEmpty ? nil : s
+        case .number(let n)? where n.isInteger: id = n.text
+        default: break
+        }
+        var modified: Int64? = nil
+        if let path = modifiedAtPath, case .string(let text)? = NativePath.value(at: path.components, in: record) {
+            modified = try? CivilTime.parseInstant(text)
+        }
+        return (id, modified)
+    }
+
     var system: SystemName { table.system }
     var entity: CanonicalEntityType { table.entity }
 

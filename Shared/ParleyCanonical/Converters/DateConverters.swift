@@ -20,7 +20,7 @@ public enum CivilTime {
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))"
     }
 
-    static func formatInstant(ms: Int64) -> String {
+    public static func formatInstant(ms: Int64) -> String {
         let days = ms >= 0 ? ms / msPerDay : -((-ms + msPerDay - 1) / msPerDay)
         var rest = ms - days * msPerDay
         let h = rest / 3_600_000

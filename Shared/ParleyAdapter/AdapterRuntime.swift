@@ -1,0 +1,100 @@
+import Foundation
+import Logging
+import ParleyAMQP
+import ParleyMapping
+import ParleyMessaging
+import ParleyPostgres
+import ServiceLifecycle
+
+/// Settings every adapter reads from its environment, checked at start with messages that
+/// name the variable (never its value).
+public struct AdapterEnvironment: Sendable {
+    public let values: [String: String]
+
+    public init(_ values: [String: String] = ProcessInfo.processInfo.environment) {
+        self.values = values
+    }
+
+    public struct Missing: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// A required setting.
+    public func required(_ name: String, _ what: String) throws -> String {
+        guard let value = try optional(name), !value.isEmpty else { throw Missing(description: "set \(name): \(what)") }
+        return value
+    }
+
+    /// A setting given directly or as `<NAME>_FILE` (a Docker secret).
+    public func optional(_ name: String) throws -> String? {
+        if let file = values[name + "_FILE"], !file.isEmpty {
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw Missing(description: "\(name)_FILE: cannot read \(file)")
+            }
+            return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        return values[name]
+    }
+
+    /// An `http(s)://` base URL.
+    public func url(_ name: String, _ what: String) throws -> String {
+        let value = try required(name, what)
+        guard let url = URL(string: value), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
+            throw Missing(description: "\(name) must be an http(s) URL, e.g. https://erp.example.com/parley/v1")
+        }
+        return value
+    }
+}
+
+/// An adapter's running parts: the change poller (one replica at a time, by lease) and the
+/// command writer (every replica), sharing one publisher.
+public struct AdapterRuntime: Sendable {
+    public let publisher: AMQPPublisher
+    public let services: [any Service]
+
+    public init(
+        connector: any SystemConnector, mappings: Mappings, amqp: AMQPConfiguration, database: PostgresConfiguration, pool: PostgresPool,
+        pollInterval: Duration = .seconds(2), rescanInterval: Duration = .seconds(3600), concurrency: Int = 8,
+        extraServices: [any Service] = [], logger: Logger
+    ) {
+        let topology = ParleyTopology.standard
+        let publisher = AMQPPublisher(configuration: amqp, topology: topology, logger: logger)
+        let poller = ChangePoller(
+            connector: connector, mappings: mappings, store: FeedPositionStore(pool: pool, system: connector.system),
+            lease: PollLease(configuration: database, system: connector.system), publisher: publisher,
+            interval: pollInterval, rescanInterval: rescanInterval, logger: logger)
+        let writer = CommandWriter(connector: connector, mappings: mappings, publisher: publisher, logger: logger)
+        let commands = ConsumerService(
+            configuration: amqp, queue: ParleyTopology.Queues.adapterCommands(connector.system), topology: topology,
+            publisher: publisher, concurrency: concurrency, logger: logger) { delivery in try await writer.handle(delivery) }
+        self.publisher = publisher
+        self.services = [poller, commands] + extraServices
+    }
+
+    /// Migrates the adapters' schema, runs until SIGTERM/SIGINT, then closes.
+    public static func run(
+        name: String, environment: AdapterEnvironment, repository: String?, logger: Logger,
+        pollInterval: Duration, rescanInterval: Duration,
+        makeConnector: () throws -> any SystemConnector,
+        extraServices: (AMQPPublisher) throws -> [any Service] = { _ in [] }
+    ) async throws {
+        let root = URL(fileURLWithPath: repository ?? environment.values["PARLEY_REPOSITORY"] ?? FileManager.default.currentDirectoryPath)
+        let mappings = try Mappings.load(repositoryRoot: root)
+        let connector = try makeConnector()
+        let database = try PostgresConfiguration.fromEnvironment(environment.values, applicationName: name)
+        let amqp = try AMQPConfiguration.fromEnvironment(environment.values, connectionName: name)
+        let pool = PostgresPool(configuration: database, maxConnections: 2)
+        _ = try await Migrator(migrations: AdapterSchema.migrations, schema: AdapterSchema.name, logger: logger).migrate(on: pool)
+        let runtime = AdapterRuntime(connector: connector, mappings: mappings, amqp: amqp, database: database, pool: pool,
+                                     pollInterval: pollInterval, rescanInterval: rescanInterval, logger: logger)
+        let services = runtime.services + (try extraServices(runtime.publisher))
+        logger.info("\(name) starting", metadata: ["system": "\(connector.system)"])
+        let group = ServiceGroup(configuration: .init(
+            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+        await runtime.publisher.close()
+        await pool.close()
+        logger.info("\(name) stopped")
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Logging
+import ParleyAMQP
+import ParleyCanonical
+import ParleyMapping
+import ParleyMessaging
+
+/// Carries out the commands for one system (`<system>-adapter.commands`, competing consumers:
+/// every replica writes): create, update or archive through the connector, then report to the
+/// link service — `written` with the record's native id and the command's expected echo, or
+/// `failed` with the system's message.
+///
+/// Transient errors (5xx, 429, timeouts) are retried here with backoff that honours
+/// `Retry-After`; when the schedule runs out the failure is reported as transient and the link
+/// service tries again later. A create that may already have happened (a redelivered command)
+/// first asks the system for a record with its idempotency key, where the system can say.
+public struct CommandWriter: Sendable {
+    let connector: any SystemConnector
+    let mappings: Mappings
+    let publisher: AMQPPublisher
+    let schedule: RetrySchedule
+    let logger: Logger
+
+    public init(connector: any SystemConnector, mappings: Mappings, publisher: AMQPPublisher,
+                schedule: RetrySchedule = RetrySchedule(), logger: Logger) {
+        self.connector = connector
+        self.mappings = mappings
+        self.publisher = publisher
+        self.schedule = schedule
+        self.logger = logger
+    }
+
+    /// The `ConsumerService` handler.
+    public func handle(_ delivery: AMQPDelivery) async throws {
+        let envelope: Envelope
+        let command: CommandPayload
+        do {
+            envelope = try delivery.envelope()
+            command = try CommandPayload(json: envelope.payload)
+        } catch {
+            throw HandlerFailure.permanent("malformed command: \(error)")
+        }
+        guard envelope.kind == .command, envelope.system == connector.system,
+              let entity = CanonicalEntityType(rawValue: envelope.entityType.rawValue),
+              let mapper = mappings.mapper(system: connector.system, entity: entity)
+        else { throw HandlerFailure.permanent("not a \(connector.system) command: \(envelope.kind) \(envelope.system) \(envelope.entityType)") }
+        let retried = delivery.redelivered || delivery.properties.headers[ParleyHeaders.retries] != nil
+        let event = try await write(command, entity: entity, mapper: mapper, retried: retried, cause: envelope)
+        try await publisher.publish(OutgoingMessage(
+            envelope: event, exchange: ParleyTopology.Exchanges.events,
+            routingKey: ParleyTopology.routingKey(system: connector.system, entityType: event.entityType, kind: event.kind)))
+    }
+
+    /// Writes and returns the event to report.
+    func write(_ command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper, retried: Bool, cause: Envelope) async throws -> Envelope {
+        let connector = self.connector
+        do {
+            let result: JSONObject = try await schedule.run { () async throws(SystemError) -> JSONObject in
+                switch command.operation {
+                case .create:
+                    if retried, let found = try await connector.find(entity, idempotencyKey: command.idempotencyKey) { return found }
+                    return try await connector.create(entity, record: command.record, idempotencyKey: command.idempotencyKey)
+                case .update:
+                    guard let id = command.targetId else { throw .permanent(status: 400, "an update without the target's id") }
+                    return try await connector.update(entity, id: id, record: command.record, cleared: command.cleared)
+                case .archive:
+                    guard let id = command.targetId else { throw .permanent(status: 400, "an archive without the target's id") }
+                    return try await connector.archive(entity, id: id, record: command.record)
+                }
+            }
+            guard let nativeId = mapper.identity(of: result).id ?? command.targetId else {
+                throw SystemError.permanent(status: 502, "\(connector.system) answered without the record's id")
+            }
+            return try Envelope.caused(by: cause, kind: .written, entityId: nativeId, payload: WrittenPayload(command: command).json)
+        } catch {
+            let failure = error as? SystemError ?? .transient("\(error)", retryAfter: nil)
+            let kind: String
+            switch failure {
+            case .transient: kind = "transient"
+            case .permanent(let status, _): kind = "http\(status)"
+            }
+            logger.warning("write failed", metadata: ["system": "\(connector.system)", "entity": "\(entity)",
+                                                      "operation": "\(command.operation)", "error": "\(failure)"])
+            let payload = FailedPayload(stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
+                                        kind: kind, reason: failure.description, transient: failure.isTransient, targetId: command.targetId)
+            return try Envelope.caused(by: cause, kind: .failed, entityId: command.targetId ?? command.idempotencyKey, payload: payload.json)
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import NIOHTTP1
+import ParleyCanonical
+import ParleyMessaging
+
+/// A connector for the two contracts Parley publishes (`docs/contracts/customerp.openapi.yaml`,
+/// `customwebshop.openapi.yaml`): `GET /<entities>?updated_since=&cursor=` pages of
+/// `{items, nextCursor}`, `POST` with `Idempotency-Key` (a retried create returns the first
+/// result, so `find` is never needed), update by `PUT` (ERP) or `PATCH` (webshop) where `null`
+/// clears a field, and `POST /<entities>/{id}/archive`.
+public struct RESTContractConnector: SystemConnector {
+    public struct Style: Sendable {
+        public var pageSizeParameter: String
+        public var pageSize: Int
+        public var update: HTTPMethod
+
+        public static let erp = Style(pageSizeParameter: "limit", pageSize: 200, update: .PUT)
+        public static let webshop = Style(pageSizeParameter: "per_page", pageSize: 100, update: .PATCH)
+    }
+
+    public let system: SystemName
+    let http: HTTPJSONClient
+    let style: Style
+
+    public init(system: SystemName, http: HTTPJSONClient, style: Style) {
+        self.system = system
+        self.http = http
+        self.style = style
+    }
+
+    func collection(_ entity: CanonicalEntityType) -> String {
+        switch entity {
+        case .customer: "/customers"
+        case .product: "/products"
+        case .order: "/orders"
+        }
+    }
+
+    static func object(_ response: HTTPJSONClient.Response, _ what: String) throws(SystemError) -> JSONObject {
+        guard case .object(let object)? = response.body else { throw .permanent(status: response.status, "\(what): expected a JSON object") }
+        return object
+    }
+
+    public func changes(_ entity: CanonicalEntityType, since: Date?, cursor: String?) async throws(SystemError) -> ChangePage {
+        var query = [(style.pageSizeParameter, String(style.pageSize))]
+        if let cursor {
+            query.append(("cursor", cursor))
+        } else if let since {
+            query.append(("updated_since", Self.format(since)))
+        }
+        let page = try Self.object(try await http.send(.GET, collection(entity), query: query), "list \(entity)")
+        guard case .array(let items)? = page["items"] else { throw .permanent(status: 200, "list \(entity): no items") }
+        return ChangePage(records: items.compactMap(\.object), nextCursor: page["nextCursor"]?.string)
+    }
+
+    public func create(_ entity: CanonicalEntityType, record: JSONObject, idempotencyKey: String) async throws(SystemError) -> JSONObject {
+        try Self.object(try await http.send(.POST, collection(entity), body: .object(record), extraHeaders: [("Idempotency-Key", idempotencyKey)]),
+                        "create \(entity)")
+    }
+
+    public func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String]) async throws(SystemError) -> JSONObject {
+        var body = record
+        for path in cleared { Self.set(.null, at: path.split(separator: ".").map(String.init), in: &body) }
+        return try Self.object(try await http.send(style.update, "\(collection(entity))/\(Self.escape(id))", body: .object(body)), "update \(entity) \(id)")
+    }
+
+    public func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject) async throws(SystemError) -> JSONObject {
+        if !record.isEmpty { _ = try await update(entity, id: id, record: record, cleared: []) }
+        return try Self.object(try await http.send(.POST, "\(collection(entity))/\(Self.escape(id))/archive"), "archive \(entity) \(id)")
+    }
+
+    public func find(_ entity: CanonicalEntityType, idempotencyKey: String) async throws(SystemError) -> JSONObject? { nil }
+
+    static func escape(_ id: String) -> String { id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? id }
+
+    static func set(_ value: JSONValue, at path: [String], in object: inout JSONObject) {
+        guard let first = path.first else { return }
+        if path.count == 1 {
+            object[first] = value
+            return
+        }
+        var child = object[first]?.object ?? JSONObject()
+        set(value, at: Array(path.dropFirst()), in: &child)
+        object[first] = .object(child)
+    }
+
+    static func format(_ date: Date) -> String {
+        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        return CivilTime.formatInstant(ms: ms)
+    }
+}
