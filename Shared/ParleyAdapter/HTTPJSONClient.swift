@@ -15,12 +15,17 @@ public struct HTTPJSONClient: Sendable {
     let baseURL: String
     let headers: Headers
     let timeout: Duration
+    let onUnauthorized: @Sendable () async -> Void
 
-    public init(client: HTTPClient = .shared, baseURL: String, timeout: Duration = .seconds(30), headers: @escaping Headers) {
+    /// `onUnauthorized` runs when a call answers 401 (e.g. to drop a cached token); the call is
+    /// then made once more with fresh headers.
+    public init(client: HTTPClient = .shared, baseURL: String, timeout: Duration = .seconds(30), headers: @escaping Headers,
+                onUnauthorized: @escaping @Sendable () async -> Void = {}) {
         self.client = client
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.timeout = timeout
         self.headers = headers
+        self.onUnauthorized = onUnauthorized
     }
 
     public struct Response: Sendable {
@@ -33,6 +38,19 @@ public struct HTTPJSONClient: Sendable {
     public func send(
         _ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSONValue? = nil,
         contentType: String = "application/json", extraHeaders: [(String, String)] = []
+    ) async throws(SystemError) -> Response {
+        do {
+            return try await sendOnce(method, path, query: query, body: body, contentType: contentType, extraHeaders: extraHeaders)
+        } catch {
+            guard case .permanent(401, _) = error else { throw error }
+            await onUnauthorized()
+            return try await sendOnce(method, path, query: query, body: body, contentType: contentType, extraHeaders: extraHeaders)
+        }
+    }
+
+    func sendOnce(
+        _ method: HTTPMethod, _ path: String, query: [(String, String)], body: JSONValue?,
+        contentType: String, extraHeaders: [(String, String)]
     ) async throws(SystemError) -> Response {
         var url = baseURL + path
         if !query.isEmpty {

@@ -1,0 +1,241 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import NIOHTTP1
+import ParleyCanonical
+import ParleyMessaging
+
+/// PowerOffice Go v2 (`specs/powerofficego-v2.openapi.yaml`, `docs/contracts/powerofficego.md`).
+///
+/// - Auth: OAuth client credentials — the application key and client key as Basic auth on the
+///   token endpoint, the `Ocp-Apim-Subscription-Key` header on every call. Tokens (20 minutes)
+///   are refreshed a minute before they expire, and once more when a call answers 401.
+/// - At most `requestsPerSecond` calls (10 by default, Go's limit): a client-side token bucket.
+/// - Reads: `lastChangedDateTimeOffsetGreaterThan` with `PageNumber`/`PageSize` paging ordered
+///   by `LastChangedDateTimeOffset`; sales orders are read whole with `/SalesOrders/{id}/Complete`.
+/// - Writes: `POST` creates with `ExternalImportReference` (customers, orders); updates as JSON
+///   Patch (`application/json-patch+json`, a `replace` per written field, `null` for cleared
+///   ones); order lines are replaced through `/SalesOrders/{id}/Lines`; archive is
+///   `IsArchived: true`.
+public struct PowerOfficeConnector: SystemConnector {
+    public let system: SystemName = .powerofficego
+    let http: HTTPJSONClient
+    let pageSize: Int
+
+    public struct Credentials: Sendable {
+        public var tokenURL: String
+        public var applicationKey: String
+        public var clientKey: String
+        public var subscriptionKey: String
+
+        public init(tokenURL: String, applicationKey: String, clientKey: String, subscriptionKey: String) {
+            self.tokenURL = tokenURL
+            self.applicationKey = applicationKey
+            self.clientKey = clientKey
+            self.subscriptionKey = subscriptionKey
+        }
+    }
+
+    public init(baseURL: String, credentials: Credentials, requestsPerSecond: Double = 10, pageSize: Int = 500, client: HTTPClient = .shared) {
+        let tokens = TokenSource(credentials: credentials, client: client)
+        let bucket = RateLimiter(perSecond: requestsPerSecond)
+        self.http = HTTPJSONClient(client: client, baseURL: baseURL) { () async throws(SystemError) -> [(String, String)] in
+            await bucket.take()
+            return [("Authorization", "Bearer \(try await tokens.token())"), ("Ocp-Apim-Subscription-Key", credentials.subscriptionKey)]
+        } onUnauthorized: {
+            await tokens.invalidate()
+        }
+        self.pageSize = pageSize
+    }
+
+    func collection(_ entity: CanonicalEntityType) -> String {
+        switch entity {
+        case .customer: "/Customers"
+        case .product: "/Products"
+        case .order: "/SalesOrders"
+        }
+    }
+
+    // MARK: Reading
+
+    public func changes(_ entity: CanonicalEntityType, since: Date?, cursor: String?) async throws(SystemError) -> ChangePage {
+        let page = Int(cursor ?? "1") ?? 1
+        var query = [("PageNumber", String(page)), ("PageSize", String(pageSize)), ("OrderBy", "LastChangedDateTimeOffset")]
+        if let since { query.append(("lastChangedDateTimeOffsetGreaterThan", CivilTime.formatInstant(ms: Int64((since.timeIntervalSince1970 * 1000).rounded(.down))))) }
+        let response = try await http.send(.GET, collection(entity), query: query)
+        let items = response.body?.array?.compactMap(\.object) ?? []  // 204: no content
+        var records = items
+        if entity == .order {
+            records = []
+            for order in items {
+                guard let id = order["Id"]?.string else { continue }
+                records.append(try await complete(id))
+            }
+        }
+        return ChangePage(records: records, nextCursor: items.count < pageSize ? nil : String(page + 1))
+    }
+
+    func complete(_ id: String) async throws(SystemError) -> JSONObject {
+        guard case .object(let order)? = try await http.send(.GET, "/SalesOrders/\(id)/Complete").body else {
+            throw .permanent(status: 200, "sales order \(id): expected an object")
+        }
+        return order
+    }
+
+    // MARK: Writing
+
+    public func create(_ entity: CanonicalEntityType, record: JSONObject, idempotencyKey: String) async throws(SystemError) -> JSONObject {
+        var body = record
+        if entity != .product { body["ExternalImportReference"] = .string(idempotencyKey) }  // ProductPostDto has none
+        let path = entity == .order ? "/SalesOrders/Complete" : collection(entity)
+        guard case .object(let created)? = try await http.send(.POST, path, body: .object(body)).body else {
+            throw .permanent(status: 201, "create \(entity): expected an object")
+        }
+        return created
+    }
+
+    public func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String]) async throws(SystemError) -> JSONObject {
+        var header = record
+        let lines = header.removeValue("SalesOrderLines")
+        let patch = Self.patch(header, cleared: cleared)
+        var result: JSONObject = [:]
+        if !patch.isEmpty {
+            if case .object(let updated)? = try await http.send(.PATCH, "\(collection(entity))/\(id)", body: .array(patch),
+                                                                contentType: "application/json-patch+json").body {
+                result = updated
+            }
+        }
+        if entity == .order, case .array(let newLines)? = lines {
+            try await replaceLines(of: id, with: newLines)
+            return try await complete(id)
+        }
+        if result.isEmpty, case .object(let current)? = try await http.send(.GET, "\(collection(entity))/\(id)").body { result = current }
+        return result
+    }
+
+    /// Lines have no identity shared with other systems: the order's lines are replaced whole.
+    func replaceLines(of id: String, with lines: [JSONValue]) async throws(SystemError) {
+        let existing = try await http.send(.GET, "/SalesOrders/\(id)/Lines").body?.array ?? []
+        for line in existing {
+            if let lineId = line["Id"]?.string { _ = try await http.send(.DELETE, "/SalesOrders/\(id)/Lines/\(lineId)") }
+        }
+        for line in lines { _ = try await http.send(.POST, "/SalesOrders/\(id)/Lines", body: line) }
+    }
+
+    public func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject) async throws(SystemError) -> JSONObject {
+        guard entity != .order else { throw .permanent(status: 400, "PowerOffice Go sales orders cannot be archived") }
+        var body = record
+        body["IsArchived"] = true
+        return try await update(entity, id: id, record: body, cleared: [])
+    }
+
+    public func find(_ entity: CanonicalEntityType, idempotencyKey: String) async throws(SystemError) -> JSONObject? {
+        switch entity {
+        case .customer:
+            return try await http.send(.GET, "/Customers", query: [("externalImportReference", idempotencyKey)]).body?.array?.first?.object
+        case .order:
+            // Orders cannot be filtered by reference: look among this integration's recent ones.
+            let since = CivilTime.formatInstant(ms: Int64((Date().addingTimeInterval(-86_400).timeIntervalSince1970 * 1000)))
+            let orders = try await http.send(.GET, "/SalesOrders", query: [("onlyCreatedByCurrentIntegration", "true"),
+                                                                           ("lastChangedDateTimeOffsetGreaterThan", since)]).body?.array ?? []
+            guard let id = orders.first(where: { $0["ExternalImportReference"]?.string == idempotencyKey })?["Id"]?.string else { return nil }
+            return try await complete(id)
+        case .product:
+            return nil  // products carry no reference; Go refuses a second product with the same Code (409)
+        }
+    }
+
+    /// JSON Patch operations: a `replace` per leaf of `record` (`/MailAddress/City`), `null` for `cleared`.
+    static func patch(_ record: JSONObject, cleared: [String]) -> [JSONValue] {
+        var operations: [JSONValue] = []
+        func walk(_ object: JSONObject, _ prefix: String) {
+            for (key, value) in object {
+                let path = prefix + "/" + key.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+                if case .object(let child) = value, !child.isEmpty { walk(child, path) } else {
+                    operations.append(["op": "replace", "path": .string(path), "value": value])
+                }
+            }
+        }
+        walk(record, "")
+        for path in cleared {
+            operations.append(["op": "replace", "path": .string("/" + path.replacingOccurrences(of: ".", with: "/")), "value": .null])
+        }
+        return operations
+    }
+}
+
+extension JSONObject {
+    mutating func removeValue(_ key: String) -> JSONValue? {
+        let value = self[key]
+        self[key] = nil
+        return value
+    }
+}
+
+/// PowerOffice Go access tokens: fetched with client credentials, reused until a minute before
+/// they expire, fetched again after a 401.
+actor TokenSource {
+    let credentials: PowerOfficeConnector.Credentials
+    let client: HTTPClient
+    private var current: (token: String, expires: ContinuousClock.Instant)?
+
+    init(credentials: PowerOfficeConnector.Credentials, client: HTTPClient) {
+        self.credentials = credentials
+        self.client = client
+    }
+
+    func invalidate() { current = nil }
+
+    func token() async throws(SystemError) -> String {
+        if let current, ContinuousClock.now < current.expires - .seconds(60) { return current.token }
+        var request = HTTPClientRequest(url: credentials.tokenURL)
+        request.method = .POST
+        let basic = Data("\(credentials.applicationKey):\(credentials.clientKey)".utf8).base64EncodedString()
+        request.headers.add(name: "Authorization", value: "Basic \(basic)")
+        request.headers.add(name: "Ocp-Apim-Subscription-Key", value: credentials.subscriptionKey)
+        request.headers.add(name: "Content-Type", value: "application/x-www-form-urlencoded")
+        request.body = .bytes(ByteBuffer(string: "grant_type=client_credentials"))
+        let status: Int
+        let text: String
+        do {
+            let response = try await client.execute(request, timeout: .seconds(30))
+            status = Int(response.status.code)
+            text = String(buffer: try await response.body.collect(upTo: 1 << 20))
+        } catch {
+            throw .transient("token: \(error)", retryAfter: nil)
+        }
+        guard status < 400 else { throw SystemError.http(status: status, message: "token: \(text.prefix(300))", retryAfter: nil) }
+        guard let json = try? JSONValue.parse(text), let token = json["access_token"]?.string else {
+            throw .permanent(status: status, "token: no access_token in the answer")
+        }
+        let lifetime = json["expires_in"]?.int ?? 1200
+        current = (token, ContinuousClock.now + .seconds(lifetime))
+        return token
+    }
+}
+
+/// A token bucket: at most `perSecond` calls per second, bursts up to that many.
+actor RateLimiter {
+    let perSecond: Double
+    private var tokens: Double
+    private var last = ContinuousClock.now
+
+    init(perSecond: Double) {
+        self.perSecond = max(perSecond, 0.1)
+        self.tokens = max(perSecond, 1)
+    }
+
+    func take() async {
+        while true {
+            let now = ContinuousClock.now
+            let elapsed = now - last
+            last = now
+            tokens = min(perSecond, tokens + perSecond * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18))
+            if tokens >= 1 {
+                tokens -= 1
+                return
+            }
+            try? await Task.sleep(for: .milliseconds(Int64((1 - tokens) / perSecond * 1000) + 1))
+        }
+    }
+}
