@@ -16,6 +16,8 @@ let package = Package(
         .executable(name: "mapping-service", targets: ["mapping-service"]),
         .executable(name: "link-service", targets: ["link-service"]),
         .executable(name: "customerp-adapter", targets: ["customerp-adapter"]),
+        .executable(name: "customwebshop-adapter", targets: ["customwebshop-adapter"]),
+        .executable(name: "powerofficego-adapter", targets: ["powerofficego-adapter"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -100,6 +102,7 @@ let package = Package(
             dependencies: [
                 "ParleyMapping", "ParleyPostgres", "ParleyMessaging", "ParleyCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -113,6 +116,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Services/customerp-adapter"),
+        .executableTarget(
+            name: "customwebshop-adapter",
+            dependencies: [
+                "ParleyAdapter", "ParleyMapping", "ParleyMessaging",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/customwebshop-adapter"),
+        .executableTarget(
+            name: "powerofficego-adapter",
+            dependencies: [
+                "ParleyAdapter", "ParleyMessaging",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/powerofficego-adapter"),
         .executableTarget(
             name: "mapping-service",
             dependencies: [
@@ -149,7 +168,7 @@ let package = Package(
         // What the integration tests share: scratch vhosts and databases, service binaries, deadlines.
         .target(name: "ParleyTestSupport", dependencies: ["ParleyAMQP", "ParleyPostgres"], path: "Tests/Support"),
         .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyLink", "ParleyPostgres", "ParleyMapping", "ParleyTestSupport"], path: "Tests/ParleyLinkTests"),
-        .testTarget(name: "ParleyAdapterTests", dependencies: ["ParleyAdapter", "ParleyTestSupport"], path: "Tests/ParleyAdapterTests"),
+        .testTarget(name: "ParleyAdapterTests", dependencies: ["ParleyAdapter", "ParleyCanonical", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAdapterTests"),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], path: "Tests/ParleyCoreTests"),
         .testTarget(
             name: "ParleyCanonicalTests",

@@ -40,7 +40,7 @@ public struct AdapterEnvironment: Sendable {
     public func url(_ name: String, _ what: String) throws -> String {
         let value = try required(name, what)
         guard let url = URL(string: value), let scheme = url.scheme, ["http", "https"].contains(scheme), url.host != nil else {
-            throw Missing(description: "\(name) must be an http(s) URL, e.g. https://erp.example.com/parley/v1")
+            throw Missing(description: "\(name) must be an http(s) URL such as https://host.example/path")
         }
         return value
     }
@@ -76,7 +76,7 @@ public struct AdapterRuntime: Sendable {
         name: String, environment: AdapterEnvironment, repository: String?, logger: Logger,
         pollInterval: Duration, rescanInterval: Duration,
         makeConnector: () throws -> any SystemConnector,
-        extraServices: (AMQPPublisher) throws -> [any Service] = { _ in [] }
+        extraServices: (AMQPPublisher, Mappings) throws -> [any Service] = { _, _ in [] }
     ) async throws {
         let root = URL(fileURLWithPath: repository ?? environment.values["PARLEY_REPOSITORY"] ?? FileManager.default.currentDirectoryPath)
         let mappings = try Mappings.load(repositoryRoot: root)
@@ -87,7 +87,7 @@ public struct AdapterRuntime: Sendable {
         _ = try await Migrator(migrations: AdapterSchema.migrations, schema: AdapterSchema.name, logger: logger).migrate(on: pool)
         let runtime = AdapterRuntime(connector: connector, mappings: mappings, amqp: amqp, database: database, pool: pool,
                                      pollInterval: pollInterval, rescanInterval: rescanInterval, logger: logger)
-        let services = runtime.services + (try extraServices(runtime.publisher))
+        let services = runtime.services + (try extraServices(runtime.publisher, mappings))
         logger.info("\(name) starting", metadata: ["system": "\(connector.system)"])
         let group = ServiceGroup(configuration: .init(
             services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },

@@ -145,6 +145,16 @@ public struct PowerOfficeConnector: SystemConnector {
         }
     }
 
+    public func record(_ entity: CanonicalEntityType, id: String) async throws(SystemError) -> JSONObject? {
+        do {
+            if entity == .order { return try await complete(id) }
+            return try await http.send(.GET, "\(collection(entity))/\(id)").body?.object
+        } catch {
+            if case .permanent(404, _) = error { return nil }
+            throw error
+        }
+    }
+
     /// JSON Patch operations: a `replace` per leaf of `record` (`/MailAddress/City`), `null` for `cleared`.
     static func patch(_ record: JSONObject, cleared: [String]) -> [JSONValue] {
         var operations: [JSONValue] = []

@@ -71,6 +71,15 @@ public struct RESTContractConnector: SystemConnector {
 
     public func find(_ entity: CanonicalEntityType, idempotencyKey: String) async throws(SystemError) -> JSONObject? { nil }
 
+    public func record(_ entity: CanonicalEntityType, id: String) async throws(SystemError) -> JSONObject? {
+        do {
+            return try Self.object(try await http.send(.GET, "\(collection(entity))/\(Self.escape(id))"), "get \(entity) \(id)")
+        } catch {
+            if case .permanent(404, _) = error { return nil }
+            throw error
+        }
+    }
+
     static func escape(_ id: String) -> String { id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? id }
 
     static func set(_ value: JSONValue, at path: [String], in object: inout JSONObject) {

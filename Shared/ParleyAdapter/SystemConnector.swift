@@ -23,6 +23,9 @@ public protocol SystemConnector: Sendable {
     /// Archives a record (DESIGN rule 9), applying `record` first when it is not empty.
     func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject) async throws(SystemError) -> JSONObject
 
+    /// One record by its native id, as the feed would report it; `nil` when it does not exist.
+    func record(_ entity: CanonicalEntityType, id: String) async throws(SystemError) -> JSONObject?
+
     /// The record an earlier create with this idempotency key made, if the system can say
     /// (PowerOffice Go by `ExternalImportReference`); `nil` when there is none or it cannot.
     func find(_ entity: CanonicalEntityType, idempotencyKey: String) async throws(SystemError) -> JSONObject?

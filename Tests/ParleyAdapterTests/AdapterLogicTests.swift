@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import ParleyCanonical
+import ParleyMessaging
 @testable import ParleyAdapter
 
 @Suite("Adapter logic without I/O")
@@ -82,5 +84,57 @@ struct AdapterLogicTests {
             value += 1
             return value
         }
+    }
+}
+
+@Suite("Webhook signatures")
+struct WebhookSignatureTests {
+    let verifier = WebhookVerifier(secret: "s3cret")
+    let body = Array(#"{"event":"updated","resource":"customer","id":501,"occurred_at":"2026-11-22T00:00:00Z"}"#.utf8)
+
+    @Test("A signature over timestamp and body verifies; a wrong one, a changed body or a stale timestamp does not")
+    func signatures() {
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        let timestamp = "1800000000"
+        let signature = verifier.sign(timestamp: timestamp, body: body)
+        #expect(signature.count == 64)
+        #expect(throws: Never.self) { try verifier.verify(timestamp: timestamp, signature: signature, body: body, now: now) }
+        #expect(throws: WebhookVerifier.Rejection.badSignature) {
+            try verifier.verify(timestamp: timestamp, signature: String(repeating: "0", count: 64), body: body, now: now)
+        }
+        #expect(throws: WebhookVerifier.Rejection.badSignature) {
+            try verifier.verify(timestamp: timestamp, signature: signature, body: body + [0x20], now: now)
+        }
+        #expect(throws: WebhookVerifier.Rejection.badSignature) {
+            try WebhookVerifier(secret: "other").verify(timestamp: timestamp, signature: signature, body: body, now: now)
+        }
+        #expect(throws: WebhookVerifier.Rejection.staleTimestamp) {
+            try verifier.verify(timestamp: timestamp, signature: signature, body: body, now: now.addingTimeInterval(301))
+        }
+        #expect(throws: WebhookVerifier.Rejection.missingHeaders) {
+            try verifier.verify(timestamp: nil, signature: signature, body: body, now: now)
+        }
+    }
+
+    @Test("Webhook events name the record; anything else is refused")
+    func events() throws {
+        let event = try WebhookEvent(json: try JSONValue.parse(body))
+        #expect(event.entity == .customer && event.id == "501" && event.event == "updated")
+        #expect(throws: PayloadError.self) { try WebhookEvent(json: ["event": "renamed", "resource": "customer", "id": 1]) }
+        #expect(throws: PayloadError.self) { try WebhookEvent(json: ["event": "updated", "resource": "invoice", "id": 1]) }
+    }
+}
+
+@Suite("PowerOffice Go JSON Patch")
+struct PowerOfficePatchTests {
+    @Test("A replace per written leaf, nested paths as pointers, null for cleared fields")
+    func patch() {
+        let record: JSONObject = ["Name": "Fjord Fisk AS", "MailAddress": ["City": "Bergen", "ZipCode": "5003"]]
+        let ops = PowerOfficeConnector.patch(record, cleared: ["EmailAddress", "MailAddress.AddressLine2"])
+        #expect(ops.contains(["op": "replace", "path": "/Name", "value": "Fjord Fisk AS"]))
+        #expect(ops.contains(["op": "replace", "path": "/MailAddress/City", "value": "Bergen"]))
+        #expect(ops.contains(["op": "replace", "path": "/EmailAddress", "value": .null]))
+        #expect(ops.contains(["op": "replace", "path": "/MailAddress/AddressLine2", "value": .null]))
+        #expect(ops.count == 5)
     }
 }
