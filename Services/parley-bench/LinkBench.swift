@@ -320,7 +320,7 @@ struct LinkBench: AsyncParsableCommand {
             throw error
         }
         let cpu = await sampler.stop()
-        let client = Measure.cpuSeconds() - client0
+        let client = Measure.cpuSeconds() - client0 - cpu.own
         await group.triggerGracefulShutdown()
         try await running.value
         await service.publisher.close()
@@ -359,8 +359,8 @@ struct LinkBench: AsyncParsableCommand {
                 }
             }
             let elapsed = (ContinuousClock.now - start).seconds
-            let client = Measure.cpuSeconds() - client0
             let cpu = await sampler.stop()
+            let client = Measure.cpuSeconds() - client0 - cpu.own
             let outbox = try await pool.query("select count(*) from outbox")[0].decode(Int.self, at: 0)
             guard outbox == bodies.count else { throw Failure("engine b=\(batchSize): \(outbox) sync requests for \(bodies.count) messages") }
             let n = Double(bodies.count)
@@ -591,29 +591,44 @@ struct LinkBench: AsyncParsableCommand {
     /// database, polled every 100 ms so a backend that exits loses at most its last 100 ms) and of
     /// the broker's beam.smp, from /proc.
     struct CPUSampler {
-        let task: Task<(postgres: Double, broker: Double), Never>
+        let task: Task<(postgres: Double, broker: Double, own: Double), Never>
 
         static func start(database: String) -> CPUSampler {
             let first = sample(database: database)
             return CPUSampler(task: Task {
                 var seen = first
+                // The sampling's own CPU time, which the caller takes off this process's.
+                var own = 0.0
+                func poll() {
+                    let c0 = threadCPUSeconds()
+                    seen.merge(sample(database: database)) { $1 }
+                    own += threadCPUSeconds() - c0
+                }
                 while !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(100))
-                    seen.merge(sample(database: database)) { $1 }
+                    poll()
                 }
-                seen.merge(sample(database: database)) { $1 }
+                poll()
                 var postgres = 0.0, broker = 0.0
                 for (pid, (kind, seconds)) in seen {
                     let delta = seconds - (first[pid]?.1 ?? 0)
                     if kind == "postgres" { postgres += delta } else { broker += delta }
                 }
-                return (postgres, broker)
+                return (postgres, broker, own)
             })
         }
 
-        func stop() async -> (postgres: Double, broker: Double) {
+        func stop() async -> (postgres: Double, broker: Double, own: Double) {
             task.cancel()
             return await task.value
+        }
+
+        /// User + system CPU seconds of the calling thread (poll() does not suspend, so it stays on one).
+        static func threadCPUSeconds() -> Double {
+            var usage = rusage()
+            getrusage(1 /* RUSAGE_THREAD */, &usage)
+            func s(_ t: timeval) -> Double { Double(t.tv_sec) + Double(t.tv_usec) / 1e6 }
+            return s(usage.ru_utime) + s(usage.ru_stime)
         }
 
         /// pid → (postgres|broker, utime+stime seconds).
