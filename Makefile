@@ -6,7 +6,7 @@ LOCAL := infra/local/parley-local
 LOCAL_DIR ?= /var/tmp/parley-local
 WITH_ENV = set -a && . $(LOCAL_DIR)/parley.env && set +a &&
 
-.PHONY: test demo infra infra-down build bench bench-mapping test-tools dataflows
+.PHONY: test demo infra infra-down build bench bench-mapping bench-link test-tools dataflows
 
 infra:
 	@PARLEY_LOCAL_DIR=$(LOCAL_DIR) $(LOCAL) up
@@ -43,3 +43,9 @@ bench: infra
 bench-mapping:
 	swift build -c release --product parley-bench
 	.build/release/parley-bench mapping --repository .
+
+# The link service's canonical changes per second on the local PostgreSQL and RabbitMQ (scratch
+# database and vhost, dropped afterwards), against pgbench writing the same rows; see BENCHMARKS.md.
+bench-link: infra
+	swift build -c release --product parley-bench
+	$(WITH_ENV) .build/release/parley-bench link --repository .

@@ -79,8 +79,9 @@ let package = Package(
         .executableTarget(
             name: "parley-bench",
             dependencies: [
-                "ParleyAMQP", "CRabbitMQ", "ParleyMapping",
+                "ParleyAMQP", "CRabbitMQ", "ParleyMapping", "ParleyLink", "ParleyPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Services/parley-bench"),
 

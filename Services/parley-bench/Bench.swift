@@ -2,7 +2,8 @@
 // the same run on the same broker (the machine is shared and noisy: compare ratios, report
 // medians), with the client's CPU time per message beside it. Usage: parley-bench amqp [--messages N] [--runs R] [--size BYTES] [--window W]
 // [--prefetch P] [--queue-type quorum|classic]. Needs PARLEY_AMQP_URL.
-// `parley-bench mapping` (MappingBench.swift) measures the mapping engine and needs nothing.
+// `parley-bench mapping` (MappingBench.swift) measures the mapping engine and needs nothing;
+// `parley-bench link` (LinkBench.swift) the link service against pgbench, on the local servers.
 import ArgumentParser
 import Foundation
 import Logging
@@ -11,7 +12,7 @@ import ParleyAMQP
 @main
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "parley-bench", abstract: "Parley's benchmarks.", subcommands: [AMQPBench.self, MappingBench.self])
+        commandName: "parley-bench", abstract: "Parley's benchmarks.", subcommands: [AMQPBench.self, MappingBench.self, LinkBench.self])
 }
 
 struct AMQPBench: AsyncParsableCommand {
