@@ -13,6 +13,15 @@ final class PGSession: @unchecked Sendable {
     let logger: Logger
     private var conn: OpaquePointer?
     private let noticeBox: NoticeBox
+    /// Statements prepared on this connection, by SQL text and parameter types: the server
+    /// parses and plans each once per connection instead of on every call.
+    private var prepared: [PreparedKey: String] = [:]
+    static let preparedLimit = 512
+
+    struct PreparedKey: Hashable {
+        let sql: String
+        let types: [Oid]
+    }
 
     init(configuration: PostgresConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -40,7 +49,29 @@ final class PGSession: @unchecked Sendable {
     func disconnect() {
         if let conn { PQfinish(conn) }
         conn = nil
+        prepared = [:]
     }
+
+    /// Only these can be prepared; anything else (DDL, SAVEPOINT, CREATE DATABASE) runs unprepared.
+    static func isPreparable(_ sql: String) -> Bool {
+        let head = sql.drop(while: { $0.isWhitespace }).prefix(6).lowercased()
+        return ["select", "insert", "update", "delete", "with", "values"].contains { head.hasPrefix($0) }
+    }
+
+    /// The name of `sql` prepared with `types` on this connection, preparing it the first time.
+    private func preparedName(_ sql: String, _ types: [Oid], _ conn: OpaquePointer) throws -> String {
+        let key = PreparedKey(sql: sql, types: types)
+        if let name = prepared[key] { return name }
+        if prepared.count >= Self.preparedLimit {
+            _ = try consume(PQexec(conn, "DEALLOCATE ALL"))
+            prepared = [:]
+        }
+        let name = "parley_\(prepared.count + 1)"
+        _ = try consume(PQprepare(conn, name, sql, Int32(types.count), types))
+        prepared[key] = name
+        return name
+    }
+
 
     /// Opens the connection if there is none, or replaces one that is found broken.
     /// An idle connection is probed with `PQconsumeInput` first (no round trip): if the
@@ -97,7 +128,8 @@ final class PGSession: @unchecked Sendable {
 
     // MARK: Statements
 
-    /// Runs one parameterised statement (PQexecParams; parameter types declared, results in
+    /// Runs one parameterised statement (prepared once per connection for SELECT, INSERT,
+    /// UPDATE, DELETE, WITH and VALUES, else PQexecParams; parameter types declared, results in
     /// text format). Throws `PostgresError`; a connection-level failure leaves the session
     /// disconnected so the next use reconnects.
     func execute(_ sql: String, _ binds: [any PostgresEncodable]) throws -> PostgresQueryResult {
@@ -127,12 +159,24 @@ final class PGSession: @unchecked Sendable {
                 buffers[i] = p
             }
         }
+        let name = Self.isPreparable(sql) ? try preparedName(sql, types, conn) : nil
         let result: OpaquePointer? = buffers.withUnsafeBufferPointer { b in
             b.withMemoryRebound(to: UnsafePointer<CChar>?.self) { bp in
-                PQexecParams(conn, sql, Int32(count), types, bp.baseAddress, lengths, formats, 0)
+                if let name {
+                    PQexecPrepared(conn, name, Int32(count), bp.baseAddress, lengths, formats, 0)
+                } else {
+                    PQexecParams(conn, sql, Int32(count), types, bp.baseAddress, lengths, formats, 0)
+                }
             }
         }
-        return try consume(result)
+        do {
+            return try consume(result)
+        } catch let error as PostgresError where name != nil && (error.sqlState == "0A000" || error.sqlState == "26000") {
+            // The plan went stale (a table changed shape) or the statement is gone: prepare it
+            // afresh next time.
+            prepared[PreparedKey(sql: sql, types: types)] = nil
+            throw error
+        }
     }
 
     /// Runs SQL text that may hold several statements, without parameters (simple query
