@@ -41,13 +41,14 @@ struct CustomerpSimulatorCommand: AsyncParsableCommand {
         if noAuth { auth = AuthPolicy() }
         let state = try ERPSimulator.makeState(seed: seed, seedValue: seedValue, faults: faults)
         let router = ERPSimulator.makeRouter(state: state, auth: auth, seedValue: seedValue)
+        let banner = auth
         var logger = Logger(label: "customerp-simulator")
         logger.logLevel = .info
         let app = Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "customerp-simulator"),
             onServerRunning: { channel in
                 print("customerp-simulator listening on \(channel.localAddress?.description ?? "?")"
-                    + (auth.isOpen ? " (no auth)" : auth.apiKey.map { " (X-Api-Key: \($0))" } ?? ""))
+                    + (banner.isOpen ? " (no auth)" : banner.apiKey.map { " (X-Api-Key: \($0))" } ?? ""))
             }, logger: logger)
         try await app.runService()
     }

@@ -54,13 +54,14 @@ struct CustomwebshopSimulatorCommand: AsyncParsableCommand {
         }
         let state = try WebshopSimulator.makeState(seed: seed, seedValue: seedValue, faults: faults)
         let router = WebshopSimulator.makeRouter(state: state, auth: auth, seedValue: seedValue, webhooks: webhooks)
+        let banner = auth
         var logger = Logger(label: "customwebshop-simulator")
         logger.logLevel = .info
         let app = Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "customwebshop-simulator"),
             onServerRunning: { channel in
                 print("customwebshop-simulator listening on \(channel.localAddress?.description ?? "?")"
-                    + (auth.isOpen ? " (no auth)" : auth.basic.map { " (Basic \($0.user):…)" } ?? ""))
+                    + (banner.isOpen ? " (no auth)" : banner.basic.map { " (Basic \($0.user):…)" } ?? ""))
             }, logger: logger)
         try await app.runService()
     }

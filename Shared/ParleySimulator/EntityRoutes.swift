@@ -104,10 +104,11 @@ public enum EntityRoutes {
                 expected = t
             }
             let wall = Timestamp.now()
+            let expectedModifiedAt = expected
             let record = try await state.transact { db in
                 let current = try db.get(api.name, id)
                 let fields = try api.derive(current.fields.merging(patch: checked), current, db)
-                return try db.update(api.name, id: id, fields: fields, expectedModifiedAt: expected, wall: wall)
+                return try db.update(api.name, id: id, fields: fields, expectedModifiedAt: expectedModifiedAt, wall: wall)
             }
             onChange(RecordChange(event: "updated", entity: api.name, record: record))
             return Response.json(api.render(record))
