@@ -79,9 +79,11 @@ public enum JSONValue: Sendable, Hashable, Codable {
 
     /// A money or rate value as a JSON number (two or fewer decimals after rounding).
     public static func decimal(_ d: Decimal) -> JSONValue {
-        let n = NSDecimalNumber(decimal: d)
-        if d == d.roundedHalfAwayFromZero(scale: 0), let i = Int64(exactly: n.doubleValue) { return .int(i) }
-        return .number(n.doubleValue)
+        // Through the decimal's text: NSDecimalNumber.doubleValue is off in the last bit on
+        // Linux (123.45 became 123.45000000000002, which then fails the two-decimals rule).
+        let text = "\(d)"
+        if d == d.roundedHalfAwayFromZero(scale: 0), let i = Int64(text) { return .int(i) }
+        return .number(Double(text) ?? NSDecimalNumber(decimal: d).doubleValue)
     }
 }
 
