@@ -18,6 +18,9 @@ let package = Package(
         .executable(name: "customerp-adapter", targets: ["customerp-adapter"]),
         .executable(name: "customwebshop-adapter", targets: ["customwebshop-adapter"]),
         .executable(name: "powerofficego-adapter", targets: ["powerofficego-adapter"]),
+        .library(name: "ParleySimulator", targets: ["ParleySimulator"]),
+        .executable(name: "customerp-simulator", targets: ["customerp-simulator"]),
+        .executable(name: "customwebshop-simulator", targets: ["customwebshop-simulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -175,6 +178,42 @@ let package = Package(
             name: "ParleyCanonicalTests",
             dependencies: ["ParleyCanonical", .product(name: "PropertyBased", package: "swift-property-based")],
             path: "Tests/ParleyCanonicalTests"),
+
+        // The simulators of the ERP and the webshop: what they share (record store, paging,
+        // idempotency, problems, auth, faults, webhooks, Norwegian seed data), and one
+        // executable per system serving its contract.
+        .target(
+            name: "ParleySimulator",
+            dependencies: [
+                "ParleyCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/ParleySimulator"),
+        .executableTarget(
+            name: "customerp-simulator",
+            dependencies: [
+                "ParleySimulator", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/customerp-simulator"),
+        .executableTarget(
+            name: "customwebshop-simulator",
+            dependencies: [
+                "ParleySimulator", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Services/customwebshop-simulator"),
+        .testTarget(
+            name: "ParleySimulatorTests",
+            dependencies: [
+                "ParleySimulator", "ParleyCanonical", "customerp-simulator", "customwebshop-simulator",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Tests/ParleySimulatorTests"),
     ],
     swiftLanguageModes: [.v6]
 )
