@@ -123,7 +123,7 @@ let package = Package(
         .executableTarget(
             name: "customwebshop-adapter",
             dependencies: [
-                "ParleyAdapter", "ParleyMapping", "ParleyMessaging",
+                "ParleyAdapter", "ParleyCore", "ParleyMapping", "ParleyMessaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -172,7 +172,7 @@ let package = Package(
         // What the integration tests share: scratch vhosts and databases, service binaries, deadlines.
         .target(name: "ParleyTestSupport", dependencies: ["ParleyAMQP", "ParleyPostgres"], path: "Tests/Support"),
         .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyLink", "ParleyPostgres", "ParleyMapping", "ParleyTestSupport"], path: "Tests/ParleyLinkTests"),
-        .testTarget(name: "ParleyAdapterTests", dependencies: ["ParleyAdapter", "ParleyCanonical", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAdapterTests"),
+        .testTarget(name: "ParleyAdapterTests", dependencies: ["ParleyAdapter", "ParleyCore", "ParleyCanonical", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAdapterTests"),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], path: "Tests/ParleyCoreTests"),
         .testTarget(
             name: "ParleyCanonicalTests",
@@ -208,7 +208,7 @@ let package = Package(
         .testTarget(
             name: "ParleySimulatorTests",
             dependencies: [
-                "ParleySimulator", "ParleyCanonical", "customerp-simulator", "customwebshop-simulator",
+                "ParleySimulator", "ParleyCore", "ParleyCanonical", "customerp-simulator", "customwebshop-simulator",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -4,6 +4,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import ParleyAdapter
+import ParleyCore
 import ParleyMapping
 import ParleyMessaging
 

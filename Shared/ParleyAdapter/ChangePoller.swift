@@ -77,9 +77,12 @@ public final class ChangePoller: Service, Sendable {
         let since = position.query(overlap: overlap).map { Date(timeIntervalSince1970: Double($0) / 1000) }
         var cursor: String? = nil
         var published = 0
+        // The position moves once the whole feed is read: not every system pages in time order
+        // (PowerOffice Go pages by id), and moving past a page's newest time would skip an
+        // older record on a later page. A crash half-way re-publishes, which the link drops.
+        var fresh: [FeedPosition.Record] = []
         repeat {
             let page = try await connector.changes(entity, since: since, cursor: cursor)
-            var fresh: [FeedPosition.Record] = []
             var messages: [OutgoingMessage] = []
             for record in page.records {
                 let (id, modifiedAt) = mapper.identity(of: record)
@@ -93,11 +96,11 @@ public final class ChangePoller: Service, Sendable {
                 messages.append(try change(entity, id: id, modifiedAt: modifiedAt, record: record))
             }
             try await publishAll(messages)
-            position.advance(past: fresh, overlap: overlap)
-            try await store.save(position, entity)
             published += messages.count
             cursor = page.nextCursor
         } while cursor != nil
+        position.advance(past: fresh, overlap: overlap)
+        try await store.save(position, entity)
         if published > 0 { logger.info("changes published", metadata: ["system": "\(connector.system)", "entity": "\(entity)", "count": "\(published)"]) }
         return published
     }

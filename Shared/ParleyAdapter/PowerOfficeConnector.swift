@@ -88,9 +88,19 @@ public struct PowerOfficeConnector: SystemConnector {
         var body = record
         if entity != .product { body["ExternalImportReference"] = .string(idempotencyKey) }  // ProductPostDto has none
         let path = entity == .order ? "/SalesOrders/Complete" : collection(entity)
-        guard case .object(let created)? = try await http.send(.POST, path, body: .object(body)).body else {
-            throw .permanent(status: 201, "create \(entity): expected an object")
+        let response: HTTPJSONClient.Response
+        do {
+            response = try await http.send(.POST, path, body: .object(body))
+        } catch {
+            // Go refuses a second create with the same reference (400 "ExternalImportReference is
+            // already in use"): the first one happened, so that record is the result.
+            if case .permanent(400, let message) = error, message.contains("ExternalImportReference"),
+               let existing = try await find(entity, idempotencyKey: idempotencyKey) {
+                return existing
+            }
+            throw error
         }
+        guard case .object(let created)? = response.body else { throw .permanent(status: response.status, "create \(entity): expected an object") }
         return created
     }
 

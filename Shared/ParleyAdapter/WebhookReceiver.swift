@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import ParleyAMQP
 import ParleyCanonical
+import ParleyCore
 import ParleyMapping
 import ParleyMessaging
 

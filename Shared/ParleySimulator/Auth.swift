@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 
 /// Who may call a simulator: an API key in `X-Api-Key` (the ERP), a consumer key and secret
 /// with HTTP Basic (the webshop), and a bearer token (both). A credential left `nil` is not
@@ -49,9 +50,5 @@ public struct AuthPolicy: Sendable, Equatable {
 }
 
 func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-    let x = Array(a.utf8), y = Array(b.utf8)
-    guard x.count == y.count else { return false }
-    var diff: UInt8 = 0
-    for i in x.indices { diff |= x[i] ^ y[i] }
-    return diff == 0
+    HMACSHA256.constantTimeEqual(Array(a.utf8), Array(b.utf8))
 }

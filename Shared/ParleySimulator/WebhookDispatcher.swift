@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import ParleyCore
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -64,9 +65,10 @@ public final class WebhookDispatcher: Sendable {
             var request = HTTPClientRequest(url: url)
             request.method = .POST
             request.headers.add(name: "Content-Type", value: "application/json")
-            request.headers.add(name: WebhookSignature.timestampHeader, value: String(timestamp))
+            request.headers.add(name: WebhookVerifier.timestampHeader, value: String(timestamp))
             request.headers.add(
-                name: WebhookSignature.signatureHeader, value: WebhookSignature.sign(secret: secret, timestamp: timestamp, body: body))
+                name: WebhookVerifier.signatureHeader,
+                value: WebhookVerifier(secret: secret).sign(timestamp: String(timestamp), body: body))
             request.body = .bytes(ByteBuffer(bytes: body))
             do {
                 let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import ParleyCanonical
+import ParleyCore
 import ParleyMessaging
 @testable import ParleyAdapter
 

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import NIOCore
+import ParleyCore
 import Testing
 @testable import ParleySimulator
 @testable import customerp_simulator
@@ -240,8 +241,8 @@ actor Receiver {
             var request = request
             let bytes = Array(try await request.collectBody(upTo: 1 << 20).readableBytesView)
             let ok = await receiver.receive(.init(
-                timestamp: request.header(WebhookSignature.timestampHeader),
-                signature: request.header(WebhookSignature.signatureHeader), body: bytes))
+                timestamp: request.header(WebhookVerifier.timestampHeader),
+                signature: request.header(WebhookVerifier.signatureHeader), body: bytes))
             return Response(status: ok ? .noContent : .serviceUnavailable)
         }
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()
@@ -267,12 +268,12 @@ actor Receiver {
                 }
                 #expect(deliveries.count == 1)
                 guard let d = deliveries.first else { return }
-                #expect(WebhookSignature.verify(
-                    secret: "whsec", timestamp: d.timestamp, signature: d.signature, body: d.body,
-                    now: Int64(Date().timeIntervalSince1970)) == .valid)
-                #expect(WebhookSignature.verify(
-                    secret: "wrong", timestamp: d.timestamp, signature: d.signature, body: d.body,
-                    now: Int64(Date().timeIntervalSince1970)) == .badSignature)
+                #expect(throws: Never.self) {
+                    try WebhookVerifier(secret: "whsec").verify(timestamp: d.timestamp, signature: d.signature, body: d.body)
+                }
+                #expect(throws: WebhookVerifier.Rejection.badSignature) {
+                    try WebhookVerifier(secret: "wrong").verify(timestamp: d.timestamp, signature: d.signature, body: d.body)
+                }
                 let event = JSONCoding.decode(Data(d.body))
                 #expect(event?["event"] == .string("created") && event?["resource"] == .string("customer"))
                 #expect(event?["id"] == .int(id))
