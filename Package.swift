@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "parley", targets: ["parley"]),
         .executable(name: "mapping-service", targets: ["mapping-service"]),
         .executable(name: "link-service", targets: ["link-service"]),
+        .executable(name: "powerofficego-simulator", targets: ["powerofficego-simulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -129,6 +130,32 @@ let package = Package(
         .target(name: "ParleyTestSupport", dependencies: ["ParleyAMQP", "ParleyPostgres"], path: "Tests/Support"),
         .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyLink", "ParleyPostgres", "ParleyMapping", "ParleyTestSupport"], path: "Tests/ParleyLinkTests"),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], path: "Tests/ParleyCoreTests"),
+        // PowerOffice Go v2 simulator: the store, JSON Patch, tokens, rate limit and faults as pure
+        // types, a thin Hummingbird layer over them, and the executable that serves it.
+        .target(
+            name: "PowerOfficeSimulator",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/PowerOfficeSimulator"),
+        .executableTarget(
+            name: "powerofficego-simulator",
+            dependencies: [
+                "PowerOfficeSimulator",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/powerofficego-simulator"),
+        .testTarget(
+            name: "PowerOfficeSimulatorTests",
+            dependencies: [
+                "PowerOfficeSimulator", "ParleyCanonical",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Tests/PowerOfficeSimulatorTests"),
         .testTarget(
             name: "ParleyCanonicalTests",
             dependencies: ["ParleyCanonical", .product(name: "PropertyBased", package: "swift-property-based")],
