@@ -11,10 +11,11 @@ WITH_ENV = set -a && . $(LOCAL_DIR)/parley.env && set +a &&
 infra:
 	@PARLEY_LOCAL_DIR=$(LOCAL_DIR) $(LOCAL) up
 
-# The envelope's JSON-Schema check runs Python's jsonschema.
+# The envelope's JSON-Schema check runs Python's jsonschema; the PowerOffice Go conformance
+# check also reads the OpenAPI document with PyYAML.
 test-tools:
-	@python3 -c 'import jsonschema' 2>/dev/null || python3 -m pip install -q jsonschema 2>/dev/null \
-	  || (apt-get install -y -qq python3-jsonschema >/dev/null 2>&1 || sudo apt-get install -y -qq python3-jsonschema)
+	@python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml 2>/dev/null \
+	  || (apt-get install -y -qq python3-jsonschema python3-yaml >/dev/null 2>&1 || sudo apt-get install -y -qq python3-jsonschema python3-yaml)
 
 infra-down:
 	@PARLEY_LOCAL_DIR=$(LOCAL_DIR) $(LOCAL) down

@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "ParleySimulator", targets: ["ParleySimulator"]),
         .executable(name: "customerp-simulator", targets: ["customerp-simulator"]),
         .executable(name: "customwebshop-simulator", targets: ["customwebshop-simulator"]),
+        .executable(name: "powerofficego-simulator", targets: ["powerofficego-simulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -174,6 +175,32 @@ let package = Package(
         .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyLink", "ParleyPostgres", "ParleyMapping", "ParleyTestSupport"], path: "Tests/ParleyLinkTests"),
         .testTarget(name: "ParleyAdapterTests", dependencies: ["ParleyAdapter", "ParleyCore", "ParleyCanonical", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAdapterTests"),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], path: "Tests/ParleyCoreTests"),
+        // PowerOffice Go v2 simulator: the store, JSON Patch, tokens, rate limit and faults as pure
+        // types, a thin Hummingbird layer over them, and the executable that serves it.
+        .target(
+            name: "PowerOfficeSimulator",
+            dependencies: [
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Shared/PowerOfficeSimulator"),
+        .executableTarget(
+            name: "powerofficego-simulator",
+            dependencies: [
+                "PowerOfficeSimulator",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Services/powerofficego-simulator"),
+        .testTarget(
+            name: "PowerOfficeSimulatorTests",
+            dependencies: [
+                "PowerOfficeSimulator", "ParleyCanonical",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ],
+            path: "Tests/PowerOfficeSimulatorTests"),
         .testTarget(
             name: "ParleyCanonicalTests",
             dependencies: ["ParleyCanonical", .product(name: "PropertyBased", package: "swift-property-based")],
