@@ -64,7 +64,9 @@ public final class ChangePoller: Service, Sendable {
                     }
                 }
             }
-            try? await Task.sleep(for: interval)
+            // Shutdown must not wait out a long interval.
+            let interval = self.interval
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
         await lease.release()
     }

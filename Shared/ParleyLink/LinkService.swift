@@ -269,7 +269,9 @@ public final class LinkMaintenance: Service, Sendable {
             } catch {
                 logger.warning("link maintenance failed; trying again", metadata: ["error": "\(error)"])
             }
-            try? await Task.sleep(for: interval)
+            // Shutdown must not wait out a long interval.
+            let interval = self.interval
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 }
