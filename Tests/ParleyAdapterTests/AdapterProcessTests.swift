@@ -215,4 +215,61 @@ struct AdapterProcessTests {
             }
         }
     }
+
+    @Test("powerofficego-adapter: creates and updates through the token flow, an expired token is refreshed without a failed write, and the feed reports what was written")
+    func powerOfficeAdapter() async throws {
+        try await ScratchVhost.with("parley-test-go") { vhost in
+            try await ScratchDatabase.with("parley_go_test") { _, databaseURL in
+                let port = Self.port()
+                let go = "http://127.0.0.1:\(port)"
+                let simulator = try Self.start("powerofficego-simulator", ["--port", "\(port)"])
+                defer { simulator.terminate() }
+                try await Self.waitUntilUp(go + "/_admin/faults")
+                let env = ["PARLEY_AMQP_URL": vhost.url, "PARLEY_DATABASE_URL": databaseURL, "PARLEY_REPOSITORY": Self.root.path,
+                           "PARLEY_POWEROFFICE_URL": go + "/v2", "PARLEY_POWEROFFICE_TOKEN_URL": go + "/OAuth/Token",
+                           "PARLEY_POWEROFFICE_APPLICATION_KEY": "sim-application-key", "PARLEY_POWEROFFICE_CLIENT_KEY": "sim-client-key",
+                           "PARLEY_POWEROFFICE_SUBSCRIPTION_KEY": "sim-subscription-key"]
+                let adapter = try Self.start("powerofficego-adapter", ["--poll-seconds", "0.5"], env: env)
+                defer { adapter.terminate() }
+                let amqp = try vhost.configuration("test-go")
+                let publisher = AMQPPublisher(configuration: amqp, topology: ParleyTopology.standard)
+                defer { Task { await publisher.close() } }
+                #expect(await publisher.readiness.wait(timeout: .seconds(30)))
+
+                func send(_ command: CommandPayload) async throws {
+                    try await publisher.publish(OutgoingMessage(
+                        envelope: try Envelope(kind: .command, system: .powerofficego, entityType: .customer,
+                                               entityId: command.targetId ?? command.idempotencyKey, payload: command.json),
+                        exchange: ParleyTopology.Exchanges.commands, routingKey: "powerofficego.customer.command"))
+                }
+                let expected = CanonicalPayload(operation: .upsert, entity: ["name": "Fjord Fisk AS"], carried: ["name"], references: [], modifiedAt: nil)
+                try await send(CommandPayload(operation: .create, targetId: nil, idempotencyKey: "customer/0b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11",
+                                              record: ["IsPerson": false, "Name": "Fjord Fisk AS", "EmailAddress": "post@fjordfisk.no"],
+                                              cleared: [], expected: expected, writeId: "w-1"))
+                let created = try await Self.drain(ParleyTopology.Queues.linkEvents, amqp, atLeast: 1, quiet: .milliseconds(200))
+                #expect(created.map(\.kind) == [.written])
+                let id = try #require(created.first?.entityId)
+
+                // The token expires under the adapter's feet: the next write refreshes it and lands.
+                _ = try await Self.http("POST", go + "/_admin/expire-tokens")
+                try await send(CommandPayload(operation: .update, targetId: id, idempotencyKey: "customer/0b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11",
+                                              record: ["Name": "Fjord Fisk og Skalldyr AS"], cleared: ["EmailAddress"], expected: expected, writeId: "w-2"))
+                let updated = try await Self.drain(ParleyTopology.Queues.linkEvents, amqp, atLeast: 1, quiet: .milliseconds(200))
+                #expect(updated.map(\.kind) == [.written], "\(updated.map(\.payload))")
+                #expect(updated.first?.entityId == id)
+
+                // The feed reports the customer as it now is.
+                let changes = try await withDeadline(.seconds(60), "the update in the feed") { () -> [Envelope] in
+                    while true {
+                        let batch = try await Self.drain(ParleyTopology.Queues.mappingChanges, amqp, atLeast: 1, quiet: .milliseconds(700))
+                        if batch.contains(where: { $0.payload["record"]?["Name"] == "Fjord Fisk og Skalldyr AS" }) { return batch }
+                    }
+                }
+                let latest = try #require(changes.last { $0.entityId == id })
+                #expect(latest.payload["record"]?["Name"] == "Fjord Fisk og Skalldyr AS")
+                #expect(latest.payload["record"]?["EmailAddress"] == .null || latest.payload["record"]?["EmailAddress"] == nil)
+                try await Self.stop(adapter)
+            }
+        }
+    }
 }
