@@ -83,13 +83,12 @@ let package = Package(
         .executableTarget(
             name: "parley-bench",
             dependencies: [
-                "ParleyAMQP", "CRabbitMQ", "ParleyMapping", "ParleyLink", "ParleyPostgres",
+                "ParleyAMQP", "CRabbitMQ", "ParleyMapping", "ParleyMessaging", "ParleyLink", "ParleyPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Services/parley-bench"),
 
-        // The operator CLI: dataflow documents now; queues, links, replay later.
         // The link service's decisions as pure values: flows, field-level merge, write slots.
         .target(
             name: "ParleyLink",
@@ -155,6 +154,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Services/link-service"),
+        // The operator CLI: dataflow documents and the link service's state.
         .executableTarget(
             name: "parley",
             dependencies: ["ParleyMapping", "ParleyLink", "ParleyPostgres", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -24,7 +24,7 @@ struct CustomerpAdapter: AsyncParsableCommand {
 
     func run() async throws {
         let environment = AdapterEnvironment()
-        let logger = bootstrapLogging(environment, label: "parley.customerp-adapter")
+        let logger = ServiceLogging.bootstrap(environment: environment.values, label: "parley.customerp-adapter")
         do {
             try await AdapterRuntime.run(
                 name: "customerp-adapter", environment: environment, repository: repository, logger: logger,

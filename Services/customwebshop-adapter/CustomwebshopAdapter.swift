@@ -30,7 +30,7 @@ struct CustomwebshopAdapter: AsyncParsableCommand {
 
     func run() async throws {
         let environment = AdapterEnvironment()
-        let logger = bootstrapLogging(environment, label: "parley.customwebshop-adapter")
+        let logger = ServiceLogging.bootstrap(environment: environment.values, label: "parley.customwebshop-adapter")
         let port = webhookPort
         do {
             let base = try environment.url("PARLEY_CUSTOMWEBSHOP_URL", "the webshop contract's base URL")

@@ -6,6 +6,7 @@ import Logging
 import ParleyAMQP
 import ParleyLink
 import ParleyMapping
+import ParleyMessaging
 import ParleyPostgres
 import ServiceLifecycle
 
@@ -36,14 +37,8 @@ struct LinkServiceCommand: AsyncParsableCommand {
 
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
-        let level = Logger.Level(rawValue: logLevel ?? env["PARLEY_LOG_LEVEL"] ?? "info") ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "parley.link")
-        let root = URL(fileURLWithPath: repository ?? env["PARLEY_REPOSITORY"] ?? FileManager.default.currentDirectoryPath)
+        let logger = ServiceLogging.bootstrap(level: logLevel, environment: env, label: "parley.link")
+        let root = Mappings.repositoryRoot(option: repository, environment: env)
         let mappings: Mappings
         do {
             mappings = try Mappings.load(repositoryRoot: root)

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import ParleyAMQP
 import ParleyMapping
+import ParleyMessaging
 import ServiceLifecycle
 
 @main
@@ -27,14 +28,8 @@ struct MappingServiceCommand: AsyncParsableCommand {
 
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
-        let level = Logger.Level(rawValue: logLevel ?? env["PARLEY_LOG_LEVEL"] ?? "info") ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
-        let logger = Logger(label: "parley.mapping")
-        let root = URL(fileURLWithPath: repository ?? env["PARLEY_REPOSITORY"] ?? FileManager.default.currentDirectoryPath)
+        let logger = ServiceLogging.bootstrap(level: logLevel, environment: env, label: "parley.mapping")
+        let root = Mappings.repositoryRoot(option: repository, environment: env)
         let mappings: Mappings
         do {
             mappings = try Mappings.load(repositoryRoot: root)

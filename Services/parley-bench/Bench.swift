@@ -6,6 +6,7 @@
 // `parley-bench link` (LinkBench.swift) the link service against pgbench, on the local servers.
 import ArgumentParser
 import Foundation
+import ParleyMessaging
 import Logging
 import ParleyAMQP
 
@@ -32,11 +33,7 @@ struct AMQPBench: AsyncParsableCommand {
         guard let url = url ?? ProcessInfo.processInfo.environment["PARLEY_AMQP_URL"] else {
             throw ValidationError("set PARLEY_AMQP_URL or pass --url")
         }
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = .warning
-            return h
-        }
+        _ = ServiceLogging.bootstrap(level: "warning", label: "parley-bench")
         let endpoint = try AMQPEndpoint(url: url)
         print("parley-bench amqp: \(messages) messages of \(size) B, window \(window), prefetch \(prefetch), \(queueType) queues, \(runs) runs")
         print("broker: \(endpoint)")

@@ -84,11 +84,7 @@ struct LinkBench: AsyncParsableCommand {
               let managementURL = env["PARLEY_AMQP_MANAGEMENT_URL"] else {
             throw ValidationError("set PARLEY_DATABASE_URL, PARLEY_AMQP_URL and PARLEY_AMQP_MANAGEMENT_URL (source /var/tmp/parley-local/parley.env)")
         }
-        LoggingSystem.bootstrap { label in
-            var h = StreamLogHandler.standardError(label: label)
-            h.logLevel = .warning
-            return h
-        }
+        _ = ServiceLogging.bootstrap(level: "warning", label: "parley-bench")
         let pgbenchPath = try pgbench ?? Self.findPgbench()
         let database = try PostgresConfiguration(url: databaseURL)
         let broker = try AMQPEndpoint(url: amqpURL)

@@ -27,7 +27,7 @@ struct PowerOfficeGoAdapter: AsyncParsableCommand {
 
     func run() async throws {
         let environment = AdapterEnvironment()
-        let logger = bootstrapLogging(environment, label: "parley.powerofficego-adapter")
+        let logger = ServiceLogging.bootstrap(environment: environment.values, label: "parley.powerofficego-adapter")
         do {
             let credentials = PowerOfficeConnector.Credentials(
                 tokenURL: try environment.url("PARLEY_POWEROFFICE_TOKEN_URL", "PowerOffice Go's OAuth token endpoint"),

@@ -78,8 +78,7 @@ public struct AdapterRuntime: Sendable {
         makeConnector: () throws -> any SystemConnector,
         extraServices: (AMQPPublisher, Mappings) throws -> [any Service] = { _, _ in [] }
     ) async throws {
-        let root = URL(fileURLWithPath: repository ?? environment.values["PARLEY_REPOSITORY"] ?? FileManager.default.currentDirectoryPath)
-        let mappings = try Mappings.load(repositoryRoot: root)
+        let mappings = try Mappings.load(repositoryRoot: Mappings.repositoryRoot(option: repository, environment: environment.values))
         let connector = try makeConnector()
         let database = try PostgresConfiguration.fromEnvironment(environment.values, applicationName: name)
         let amqp = try AMQPConfiguration.fromEnvironment(environment.values, connectionName: name)

@@ -29,6 +29,12 @@ public struct Mappings: Sendable {
         return Mappings(tables: tables, registry: registry)
     }
 
+    /// The repository a service reads its tables from: the command-line option, else
+    /// `PARLEY_REPOSITORY`, else the working directory.
+    public static func repositoryRoot(option: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
+        URL(fileURLWithPath: option ?? environment["PARLEY_REPOSITORY"] ?? FileManager.default.currentDirectoryPath)
+    }
+
     /// The mapper for a system's entity, `nil` when no table maps it.
     public func mapper(system: SystemName, entity: CanonicalEntityType) -> Mapper? {
         mappers[Key(system: system, entity: entity)]
