@@ -272,4 +272,43 @@ struct AdapterProcessTests {
             }
         }
     }
+
+    @Test("Two customerp-adapter replicas: one polls; when it is killed the other takes over from the same position, publishing each change once")
+    func pollLeaseTakeover() async throws {
+        try await ScratchVhost.with("parley-test-lease") { vhost in
+            try await ScratchDatabase.with("parley_lease_test") { _, databaseURL in
+                let port = Self.port()
+                let erp = "http://127.0.0.1:\(port)"
+                let key = ["X-Api-Key": "test-key"]
+                let simulator = try Self.start("customerp-simulator", ["--port", "\(port)", "--api-key", "test-key"])
+                defer { simulator.terminate() }
+                try await Self.waitUntilUp(erp + "/_admin/records")
+                let amqp = try vhost.configuration("test-lease")
+                func create(_ n: Int) async throws -> String {
+                    let (_, body) = try await Self.http("POST", erp + "/customers", headers: key.merging(["Idempotency-Key": "lease-\(n)"]) { a, _ in a },
+                                                        body: ["customerType": "COMPANY", "name": .string("Kunde \(n) AS")])
+                    return try #require(body?["id"]?.string)
+                }
+                let env = ["PARLEY_AMQP_URL": vhost.url, "PARLEY_DATABASE_URL": databaseURL, "PARLEY_REPOSITORY": Self.root.path,
+                           "PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": "test-key"]
+                // The first replica takes the lease and publishes the first record.
+                let first = try await create(1)
+                let a = try Self.start("customerp-adapter", ["--poll-seconds", "0.2"], env: env)
+                defer { a.terminate() }
+                #expect(try await Self.drain(ParleyTopology.Queues.mappingChanges, amqp, atLeast: 1).map(\.entityId) == [first])
+                // The second starts while the first holds the lease: it writes but does not poll.
+                let b = try Self.start("customerp-adapter", ["--poll-seconds", "0.2"], env: env)
+                defer { b.terminate() }
+                let second = try await create(2)
+                #expect(try await Self.drain(ParleyTopology.Queues.mappingChanges, amqp, atLeast: 1).map(\.entityId) == [second],
+                        "one replica polls: the new record once")
+                // The poller dies without a goodbye; the other takes over from the stored position.
+                kill(a.processIdentifier, SIGKILL)
+                let third = try await create(3)
+                #expect(try await Self.drain(ParleyTopology.Queues.mappingChanges, amqp, atLeast: 1).map(\.entityId) == [third],
+                        "the survivor publishes what changed, and nothing again")
+                try await Self.stop(b)
+            }
+        }
+    }
 }
