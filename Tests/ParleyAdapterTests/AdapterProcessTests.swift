@@ -311,4 +311,60 @@ struct AdapterProcessTests {
             }
         }
     }
+
+    @Test("powerofficego-adapter through a burst of 429s and random 5xx: every write lands, none twice")
+    func powerOfficeFaults() async throws {
+        try await ScratchVhost.with("parley-test-go-faults") { vhost in
+            try await ScratchDatabase.with("parley_go_faults") { _, databaseURL in
+                let port = Self.port()
+                let go = "http://127.0.0.1:\(port)"
+                let simulator = try Self.start("powerofficego-simulator", ["--port", "\(port)"])
+                defer { simulator.terminate() }
+                try await Self.waitUntilUp(go + "/_admin/faults")
+                let env = ["PARLEY_AMQP_URL": vhost.url, "PARLEY_DATABASE_URL": databaseURL, "PARLEY_REPOSITORY": Self.root.path,
+                           "PARLEY_POWEROFFICE_URL": go + "/v2", "PARLEY_POWEROFFICE_TOKEN_URL": go + "/OAuth/Token",
+                           "PARLEY_POWEROFFICE_APPLICATION_KEY": "sim-application-key", "PARLEY_POWEROFFICE_CLIENT_KEY": "sim-client-key",
+                           "PARLEY_POWEROFFICE_SUBSCRIPTION_KEY": "sim-subscription-key"]
+                let adapter = try Self.start("powerofficego-adapter", ["--poll-seconds", "3600"], env: env)
+                defer { adapter.terminate() }
+                let amqp = try vhost.configuration("test-go-faults")
+                let publisher = AMQPPublisher(configuration: amqp, topology: ParleyTopology.standard)
+                defer { Task { await publisher.close() } }
+                #expect(await publisher.readiness.wait(timeout: .seconds(30)))
+                _ = try await Self.http("POST", go + "/_admin/faults", body: ["throttleBurst": 5, "throttleRetryAfterSeconds": 1, "errorRate": 0.15])
+                let n = 10
+                for i in 0..<n {
+                    let key = "customer/00000000-0000-4000-8000-\(String(format: "%012d", i))"
+                    let command = CommandPayload(
+                        operation: .create, targetId: nil, idempotencyKey: key,
+                        record: ["IsPerson": false, "Name": .string("Kunde \(i) AS")], cleared: [],
+                        expected: CanonicalPayload(operation: .upsert, entity: ["name": .string("Kunde \(i) AS")], carried: ["name"], references: [], modifiedAt: nil),
+                        writeId: "w-\(i)")
+                    try await publisher.publish(OutgoingMessage(
+                        envelope: try Envelope(kind: .command, system: .powerofficego, entityType: .customer, entityId: key, payload: command.json),
+                        exchange: ParleyTopology.Exchanges.commands, routingKey: "powerofficego.customer.command"))
+                }
+                let events = try await Self.drain(ParleyTopology.Queues.linkEvents, amqp, atLeast: n)
+                #expect(events.count == n)
+                #expect(events.allSatisfy { $0.kind == .written }, "\(events.filter { $0.kind != .written }.map(\.payload))")
+                #expect(Set(events.map(\.entityId)).count == n)
+                // PowerOffice Go holds each customer once.
+                _ = try await Self.http("POST", go + "/_admin/faults", body: [:])
+                var token = URLRequest(url: URL(string: go + "/OAuth/Token")!)
+                token.httpMethod = "POST"
+                token.httpBody = Data("grant_type=client_credentials".utf8)
+                token.setValue("Basic " + Data("sim-application-key:sim-client-key".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
+                token.setValue("sim-subscription-key", forHTTPHeaderField: "Ocp-Apim-Subscription-Key")
+                token.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+                let (data, _) = try await URLSession.shared.data(for: token)
+                let access = try #require(try JSONValue.parse(String(decoding: data, as: UTF8.self))["access_token"]?.string)
+                let (_, customers) = try await Self.http("GET", go + "/v2/Customers",
+                                                         headers: ["Authorization": "Bearer \(access)", "Ocp-Apim-Subscription-Key": "sim-subscription-key"])
+                let names = customers?.array?.compactMap { $0["Name"]?.string } ?? []
+                #expect(names.count == n, "\(names)")
+                #expect(Set(names).count == n, "none twice")
+                try await Self.stop(adapter)
+            }
+        }
+    }
 }
