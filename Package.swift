@@ -180,6 +180,7 @@ let package = Package(
         .target(
             name: "PowerOfficeSimulator",
             dependencies: [
+                "ParleySimulator",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -196,7 +197,7 @@ let package = Package(
         .testTarget(
             name: "PowerOfficeSimulatorTests",
             dependencies: [
-                "PowerOfficeSimulator", "ParleyCanonical",
+                "PowerOfficeSimulator", "ParleySimulator", "ParleyCanonical",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],

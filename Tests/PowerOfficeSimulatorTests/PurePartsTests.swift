@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCanonical
 import Testing
+import struct ParleySimulator.NorwegianData
 
 @testable import PowerOfficeSimulator
 
@@ -221,10 +222,14 @@ struct AuthAndLimitsTests {
         try NorwegianSampleData.seed(&b, count: 12, seed: 7)
         #expect(a.customers == b.customers && a.orders == b.orders)
         #expect(a.customers.count == 12 && a.products.count == 12 && a.orders.count == 12)
+        // The shared generator's companies, each with a valid organisation number where it has one.
         let companies = a.customers.values.filter { $0["IsPerson"] == .bool(false) }
-        #expect(companies.count == 8)
+        let expected = NorwegianData.dataset(seed: 7, count: 12).customers.filter { $0.kind == .company }
+        #expect(companies.count == expected.count)
+        #expect(!companies.isEmpty)
+        #expect(companies.compactMap { $0["OrganizationNumber"]?.stringValue }.count == expected.compactMap(\.organizationNumber).count)
         for c in companies {
-            let number = c["OrganizationNumber"]!.stringValue!
+            guard let number = c["OrganizationNumber"]?.stringValue else { continue }
             #expect(NaturalKeys.isValidNorwegianOrganizationNumber(number), "\(number)")
         }
         #expect(a.customers.values.contains { $0["IsPerson"] == .bool(true) && $0["FirstName"] != nil })
