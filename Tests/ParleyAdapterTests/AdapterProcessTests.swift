@@ -13,7 +13,7 @@ import ParleyTestSupport
 
 /// The real adapter processes against the real simulators (HTTP servers), RabbitMQ and
 /// PostgreSQL, each test in a vhost and a database of its own.
-@Suite("Adapters against the simulators", .serialized)
+@Suite("Adapters against the simulators", .serialized, .timeLimit(.minutes(5)))
 struct AdapterProcessTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 

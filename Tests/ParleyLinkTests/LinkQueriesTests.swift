@@ -6,7 +6,7 @@ import ParleyMessaging
 @testable import ParleyLink
 
 /// The read API for tooling, on state driven through the real engine (scratch database).
-@Suite("Link queries", .serialized)
+@Suite("Link queries", .serialized, .timeLimit(.minutes(5)))
 struct LinkQueriesTests {
     static let erpProduct: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15,
                                         "itemType": "STOCK"]

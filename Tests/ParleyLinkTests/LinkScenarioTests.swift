@@ -6,7 +6,7 @@ import ParleyMessaging
 @testable import ParleyLink
 
 /// One scenario per rule of DESIGN.md, on the real PostgreSQL, with the real mapping logic.
-@Suite("Link service scenarios", .serialized)
+@Suite("Link service scenarios", .serialized, .timeLimit(.minutes(5)))
 struct LinkScenarioTests {
     static func erpCustomer(_ id: String, name: String = "Fjord Fisk AS", org: String? = "923609016", email: String? = "post@fjordfisk.no",
                             phone: String? = nil) -> JSONValue {

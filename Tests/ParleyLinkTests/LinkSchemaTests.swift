@@ -5,7 +5,7 @@ import ParleyTestSupport
 @testable import ParleyLink
 
 /// The link schema on the real PostgreSQL, in a scratch database of its own.
-@Suite("Link schema on PostgreSQL", .serialized)
+@Suite("Link schema on PostgreSQL", .serialized, .timeLimit(.minutes(5)))
 struct LinkSchemaTests {
     static func withScratchDatabase(_ body: (PostgresPool) async throws -> Void) async throws {
         try await ScratchDatabase.with("parley_link_test") { config in

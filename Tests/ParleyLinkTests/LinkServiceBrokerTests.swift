@@ -10,7 +10,7 @@ import ParleyTestSupport
 
 /// The real processes — `mapping-service` and `link-service` — on RabbitMQ and PostgreSQL, each
 /// run in a vhost and a database of its own; the test plays the three adapters.
-@Suite("link-service against RabbitMQ and PostgreSQL", .serialized)
+@Suite("link-service against RabbitMQ and PostgreSQL", .serialized, .timeLimit(.minutes(5)))
 struct LinkServiceBrokerTests {
     static let customers = 30
 

@@ -8,7 +8,7 @@ import ParleyTestSupport
 
 /// The real `mapping-service` process against the real broker, in a virtual host of its own
 /// (so the standard queue names do not meet a demo or another test).
-@Suite("mapping-service against RabbitMQ", .serialized)
+@Suite("mapping-service against RabbitMQ", .serialized, .timeLimit(.minutes(5)))
 struct MappingServiceBrokerTests {
     @Test("It maps changes and sync requests, dead-letters what it cannot read or map, keeps running, and stops on SIGTERM")
     func endToEnd() async throws {
