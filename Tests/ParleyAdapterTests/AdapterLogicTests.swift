@@ -139,3 +139,19 @@ struct PowerOfficePatchTests {
         #expect(ops.count == 5)
     }
 }
+
+@Suite("PowerOffice Go client-side rate limit")
+struct RateLimiterTests {
+    @Test("The token bucket lets a burst of 10 through at once and then no more than 10 per second")
+    func bucket() async {
+        let limiter = RateLimiter(perSecond: 10)
+        let start = ContinuousClock.now
+        for _ in 0..<10 { await limiter.take() }
+        let burst = ContinuousClock.now - start
+        for _ in 0..<10 { await limiter.take() }
+        let twenty = ContinuousClock.now - start
+        // A lower bound only: the bucket can never be faster than its rate, however slow the machine.
+        #expect(twenty >= .milliseconds(900), "20 calls at 10/s with a burst of 10 take at least about a second, took \(twenty)")
+        #expect(burst < twenty)
+    }
+}
