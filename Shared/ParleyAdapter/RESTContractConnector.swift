@@ -60,7 +60,7 @@ public struct RESTContractConnector: SystemConnector {
 
     public func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String]) async throws(SystemError) -> JSONObject {
         var body = record
-        for path in cleared { Self.set(.null, at: path.split(separator: ".").map(String.init), in: &body) }
+        for path in cleared { body.set(.null, at: path.split(separator: ".").map(String.init)) }
         return try Self.object(try await http.send(style.update, "\(collection(entity))/\(Self.escape(id))", body: .object(body)), "update \(entity) \(id)")
     }
 
@@ -81,17 +81,6 @@ public struct RESTContractConnector: SystemConnector {
     }
 
     static func escape(_ id: String) -> String { id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? id }
-
-    static func set(_ value: JSONValue, at path: [String], in object: inout JSONObject) {
-        guard let first = path.first else { return }
-        if path.count == 1 {
-            object[first] = value
-            return
-        }
-        var child = object[first]?.object ?? JSONObject()
-        set(value, at: Array(path.dropFirst()), in: &child)
-        object[first] = .object(child)
-    }
 
     static func format(_ date: Date) -> String {
         let ms = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))

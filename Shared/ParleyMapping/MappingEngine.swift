@@ -309,7 +309,7 @@ public struct Mapper: Sendable {
                     }
                     native.append(.object(element))
                 }
-                NativePath.set(.array(native), at: linesArray, in: &record)
+                record.set(.array(native), at: linesArray)
             }
         }
         try validator.validate(record)
@@ -335,7 +335,7 @@ public struct Mapper: Sendable {
                 throw self.error(.conversion, row.native.map(\.text).joined(separator: ", "), canonical: label, error.reason)
             }
             for path in row.native {
-                if let v = result?[path.components.joined(separator: ".")] { NativePath.set(v, at: path.components, in: &record) }
+                if let v = result?[path.components.joined(separator: ".")] { record.set(v, at: path.components) }
             }
             return
         }
@@ -369,7 +369,7 @@ public struct Mapper: Sendable {
             value = canonical
         }
         if let value, !value.isNull {
-            NativePath.set(value, at: path.components, in: &record)
+            record.set(value, at: path.components)
         } else if table.constraints[path.text]?.nullable ?? true {
             // Only what the target can hold empty is cleared; a required or non-nullable field
             // with no canonical value is left as the target has it.

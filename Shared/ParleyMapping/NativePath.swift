@@ -45,16 +45,4 @@ struct NativePath: Sendable, Hashable, CustomStringConvertible {
         }
         return current
     }
-
-    /// Sets the value at `components`, creating objects on the way.
-    static func set(_ value: JSONValue, at components: [String], in object: inout JSONObject) {
-        guard let first = components.first else { return }
-        if components.count == 1 {
-            object[first] = value
-            return
-        }
-        var child = object[first]?.object ?? JSONObject()
-        set(value, at: Array(components.dropFirst()), in: &child)
-        object[first] = .object(child)
-    }
 }

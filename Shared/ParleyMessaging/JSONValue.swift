@@ -252,6 +252,20 @@ public struct JSONObject: Sendable, Hashable, RandomAccessCollection, Expressibl
 
 // MARK: - Conveniences
 
+extension JSONObject {
+    /// Sets the value at a member path (`["MailAddress", "City"]`), creating objects on the way.
+    public mutating func set(_ value: JSONValue, at path: some Collection<String>) {
+        guard let first = path.first else { return }
+        if path.count == 1 {
+            self[first] = value
+            return
+        }
+        var child = self[first]?.object ?? JSONObject()
+        child.set(value, at: path.dropFirst())
+        self[first] = .object(child)
+    }
+}
+
 extension JSONValue {
     public subscript(key: String) -> JSONValue? {
         get {

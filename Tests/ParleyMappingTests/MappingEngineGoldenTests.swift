@@ -86,7 +86,7 @@ struct MappingEngineGoldenTests {
         let first = try mapper.toCanonical(try Golden.record(system, entity))
         let write = try mapper.toNative(Golden.resolve(first), targetIds: Self.selfIds(first))
         var record = write.record
-        NativePath.set(.string("round-trip"), at: NativePath(mapper.table.id).components, in: &record)
+        record.set(.string("round-trip"), at: NativePath(mapper.table.id).components)
         let second = try mapper.toCanonical(.object(record))
         let fields = mapper.echoFields
         let doc = { (r: NormalisedRecord) in
