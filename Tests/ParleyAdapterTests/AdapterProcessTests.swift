@@ -33,6 +33,18 @@ struct AdapterProcessTests {
         return process
     }
 
+    /// What every adapter needs: the test's vhost, database and the repository's tables.
+    static func environment(_ vhost: ScratchVhost, _ databaseURL: String) -> [String: String] {
+        ["PARLEY_AMQP_URL": vhost.url, "PARLEY_DATABASE_URL": databaseURL, "PARLEY_REPOSITORY": root.path]
+    }
+
+    /// The PowerOffice Go simulator's endpoints and its default credentials.
+    static func powerOffice(_ go: String) -> [String: String] {
+        ["PARLEY_POWEROFFICE_URL": go + "/v2", "PARLEY_POWEROFFICE_TOKEN_URL": go + "/OAuth/Token",
+         "PARLEY_POWEROFFICE_APPLICATION_KEY": "sim-application-key", "PARLEY_POWEROFFICE_CLIENT_KEY": "sim-client-key",
+         "PARLEY_POWEROFFICE_SUBSCRIPTION_KEY": "sim-subscription-key"]
+    }
+
     static func stop(_ process: Process) async throws {
         guard process.isRunning else { return }
         process.terminate()
@@ -110,8 +122,7 @@ struct AdapterProcessTests {
                     #expect(status == 201)
                     ids.append(try #require(body?["id"]?.string))
                 }
-                let env = ["PARLEY_AMQP_URL": vhost.url, "PARLEY_DATABASE_URL": databaseURL, "PARLEY_REPOSITORY": Self.root.path,
-                           "PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": "test-key"]
+                let env = Self.environment(vhost, databaseURL).merging(["PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": "test-key"]) { a, _ in a }
                 var adapter = try Self.start("customerp-adapter", ["--poll-seconds", "0.2"], env: env)
                 let first = try await Self.drain(ParleyTopology.Queues.mappingChanges, amqp, atLeast: 3)
                 #expect(Set(first.map(\.entityId)) == Set(ids))
@@ -182,9 +193,9 @@ struct AdapterProcessTests {
                                                             body: ["email": "ola@example.no", "first_name": "Ola", "last_name": "Nordmann"])
                 #expect(status == 201)
                 let id = try #require(created?["id"]?.number?.text)
-                let env = ["PARLEY_AMQP_URL": vhost.url, "PARLEY_DATABASE_URL": databaseURL, "PARLEY_REPOSITORY": Self.root.path,
+                let env = Self.environment(vhost, databaseURL).merging([
                            "PARLEY_CUSTOMWEBSHOP_URL": shop, "PARLEY_CUSTOMWEBSHOP_KEY": "ck", "PARLEY_CUSTOMWEBSHOP_SECRET": "cs",
-                           "PARLEY_CUSTOMWEBSHOP_WEBHOOK_SECRET": "whsec"]
+                           "PARLEY_CUSTOMWEBSHOP_WEBHOOK_SECRET": "whsec"]) { a, _ in a }
                 // Polling slowed down so the webhook is what publishes.
                 let adapter = try Self.start("customwebshop-adapter", ["--poll-seconds", "3600", "--webhook-port", "\(hookPort)"], env: env)
                 defer { adapter.terminate() }
@@ -225,10 +236,7 @@ struct AdapterProcessTests {
                 let simulator = try Self.start("powerofficego-simulator", ["--port", "\(port)"])
                 defer { simulator.terminate() }
                 try await Self.waitUntilUp(go + "/_admin/faults")
-                let env = ["PARLEY_AMQP_URL": vhost.url, "PARLEY_DATABASE_URL": databaseURL, "PARLEY_REPOSITORY": Self.root.path,
-                           "PARLEY_POWEROFFICE_URL": go + "/v2", "PARLEY_POWEROFFICE_TOKEN_URL": go + "/OAuth/Token",
-                           "PARLEY_POWEROFFICE_APPLICATION_KEY": "sim-application-key", "PARLEY_POWEROFFICE_CLIENT_KEY": "sim-client-key",
-                           "PARLEY_POWEROFFICE_SUBSCRIPTION_KEY": "sim-subscription-key"]
+                let env = Self.environment(vhost, databaseURL).merging(Self.powerOffice(go)) { a, _ in a }
                 let adapter = try Self.start("powerofficego-adapter", ["--poll-seconds", "0.5"], env: env)
                 defer { adapter.terminate() }
                 let amqp = try vhost.configuration("test-go")
@@ -289,8 +297,7 @@ struct AdapterProcessTests {
                                                         body: ["customerType": "COMPANY", "name": .string("Kunde \(n) AS")])
                     return try #require(body?["id"]?.string)
                 }
-                let env = ["PARLEY_AMQP_URL": vhost.url, "PARLEY_DATABASE_URL": databaseURL, "PARLEY_REPOSITORY": Self.root.path,
-                           "PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": "test-key"]
+                let env = Self.environment(vhost, databaseURL).merging(["PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": "test-key"]) { a, _ in a }
                 // The first replica takes the lease and publishes the first record.
                 let first = try await create(1)
                 let a = try Self.start("customerp-adapter", ["--poll-seconds", "0.2"], env: env)
@@ -321,10 +328,7 @@ struct AdapterProcessTests {
                 let simulator = try Self.start("powerofficego-simulator", ["--port", "\(port)"])
                 defer { simulator.terminate() }
                 try await Self.waitUntilUp(go + "/_admin/faults")
-                let env = ["PARLEY_AMQP_URL": vhost.url, "PARLEY_DATABASE_URL": databaseURL, "PARLEY_REPOSITORY": Self.root.path,
-                           "PARLEY_POWEROFFICE_URL": go + "/v2", "PARLEY_POWEROFFICE_TOKEN_URL": go + "/OAuth/Token",
-                           "PARLEY_POWEROFFICE_APPLICATION_KEY": "sim-application-key", "PARLEY_POWEROFFICE_CLIENT_KEY": "sim-client-key",
-                           "PARLEY_POWEROFFICE_SUBSCRIPTION_KEY": "sim-subscription-key"]
+                let env = Self.environment(vhost, databaseURL).merging(Self.powerOffice(go)) { a, _ in a }
                 let adapter = try Self.start("powerofficego-adapter", ["--poll-seconds", "3600"], env: env)
                 defer { adapter.terminate() }
                 let amqp = try vhost.configuration("test-go-faults")
