@@ -187,6 +187,8 @@ struct Context {
             try request(global: global, to: source, state: state)
         }
         try createDownstream(global: global, members: members, state: state)
+        // A record matched into an entity is a link like a confirmed create: what waited for it goes.
+        if joined, members.count > 1 { try releaseParked(on: global, in: source) }
         if result.changed.isEmpty && writes == 0 { return .unchanged(global: global) }
         return .applied(global: global, changed: result.changed, writes: writes, parked: parked)
     }
@@ -266,6 +268,17 @@ struct Context {
         writes += 1
     }
 
+    /// Rule 6: entities parked for `system` on this entity go now that it has a record there,
+    /// whether Parley wrote it or it was matched.
+    mutating func releaseParked(on global: UUID, in system: SystemName) throws {
+        for waiting in try store.parked(waitingFor: ref(global), in: system) {
+            guard let waitingEntity = try store.entityType(of: waiting) else { continue }
+            var other = Context(store: store, entity: waitingEntity, cause: cause, now: now, configuration: configuration)
+            try other.request(global: waiting, to: system, state: try store.lockEntity(waiting, waitingEntity))
+            writes += other.writes
+        }
+    }
+
     // MARK: written
 
     mutating func written() throws -> LinkEngine.Outcome {
@@ -300,13 +313,7 @@ struct Context {
         try store.closeSlot(global, system)
         if slot.pending { try request(global: global, to: system, state: state) }
 
-        // Rule 6: entities parked for this target on this reference go now.
-        for waiting in try store.parked(waitingFor: ref(global), in: system) {
-            guard let waitingEntity = try store.entityType(of: waiting) else { continue }
-            var other = Context(store: store, entity: waitingEntity, cause: cause, now: now, configuration: configuration)
-            try other.request(global: waiting, to: system, state: try store.lockEntity(waiting, waitingEntity))
-            writes += other.writes
-        }
+        try releaseParked(on: global, in: system)
         // Rule 2: the chain continues from the new member (webshop copy confirmed → PowerOffice Go).
         try createDownstream(global: global, members: try store.members(of: global), state: state)
         return .recorded(global: global, writes: writes)

@@ -155,6 +155,30 @@ struct LinkScenarioTests {
         }
     }
 
+    @Test("A parked order is released when its product is matched (not created) in the target, with the matched record's id")
+    func parkedOrderReleasedByMatch() async throws {
+        try await LinkHarness.run { h in
+            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
+            let erpProduct: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            try await h.change(.customerp, .product, "P-1", erpProduct, at: 1)
+            let creates = try await h.takeRequests()
+            let order: JSONValue = ["id": "O-1", "orderNo": "SO-1", "customerId": "C-1", "orderDate": "2026-11-03", "status": "CONFIRMED",
+                                    "currencyCode": "NOK",
+                                    "lines": [["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 2, "unitPrice": 79.2, "vatPercent": 15]]]
+            try await h.change(.customerp, .order, "O-1", order, at: 2)
+            try await h.written(try #require(creates.first { $0.entityType == .customer }), nativeId: "501")
+            #expect(try await h.takeRequests().filter { $0.entityType == .order }.isEmpty)
+            // The webshop already had this product: its own change links it by SKU, and the order goes.
+            let shopProduct: JSONValue = ["id": 702, "sku": "KAFFE-500", "name": "Kaffe", "price": "91.08", "tax_rate": 15, "type": "simple"]
+            try await h.change(.customwebshop, .product, "702", shopProduct, at: 3)
+            let orderRequests = try await h.takeRequests().filter { $0.entityType == .order }
+            #expect(orderRequests.map(\.system) == [.customwebshop])
+            let (_, command) = try h.command(for: try #require(orderRequests.first))
+            #expect(command.record["line_items"]?[0]?["product_id"] == 702)
+            #expect(try await h.count("parked") == 0)
+        }
+    }
+
     @Test("Ten rapid edits while a write is in flight produce at most two writes, the last carrying the final state")
     func coalescing() async throws {
         try await LinkHarness.run { h in
