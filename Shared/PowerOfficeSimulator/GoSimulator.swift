@@ -221,6 +221,12 @@ public actor GoSimulator {
             }
             faults.settings = settings
             return SimResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array((try? JSONEncoder().encode(settings)) ?? Data()))
+        case ("GET", ["records"]):
+            // Every record, sorted by id, sales orders complete with their lines (a test tool's view).
+            let customers = store.customers.sorted { $0.key < $1.key }.map { JSONValue.object($0.value) }
+            let products = store.products.sorted { $0.key < $1.key }.map { JSONValue.object($0.value) }
+            let orders = store.orders.keys.sorted().compactMap { try? store.salesOrderComplete($0) }.map(JSONValue.object)
+            return .json(200, ["customers": .array(customers), "products": .array(products), "salesorders": .array(orders)])
         case ("POST", ["reset"]):
             reset()
             return SimResponse(status: 204)
