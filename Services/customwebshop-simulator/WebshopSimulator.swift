@@ -42,7 +42,7 @@ enum WebshopSimulator {
             .init("description", .string(), nullable: true), .init("type", .string(values: ["simple", "virtual"])),
             .init("price", .string(format: .decimalString)), .init("tax_rate", .number(values: vatRates)),
             .init("unit", .string(), nullable: true), .init("gtin", .string(), nullable: true),
-            .init("manage_stock", .bool), .init("stock_quantity", .integer(), nullable: true),
+            .init("manage_stock", .bool), .init("stock_quantity", .integer(), nullable: true), .init("meta_data", .stringMap),
         ])
 
     static let lineItem = ObjectSchema([
@@ -60,7 +60,7 @@ enum WebshopSimulator {
             .init("customer_id", .integer(min: 0)),
             .init("status", .string(values: ["pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed"])),
             .init("currency", .string(format: .pattern("^[A-Z]{3}$"))), .init("customer_note", .string(), nullable: true),
-            .init("billing", .object(billing)), .init("line_items", .array(.object(lineItem))),
+            .init("billing", .object(billing)), .init("line_items", .array(.object(lineItem))), .init("meta_data", .stringMap),
         ])
 
     static func render(entity: String, _ record: StoredRecord) -> JSONValue {

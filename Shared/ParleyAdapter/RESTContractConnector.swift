@@ -13,9 +13,12 @@ public struct RESTContractConnector: SystemConnector {
         public var pageSizeParameter: String
         public var pageSize: Int
         public var update: HTTPMethod
+        /// Where a create also stores its idempotency key in the record, for the system to report
+        /// back (the mapping table's `origin`), when the contract has such a place.
+        public var originPath: [String]? = nil
 
         public static let erp = Style(pageSizeParameter: "limit", pageSize: 200, update: .PUT)
-        public static let webshop = Style(pageSizeParameter: "per_page", pageSize: 100, update: .PATCH)
+        public static let webshop = Style(pageSizeParameter: "per_page", pageSize: 100, update: .PATCH, originPath: ["meta_data", "parley_key"])
     }
 
     public let system: SystemName
@@ -54,8 +57,10 @@ public struct RESTContractConnector: SystemConnector {
     }
 
     public func create(_ entity: CanonicalEntityType, record: JSONObject, idempotencyKey: String) async throws(SystemError) -> JSONObject {
-        try Self.object(try await http.send(.POST, collection(entity), body: .object(record), extraHeaders: [("Idempotency-Key", idempotencyKey)]),
-                        "create \(entity)")
+        var record = record
+        if let originPath = style.originPath { record.set(.string(idempotencyKey), at: originPath) }
+        return try Self.object(try await http.send(.POST, collection(entity), body: .object(record), extraHeaders: [("Idempotency-Key", idempotencyKey)]),
+                               "create \(entity)")
     }
 
     public func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String]) async throws(SystemError) -> JSONObject {

@@ -126,6 +126,21 @@ public enum CanonicalJSON {
         }
         return flat
     }
+
+    /// Puts `value` at a reference's path in flat values: `customer`, or a line member such as
+    /// `lines[2].product` (ignored when that line does not exist).
+    public static func set(_ value: String, atReference path: String, in values: inout [String: JSONValue]) {
+        guard path.hasPrefix("lines["), let close = path.firstIndex(of: "]"),
+              let index = Int(path[path.index(path.startIndex, offsetBy: 6)..<close]) else {
+            values[path] = .string(value)
+            return
+        }
+        let member = String(path[path.index(close, offsetBy: 2)...])
+        guard case .array(var lines)? = values["lines"], lines.indices.contains(index), case .object(var line) = lines[index] else { return }
+        line[member] = .string(value)
+        lines[index] = .object(line)
+        values["lines"] = .array(lines)
+    }
 }
 
 // MARK: - Reading and writing field values

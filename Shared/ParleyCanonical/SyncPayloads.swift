@@ -89,9 +89,13 @@ public struct CanonicalPayload: Sendable, Hashable {
     public var references: [NativeReference]
     /// The source's modification time (canonical instant), when it reports one.
     public var modifiedAt: String?
+    /// The key Parley created the record with (its global ref), when the source keeps it: the
+    /// echo of Parley's own create, recognised even before the create's `written` event.
+    public var origin: String?
 
     public init(operation: ChangePayload.Operation, entity: JSONValue, carried: [String], assigned: [String] = [],
-                references: [NativeReference], modifiedAt: String?) {
+                references: [NativeReference], modifiedAt: String?, origin: String? = nil) {
+        self.origin = origin
         self.operation = operation
         self.entity = entity
         self.carried = carried
@@ -107,11 +111,12 @@ public struct CanonicalPayload: Sendable, Hashable {
         ]
         if !assigned.isEmpty { o["assigned"] = .array(assigned.map(JSONValue.string)) }
         if let modifiedAt { o["modifiedAt"] = .string(modifiedAt) }
+        if let origin { o["origin"] = .string(origin) }
         return .object(o)
     }
 
     public init(json: JSONValue) throws(PayloadError) {
-        let r = try PayloadReader(json, at: "", allowed: ["operation", "entity", "carried", "assigned", "references", "modifiedAt"])
+        let r = try PayloadReader(json, at: "", allowed: ["operation", "entity", "carried", "assigned", "references", "modifiedAt", "origin"])
         operation = try r.enumeration("operation", default: .upsert)
         entity = try r.required("entity")
         carried = try r.strings("carried")
@@ -125,6 +130,7 @@ public struct CanonicalPayload: Sendable, Hashable {
             try NativeReference(json: v, at: "references[\(i)]")
         }
         modifiedAt = try r.optionalString("modifiedAt")
+        origin = try r.optionalString("origin")
     }
 }
 

@@ -137,6 +137,17 @@ struct Context {
         var joined = false
         if let existing = try store.member(source, entity, nativeId) {
             global = existing
+        } else if let origin = payload.origin.flatMap(GlobalRef.init), origin.entity == entity,
+                  try store.entityType(of: origin.id) == entity, try store.nativeId(of: origin.id, in: source) == nil {
+            // The echo of Parley's own create, arriving before its written event: the record
+            // carries the key it was created with, so it joins that entity (orders are never
+            // matched by content, so without this the echo would become a second entity).
+            global = origin.id
+            if !(try store.addMember(global, source, entity, nativeId)) {
+                guard let existing = try store.member(source, entity, nativeId) else { throw LinkError("member vanished") }
+                global = existing
+            }
+            joined = true
         } else {
             let keys = Context.naturalKeys(entity, values)
             try store.lock(keys, entity: entity)
@@ -370,16 +381,7 @@ struct Context {
 
     /// Puts a reference at `customer` or `lines[2].product`.
     static func set(_ ref: String, at path: String, in values: inout [String: JSONValue]) {
-        guard path.hasPrefix("lines["), let close = path.firstIndex(of: "]"),
-              let index = Int(path[path.index(path.startIndex, offsetBy: 6)..<close]) else {
-            values[path] = .string(ref)
-            return
-        }
-        let member = String(path[path.index(close, offsetBy: 2)...])
-        guard case .array(var lines)? = values["lines"], lines.indices.contains(index), case .object(var line) = lines[index] else { return }
-        line[member] = .string(ref)
-        lines[index] = .object(line)
-        values["lines"] = .array(lines)
+        CanonicalJSON.set(ref, atReference: path, in: &values)
     }
 
     static func milliseconds(_ instant: String) -> Int64? {

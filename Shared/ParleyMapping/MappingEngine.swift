@@ -20,6 +20,8 @@ public struct NormalisedRecord: Sendable, Hashable {
     /// never overwrite one (an order number, a creation date).
     public var assigned: [String] = []
     public var references: [NativeReference]
+    /// The key Parley created this record with, when the system keeps it (the table's `origin`).
+    public var origin: String? = nil
 
     /// The canonical JSON object of ``values``.
     public var canonicalJSON: JSONValue { CanonicalJSON.nest(values, entity: entity) }
@@ -65,6 +67,7 @@ public struct Mapper: Sendable {
     let linesArray: [String]?
     let idPath: NativePath
     let modifiedAtPath: NativePath?
+    let originPath: NativePath?
     let dateTime: (any Converter)?
     let validator: TargetValidator
     /// The table's carried and assigned merge fields in canonical order, computed once.
@@ -111,6 +114,7 @@ public struct Mapper: Sendable {
         self.linesArray = linesArray
         self.idPath = NativePath(table.id)
         self.modifiedAtPath = table.modifiedAt.map(NativePath.init)
+        self.originPath = table.origin.map(NativePath.init)
         self.dateTime = registry.converter(named: "dateTime")
         self.validator = TargetValidator(table: table)
         let order = CanonicalField.fields(of: table.entity).map(\.path)
@@ -208,9 +212,13 @@ public struct Mapper: Sendable {
             }
         }
         let checked = try checkCanonical(values)
-        return NormalisedRecord(
+        var record = NormalisedRecord(
             system: system, entity: entity, nativeId: nativeId, modifiedAt: modifiedAt, values: checked,
             carried: carried, assigned: assigned, references: references)
+        if let originPath, case .string(let key)? = NativePath.value(at: originPath.components, in: object), !key.isEmpty {
+            record.origin = key
+        }
+        return record
     }
 
     /// Reads one row from a native object (the record, or one line) into canonical values.

@@ -53,7 +53,7 @@ public struct MappingProcessor: Sendable {
             }
             canonical = CanonicalPayload(operation: .upsert, entity: normalised.canonicalJSON, carried: normalised.carried,
                                          assigned: normalised.assigned, references: normalised.references,
-                                         modifiedAt: normalised.modifiedAt)
+                                         modifiedAt: normalised.modifiedAt, origin: normalised.origin)
         case (.upsert, nil):
             throw .init("an upsert without a record")  // ChangePayload already refuses this
         }

@@ -45,6 +45,10 @@ public struct MappingTable: Sendable {
     /// Native paths of the record's id and of its modification time.
     public var id: String
     public var modifiedAt: String?
+    /// Native path where the system keeps the key Parley created the record with
+    /// (PowerOffice Go's `ExternalImportReference`, the webshop's `meta_data.parley_key`), so
+    /// the echo of a create is recognised even when it arrives before the create's answer.
+    public var origin: String? = nil
     public var rows: [Row]
     /// The target's own rules beyond the contract's types (the table's `rules:`).
     public var rules: [Rule] = []

@@ -86,7 +86,7 @@ public struct MappingTableLoader {
             fail(Self.line(root), "expected a mapping with system, entity, contract, schema, writeSchema, id, modifiedAt, fields")
             try done()
         }
-        let allowed: Set<String> = ["system", "entity", "contract", "schema", "writeSchema", "id", "modifiedAt", "fields", "rules"]
+        let allowed: Set<String> = ["system", "entity", "contract", "schema", "writeSchema", "id", "modifiedAt", "origin", "fields", "rules"]
         for (key, _) in top where !allowed.contains(key.string ?? "") {
             fail(Self.line(key), "unknown key \"\(key.string ?? "?")\" (allowed: \(allowed.sorted().joined(separator: ", ")))")
         }
@@ -118,6 +118,7 @@ public struct MappingTableLoader {
         let writeSchema = text("writeSchema", required: false) ?? readSchema
         let idPath = text("id")
         let modifiedAt = text("modifiedAt", required: false)
+        let origin = text("origin", required: false)
 
         var schemas: OpenAPISchemas?
         if let (path, line) = contractPath {
@@ -150,6 +151,7 @@ public struct MappingTableLoader {
         }
         if let (path, line) = idPath { checkNative(path, line: line, direction: .read) }
         if let (path, line) = modifiedAt { checkNative(path, line: line, direction: .read) }
+        if let (path, line) = origin { checkNative(path, line: line, direction: .read) }
 
         var rows: [MappingTable.Row] = []
         var seen: [String: Int] = [:]
@@ -200,9 +202,11 @@ public struct MappingTableLoader {
             required += schemas.required(in: write, arrayPath: array.split(separator: ".").map(String.init))
                 .map { "\(array)[].\($0)" }
         }
-        return MappingTable(system: system, entity: entity, contract: contract, schema: schema, writeSchema: write,
-                            id: id, modifiedAt: modifiedAt?.0, rows: rows, rules: rules, constraints: constraints,
-                            requiredPaths: required, file: name)
+        var table = MappingTable(system: system, entity: entity, contract: contract, schema: schema, writeSchema: write,
+                                 id: id, modifiedAt: modifiedAt?.0, rows: rows, rules: rules, constraints: constraints,
+                                 requiredPaths: required, file: name)
+        table.origin = origin?.0
+        return table
     }
 
     private func parseRow(_ node: Node, entity: CanonicalEntityType?, fail: (Int, String) -> Void,
