@@ -61,6 +61,21 @@ public struct ScratchVhost: Sendable {
         return (response as! HTTPURLResponse).statusCode
     }
 
+    /// A call to the management API with the test user's credentials: the body, or an error for a non-2xx status.
+    public func management(_ method: String = "GET", _ path: String, body: String? = nil) async throws -> Data {
+        var request = URLRequest(url: URL(string: management + path)!)
+        request.httpMethod = method
+        request.setValue(authorization, forHTTPHeaderField: "Authorization")
+        if let body {
+            request.httpBody = Data(body.utf8)
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let status = (response as! HTTPURLResponse).statusCode
+        guard (200..<300).contains(status) else { throw MissingServer(variable: "management API \(method) \(path): HTTP \(status)") }
+        return data
+    }
+
     public func configuration(_ connectionName: String) throws -> AMQPConfiguration {
         var configuration = try AMQPConfiguration(urls: url, connectionName: connectionName)
         configuration.reconnect = Backoff(initial: .milliseconds(100), maximum: .seconds(2))
@@ -112,6 +127,7 @@ public func builtExecutable(_ name: String) -> URL? {
 
 public struct DeadlineExceeded: Error, CustomStringConvertible {
     public let what: String
+    public init(what: String) { self.what = what }
     public var description: String { "\(what) did not happen in time" }
 }
 

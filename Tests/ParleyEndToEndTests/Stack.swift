@@ -1,0 +1,280 @@
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import ParleyCanonical
+import ParleyMapping
+import ParleyMessaging
+import ParleyPostgres
+import ParleyTestSupport
+
+/// The whole system as deployed, one test's worth: the three simulators, the mapping service,
+/// the link service and every adapter (`replicas` of each) as real processes, on a vhost and a
+/// database of the test's own. Logs go to a directory that is printed when a test fails.
+final class Stack: Sendable {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    let erp: String
+    let shop: String
+    let go: String
+    let logs: URL
+    let vhost: ScratchVhost
+    let database: PostgresConfiguration
+    private let processes: Locked<[Process]>
+
+    static let erpKey = "e2e-erp-key"
+    static let shopKey = "ck_e2e", shopSecret = "cs_e2e"
+    static let webhookSecret = "e2e-webhook-secret"
+    static let goKeys = (application: "e2e-application-key", client: "e2e-client-key", subscription: "e2e-subscription-key")
+
+    /// Starts everything and waits until the simulators answer; the services then find each
+    /// other through the broker.
+    static func run<T: Sendable>(_ name: String, replicas: Int = 1, seed: (erp: Int, shop: Int, go: Int) = (0, 0, 0),
+                                 _ body: @Sendable (Stack) async throws -> T) async throws -> T {
+        try await ScratchVhost.with("parley-e2e") { vhost in
+            try await ScratchDatabase.with("parley_e2e") { database, databaseURL in
+                let stack = try await Stack(name: name, vhost: vhost, database: database, databaseURL: databaseURL, replicas: replicas, seed: seed)
+                do {
+                    let value = try await body(stack)
+                    await stack.stop()
+                    return value
+                } catch {
+                    await stack.stop()
+                    print("end-to-end stack logs: \(stack.logs.path)")
+                    throw error
+                }
+            }
+        }
+    }
+
+    private init(name: String, vhost: ScratchVhost, database: PostgresConfiguration, databaseURL: String, replicas: Int, seed: (erp: Int, shop: Int, go: Int)) async throws {
+        self.vhost = vhost
+        self.database = database
+        processes = Locked([])
+        logs = FileManager.default.temporaryDirectory.appendingPathComponent("parley-e2e-\(name)-\(UUID().uuidString.prefix(6))")
+        try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
+        let ports = (erp: Self.port(), shop: Self.port(), go: Self.port(), webhook: Self.port())
+        erp = "http://127.0.0.1:\(ports.erp)"
+        shop = "http://127.0.0.1:\(ports.shop)"
+        go = "http://127.0.0.1:\(ports.go)"
+
+        try start("customerp-simulator", ["--port", "\(ports.erp)", "--api-key", Self.erpKey, "--seed", "\(seed.erp)"])
+        try start("customwebshop-simulator", ["--port", "\(ports.shop)", "--consumer-key", Self.shopKey, "--consumer-secret", Self.shopSecret,
+                                              "--seed", "\(seed.shop)", "--webhook-secret", Self.webhookSecret,
+                                              "--webhook-url", "http://127.0.0.1:\(ports.webhook)/webhooks/customwebshop"])
+        try start("powerofficego-simulator", ["--port", "\(ports.go)", "--application-key", Self.goKeys.application,
+                                              "--client-key", Self.goKeys.client, "--subscription-key", Self.goKeys.subscription,
+                                              "--seed", "\(seed.go)", "--rate-limit", "20"])
+        for url in [erp + "/_admin/records", shop + "/_admin/records", go + "/_admin/records"] { try await Self.waitUntilUp(url) }
+
+        let common = ["PARLEY_AMQP_URL": vhost.url, "PARLEY_DATABASE_URL": databaseURL, "PARLEY_REPOSITORY": Self.root.path,
+                      "PARLEY_LOG_LEVEL": "info"]
+        // The link service migrates the database the adapters share, so it goes first.
+        try start("link-service", ["--lease-seconds", "20"], env: common)
+        try start("mapping-service", [], env: common)
+        try await Task.sleep(for: .seconds(1))
+        for replica in 0..<replicas {
+            try start("customerp-adapter", ["--poll-seconds", "0.5"], env: common.merging([
+                "PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": Self.erpKey]) { a, _ in a }, replica: replica)
+            // The simulator posts its webhooks to the first replica; the others poll if they hold the lease.
+            try start("customwebshop-adapter", ["--poll-seconds", "0.5", "--webhook-port", "\(replica == 0 ? ports.webhook : Self.port())"],
+                      env: common.merging([
+                        "PARLEY_CUSTOMWEBSHOP_URL": shop, "PARLEY_CUSTOMWEBSHOP_KEY": Self.shopKey, "PARLEY_CUSTOMWEBSHOP_SECRET": Self.shopSecret,
+                        "PARLEY_CUSTOMWEBSHOP_WEBHOOK_SECRET": Self.webhookSecret]) { a, _ in a }, replica: replica)
+            try start("powerofficego-adapter", ["--poll-seconds", "0.5"], env: common.merging([
+                "PARLEY_POWEROFFICE_URL": go + "/v2", "PARLEY_POWEROFFICE_TOKEN_URL": go + "/OAuth/Token",
+                "PARLEY_POWEROFFICE_APPLICATION_KEY": Self.goKeys.application, "PARLEY_POWEROFFICE_CLIENT_KEY": Self.goKeys.client,
+                "PARLEY_POWEROFFICE_SUBSCRIPTION_KEY": Self.goKeys.subscription]) { a, _ in a }, replica: replica)
+        }
+    }
+
+    static func port() -> Int { Int.random(in: 20_000...40_000) }
+
+    private func start(_ name: String, _ arguments: [String], env extra: [String: String] = [:], replica: Int = 0) throws {
+        guard let executable = builtExecutable(name) else { throw HTTPError(description: "\(name) is not built next to the tests (swift build --build-tests)") }
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in extra { env[k] = v }
+        process.environment = env
+        let log = logs.appendingPathComponent("\(name)-\(replica).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: log)
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        processes.withLock { $0.append(process) }
+    }
+
+    /// Every process still running (a crash shows up here rather than as a time-out).
+    func exited() -> [String] {
+        processes.withLock { $0.filter { !$0.isRunning }.map { "\($0.executableURL?.lastPathComponent ?? "?") (status \($0.terminationStatus))" } }
+    }
+
+    func stop() async {
+        let all = processes.withLock { $0 }
+        for process in all.reversed() where process.isRunning { process.terminate() }
+        for _ in 0..<300 where all.contains(where: \.isRunning) { try? await Task.sleep(for: .milliseconds(50)) }
+        for process in all where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
+    // MARK: The systems' APIs
+
+    struct HTTPError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    @discardableResult
+    static func http(_ method: String, _ url: String, headers: [String: String] = [:], body: JSONValue? = nil,
+                     contentType: String = "application/json") async throws -> (Int, JSONValue?) {
+        var request = URLRequest(url: URL(string: url)!)
+        request.httpMethod = method
+        for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
+        if let body {
+            request.httpBody = Data(body.serializedString().utf8)
+            request.setValue(contentType, forHTTPHeaderField: "Content-Type")
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        return ((response as! HTTPURLResponse).statusCode, data.isEmpty ? nil : try? JSONValue.parse(String(decoding: data, as: UTF8.self)))
+    }
+
+    static func waitUntilUp(_ url: String) async throws {
+        _ = try await withDeadline(.seconds(60), "\(url) answering") {
+            while true {
+                if let (status, _) = try? await http("GET", url), status > 0 { return true }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+        }
+    }
+
+    /// A call that must succeed (2xx); returns the body.
+    @discardableResult
+    func call(_ system: SystemName, _ method: String, _ path: String, _ body: JSONValue? = nil) async throws -> JSONValue? {
+        var headers: [String: String] = [:]
+        var base: String
+        var contentType = "application/json"
+        switch system {
+        case .customerp:
+            base = erp
+            headers["X-Api-Key"] = Self.erpKey
+            if method == "POST" { headers["Idempotency-Key"] = UUID().uuidString }
+        case .customwebshop:
+            base = shop
+            headers["Authorization"] = "Basic " + Data("\(Self.shopKey):\(Self.shopSecret)".utf8).base64EncodedString()
+            if method == "POST" { headers["Idempotency-Key"] = UUID().uuidString }
+        case .powerofficego:
+            base = go + "/v2"
+            headers["Authorization"] = "Bearer " + (try await goToken())
+            headers["Ocp-Apim-Subscription-Key"] = Self.goKeys.subscription
+            if method == "PATCH" { contentType = "application/json-patch+json" }
+        default:
+            throw HTTPError(description: "no simulator for \(system)")
+        }
+        // The simulators' rate limits apply to tests too: wait and try again.
+        for _ in 0..<20 {
+            let (status, answer) = try await Self.http(method, base + path, headers: headers, body: body, contentType: contentType)
+            if status == 429 { try await Task.sleep(for: .milliseconds(500)); continue }
+            guard (200..<300).contains(status) else {
+                throw HTTPError(description: "\(method) \(system) \(path): HTTP \(status) \(answer.map { $0.serializedString() } ?? "")")
+            }
+            return answer
+        }
+        throw HTTPError(description: "\(method) \(system) \(path): still 429 after 20 tries")
+    }
+
+    private func goToken() async throws -> String {
+        var request = URLRequest(url: URL(string: go + "/OAuth/Token")!)
+        request.httpMethod = "POST"
+        request.setValue("Basic " + Data("\(Self.goKeys.application):\(Self.goKeys.client)".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
+        request.setValue(Self.goKeys.subscription, forHTTPHeaderField: "Ocp-Apim-Subscription-Key")
+        request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
+        request.httpBody = Data("grant_type=client_credentials".utf8)
+        let (data, _) = try await URLSession.shared.data(for: request)
+        guard case .string(let token)? = (try? JSONValue.parse(String(decoding: data, as: UTF8.self)))?["access_token"] else {
+            throw HTTPError(description: "no PowerOffice Go token: \(String(decoding: data, as: UTF8.self))")
+        }
+        return token
+    }
+
+    /// Every record a simulator holds, by its collection name (`customers`, `products`, and
+    /// `orders`, or `salesorders` for PowerOffice Go).
+    func records(_ system: SystemName) async throws -> [String: [JSONObject]] {
+        let base = system == .customerp ? erp : system == .customwebshop ? shop : go
+        let (_, body) = try await Self.http("GET", base + "/_admin/records")
+        guard case .object(let all)? = body else { throw HTTPError(description: "\(system) /_admin/records: not an object") }
+        var result: [String: [JSONObject]] = [:]
+        for (name, value) in all {
+            guard case .array(let items) = value else { continue }
+            result[name] = items.compactMap { if case .object(let o) = $0 { o } else { nil } }
+        }
+        return result
+    }
+
+    static func collection(_ system: SystemName, _ entity: CanonicalEntityType) -> String {
+        switch entity {
+        case .customer: "customers"
+        case .product: "products"
+        case .order: system == .powerofficego ? "salesorders" : "orders"
+        }
+    }
+
+    func records(_ system: SystemName, _ entity: CanonicalEntityType) async throws -> [JSONObject] {
+        try await records(system)[Self.collection(system, entity)] ?? []
+    }
+
+    /// The commands the adapters consumed so far (RabbitMQ's count of messages delivered from
+    /// their command queues): every write Parley makes to a system is one.
+    func commandsDelivered() async throws -> Int {
+        let all = try await management("/api/queues/\(vhost.name)?columns=name,message_stats")
+        guard case .array(let queues)? = all else { return 0 }
+        var total = 0
+        for queue in queues {
+            guard case .string(let name)? = queue["name"], name.hasSuffix("-adapter.commands") else { continue }
+            total += queue["message_stats"]?["deliver_get"]?.int ?? 0
+        }
+        return total
+    }
+
+    private func management(_ path: String, method: String = "GET", body: String? = nil) async throws -> JSONValue? {
+        try JSONValue.parse(String(decoding: try await vhost.management(method, path, body: body), as: UTF8.self))
+    }
+
+    /// The `parley-error` header of each message in a dead-letter queue (read and put back).
+    func deadLetterReasons(_ queue: String) async throws -> [String] {
+        let messages = try await management("/api/queues/\(vhost.name)/\(queue).dead/get", method: "POST",
+                                            body: #"{"count":50,"ackmode":"ack_requeue_true","encoding":"auto"}"#)
+        return (messages?.array ?? []).compactMap { $0["properties"]?["headers"]?["parley-error"]?.string }
+    }
+
+    /// The reasons the link service recorded for failed entities.
+    func failedReasons() async throws -> [String] {
+        let pool = PostgresPool(configuration: database, maxConnections: 1)
+        defer { Task { await pool.close() } }
+        return try await pool.query("select system || ': ' || reason from failed order by failed_at").map { try $0.decode(String.self, at: 0) }
+    }
+
+    /// Dead-lettered messages waiting in one queue's dead-letter queue.
+    func deadLetters(_ queue: String) async throws -> Int {
+        try await management("/api/queues/\(vhost.name)/\(queue).dead")?["messages"]?.int ?? 0
+    }
+}
+
+/// Waits until `condition` holds, re-evaluating it every half second; fails after `limit`
+/// with the last value `describe` gives.
+func eventually(_ what: String, within limit: Duration = .seconds(90), _ stack: Stack,
+                _ condition: @escaping @Sendable () async throws -> Bool) async throws {
+    let clock = ContinuousClock()
+    let deadline = clock.now.advanced(by: limit)
+    var lastError: (any Error)?
+    while clock.now < deadline {
+        do {
+            if try await condition() { return }
+            lastError = nil
+        } catch { lastError = error }
+        let gone = stack.exited()
+        if !gone.isEmpty { throw Stack.HTTPError(description: "while waiting for \(what): processes exited: \(gone.joined(separator: ", "))") }
+        try await Task.sleep(for: .milliseconds(500))
+    }
+    throw DeadlineExceeded(what: what + (lastError.map { " (last error: \($0))" } ?? ""))
+}
