@@ -198,8 +198,12 @@ struct Context {
             try request(global: global, to: source, state: state)
         }
         try createDownstream(global: global, members: members, state: state)
-        // A record matched into an entity is a link like a confirmed create: what waited for it goes.
-        if joined, members.count > 1 { try releaseParked(on: global, in: source) }
+        // A record matched into an entity is a link like a confirmed create: what waited for it
+        // goes, and a create to it that failed (it already existed) is no failure any more.
+        if joined, members.count > 1 {
+            try releaseParked(on: global, in: source)
+            try store.clearFailure(global, source)
+        }
         if result.changed.isEmpty && writes == 0 { return .unchanged(global: global) }
         return .applied(global: global, changed: result.changed, writes: writes, parked: parked)
     }
@@ -251,6 +255,8 @@ struct Context {
         // Rule 6: every referenced entity must have a record in the target first.
         var targetIds: [String: String] = [:]
         var missing: [String] = []
+        // Parking and releasing must not miss each other between two transactions.
+        try store.lockReferenced(Context.references(in: state.values).compactMap { GlobalRef($0)?.id })
         for reference in Context.references(in: state.values) {
             guard let target = GlobalRef(reference) else { continue }
             if let id = try store.nativeId(of: target.id, in: system) { targetIds[reference] = id } else { missing.append(reference) }
@@ -342,6 +348,13 @@ struct Context {
         let system = cause.system
         let state = try store.lockEntity(global, entity)
         guard let slot = try store.lockSlot(global, system), slot.writeId == payload.writeId else { return .ignored }
+        // A create refused because the record already exists there, which has meanwhile been
+        // matched and linked (the system's own copy arrived as a change): nothing failed.
+        if payload.operation == .create, try store.nativeId(of: global, in: system) != nil {
+            try store.closeSlot(global, system)
+            if slot.pending { try request(global: global, to: system, state: state) }
+            return .recorded(global: global, writes: writes)
+        }
         // Rule 10: recorded with its reason; transient failures come back after a backoff
         // (the slot's lease is the timer), permanent ones wait for a change or a retry request.
         if payload.transient {

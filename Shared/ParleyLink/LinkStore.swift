@@ -279,3 +279,14 @@ public struct LinkError: Error, Sendable, CustomStringConvertible {
     public init(_ reason: String) { self.reason = reason }
     public var description: String { reason }
 }
+
+extension LinkStore {
+    /// Takes a share lock on each referenced entity, in id order. A transaction that links one
+    /// of them (written event, match) holds its row lock, so the reference check that follows
+    /// either sees that link or parks where the linking transaction's release will find it.
+    func lockReferenced(_ globals: [UUID]) throws {
+        for global in globals.sorted(by: { $0.uuidString < $1.uuidString }) {
+            _ = try tx.query("select 1 from global_entity where id = $1 for share", [global])
+        }
+    }
+}

@@ -36,7 +36,8 @@ struct EndToEndTests {
     /// number or SKU) is `key`; for orders, the one order there is for the customer with that e-mail.
     func find(_ stack: Stack, _ system: SystemName, _ entity: CanonicalEntityType, _ key: String) async throws -> JSONObject? {
         for record in try await stack.records(system, entity) {
-            let normalised = try oracle.canonical(system, entity, record)
+            // A record that cannot be read (bad data) is no match for anything.
+            guard let normalised = try? oracle.canonical(system, entity, record) else { continue }
             switch entity {
             case .customer:
                 if normalised.values["email"]?.string?.lowercased() == key || normalised.values["organizationNumber"]?.string == key { return record }
@@ -198,7 +199,7 @@ struct EndToEndTests {
             for entity in [CanonicalEntityType.customer, .product] {
                 var seen: [String: Int] = [:]
                 for record in try await stack.records(system, entity) {
-                    let values = try oracle.canonical(system, entity, record).values
+                    guard let values = try? oracle.canonical(system, entity, record).values else { continue }
                     seen[(entity == .customer ? values["email"] : values["sku"])?.string?.lowercased() ?? "?", default: 0] += 1
                 }
                 duplicates += seen.filter { $0.value > 1 }.map { "\(system) \(entity) \($0.key) ×\($0.value)" }
@@ -210,26 +211,25 @@ struct EndToEndTests {
     @Test("Bad data (a product priced \"abc\", a customer without a name) is reported with its reason while everything else syncs")
     func badData() async throws {
         try await Stack.run("bad-data") { stack in
-            try await stack.call(.customwebshop, "POST", "/products", ["sku": "BAD-1", "name": "Ugyldig pris", "price": "abc", "tax_rate": 25, "type": "simple"])
-            try await stack.call(.customwebshop, "POST", "/customers", ["email": "uten.navn@example.no", "first_name": "", "last_name": ""])
+            // The webshop's API refuses both; an older system may hold them all the same.
+            try await stack.insertDirty(.customwebshop, "products", ["sku": "BAD-1", "name": "Ugyldig pris", "price": "abc", "tax_rate": 25, "type": "simple"])
+            try await stack.insertDirty(.customwebshop, "customers", ["email": "uten.navn@example.no"])
             try await stack.call(.customwebshop, "POST", "/products", ["sku": "GOD-1", "name": "Gyldig vare", "price": "125.00", "tax_rate": 25, "type": "simple"])
             try await stack.call(.customwebshop, "POST", "/customers", ["email": "ola@example.no", "first_name": "Ola", "last_name": "Nordmann"])
             try await converged(stack, .product, "GOD-1", from: .customwebshop, to: [.powerofficego], "the good product in PowerOffice Go")
             try await converged(stack, .customer, "ola@example.no", from: .customwebshop, to: [.powerofficego], "the good customer in PowerOffice Go")
 
-            // The price cannot be read: the change is dead-lettered with the reason, for `parley dlq`.
-            try await eventually("the unreadable product dead-lettered", stack) { try await stack.deadLetters("mapping.changes") >= 1 }
-            let reasons = try await stack.deadLetterReasons("mapping.changes")
-            #expect(reasons.contains { $0.contains("abc") }, "reasons: \(reasons)")
-            // The nameless customer cannot be written to PowerOffice Go: a failed entity with its reason.
-            let failures = Locked<[String]>([])
-            try await eventually("the nameless customer recorded as failed", stack) {
-                let rows = try await stack.failedReasons()
-                failures.withLock { $0 = rows }
-                return !rows.isEmpty
+            // Each is reported with its reason: a change that cannot be read is dead-lettered (for
+            // `parley dlq`), a record a target would refuse is a failed entity (`parley failed`).
+            let reasons = Locked<[String]>([])
+            try await eventually("both bad records reported with their reasons", stack) {
+                let all = try await stack.deadLetterReasons("mapping.changes") + (try await stack.failedReasons())
+                reasons.withLock { $0 = all }
+                return all.contains { $0.contains("abc") } && all.contains { $0.lowercased().contains("name") }
             }
-            #expect(failures.withLock { $0 }.contains { $0.lowercased().contains("name") }, "failures: \(failures.withLock { $0 })")
+            print("bad data reported as: \(reasons.withLock { $0 })")
             #expect(try await find(stack, .powerofficego, .product, "BAD-1") == nil)
+            #expect(try await stack.records(.powerofficego, .customer).count == 1, "only the good customer reaches PowerOffice Go")
         }
     }
 
@@ -261,25 +261,28 @@ struct EndToEndTests {
 
     @Test("Three replicas of every adapter give the same end state as one, and no duplicates")
     func replicas() async throws {
-        let seed = (erp: 5, shop: 2, go: 2)
+        // Only the ERP is seeded: the simulators' generator gives the webshop a different product
+        // under an ERP SKU, and which edit wins such a clash depends on timing, not on replicas.
+        let seed = (erp: 8, shop: 0, go: 0)
+        // Converged: the end state no longer changes and no command is delivered for a while.
+        // (Not every record reaches every system: a seeded order may be cancelled, which
+        // PowerOffice Go cannot hold; it is reported as failed, the same way for one replica as three.)
         @Sendable func converge(_ stack: Stack) async throws -> (state: [String], duplicates: [String]) {
-            let erp = try await stack.records(.customerp)
-            try await eventually("the seeded data everywhere", within: .seconds(150), stack) {
-                let shop = try await stack.records(.customwebshop), go = try await stack.records(.powerofficego)
-                // Webshop: the ERP's records (its own seeded ones are the ERP's first), plus its own orders;
-                // PowerOffice Go: the webshop's, plus its own customers and orders (products match by SKU).
-                return shop["customers"]?.count == erp["customers"]?.count && shop["products"]?.count == erp["products"]?.count
-                    && shop["orders"]?.count == (erp["orders"]?.count ?? 0) + seed.shop
-                    && go["salesorders"]?.count == (shop["orders"]?.count ?? 0) + seed.go
-                    && go["products"]?.count == shop["products"]?.count
+            let last = Locked<[String]>([])
+            try await eventually("the seeded data synced and quiet", within: .seconds(150), stack) {
+                let before = try await endState(stack)
+                let writes = try await quietWrites(stack, window: .seconds(3))
+                let after = try await endState(stack)
+                last.withLock { $0 = after }
+                return writes == 0 && before == after && after.filter { $0.hasPrefix("customwebshop order") }.count >= seed.erp
             }
-            _ = try await quietWrites(stack, window: .seconds(3))
-            return (try await endState(stack), try await duplicateKeys(stack))
+            return (last.withLock { $0 }, try await duplicateKeys(stack))
         }
         let one = try await Stack.run("replicas-1", replicas: 1, seed: seed) { try await converge($0) }
         let three = try await Stack.run("replicas-3", replicas: 3, seed: seed) { try await converge($0) }
         #expect(one.duplicates.isEmpty && three.duplicates.isEmpty, "duplicates: \(one.duplicates) \(three.duplicates)")
         #expect(one.state.count == three.state.count)
-        #expect(one.state == three.state, "differences: \(Set(one.state).symmetricDifference(three.state).sorted().prefix(6))")
+        let differences = Set(one.state).symmetricDifference(three.state).sorted()
+        #expect(differences.isEmpty, "differences: \(differences.prefix(6))")
     }
 }

@@ -211,6 +211,13 @@ final class Stack: Sendable {
         return result
     }
 
+    /// Stores a record in the ERP's or the webshop's simulator as given, past the contract's
+    /// validation: the dirty data an old system holds (`POST /_admin/records/{entity}`).
+    func insertDirty(_ system: SystemName, _ collection: String, _ fields: JSONValue) async throws {
+        let (status, body) = try await Self.http("POST", (system == .customerp ? erp : shop) + "/_admin/records/\(collection)", body: fields)
+        guard status == 201 else { throw HTTPError(description: "dirty \(collection): HTTP \(status) \(body?.serializedString() ?? "")") }
+    }
+
     static func collection(_ system: SystemName, _ entity: CanonicalEntityType) -> String {
         switch entity {
         case .customer: "customers"
