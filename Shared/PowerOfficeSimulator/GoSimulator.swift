@@ -226,7 +226,7 @@ public actor GoSimulator {
             let customers = store.customers.sorted { $0.key < $1.key }.map { JSONValue.object($0.value) }
             let products = store.products.sorted { $0.key < $1.key }.map { JSONValue.object($0.value) }
             let orders = store.orders.keys.sorted().compactMap { try? store.salesOrderComplete($0) }.map(JSONValue.object)
-            return .json(200, ["customers": .array(customers), "products": .array(products), "salesorders": .array(orders)])
+            return .json(200, .object(["customers": .array(customers), "products": .array(products), "salesorders": .array(orders)]))
         case ("POST", ["reset"]):
             reset()
             return SimResponse(status: 204)
