@@ -180,6 +180,8 @@ public enum AdminRoutes {
     /// - `GET /_admin/faults`, `POST /_admin/faults` (a JSON object of knobs to change)
     /// - `POST /_admin/reset` (forget every record; body `{"seed": N}` re-seeds N of each)
     /// - `GET /_admin/records` (every record of every entity, archived ones included)
+    /// - `POST /_admin/records/{entity}` (store a record as given, without the contract's
+    ///   validation: the dirty data an old system holds, for tests of bad input; no webhook)
     public static func add<Context: RequestContext>(
         to router: Router<Context>, state: SimulatorState, render: @escaping @Sendable (String, StoredRecord) -> JSONValue,
         seed: @escaping @Sendable (Int, inout SimulatorDatabase) throws -> Void
@@ -211,6 +213,18 @@ public enum AdminRoutes {
                 }
             }
             return Response.json(JSONValue.object(all))
+        }
+        router.post("/_admin/records/:entity") { request, context in
+            let entity = try context.parameters.require("entity")
+            guard case .object(let fields) = try await request.jsonBody() else {
+                throw Problem.validation([.init(field: "", message: "expected a JSON object of fields")])
+            }
+            let wall = Timestamp.now()
+            let record = try await state.transact { db in
+                guard db.entities[entity] != nil else { throw Problem.validation([.init(field: "entity", message: "no entity \(entity)")]) }
+                return try db.create(entity, fields: fields, wall: wall).record
+            }
+            return Response.json(render(entity, record), status: .created)
         }
     }
 }
