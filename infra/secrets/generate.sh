@@ -3,6 +3,11 @@
 # its AMQP URL and database URL with a random password, and the two administrator passwords.
 # Existing files are kept, so running it again changes nothing.
 #
+# The directory is mode 700 (no other user on the host can reach the files); the files are 644
+# because compose bind-mounts file secrets as they are (it ignores uid/gid/mode outside swarm)
+# and the containers read them as their own unprivileged users (parley 10001, postgres and
+# rabbitmq 999, grafana 472).
+#
 #   infra/secrets/generate.sh [directory]      (default: ./secrets)
 set -euo pipefail
 dir=${1:-secrets}
@@ -10,7 +15,7 @@ mkdir -p "$dir"; chmod 700 "$dir"
 random() { head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 24; }
 write() { # file content
   if [ -s "$dir/$1" ]; then return 0; fi
-  (umask 077; printf '%s\n' "$2" > "$dir/$1"); echo "wrote $dir/$1"
+  (umask 022; printf '%s\n' "$2" > "$dir/$1"); echo "wrote $dir/$1"
 }
 write rabbitmq-admin-password "$(random)"
 write postgres-admin-password "$(random)"
