@@ -12,10 +12,13 @@ infra:
 	@PARLEY_LOCAL_DIR=$(LOCAL_DIR) $(LOCAL) up
 
 # The envelope's JSON-Schema check runs Python's jsonschema; the PowerOffice Go conformance
-# check also reads the OpenAPI document with PyYAML.
+# check also reads the OpenAPI document with PyYAML. The deployment test validates
+# docker-compose.yml with Debian's docker-compose (1.29).
 test-tools:
 	@python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml 2>/dev/null \
 	  || (apt-get install -y -qq python3-jsonschema python3-yaml >/dev/null 2>&1 || sudo apt-get install -y -qq python3-jsonschema python3-yaml)
+	@command -v docker-compose >/dev/null 2>&1 \
+	  || (apt-get install -y -qq docker-compose >/dev/null 2>&1 || sudo apt-get install -y -qq docker-compose)
 
 infra-down:
 	@PARLEY_LOCAL_DIR=$(LOCAL_DIR) $(LOCAL) down

@@ -244,6 +244,18 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             path: "Tests/ParleySimulatorTests"),
+
+        // Deployment: what each executable reads from its environment and the broker permissions
+        // each service needs, from the constants the code uses; the test checks docker-compose.yml
+        // and infra/ against them.
+        .target(
+            name: "ParleyDeployment",
+            dependencies: ["ParleyAMQP", "ParleyPostgres", "ParleyMessaging", "ParleyMapping", "ParleyAdapter", "ParleySimulator"],
+            path: "Shared/ParleyDeployment"),
+        .testTarget(
+            name: "ParleyDeploymentTests",
+            dependencies: ["ParleyDeployment", "ParleyAMQP", "ParleyMessaging", .product(name: "Yams", package: "Yams")],
+            path: "Tests/ParleyDeploymentTests"),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -30,8 +30,8 @@ struct CustomerpAdapter: AsyncParsableCommand {
                 name: "customerp-adapter", environment: environment, repository: repository, logger: logger,
                 pollInterval: .milliseconds(Int64(pollSeconds * 1000)), rescanInterval: .seconds(rescanSeconds)
             ) {
-                let base = try environment.url("PARLEY_CUSTOMERP_URL", "the ERP contract's base URL")
-                let key = try environment.required("PARLEY_CUSTOMERP_API_KEY", "the ERP's API key")
+                let base = try environment.url(AdapterEnvironment.Key.customerpURL, "the ERP contract's base URL")
+                let key = try environment.required(AdapterEnvironment.Key.customerpAPIKey, "the ERP's API key")
                 return RESTContractConnector(
                     system: .customerp, http: HTTPJSONClient(baseURL: base) { [("X-Api-Key", key)] }, style: .erp)
             }

@@ -27,7 +27,7 @@ struct CustomerpSimulatorCommand: AsyncParsableCommand {
 
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
-        var faults = FaultSettings.fromEnvironment(prefix: "CUSTOMERP_SIM")
+        var faults = FaultSettings.fromEnvironment(prefix: SimulatorEnvironment.Customerp.prefix)
         if let errorRate { faults.errorRate = errorRate }
         if let errorStatus { faults.errorStatus = errorStatus }
         if let latencyMs { faults.latencyMs = latencyMs }
@@ -36,7 +36,7 @@ struct CustomerpSimulatorCommand: AsyncParsableCommand {
         if let retryAfter { faults.retryAfterSeconds = retryAfter }
         if let dropRate { faults.dropRate = dropRate }
         var auth = AuthPolicy(
-            apiKey: apiKey ?? env["CUSTOMERP_SIM_API_KEY"], bearerToken: bearerToken ?? env["CUSTOMERP_SIM_BEARER_TOKEN"])
+            apiKey: apiKey ?? env[SimulatorEnvironment.Customerp.apiKey], bearerToken: bearerToken ?? env[SimulatorEnvironment.Customerp.bearerToken])
         if auth.isOpen && !noAuth { auth.apiKey = "dev-erp-key" }
         if noAuth { auth = AuthPolicy() }
         let state = try ERPSimulator.makeState(seed: seed, seedValue: seedValue, faults: faults)

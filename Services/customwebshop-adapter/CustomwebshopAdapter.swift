@@ -33,10 +33,10 @@ struct CustomwebshopAdapter: AsyncParsableCommand {
         let logger = ServiceLogging.bootstrap(environment: environment.values, label: "parley.customwebshop-adapter")
         let port = webhookPort
         do {
-            let base = try environment.url("PARLEY_CUSTOMWEBSHOP_URL", "the webshop contract's base URL")
-            let key = try environment.required("PARLEY_CUSTOMWEBSHOP_KEY", "the webshop's consumer key")
-            let secret = try environment.required("PARLEY_CUSTOMWEBSHOP_SECRET", "the webshop's consumer secret")
-            let webhookSecret = try environment.required("PARLEY_CUSTOMWEBSHOP_WEBHOOK_SECRET", "the secret the webshop signs webhooks with")
+            let base = try environment.url(AdapterEnvironment.Key.customwebshopURL, "the webshop contract's base URL")
+            let key = try environment.required(AdapterEnvironment.Key.customwebshopKey, "the webshop's consumer key")
+            let secret = try environment.required(AdapterEnvironment.Key.customwebshopSecret, "the webshop's consumer secret")
+            let webhookSecret = try environment.required(AdapterEnvironment.Key.customwebshopWebhookSecret, "the secret the webshop signs webhooks with")
             let basic = "Basic " + Data("\(key):\(secret)".utf8).base64EncodedString()
             let connector = RESTContractConnector(system: .customwebshop, http: HTTPJSONClient(baseURL: base) { [("Authorization", basic)] },
                                                   style: .webshop)

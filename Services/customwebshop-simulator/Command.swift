@@ -31,7 +31,7 @@ struct CustomwebshopSimulatorCommand: AsyncParsableCommand {
 
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
-        var faults = FaultSettings.fromEnvironment(prefix: "CUSTOMWEBSHOP_SIM")
+        var faults = FaultSettings.fromEnvironment(prefix: SimulatorEnvironment.Customwebshop.prefix)
         if let errorRate { faults.errorRate = errorRate }
         if let errorStatus { faults.errorStatus = errorStatus }
         if let latencyMs { faults.latencyMs = latencyMs }
@@ -39,15 +39,15 @@ struct CustomwebshopSimulatorCommand: AsyncParsableCommand {
         if let rateLimitBurst { faults.rateLimitBurst = rateLimitBurst }
         if let retryAfter { faults.retryAfterSeconds = retryAfter }
         if let dropRate { faults.dropRate = dropRate }
-        let key = consumerKey ?? env["CUSTOMWEBSHOP_SIM_CONSUMER_KEY"]
-        let secret = consumerSecret ?? env["CUSTOMWEBSHOP_SIM_CONSUMER_SECRET"]
+        let key = consumerKey ?? env[SimulatorEnvironment.Customwebshop.consumerKey]
+        let secret = consumerSecret ?? env[SimulatorEnvironment.Customwebshop.consumerSecret]
         var auth = AuthPolicy(
-            basic: key.map { ($0, secret ?? "") }, bearerToken: bearerToken ?? env["CUSTOMWEBSHOP_SIM_BEARER_TOKEN"])
+            basic: key.map { ($0, secret ?? "") }, bearerToken: bearerToken ?? env[SimulatorEnvironment.Customwebshop.bearerToken])
         if auth.isOpen && !noAuth { auth.basic = ("ck_dev", "cs_dev") }
         if noAuth { auth = AuthPolicy() }
         var webhooks: WebhookDispatcher?
-        if let url = webhookUrl ?? env["CUSTOMWEBSHOP_SIM_WEBHOOK_URL"] {
-            guard let s = webhookSecret ?? env["CUSTOMWEBSHOP_SIM_WEBHOOK_SECRET"], !s.isEmpty else {
+        if let url = webhookUrl ?? env[SimulatorEnvironment.Customwebshop.webhookURL] {
+            guard let s = webhookSecret ?? env[SimulatorEnvironment.Customwebshop.webhookSecret], !s.isEmpty else {
                 throw ValidationError("--webhook-url needs --webhook-secret")
             }
             webhooks = WebhookDispatcher(url: url, secret: s, maxAttempts: webhookAttempts)

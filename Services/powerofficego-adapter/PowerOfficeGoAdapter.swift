@@ -30,11 +30,11 @@ struct PowerOfficeGoAdapter: AsyncParsableCommand {
         let logger = ServiceLogging.bootstrap(environment: environment.values, label: "parley.powerofficego-adapter")
         do {
             let credentials = PowerOfficeConnector.Credentials(
-                tokenURL: try environment.url("PARLEY_POWEROFFICE_TOKEN_URL", "PowerOffice Go's OAuth token endpoint"),
-                applicationKey: try environment.required("PARLEY_POWEROFFICE_APPLICATION_KEY", "the application key"),
-                clientKey: try environment.required("PARLEY_POWEROFFICE_CLIENT_KEY", "the client key"),
-                subscriptionKey: try environment.required("PARLEY_POWEROFFICE_SUBSCRIPTION_KEY", "the Ocp-Apim-Subscription-Key"))
-            let base = try environment.url("PARLEY_POWEROFFICE_URL", "PowerOffice Go's API base URL")
+                tokenURL: try environment.url(AdapterEnvironment.Key.powerOfficeTokenURL, "PowerOffice Go's OAuth token endpoint"),
+                applicationKey: try environment.required(AdapterEnvironment.Key.powerOfficeApplicationKey, "the application key"),
+                clientKey: try environment.required(AdapterEnvironment.Key.powerOfficeClientKey, "the client key"),
+                subscriptionKey: try environment.required(AdapterEnvironment.Key.powerOfficeSubscriptionKey, "the Ocp-Apim-Subscription-Key"))
+            let base = try environment.url(AdapterEnvironment.Key.powerOfficeURL, "PowerOffice Go's API base URL")
             let rate = requestsPerSecond
             try await AdapterRuntime.run(
                 name: "powerofficego-adapter", environment: environment, repository: repository, logger: logger,

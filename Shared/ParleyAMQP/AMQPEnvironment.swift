@@ -1,6 +1,21 @@
 import Foundation
 
 extension AMQPConfiguration {
+    /// The names of the settings `fromEnvironment` reads, so deployment files and their test
+    /// refer to the same strings the reader uses.
+    public enum EnvironmentKey {
+        public static let url = "PARLEY_AMQP_URL"
+        public static let urlFile = "PARLEY_AMQP_URL_FILE"
+        public static let caFile = "PARLEY_AMQP_CA_FILE"
+        public static let certFile = "PARLEY_AMQP_CERT_FILE"
+        public static let keyFile = "PARLEY_AMQP_KEY_FILE"
+    }
+
+    /// Every key `fromEnvironment` reads; one of `url` and `urlFile` is required.
+    public static let environmentKeys: [String] = [
+        EnvironmentKey.url, EnvironmentKey.urlFile, EnvironmentKey.caFile, EnvironmentKey.certFile, EnvironmentKey.keyFile,
+    ]
+
     /// The broker settings every Parley service reads from its environment:
     ///
     /// - `PARLEY_AMQP_URL`: one URL or a comma-separated cluster list
@@ -14,21 +29,21 @@ extension AMQPConfiguration {
         _ environment: [String: String] = ProcessInfo.processInfo.environment, connectionName: String
     ) throws -> AMQPConfiguration {
         let urls: String
-        if let file = environment["PARLEY_AMQP_URL_FILE"], !file.isEmpty {
+        if let file = environment[EnvironmentKey.urlFile], !file.isEmpty {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                 throw AMQPError.invalidURL("PARLEY_AMQP_URL_FILE: cannot read \(file)")
             }
             urls = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        } else if let value = environment["PARLEY_AMQP_URL"], !value.isEmpty {
+        } else if let value = environment[EnvironmentKey.url], !value.isEmpty {
             urls = value
         } else {
             throw AMQPError.invalidURL("set PARLEY_AMQP_URL or PARLEY_AMQP_URL_FILE")
         }
         var configuration = try AMQPConfiguration(urls: urls, connectionName: connectionName)
         configuration.tls = AMQPTLSOptions(
-            caCertificatePath: environment["PARLEY_AMQP_CA_FILE"].flatMap { $0.isEmpty ? nil : $0 },
-            clientCertificatePath: environment["PARLEY_AMQP_CERT_FILE"].flatMap { $0.isEmpty ? nil : $0 },
-            clientKeyPath: environment["PARLEY_AMQP_KEY_FILE"].flatMap { $0.isEmpty ? nil : $0 })
+            caCertificatePath: environment[EnvironmentKey.caFile].flatMap { $0.isEmpty ? nil : $0 },
+            clientCertificatePath: environment[EnvironmentKey.certFile].flatMap { $0.isEmpty ? nil : $0 },
+            clientKeyPath: environment[EnvironmentKey.keyFile].flatMap { $0.isEmpty ? nil : $0 })
         return configuration
     }
 }

@@ -15,6 +15,31 @@ public struct AdapterEnvironment: Sendable {
         self.values = values
     }
 
+    /// The names of the system settings the adapters read. Each may also be given as
+    /// `<NAME>_FILE` (every read goes through `optional`).
+    public enum Key {
+        public static let customerpURL = "PARLEY_CUSTOMERP_URL"
+        public static let customerpAPIKey = "PARLEY_CUSTOMERP_API_KEY"
+        public static let customwebshopURL = "PARLEY_CUSTOMWEBSHOP_URL"
+        public static let customwebshopKey = "PARLEY_CUSTOMWEBSHOP_KEY"
+        public static let customwebshopSecret = "PARLEY_CUSTOMWEBSHOP_SECRET"
+        public static let customwebshopWebhookSecret = "PARLEY_CUSTOMWEBSHOP_WEBHOOK_SECRET"
+        public static let powerOfficeURL = "PARLEY_POWEROFFICE_URL"
+        public static let powerOfficeTokenURL = "PARLEY_POWEROFFICE_TOKEN_URL"
+        public static let powerOfficeApplicationKey = "PARLEY_POWEROFFICE_APPLICATION_KEY"
+        public static let powerOfficeClientKey = "PARLEY_POWEROFFICE_CLIENT_KEY"
+        public static let powerOfficeSubscriptionKey = "PARLEY_POWEROFFICE_SUBSCRIPTION_KEY"
+    }
+
+    /// The system settings each adapter requires (besides the broker, database, repository
+    /// and log settings every adapter reads through `AdapterRuntime.run`).
+    public static let systemKeys: [SystemName: [String]] = [
+        .customerp: [Key.customerpURL, Key.customerpAPIKey],
+        .customwebshop: [Key.customwebshopURL, Key.customwebshopKey, Key.customwebshopSecret, Key.customwebshopWebhookSecret],
+        .powerofficego: [Key.powerOfficeURL, Key.powerOfficeTokenURL, Key.powerOfficeApplicationKey, Key.powerOfficeClientKey,
+                         Key.powerOfficeSubscriptionKey],
+    ]
+
     public struct Missing: Error, CustomStringConvertible {
         public let description: String
     }

@@ -29,10 +29,13 @@ public struct Mappings: Sendable {
         return Mappings(tables: tables, registry: registry)
     }
 
+    /// The environment key naming the repository root (mappings/, docs/contracts/, specs/).
+    public static let repositoryEnvironmentKey = "PARLEY_REPOSITORY"
+
     /// The repository a service reads its tables from: the command-line option, else
     /// `PARLEY_REPOSITORY`, else the working directory.
     public static func repositoryRoot(option: String?, environment: [String: String] = ProcessInfo.processInfo.environment) -> URL {
-        URL(fileURLWithPath: option ?? environment["PARLEY_REPOSITORY"] ?? FileManager.default.currentDirectoryPath)
+        URL(fileURLWithPath: option ?? environment[repositoryEnvironmentKey] ?? FileManager.default.currentDirectoryPath)
     }
 
     /// The mapper for a system's entity, `nil` when no table maps it.

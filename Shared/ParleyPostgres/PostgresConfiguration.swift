@@ -156,6 +156,15 @@ public struct PostgresConfiguration: Sendable, Equatable, CustomStringConvertibl
 }
 
 extension PostgresConfiguration {
+    /// The names of the settings `fromEnvironment` reads (one of the two is required).
+    public enum EnvironmentKey {
+        public static let url = "PARLEY_DATABASE_URL"
+        public static let urlFile = "PARLEY_DATABASE_URL_FILE"
+    }
+
+    /// Every key `fromEnvironment` reads.
+    public static let environmentKeys: [String] = [EnvironmentKey.url, EnvironmentKey.urlFile]
+
     /// The database every Parley service reads from its environment: `PARLEY_DATABASE_URL`
     /// (`postgres://user:password@host:5432/db?sslmode=require`), or `PARLEY_DATABASE_URL_FILE`,
     /// a file holding it (a Docker secret). Errors name the variable, never its value.
@@ -163,12 +172,12 @@ extension PostgresConfiguration {
         _ environment: [String: String] = ProcessInfo.processInfo.environment, applicationName: String
     ) throws -> PostgresConfiguration {
         let url: String
-        if let file = environment["PARLEY_DATABASE_URL_FILE"], !file.isEmpty {
+        if let file = environment[EnvironmentKey.urlFile], !file.isEmpty {
             guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
                 throw PostgresError(kind: .invalidConfiguration, message: "PARLEY_DATABASE_URL_FILE: cannot read \(file)")
             }
             url = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        } else if let value = environment["PARLEY_DATABASE_URL"], !value.isEmpty {
+        } else if let value = environment[EnvironmentKey.url], !value.isEmpty {
             url = value
         } else {
             throw PostgresError(kind: .invalidConfiguration, message: "set PARLEY_DATABASE_URL or PARLEY_DATABASE_URL_FILE")

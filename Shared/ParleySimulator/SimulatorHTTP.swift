@@ -249,6 +249,12 @@ public struct SimulatorConfiguration: Sendable {
 }
 
 extension FaultSettings {
+    /// The fault knobs' environment key suffixes (`<PREFIX>_ERROR_RATE`, …).
+    public static let environmentKeySuffixes = ["ERROR_RATE", "ERROR_STATUS", "LATENCY_MS", "LATENCY_JITTER_MS", "RATE_LIMIT_BURST", "RETRY_AFTER", "DROP_RATE"]
+
+    /// Every key `fromEnvironment(prefix:)` reads.
+    public static func environmentKeys(prefix: String) -> [String] { environmentKeySuffixes.map { "\(prefix)_\($0)" } }
+
     /// Knobs from the environment (`<PREFIX>_ERROR_RATE`, `_ERROR_STATUS`, `_LATENCY_MS`,
     /// `_LATENCY_JITTER_MS`, `_RATE_LIMIT_BURST`, `_RETRY_AFTER`, `_DROP_RATE`).
     public static func fromEnvironment(prefix: String, _ env: [String: String] = ProcessInfo.processInfo.environment) -> FaultSettings {
