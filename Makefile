@@ -17,8 +17,9 @@ infra:
 test-tools:
 	@python3 -c 'import jsonschema, yaml' 2>/dev/null || python3 -m pip install -q jsonschema pyyaml 2>/dev/null \
 	  || (apt-get install -y -qq python3-jsonschema python3-yaml >/dev/null 2>&1 || sudo apt-get install -y -qq python3-jsonschema python3-yaml)
-	@command -v docker-compose >/dev/null 2>&1 \
-	  || (apt-get install -y -qq docker-compose >/dev/null 2>&1 || sudo apt-get install -y -qq docker-compose)
+	@command -v docker-compose >/dev/null 2>&1 || apt-get install -y -qq docker-compose >/dev/null 2>&1 \
+	  || (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq docker-compose >/dev/null 2>&1) \
+	  || (sudo apt-get update -qq && sudo apt-get install -y -qq docker-compose)
 
 infra-down:
 	@PARLEY_LOCAL_DIR=$(LOCAL_DIR) $(LOCAL) down
@@ -33,11 +34,11 @@ dataflows:
 test: infra test-tools
 	$(WITH_ENV) swift test
 
-# Until the services land, the demo shows the messaging layer at work against the real broker.
+# The whole system with demo data: the three simulators (seeded), the three adapters, the mapping
+# and link services, then `parley top`; Ctrl-C stops everything it started (infra/local/parley-stack).
 demo: infra
-	swift build -c release --product parley-bench
-	$(WITH_ENV) .build/release/parley-bench amqp --messages 20000 --runs 3
-	@echo "RabbitMQ management UI: http://127.0.0.1:15672 (user parley, password in $(LOCAL_DIR)/secrets/rabbitmq-parley)"
+	swift build
+	$(WITH_ENV) infra/local/parley-stack run
 
 bench: infra
 	swift build -c release --product parley-bench
