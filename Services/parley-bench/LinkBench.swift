@@ -334,7 +334,7 @@ struct LinkBench: AsyncParsableCommand {
 
     // MARK: Engine only
 
-    /// The consumer's transaction loop (LinkConsumer.process: decode, a savepoint per message,
+    /// The consumer's transaction loop (LinkConsumer.process: decode, `LinkBatch.process`,
     /// `batchSize` per transaction) fed from memory: what the link service costs without the broker.
     func measureEngine(batchSize: Int, messages: [Envelope], engine: LinkEngine, database: PostgresConfiguration) async throws -> Sample {
         let bodies = messages.map { $0.encoded() }
@@ -346,13 +346,8 @@ struct LinkBench: AsyncParsableCommand {
             while next < bodies.count {
                 let batch = try bodies[next..<min(next + batchSize, bodies.count)].map { try Envelope.decode($0) }
                 next += batch.count
-                try await pool.transaction { tx in
-                    for envelope in batch {
-                        _ = try tx.execute("savepoint message")
-                        _ = try engine.handle(envelope, in: tx, now: Date())
-                        _ = try tx.execute("release savepoint message")
-                    }
-                }
+                let (results, _) = try await LinkBatch.process(batch, engine: engine, pool: pool)
+                guard results.allSatisfy({ $0 == .done }) else { throw Failure("engine b=\(batchSize): a message was rejected: \(results)") }
             }
             let elapsed = (ContinuousClock.now - start).seconds
             let cpu = await sampler.stop()
