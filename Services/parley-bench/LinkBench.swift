@@ -327,7 +327,13 @@ struct LinkBench: AsyncParsableCommand {
         let entities = try await pool.query("select count(*) from global_entity")[0].decode(Int.self, at: 0)
         guard entities == n else { throw Failure("link b=\(batchSize): \(entities) global entities for \(n) messages") }
         let syncQueue = try await management.messages(vhost: vhost, queue: ParleyTopology.Queues.mappingSync, expect: n)
-        guard syncQueue == n else { throw Failure("link b=\(batchSize): mapping.sync holds \(syncQueue) messages, expected \(n)") }
+        // The relay publishes at least once (a row whose confirm or delete did not happen is
+        // claimed again after 30 s; consumers deduplicate by message id): more is reported, fewer fails.
+        guard syncQueue >= n else { throw Failure("link b=\(batchSize): mapping.sync holds \(syncQueue) messages, expected \(n)") }
+        if syncQueue > n {
+            let distinct = try await pool.query("select count(*) from inbox")[0].decode(Int.self, at: 0)
+            print("note: link b=\(batchSize): mapping.sync holds \(syncQueue) messages for \(n) sync requests (\(syncQueue - n) published again by the relay; inbox \(distinct))")
+        }
         return Sample(rate: Double(n) / published!, processedRate: Double(n) / processed!, clientCPU: client / Double(n) * 1e6, machineCPU: 0,
                       postgresCPU: cpu.postgres / Double(n) * 1e6, brokerCPU: cpu.broker / Double(n) * 1e6)
     }
