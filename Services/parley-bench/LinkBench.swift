@@ -327,14 +327,20 @@ struct LinkBench: AsyncParsableCommand {
         let entities = try await pool.query("select count(*) from global_entity")[0].decode(Int.self, at: 0)
         guard entities == n else { throw Failure("link b=\(batchSize): \(entities) global entities for \(n) messages") }
         let syncQueue = try await management.messages(vhost: vhost, queue: ParleyTopology.Queues.mappingSync, expect: n)
-        guard syncQueue == n else { throw Failure("link b=\(batchSize): mapping.sync holds \(syncQueue) messages, expected \(n)") }
+        // The relay publishes at least once (a row whose confirm or delete did not happen is
+        // claimed again after 30 s; consumers deduplicate by message id): more is reported, fewer fails.
+        guard syncQueue >= n else { throw Failure("link b=\(batchSize): mapping.sync holds \(syncQueue) messages, expected \(n)") }
+        if syncQueue > n {
+            let distinct = try await pool.query("select count(*) from inbox")[0].decode(Int.self, at: 0)
+            print("note: link b=\(batchSize): mapping.sync holds \(syncQueue) messages for \(n) sync requests (\(syncQueue - n) published again by the relay; inbox \(distinct))")
+        }
         return Sample(rate: Double(n) / published!, processedRate: Double(n) / processed!, clientCPU: client / Double(n) * 1e6, machineCPU: 0,
                       postgresCPU: cpu.postgres / Double(n) * 1e6, brokerCPU: cpu.broker / Double(n) * 1e6)
     }
 
     // MARK: Engine only
 
-    /// The consumer's transaction loop (LinkConsumer.process: decode, a savepoint per message,
+    /// The consumer's transaction loop (LinkConsumer.process: decode, `LinkBatch.process`,
     /// `batchSize` per transaction) fed from memory: what the link service costs without the broker.
     func measureEngine(batchSize: Int, messages: [Envelope], engine: LinkEngine, database: PostgresConfiguration) async throws -> Sample {
         let bodies = messages.map { $0.encoded() }
@@ -346,13 +352,8 @@ struct LinkBench: AsyncParsableCommand {
             while next < bodies.count {
                 let batch = try bodies[next..<min(next + batchSize, bodies.count)].map { try Envelope.decode($0) }
                 next += batch.count
-                try await pool.transaction { tx in
-                    for envelope in batch {
-                        _ = try tx.execute("savepoint message")
-                        _ = try engine.handle(envelope, in: tx, now: Date())
-                        _ = try tx.execute("release savepoint message")
-                    }
-                }
+                let (results, _) = try await LinkBatch.process(batch, engine: engine, pool: pool)
+                guard results.allSatisfy({ $0 == .done }) else { throw Failure("engine b=\(batchSize): a message was rejected: \(results)") }
             }
             let elapsed = (ContinuousClock.now - start).seconds
             let cpu = await sampler.stop()

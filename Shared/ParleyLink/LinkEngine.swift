@@ -65,6 +65,58 @@ public struct LinkEngine: Sendable {
     public func handle(_ envelope: Envelope, in tx: PostgresTransaction, now: Date = Date()) throws -> Outcome {
         let store = LinkStore(tx: tx)
         guard try store.claim(envelope.id) else { return .duplicate }
+        let outcome = try handleClaimed(envelope, store: store, now: now)
+        try store.flushOutbox()
+        return outcome
+    }
+
+    /// A message that failed inside ``handleBatch(_:in:now:)``: the transaction is unusable,
+    /// roll it back; `index` is the message's place in the batch.
+    public struct BatchMessageFailed: Error, CustomStringConvertible {
+        public let index: Int
+        public let error: any Error
+        public var description: String { "message \(index) of the batch: \(error)" }
+    }
+
+    /// Handles a batch in the caller's transaction with as few statements as it can: the
+    /// message ids claimed in one statement, the records that are no member yet found in one,
+    /// the sync requests written to the outbox in one at the end, and what the transaction
+    /// already knows about an entity not asked again (``LinkCache``). No savepoints: the first
+    /// message that fails throws ``BatchMessageFailed`` (the caller rolls back and runs the
+    /// batch again one savepoint per message, so that message is dead-lettered alone); a
+    /// connection error, deadlock or serialization failure is rethrown as it is. The outcomes
+    /// are the same as ``handle(_:in:now:)`` one by one.
+    public func handleBatch(_ envelopes: [Envelope], in tx: PostgresTransaction, now: Date = Date()) throws -> [Outcome] {
+        let store = LinkStore(tx: tx, cache: LinkCache(buffersOutbox: true))
+        var claimed = try store.claim(envelopes.map(\.id))
+        var members = Set<LinkCache.MemberKey>()
+        for envelope in envelopes where envelope.kind == .canonical && claimed.contains(envelope.id) {
+            if let entity = CanonicalEntityType(rawValue: envelope.entityType.rawValue) {
+                members.insert(LinkCache.MemberKey(envelope.system, entity, envelope.entityId))
+            }
+        }
+        try store.prefetchAbsentMembers(members)
+        var outcomes: [Outcome] = []
+        outcomes.reserveCapacity(envelopes.count)
+        for (index, envelope) in envelopes.enumerated() {
+            // A message id twice in one batch: the second is a redelivery.
+            guard claimed.remove(envelope.id) != nil else {
+                outcomes.append(.duplicate)
+                continue
+            }
+            do {
+                outcomes.append(try handleClaimed(envelope, store: store, now: now))
+            } catch let error as PostgresError where error.isConnectionError || error.isDeadlock || error.isSerializationFailure {
+                throw error
+            } catch {
+                throw BatchMessageFailed(index: index, error: error)
+            }
+        }
+        try store.flushOutbox()
+        return outcomes
+    }
+
+    func handleClaimed(_ envelope: Envelope, store: LinkStore, now: Date) throws -> Outcome {
         guard let entity = CanonicalEntityType(rawValue: envelope.entityType.rawValue) else {
             throw LinkError("unknown entity type \(envelope.entityType)")
         }
@@ -132,55 +184,64 @@ struct Context {
             Context.set(GlobalRef(reference.entity, id: target).description, at: reference.path, in: &values)
         }
 
+        let modifiedAt = payload.modifiedAt.flatMap(Context.milliseconds) ?? Int64((cause.time.timeIntervalSince1970 * 1000).rounded())
+        let change = IncomingChange(system: source, modifiedAt: modifiedAt, values: values, carried: payload.carried,
+                                    assigned: Set(payload.assigned))
+
         // Rule 1 and 3: the record's global entity — its own, a match, or a new one.
         var global: UUID
         var joined = false
-        if let existing = try store.member(source, entity, nativeId) {
-            global = existing
-        } else if let origin = payload.origin.flatMap(GlobalRef.init), origin.entity == entity,
-                  try store.entityType(of: origin.id) == entity, try store.nativeId(of: origin.id, in: source) == nil {
-            // The echo of Parley's own create, arriving before its written event: the record
-            // carries the key it was created with, so it joins that entity (orders are never
-            // matched by content, so without this the echo would become a second entity).
-            global = origin.id
-            if !(try store.addMember(global, source, entity, nativeId)) {
-                guard let existing = try store.member(source, entity, nativeId) else { throw LinkError("member vanished") }
-                global = existing
+        var state: GlobalState
+        let result: FieldMerge.Result
+        if let existing = try store.lockMemberEntity(source, entity, nativeId) {
+            // Its own: locked and read with its snapshot and members in two statements.
+            global = existing.global
+            if let lastModified = existing.modifiedAt, modifiedAt < lastModified { return .stale }
+            result = FieldMerge.apply(change, to: existing.state, snapshot: existing.snapshot)
+            state = result.state
+            try store.saveStateAndSnapshot(global, state, source, result.snapshot, entity: entity, modifiedAt: modifiedAt)
+            // The stored keys are always those of the stored state: rewrite them only when they change.
+            let keys = Context.naturalKeys(entity, state.values)
+            if !result.changed.isEmpty, keys != Context.naturalKeys(entity, existing.state.values) {
+                try store.replaceKeys(global, keys, entity: entity)
             }
-            joined = true
         } else {
             let keys = Context.naturalKeys(entity, values)
             try store.lock(keys, entity: entity)
-            if let match = try matchingEntity(keys) {
+            // The echo of Parley's own create, arriving before its written event, carries the key
+            // it was created with and joins that entity (orders are never matched by content, so
+            // without this the echo would become a second entity); anything else is matched.
+            if let match = try originEntity(payload.origin) ?? matchingEntity(keys) {
                 if let other = try store.nativeId(of: match, in: source) {
                     try store.recordConflict(match, source, nativeId: nativeId, memberId: other,
                                              reason: "\(source) \(entity.rawValue) \(nativeId) and \(other) both match \(ref(match))")
                     return .conflict
                 }
+                guard try store.addMember(match, source, entity, nativeId) else {
+                    // Another replica linked this record meanwhile: handle it as that entity's.
+                    return try canonical()
+                }
                 global = match
+                state = try store.lockEntity(global, entity)
+                _ = try store.readEntityInfo(global, snapshotOf: source)
+                // A record that just joined has no snapshot yet.
+                result = FieldMerge.apply(change, to: state, snapshot: nil)
+                state = result.state
+                try store.saveStateAndSnapshot(global, state, source, result.snapshot, entity: entity, modifiedAt: modifiedAt)
+                try store.replaceKeys(global, Context.naturalKeys(entity, state.values), entity: entity)
             } else {
+                // New: the entity, its member, state, snapshot and keys in one statement.
                 global = UUID()
-                try store.createEntity(global, entity)
-            }
-            if !(try store.addMember(global, source, entity, nativeId)) {
-                // Another replica linked this record meanwhile; continue with its entity.
-                guard let existing = try store.member(source, entity, nativeId) else { throw LinkError("member vanished") }
-                global = existing
+                result = FieldMerge.apply(change, to: GlobalState(entity: entity), snapshot: nil)
+                state = result.state
+                guard try store.createEntity(global, entity, state: state, member: source, nativeId: nativeId, snapshot: result.snapshot,
+                                             modifiedAt: modifiedAt, keys: Context.naturalKeys(entity, state.values)) else {
+                    // Another replica linked this record meanwhile: handle it as that entity's.
+                    return try canonical()
+                }
             }
             joined = true
         }
-
-        var state = try store.lockEntity(global, entity)
-        let (snapshot, lastModified) = try store.snapshot(global, source)
-        let modifiedAt = payload.modifiedAt.flatMap(Context.milliseconds) ?? Int64((cause.time.timeIntervalSince1970 * 1000).rounded())
-        if let lastModified, modifiedAt < lastModified { return .stale }
-        let change = IncomingChange(system: source, modifiedAt: modifiedAt, values: values, carried: payload.carried,
-                                    assigned: Set(payload.assigned))
-        let result = FieldMerge.apply(change, to: state, snapshot: snapshot)
-        state = result.state
-        try store.saveState(global, state)
-        try store.saveSnapshot(global, source, result.snapshot, entity: entity, modifiedAt: modifiedAt)
-        try store.replaceKeys(global, Context.naturalKeys(entity, state.values), entity: entity)
         if result.changed.isEmpty && !joined { return .unchanged(global: global) }
 
         // Rule 2: updates follow links (members whose written fields changed), creation
@@ -217,16 +278,24 @@ struct Context {
         }
     }
 
+    /// The entity a record's `origin` (the key Parley created it with) names, if it exists.
+    func originEntity(_ origin: String?) throws -> UUID? {
+        guard let ref = origin.flatMap(GlobalRef.init), ref.entity == entity, try store.entityType(of: ref.id) == entity else { return nil }
+        return ref.id
+    }
+
     /// Rule 3: customers by organisation number, else e-mail (never two different organisation
     /// numbers); products by SKU; orders never. The oldest matching entity wins ties.
     func matchingEntity(_ keys: [NaturalKey]) throws -> UUID? {
         let org = keys.first { if case .organizationNumber = $0 { true } else { false } }
+        let candidates = try store.candidates(for: keys, entity: entity)
         for key in keys {
-            for candidate in try store.entities(with: key, entity: entity) {
-                if case .email = key, let org, let theirs = try store.keys(of: candidate)["organizationNumber"], theirs != org.value {
+            let kind = LinkStore.kind(key)
+            for candidate in candidates where candidate.kind == kind && candidate.value == key.value {
+                if case .email = key, let org, let theirs = candidate.organizationNumber, theirs != org.value {
                     continue
                 }
-                return candidate
+                return candidate.global
             }
         }
         return nil

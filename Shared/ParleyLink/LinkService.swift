@@ -41,8 +41,9 @@ public struct LinkService: Sendable {
 }
 
 /// Consumes one of the link service's queues in batches: up to `batchSize` messages in one
-/// transaction, each under a savepoint, so one message the service cannot take is dead-lettered
-/// with its reason while the others commit. Acks follow the commit.
+/// transaction (``LinkBatch``: set-based, and when a message fails, again with a savepoint per
+/// message), so one message the service cannot take is dead-lettered with its reason while the
+/// others commit. Acks follow the commit.
 public final class LinkConsumer: Service, Sendable {
     let consumer: AMQPConsumer
     let queue: String
@@ -106,24 +107,10 @@ public final class LinkConsumer: Service, Sendable {
         var attempt = 0
         while true {
             do {
-                let outcomes = try await pool.transaction { tx -> [(Int, Result)] in
-                    var outcomes: [(Int, Result)] = []
-                    for (index, envelope) in batch {
-                        _ = try tx.execute("savepoint message")
-                        do {
-                            _ = try engine.handle(envelope, in: tx, now: Date())
-                            _ = try tx.execute("release savepoint message")
-                            outcomes.append((index, .done))
-                        } catch let error as PostgresError where error.isConnectionError || error.isDeadlock || error.isSerializationFailure {
-                            throw error  // the whole batch again
-                        } catch {
-                            _ = try tx.execute("rollback to savepoint message")
-                            outcomes.append((index, .rejected("\(error)")))
-                        }
-                    }
-                    return outcomes
+                let (outcomes, _) = try await LinkBatch.process(batch.map(\.1), engine: engine, pool: pool)
+                for ((index, _), outcome) in zip(batch, outcomes) {
+                    if case .rejected(let reason) = outcome { results[index] = .rejected(reason) }
                 }
-                for (index, result) in outcomes { results[index] = result }
                 break
             } catch {
                 attempt += 1

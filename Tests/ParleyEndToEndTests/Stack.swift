@@ -70,7 +70,7 @@ final class Stack: Sendable {
         let common = ["PARLEY_AMQP_URL": vhost.url, "PARLEY_DATABASE_URL": databaseURL, "PARLEY_REPOSITORY": Self.root.path,
                       "PARLEY_LOG_LEVEL": "info"]
         // The link service migrates the database the adapters share, so it goes first.
-        try start("link-service", ["--lease-seconds", "20"], env: common)
+        try start("link-service", [], env: common)
         try start("mapping-service", [], env: common)
         try await Task.sleep(for: .seconds(1))
         for replica in 0..<replicas {

@@ -32,15 +32,34 @@ final class LinkHarness: @unchecked Sendable {
         }
     }
 
+    /// Whether `deliver` goes through the batch path (`handleBatch`, what the consumers run
+    /// first) or the per-message one (`handle`, what they fall back to with savepoints).
+    /// `PARLEY_LINK_TEST_PATH=single` runs every scenario through the latter.
+    static let batched = ProcessInfo.processInfo.environment["PARLEY_LINK_TEST_PATH"] != "single"
+
     @discardableResult
     func deliver(_ envelope: Envelope) async throws -> LinkEngine.Outcome {
         let engine = self.engine, now = self.now
+        if Self.batched {
+            return try await pool.transaction { tx in try engine.handleBatch([envelope], in: tx, now: now)[0] }
+        }
         return try await pool.transaction { tx in try engine.handle(envelope, in: tx, now: now) }
+    }
+
+    /// Delivers messages the way a link consumer does: one transaction for all (see `LinkBatch`).
+    func deliverBatch(_ envelopes: [Envelope]) async throws -> (results: [LinkBatch.Result], path: LinkBatch.Path) {
+        let now = self.now
+        return try await LinkBatch.process(envelopes, engine: engine, pool: pool, now: { now })
     }
 
     /// A native change from `system`, through the mapping service, delivered to the engine.
     @discardableResult
     func change(_ system: SystemName, _ entity: CanonicalEntityType, _ id: String, _ record: JSONValue, at seconds: Int) async throws -> LinkEngine.Outcome {
+        try await deliver(try canonical(system, entity, id, record, at: seconds))
+    }
+
+    /// The canonical message the mapping service makes of a native change.
+    func canonical(_ system: SystemName, _ entity: CanonicalEntityType, _ id: String, _ record: JSONValue, at seconds: Int) throws -> Envelope {
         let change = try Envelope(kind: .change, system: system, entityType: entity.messagingEntityType, entityId: id,
                                   time: Date(timeIntervalSince1970: 1_700_000_000 + Double(seconds)),
                                   payload: ChangePayload(record: record).json)
@@ -49,7 +68,7 @@ final class LinkHarness: @unchecked Sendable {
         canonical = try Envelope(id: canonical.id, correlationId: canonical.correlationId, causationId: canonical.causationId,
                                  kind: .canonical, system: system, entityType: canonical.entityType, entityId: id,
                                  time: change.time, payload: canonical.payload)
-        return try await deliver(canonical)
+        return canonical
     }
 
     /// The sync requests queued since the last call, oldest first (and removed, as the relay would).

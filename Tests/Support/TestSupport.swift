@@ -35,7 +35,13 @@ public struct ScratchVhost: Sendable {
             name: name, url: "amqp://\(endpoint.user):\(password)@\(endpoint.host):\(endpoint.port)/\(name)",
             management: ProcessInfo.processInfo.environment["PARLEY_AMQP_MANAGEMENT_URL"] ?? "http://\(endpoint.host):15672",
             authorization: "Basic " + Data("\(endpoint.user):\(endpoint.password)".utf8).base64EncodedString())
-        guard (200..<300).contains(try await vhost.request("PUT", "/api/vhosts/\(name)", body: "{}")),
+        // Right after a test restarted the broker its management listener may still be starting.
+        var created = -1
+        for attempt in 0..<60 {
+            if let status = try? await vhost.request("PUT", "/api/vhosts/\(name)", body: "{}") { created = status; break }
+            if attempt < 59 { try await Task.sleep(for: .milliseconds(500)) }
+        }
+        guard (200..<300).contains(created),
               (200..<300).contains(try await vhost.request("PUT", "/api/permissions/\(name)/\(endpoint.user)",
                                                            body: #"{"configure":".*","write":".*","read":".*"}"#))
         else { throw MissingServer(variable: "a RabbitMQ management API that lets the test user create vhosts") }
