@@ -232,15 +232,15 @@ final class Stack: Sendable {
 
     /// The commands the adapters consumed so far (RabbitMQ's count of messages delivered from
     /// their command queues): every write Parley makes to a system is one.
-    func commandsDelivered() async throws -> Int {
+    func commandsDelivered() async throws -> [String: Int] {
         let all = try await management("/api/queues/\(vhost.name)?columns=name,message_stats")
-        guard case .array(let queues)? = all else { return 0 }
-        var total = 0
+        guard case .array(let queues)? = all else { return [:] }
+        var counts: [String: Int] = [:]
         for queue in queues {
             guard case .string(let name)? = queue["name"], name.hasSuffix("-adapter.commands") else { continue }
-            total += queue["message_stats"]?["deliver_get"]?.int ?? 0
+            counts[name] = queue["message_stats"]?["deliver_get"]?.int ?? 0
         }
-        return total
+        return counts
     }
 
     private func management(_ path: String, method: String = "GET", body: String? = nil) async throws -> JSONValue? {
