@@ -86,47 +86,60 @@ public final class LinkConsumer: Service, Sendable {
         logger.info("link consumer stopped", metadata: ["queue": "\(queue)"])
     }
 
+    /// The consumer's connection is up and consuming (for `/health/ready`).
+    public var readiness: ConnectionReadiness { consumer.readiness }
+
+    public var queueName: String { queue }
+
     enum Result: Sendable {
         case done
-        case rejected(String)
+        case rejected(String, FailureClass)
     }
 
     func process(_ deliveries: [AMQPDelivery]) async {
+        let started = ContinuousClock.now
         var envelopes: [(Int, Envelope)] = []
         var results = [Result](repeating: .done, count: deliveries.count)
         for (index, delivery) in deliveries.enumerated() {
             do {
                 envelopes.append((index, try delivery.envelope()))
             } catch {
-                results[index] = .rejected("malformed message: \(error)")
+                results[index] = .rejected("malformed message: \(error)", .malformed)
             }
         }
         let engine = self.engine
         let batch = envelopes
         var attempt = 0
+        var writesConfirmed: [SyncLatency.Write] = []
         while true {
             do {
-                let outcomes = try await pool.transaction { tx -> [(Int, Result)] in
+                let (outcomes, confirmed) = try await pool.transaction { tx -> ([(Int, Result)], [SyncLatency.Write]) in
                     var outcomes: [(Int, Result)] = []
+                    var confirmed: [SyncLatency.Write] = []
                     for (index, envelope) in batch {
                         _ = try tx.execute("savepoint message")
                         do {
-                            _ = try engine.handle(envelope, in: tx, now: Date())
+                            let outcome = try engine.handle(envelope, in: tx, now: Date())
                             _ = try tx.execute("release savepoint message")
                             outcomes.append((index, .done))
+                            if envelope.kind == .written, case .recorded(let global, _) = outcome {
+                                confirmed.append(SyncLatency.Write(global: global, target: envelope.system))
+                            }
                         } catch let error as PostgresError where error.isConnectionError || error.isDeadlock || error.isSerializationFailure {
                             throw error  // the whole batch again
                         } catch {
                             _ = try tx.execute("rollback to savepoint message")
-                            outcomes.append((index, .rejected("\(error)")))
+                            outcomes.append((index, .rejected("\(error)", .permanent)))
                         }
                     }
-                    return outcomes
+                    return (outcomes, confirmed)
                 }
                 for (index, result) in outcomes { results[index] = result }
+                writesConfirmed = confirmed
                 break
             } catch {
                 attempt += 1
+                MessagingMetrics.failure(.transient)
                 let retryNow = (error as? PostgresError).map { $0.isDeadlock || $0.isSerializationFailure } ?? false
                 logger.warning("link batch failed; retrying", metadata: ["queue": "\(queue)", "attempt": "\(attempt)", "error": "\(error)"])
                 if Task.isCancelled { return }
@@ -137,17 +150,23 @@ public final class LinkConsumer: Service, Sendable {
         }
         relay.notify()
         for (index, delivery) in deliveries.enumerated() {
-            if case .rejected(let reason) = results[index] {
+            var outcome = MessagingMetrics.Outcome.ack
+            if case .rejected(let reason, let failureClass) = results[index] {
                 logger.error("message dead-lettered", metadata: ["queue": "\(queue)", "messageId": "\(delivery.properties.messageId ?? "-")", "reason": "\(reason)"])
+                MessagingMetrics.failure(failureClass)
                 do {
                     try await publisher.publish(ParleyHeaders.deadLetter(delivery, from: queue, reason: reason, topology: topology))
                 } catch {
                     delivery.nack(requeue: true)
                     continue
                 }
+                outcome = .deadLetter
             }
             delivery.ack()
+            // Every message of a batch took the batch's time: they committed together.
+            MessagingMetrics.consumed(queue: queue, outcome: outcome, elapsed: ContinuousClock.now - started)
         }
+        if !writesConfirmed.isEmpty { await SyncLatency.record(writesConfirmed, pool: pool, logger: logger) }
     }
 }
 
