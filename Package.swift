@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "ParleyCanonical", targets: ["ParleyCanonical"]),
         .library(name: "ParleyMapping", targets: ["ParleyMapping"]),
         .library(name: "ParleyLink", targets: ["ParleyLink"]),
+        .library(name: "ParleyObservability", targets: ["ParleyObservability"]),
         .executable(name: "parley-bench", targets: ["parley-bench"]),
         .executable(name: "parley", targets: ["parley"]),
         .executable(name: "mapping-service", targets: ["mapping-service"]),
@@ -32,6 +33,10 @@ let package = Package(
         // HTTP: the simulators serve the systems' contracts, the adapters call them.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // Monitoring: the metrics API the shared choke points record into, and the Prometheus
+        // backend the services' /metrics endpoint renders.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
     ],
     targets: [
         // C libraries, through pkg-config. The shim header also carries the small inline
@@ -45,7 +50,8 @@ let package = Package(
 
         .target(
             name: "ParleyAMQP",
-            dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log"),
+                           .product(name: "CoreMetrics", package: "swift-metrics")],
             path: "Shared/ParleyAMQP"),
         // Small Foundation-only pieces more than one library needs.
         .target(name: "ParleyCore", path: "Shared/ParleyCore"),
@@ -60,8 +66,32 @@ let package = Package(
                 "ParleyAMQP", "ParleyCore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             path: "Shared/ParleyMessaging"),
+
+        // Monitoring every long-running service serves: /health/live, /health/ready and
+        // /metrics (Prometheus text) on its own port, and the metrics bootstrap.
+        .target(
+            name: "ParleyObservability",
+            dependencies: [
+                "ParleyAMQP", "ParleyPostgres",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/ParleyObservability"),
+        .testTarget(
+            name: "ParleyObservabilityTests",
+            dependencies: [
+                "ParleyObservability", "ParleyAMQP", "ParleyPostgres", "ParleyMessaging", "ParleyCanonical", "ParleyTestSupport",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ],
+            path: "Tests/ParleyObservabilityTests"),
 
         // The canonical model of Customer, Product and Order, natural keys, the canonical hash
         // and the converters the mapping tables name.
@@ -96,6 +126,7 @@ let package = Package(
                 "ParleyCanonical", "ParleyPostgres", "ParleyMessaging",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ],
             path: "Shared/ParleyLink"),
 
@@ -109,6 +140,8 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                "ParleyObservability",
             ],
             path: "Shared/ParleyAdapter"),
 
@@ -118,6 +151,7 @@ let package = Package(
                 "ParleyAdapter", "ParleyMessaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                "ParleyObservability",
             ],
             path: "Services/customerp-adapter"),
         .executableTarget(
@@ -126,6 +160,7 @@ let package = Package(
                 "ParleyAdapter", "ParleyCore", "ParleyMapping", "ParleyMessaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                "ParleyObservability",
             ],
             path: "Services/customwebshop-adapter"),
         .executableTarget(
@@ -134,6 +169,7 @@ let package = Package(
                 "ParleyAdapter", "ParleyMessaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                "ParleyObservability",
             ],
             path: "Services/powerofficego-adapter"),
         .executableTarget(
@@ -143,6 +179,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "ParleyObservability",
             ],
             path: "Services/mapping-service"),
         .executableTarget(
@@ -152,6 +189,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "ParleyObservability",
             ],
             path: "Services/link-service"),
         // The operator CLI: dataflow documents and the link service's state.

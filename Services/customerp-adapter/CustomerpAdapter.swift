@@ -21,6 +21,8 @@ struct CustomerpAdapter: AsyncParsableCommand {
     var pollSeconds: Double = 2
     @Option(help: "Seconds between full rescans.")
     var rescanSeconds: Int = 3600
+    @Option(help: "Port for /health/live, /health/ready and /metrics (default: PARLEY_HTTP_PORT or 9400; PARLEY_HTTP_HOST sets the address).")
+    var httpPort: Int?
 
     func run() async throws {
         let environment = AdapterEnvironment()
@@ -28,7 +30,7 @@ struct CustomerpAdapter: AsyncParsableCommand {
         do {
             try await AdapterRuntime.run(
                 name: "customerp-adapter", environment: environment, repository: repository, logger: logger,
-                pollInterval: .milliseconds(Int64(pollSeconds * 1000)), rescanInterval: .seconds(rescanSeconds)
+                pollInterval: .milliseconds(Int64(pollSeconds * 1000)), rescanInterval: .seconds(rescanSeconds), httpPort: httpPort
             ) {
                 let base = try environment.url(AdapterEnvironment.Key.customerpURL, "the ERP contract's base URL")
                 let key = try environment.required(AdapterEnvironment.Key.customerpAPIKey, "the ERP's API key")

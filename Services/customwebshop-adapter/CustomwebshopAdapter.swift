@@ -25,6 +25,8 @@ struct CustomwebshopAdapter: AsyncParsableCommand {
     var pollSeconds: Double = 5
     @Option(help: "Seconds between full rescans.")
     var rescanSeconds: Int = 3600
+    @Option(help: "Port for /health/live, /health/ready and /metrics (default: PARLEY_HTTP_PORT or 9400; PARLEY_HTTP_HOST sets the address).")
+    var httpPort: Int?
     @Option(help: "Port for the webhook receiver (POST /webhooks/customwebshop).")
     var webhookPort: Int = 8081
 
@@ -42,7 +44,7 @@ struct CustomwebshopAdapter: AsyncParsableCommand {
                                                   style: .webshop)
             try await AdapterRuntime.run(
                 name: "customwebshop-adapter", environment: environment, repository: repository, logger: logger,
-                pollInterval: .milliseconds(Int64(pollSeconds * 1000)), rescanInterval: .seconds(rescanSeconds),
+                pollInterval: .milliseconds(Int64(pollSeconds * 1000)), rescanInterval: .seconds(rescanSeconds), httpPort: httpPort,
                 makeConnector: { connector },
                 extraServices: { publisher, mappings in
                     [WebhookHandler(verifier: WebhookVerifier(secret: webhookSecret), connector: connector, mappings: mappings,

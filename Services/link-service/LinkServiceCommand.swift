@@ -7,6 +7,7 @@ import ParleyAMQP
 import ParleyLink
 import ParleyMapping
 import ParleyMessaging
+import ParleyObservability
 import ParleyPostgres
 import ServiceLifecycle
 
@@ -35,6 +36,9 @@ struct LinkServiceCommand: AsyncParsableCommand {
     @Option(help: "Log level (default: PARLEY_LOG_LEVEL or info).")
     var logLevel: String?
 
+    @Option(help: "Port for /health/live, /health/ready and /metrics (default: PARLEY_HTTP_PORT or 9400; PARLEY_HTTP_HOST sets the address).")
+    var httpPort: Int?
+
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
         let logger = ServiceLogging.bootstrap(level: logLevel, environment: env, label: "parley.link")
@@ -47,6 +51,8 @@ struct LinkServiceCommand: AsyncParsableCommand {
             throw ExitCode(78)
         }
 
+        let observability = try ObservabilityConfiguration.fromEnvironment(env, port: httpPort)
+        let registry = ParleyMetricsBackend.bootstrap(service: "link-service")
         let database = try PostgresConfiguration.fromEnvironment(applicationName: "link-service")
         let pool = PostgresPool(configuration: database, maxConnections: connections)
         let report = try await Migrator(migrations: LinkSchema.migrations, schema: "public", logger: logger).migrate(on: pool)
@@ -55,8 +61,14 @@ struct LinkServiceCommand: AsyncParsableCommand {
         let amqp = try AMQPConfiguration.fromEnvironment(connectionName: "link-service")
         let engine = LinkEngine(configuration: LinkConfiguration(writtenFields: mappings.writtenFields, archivable: mappings.archivable, lease: .seconds(leaseSeconds)))
         let service = LinkService(amqp: amqp, pool: pool, engine: engine, batchSize: batchSize, logger: logger)
+        let server = ObservabilityServer(
+            configuration: observability, registry: registry,
+            readiness: Readiness([ReadinessCheck.amqp("broker.publisher", service.publisher.readiness)]
+                + service.consumers.map { ReadinessCheck.amqp("broker.consumer.\($0.queueName)", $0.readiness) } + [ReadinessCheck.postgres(pool)]),
+            logger: logger)
+        let monitoring: [any Service] = [server, LinkGauges(pool: pool, logger: logger)]
         let group = ServiceGroup(configuration: .init(
-            services: service.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: (service.services + monitoring).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await service.publisher.close()
         await pool.close()

@@ -5,6 +5,7 @@ import Logging
 import ParleyAMQP
 import ParleyMapping
 import ParleyMessaging
+import ParleyObservability
 import ServiceLifecycle
 
 @main
@@ -26,6 +27,9 @@ struct MappingServiceCommand: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical (default: PARLEY_LOG_LEVEL or info).")
     var logLevel: String?
 
+    @Option(help: "Port for /health/live, /health/ready and /metrics (default: PARLEY_HTTP_PORT or 9400; PARLEY_HTTP_HOST sets the address).")
+    var httpPort: Int?
+
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
         let logger = ServiceLogging.bootstrap(level: logLevel, environment: env, label: "parley.mapping")
@@ -38,10 +42,17 @@ struct MappingServiceCommand: AsyncParsableCommand {
             throw ExitCode(78)  // EX_CONFIG
         }
         let amqp = try AMQPConfiguration.fromEnvironment(connectionName: "mapping-service")
+        let observability = try ObservabilityConfiguration.fromEnvironment(env, port: httpPort)
+        let registry = ParleyMetricsBackend.bootstrap(service: "mapping-service")
         let service = MappingService(amqp: amqp, mappings: mappings, concurrency: concurrency, logger: logger)
+        let server = ObservabilityServer(
+            configuration: observability, registry: registry,
+            readiness: Readiness([ReadinessCheck.amqp("broker.publisher", service.publisher.readiness)]
+                + service.consumers.map { ReadinessCheck.amqp("broker.consumer.\($0.queueName)", $0.readiness) }),
+            logger: logger)
         logger.info("mapping-service starting", metadata: ["tables": "\(mappings.tables.count)", "broker": "\(amqp.endpoints.map(\.description))"])
         let group = ServiceGroup(configuration: .init(
-            services: service.consumers.map { .init(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            services: service.consumers.map { .init(service: $0) } + [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await service.publisher.close()
         logger.info("mapping-service stopped")

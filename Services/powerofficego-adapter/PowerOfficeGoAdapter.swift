@@ -22,6 +22,8 @@ struct PowerOfficeGoAdapter: AsyncParsableCommand {
     var pollSeconds: Double = 10
     @Option(help: "Seconds between full rescans.")
     var rescanSeconds: Int = 6 * 3600
+    @Option(help: "Port for /health/live, /health/ready and /metrics (default: PARLEY_HTTP_PORT or 9400; PARLEY_HTTP_HOST sets the address).")
+    var httpPort: Int?
     @Option(help: "Requests per second at most (PowerOffice Go allows 10).")
     var requestsPerSecond: Double = 10
 
@@ -38,7 +40,7 @@ struct PowerOfficeGoAdapter: AsyncParsableCommand {
             let rate = requestsPerSecond
             try await AdapterRuntime.run(
                 name: "powerofficego-adapter", environment: environment, repository: repository, logger: logger,
-                pollInterval: .milliseconds(Int64(pollSeconds * 1000)), rescanInterval: .seconds(rescanSeconds)
+                pollInterval: .milliseconds(Int64(pollSeconds * 1000)), rescanInterval: .seconds(rescanSeconds), httpPort: httpPort
             ) {
                 PowerOfficeConnector(baseURL: base, credentials: credentials, requestsPerSecond: rate)
             }

@@ -37,6 +37,7 @@ public final class AMQPPublisher: Sendable {
         try await withCheckedThrowingContinuation { (c: Continuation) in
             mailbox.send(.publish(message, c))
         }
+        PublishMetrics.confirmed(exchange: message.exchange)
     }
 
     /// Publishes every message and waits until the broker settled all of them; one result per
@@ -45,9 +46,15 @@ public final class AMQPPublisher: Sendable {
     /// for the whole batch.
     public func publish(contentsOf messages: [OutgoingMessage]) async -> [Result<Void, AMQPError>] {
         guard !messages.isEmpty else { return [] }
-        return await withCheckedContinuation { (c: BatchContinuation) in
+        let results = await withCheckedContinuation { (c: BatchContinuation) in
             mailbox.send(.publishBatch(messages, c))
         }
+        var confirmed: [String: Int] = [:]
+        for (message, result) in zip(messages, results) {
+            if case .success = result { confirmed[message.exchange, default: 0] += 1 }
+        }
+        for (exchange, count) in confirmed { PublishMetrics.confirmed(exchange: exchange, count: count) }
+        return results
     }
 
     public func publish(exchange: String, routingKey: String, body: [UInt8],

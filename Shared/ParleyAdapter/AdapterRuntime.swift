@@ -3,6 +3,7 @@ import Logging
 import ParleyAMQP
 import ParleyMapping
 import ParleyMessaging
+import ParleyObservability
 import ParleyPostgres
 import ServiceLifecycle
 
@@ -76,6 +77,8 @@ public struct AdapterEnvironment: Sendable {
 public struct AdapterRuntime: Sendable {
     public let publisher: AMQPPublisher
     public let services: [any Service]
+    /// What `/health/ready` asks: the publisher's and the command consumer's connections.
+    public let brokerProbes: [ReadinessCheck]
 
     public init(
         connector: any SystemConnector, mappings: Mappings, amqp: AMQPConfiguration, database: PostgresConfiguration, pool: PostgresPool,
@@ -94,15 +97,23 @@ public struct AdapterRuntime: Sendable {
             publisher: publisher, concurrency: concurrency, logger: logger) { delivery in try await writer.handle(delivery) }
         self.publisher = publisher
         self.services = [poller, commands] + extraServices
+        self.brokerProbes = [.amqp("broker.publisher", publisher.readiness), .amqp("broker.consumer.\(commands.queueName)", commands.readiness)]
     }
 
     /// Migrates the adapters' schema, runs until SIGTERM/SIGINT, then closes.
     public static func run(
         name: String, environment: AdapterEnvironment, repository: String?, logger: Logger,
-        pollInterval: Duration, rescanInterval: Duration,
+        pollInterval: Duration, rescanInterval: Duration, httpPort: Int? = nil,
         makeConnector: () throws -> any SystemConnector,
         extraServices: (AMQPPublisher, Mappings) throws -> [any Service] = { _, _ in [] }
     ) async throws {
+        let registry = ParleyMetricsBackend.bootstrap(service: name)
+        let observability: ObservabilityConfiguration
+        do {
+            observability = try ObservabilityConfiguration.fromEnvironment(environment.values, port: httpPort)
+        } catch {
+            throw AdapterEnvironment.Missing(description: "\(error)")
+        }
         let mappings = try Mappings.load(repositoryRoot: Mappings.repositoryRoot(option: repository, environment: environment.values))
         let connector = try makeConnector()
         let database = try PostgresConfiguration.fromEnvironment(environment.values, applicationName: name)
@@ -111,7 +122,9 @@ public struct AdapterRuntime: Sendable {
         _ = try await Migrator(migrations: AdapterSchema.migrations, schema: AdapterSchema.name, logger: logger).migrate(on: pool)
         let runtime = AdapterRuntime(connector: connector, mappings: mappings, amqp: amqp, database: database, pool: pool,
                                      pollInterval: pollInterval, rescanInterval: rescanInterval, logger: logger)
-        let services = runtime.services + (try extraServices(runtime.publisher, mappings))
+        let server = ObservabilityServer(configuration: observability, registry: registry,
+                                         readiness: Readiness(runtime.brokerProbes + [ReadinessCheck.postgres(pool)]), logger: logger)
+        let services = runtime.services + (try extraServices(runtime.publisher, mappings)) + [server]
         logger.info("\(name) starting", metadata: ["system": "\(connector.system)"])
         let group = ServiceGroup(configuration: .init(
             services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },

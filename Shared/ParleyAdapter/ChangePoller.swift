@@ -22,6 +22,7 @@ public final class ChangePoller: Service, Sendable {
     let overlap: Int64
     let rescanInterval: Duration
     let logger: Logger
+    let metrics: PollMetrics
 
     public init(
         connector: any SystemConnector, mappings: Mappings, store: FeedPositionStore, lease: PollLease, publisher: AMQPPublisher,
@@ -41,6 +42,7 @@ public final class ChangePoller: Service, Sendable {
         self.overlap = Int64(overlap.components.seconds * 1000) + overlap.components.attoseconds / 1_000_000_000_000_000
         self.rescanInterval = rescanInterval
         self.logger = logger
+        self.metrics = PollMetrics(system: connector.system)
     }
 
     /// Customers and products before orders, so an order's references usually exist already.
@@ -56,10 +58,14 @@ public final class ChangePoller: Service, Sendable {
             }
             if holds {
                 for entity in entities {
+                    let started = Date()
                     do {
                         try await poll(entity)
+                        metrics.succeeded(entity, startedAt: started)
                         if try await rescanDue(entity) { try await rescan(entity) }
+                        metrics.polled(entity)
                     } catch {
+                        metrics.polled(entity, error: error)
                         logger.warning("polling failed; trying again", metadata: ["system": "\(connector.system)", "entity": "\(entity)", "error": "\(error)"])
                     }
                 }

@@ -38,12 +38,12 @@ public struct CommandWriter: Sendable {
             envelope = try delivery.envelope()
             command = try CommandPayload(json: envelope.payload)
         } catch {
-            throw HandlerFailure.permanent("malformed command: \(error)")
+            throw HandlerFailure.permanent("malformed command: \(error)", .malformed)
         }
         guard envelope.kind == .command, envelope.system == connector.system,
               let entity = CanonicalEntityType(rawValue: envelope.entityType.rawValue),
               let mapper = mappings.mapper(system: connector.system, entity: entity)
-        else { throw HandlerFailure.permanent("not a \(connector.system) command: \(envelope.kind) \(envelope.system) \(envelope.entityType)") }
+        else { throw HandlerFailure.permanent("not a \(connector.system) command: \(envelope.kind) \(envelope.system) \(envelope.entityType)", .malformed) }
         let retried = delivery.redelivered || delivery.properties.headers[ParleyHeaders.retries] != nil
         let event = try await write(command, entity: entity, mapper: mapper, retried: retried, cause: envelope)
         try await publisher.publish(OutgoingMessage(
@@ -71,6 +71,7 @@ public struct CommandWriter: Sendable {
             guard let nativeId = mapper.identity(of: result).id ?? command.targetId else {
                 throw SystemError.permanent(status: 502, "\(connector.system) answered without the record's id")
             }
+            AdapterMetrics.command(connector.system, .written)
             return try Envelope.caused(by: cause, kind: .written, entityId: nativeId, payload: WrittenPayload(command: command).json)
         } catch {
             let failure = error as? SystemError ?? .transient("\(error)", retryAfter: nil)
@@ -79,6 +80,8 @@ public struct CommandWriter: Sendable {
             case .transient: kind = "transient"
             case .permanent(let status, _): kind = "http\(status)"
             }
+            AdapterMetrics.command(connector.system, failure.isTransient ? .failedTransient : .failedPermanent)
+            MessagingMetrics.failure(failure.isTransient ? .transient : .apiError)
             logger.warning("write failed", metadata: ["system": "\(connector.system)", "entity": "\(entity)",
                                                       "operation": "\(command.operation)", "error": "\(failure)"])
             let payload = FailedPayload(stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,

@@ -87,33 +87,52 @@ public final class LinkConsumer: Service, Sendable {
         logger.info("link consumer stopped", metadata: ["queue": "\(queue)"])
     }
 
+    /// The consumer's connection is up and consuming (for `/health/ready`).
+    public var readiness: ConnectionReadiness { consumer.readiness }
+
+    public var queueName: String { queue }
+
     enum Result: Sendable {
         case done
-        case rejected(String)
+        case rejected(String, FailureClass)
     }
 
     func process(_ deliveries: [AMQPDelivery]) async {
+        let started = ContinuousClock.now
         var envelopes: [(Int, Envelope)] = []
         var results = [Result](repeating: .done, count: deliveries.count)
         for (index, delivery) in deliveries.enumerated() {
             do {
                 envelopes.append((index, try delivery.envelope()))
             } catch {
-                results[index] = .rejected("malformed message: \(error)")
+                results[index] = .rejected("malformed message: \(error)", .malformed)
             }
         }
         let engine = self.engine
         let batch = envelopes
         var attempt = 0
+        var writesConfirmed: [SyncLatency.Write] = []
         while true {
             do {
                 let (outcomes, _) = try await LinkBatch.process(batch.map(\.1), engine: engine, pool: pool)
-                for ((index, _), outcome) in zip(batch, outcomes) {
-                    if case .rejected(let reason) = outcome { results[index] = .rejected(reason) }
+                var confirmed: [SyncLatency.Write] = []
+                for ((index, envelope), outcome) in zip(batch, outcomes) {
+                    switch outcome {
+                    case .rejected(let reason):
+                        results[index] = .rejected(reason, .permanent)
+                    case .done:
+                        // A written event that committed (a stale one, ignored by the engine, counts too).
+                        if envelope.kind == .written, let written = try? WrittenPayload(json: envelope.payload),
+                           let ref = GlobalRef(written.globalId) {
+                            confirmed.append(SyncLatency.Write(global: ref.id, target: envelope.system))
+                        }
+                    }
                 }
+                writesConfirmed = confirmed
                 break
             } catch {
                 attempt += 1
+                MessagingMetrics.failure(.transient)
                 let retryNow = (error as? PostgresError).map { $0.isDeadlock || $0.isSerializationFailure } ?? false
                 logger.warning("link batch failed; retrying", metadata: ["queue": "\(queue)", "attempt": "\(attempt)", "error": "\(error)"])
                 if Task.isCancelled { return }
@@ -124,17 +143,23 @@ public final class LinkConsumer: Service, Sendable {
         }
         relay.notify()
         for (index, delivery) in deliveries.enumerated() {
-            if case .rejected(let reason) = results[index] {
+            var outcome = MessagingMetrics.Outcome.ack
+            if case .rejected(let reason, let failureClass) = results[index] {
                 logger.error("message dead-lettered", metadata: ["queue": "\(queue)", "messageId": "\(delivery.properties.messageId ?? "-")", "reason": "\(reason)"])
+                MessagingMetrics.failure(failureClass)
                 do {
                     try await publisher.publish(ParleyHeaders.deadLetter(delivery, from: queue, reason: reason, topology: topology))
                 } catch {
                     delivery.nack(requeue: true)
                     continue
                 }
+                outcome = .deadLetter
             }
             delivery.ack()
+            // Every message of a batch took the batch's time: they committed together.
+            MessagingMetrics.consumed(queue: queue, outcome: outcome, elapsed: ContinuousClock.now - started)
         }
+        if !writesConfirmed.isEmpty { await SyncLatency.record(writesConfirmed, pool: pool, logger: logger) }
     }
 }
 

@@ -49,15 +49,16 @@ public struct MappingService: Sendable {
         do {
             envelope = try delivery.envelope()
         } catch {
-            throw HandlerFailure.permanent("malformed message: \(error)")
+            throw HandlerFailure.permanent("malformed message: \(error)", .malformed)
         }
         let output: MappingProcessor.Output
         do {
             output = try process(envelope)
         } catch {
-            throw HandlerFailure.permanent(error.reason)
+            throw HandlerFailure.permanent(error.reason, .unmappable)
         }
         if output.envelope.kind == .failed {
+            MessagingMetrics.failure(.invalidPayload)
             logger.warning("entity cannot be written", metadata: [
                 "system": "\(envelope.system)", "entityType": "\(envelope.entityType)", "entityId": "\(envelope.entityId)",
                 "reason": "\(output.envelope.payload["reason"]?.string ?? "-")",

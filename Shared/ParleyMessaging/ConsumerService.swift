@@ -9,12 +9,17 @@ public struct HandlerFailure: Error, Sendable, CustomStringConvertible {
     public enum Kind: Sendable { case transient, permanent }
     public var kind: Kind
     public var reason: String
-    public init(_ kind: Kind, _ reason: String) {
+    /// What `parley_failures_total` counts it as (the reason text is never a label).
+    public var failureClass: FailureClass
+    public init(_ kind: Kind, _ reason: String, _ failureClass: FailureClass? = nil) {
         self.kind = kind
         self.reason = reason
+        self.failureClass = failureClass ?? (kind == .transient ? .transient : .permanent)
     }
     public static func transient(_ reason: String) -> HandlerFailure { .init(.transient, reason) }
-    public static func permanent(_ reason: String) -> HandlerFailure { .init(.permanent, reason) }
+    public static func permanent(_ reason: String, _ failureClass: FailureClass = .permanent) -> HandlerFailure {
+        .init(.permanent, reason, failureClass)
+    }
     public var description: String { reason }
 }
 
@@ -134,11 +139,19 @@ public final class ConsumerService: Service, Sendable {
         logger.info("consumer stopped", metadata: ["queue": "\(queue)"])
     }
 
+    /// The consumer's connection is up and consuming (for `/health/ready`).
+    public var readiness: ConnectionReadiness { consumer.readiness }
+
+    public var queueName: String { queue }
+
     func process(_ delivery: AMQPDelivery) async {
+        let started = ContinuousClock.now
         do {
             try await handler(delivery)
             delivery.ack()
+            MessagingMetrics.consumed(queue: queue, outcome: .ack, elapsed: ContinuousClock.now - started)
         } catch {
+            MessagingMetrics.failure(FailureClass.of(error))
             let retries = Int(delivery.properties.headers[ParleyHeaders.retries]?.intValue ?? 0)
             let decision = retryPolicy.decide(error: error, retriesSoFar: retries, topology: topology)
             var properties = delivery.properties
@@ -162,6 +175,9 @@ public final class ConsumerService: Service, Sendable {
             do {
                 try await publisher.publish(copy)
                 delivery.ack()
+                let outcome: MessagingMetrics.Outcome
+                if case .retry = decision { outcome = .retry } else { outcome = .deadLetter }
+                MessagingMetrics.consumed(queue: queue, outcome: outcome, elapsed: ContinuousClock.now - started)
             } catch {
                 logger.warning("could not park failed message; returning it to the queue", metadata: ["error": "\(error)"])
                 delivery.nack(requeue: true)
