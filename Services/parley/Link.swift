@@ -68,7 +68,9 @@ struct ListOptions: ParsableArguments {
 }
 
 func parseSystem(_ text: String) throws -> SystemName {
-    guard let system = SystemName(rawValue: text) else { throw ValidationError("not a system name: \(text)") }
+    guard let system = SystemName(rawValue: text), ParleyTopology.systems.contains(system) else {
+        throw ValidationError("not a system: \(text) (\(ParleyTopology.systems.map(\.rawValue).joined(separator: ", ")))")
+    }
     return system
 }
 

@@ -69,12 +69,12 @@ struct Top: AsyncParsableCommand {
                 failed = report.hasErrors
                 var frame = StatusRendering.render(report)
                 if !once { frame += "\n\nrefreshing every \(interval.formatted()) s; Ctrl-C quits" }
-                if terminal && !once {
-                    print(StatusRendering.clearScreen + frame)
-                } else {
-                    print(frame + (once ? "" : "\n"))
+                let text = terminal && !once ? StatusRendering.clearScreen + frame + "\n" : frame + (once ? "\n" : "\n\n")
+                do {
+                    try FileHandle.standardOutput.write(contentsOf: Data(text.utf8))
+                } catch {
+                    break  // the reader went away (`parley top | head`): stop like Ctrl-C
                 }
-                fflush(nil)
                 if once { break }
                 try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
             }
