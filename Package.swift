@@ -297,3 +297,19 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// The operator's toolkit behind `parley` (docs/cli.md): RabbitMQ's management API, dead-letter
+// listing and replay, the status report and its rendering, in a library the tests import.
+package.targets.append(.target(
+    name: "ParleyOperations",
+    dependencies: [
+        "ParleyAMQP", "ParleyMessaging", "ParleyCanonical", "ParleyLink",
+        .product(name: "AsyncHTTPClient", package: "async-http-client"),
+    ],
+    path: "Shared/ParleyOperations"))
+package.targets.append(.testTarget(
+    name: "ParleyOperationsTests",
+    dependencies: ["ParleyOperations", "ParleyAMQP", "ParleyMessaging", "ParleyCanonical", "ParleyLink", "ParleyPostgres", "ParleyTestSupport"],
+    path: "Tests/ParleyOperationsTests"))
+// Added here rather than by editing the `parley` target's line above.
+package.targets.first { $0.name == "parley" }!.dependencies += ["ParleyOperations", "ParleyAdapter", "ParleyAMQP"]

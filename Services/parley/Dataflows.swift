@@ -7,7 +7,8 @@ import ParleyMapping
 struct Dataflows: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dataflows",
-        abstract: "Generate the dataflow documents (docs/dataflows/*.rst) from the mapping tables.")
+        abstract: "Generate the dataflow documents (docs/dataflows/*.rst) from the mapping tables.",
+        aliases: ["docs"])
 
     @Option(help: "The repository root (mappings/, contracts). Default: the current directory.")
     var repository: String = "."

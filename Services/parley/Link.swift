@@ -3,6 +3,7 @@ import Foundation
 import ParleyCanonical
 import ParleyLink
 import ParleyMessaging
+import ParleyOperations
 import ParleyPostgres
 
 /// `parley link ...`: the link service's state (docs/cli.md), read through ``LinkQueries``.
@@ -31,6 +32,9 @@ struct LinkOptions: ParsableArguments {
             let result = try await body(LinkQueries(pool: pool))
             await pool.close()
             return result
+        } catch let error as PostgresError where error.kind == .connectionFailed || error.kind == .connectionLost {
+            await pool.close()
+            throw CLIError(OperationsError.database(error, configuration).description)
         } catch {
             await pool.close()
             throw error
@@ -64,7 +68,9 @@ struct ListOptions: ParsableArguments {
 }
 
 func parseSystem(_ text: String) throws -> SystemName {
-    guard let system = SystemName(rawValue: text) else { throw ValidationError("not a system name: \(text)") }
+    guard let system = SystemName(rawValue: text), ParleyTopology.systems.contains(system) else {
+        throw ValidationError("not a system: \(text) (\(ParleyTopology.systems.map(\.rawValue).joined(separator: ", ")))")
+    }
     return system
 }
 
@@ -98,43 +104,50 @@ extension Link {
                 parley link show --global <type>/<uuid> [--json]
                 """)
 
-        @Argument(help: "The record's system.", transform: parseSystem)
-        var system: SystemName?
+        @OptionGroup var show: ShowArguments
 
-        @Argument(help: "customer, order or product.", transform: parseEntityType)
-        var entityType: CanonicalEntityType?
+        func run() async throws { try await show.run() }
+    }
+}
 
-        @Argument(help: "The record's id in its system.")
-        var nativeId: String?
+/// What `parley links` and `parley link show` take, and what they do.
+struct ShowArguments: ParsableArguments {
+    @Argument(help: "The record's system.", transform: parseSystem)
+    var system: SystemName?
 
-        @Option(name: .customLong("global"), help: "A global id, <type>/<uuid>, instead of a record.", transform: parseGlobalRef)
-        var globalId: GlobalRef?
+    @Argument(help: "customer, order or product.", transform: parseEntityType)
+    var entityType: CanonicalEntityType?
 
-        @OptionGroup var options: LinkOptions
+    @Argument(help: "The record's id in its system.")
+    var nativeId: String?
 
-        func validate() throws {
-            let record = [system != nil, entityType != nil, nativeId != nil]
-            if globalId != nil {
-                guard !record.contains(true) else { throw ValidationError("give either --global or <system> <entity-type> <native-id>") }
-            } else {
-                guard !record.contains(false) else { throw ValidationError("give <system> <entity-type> <native-id>, or --global <type>/<uuid>") }
-            }
+    @Option(name: .customLong("global"), help: "A global id, <type>/<uuid>, instead of a record.", transform: parseGlobalRef)
+    var globalId: GlobalRef?
+
+    @OptionGroup var options: LinkOptions
+
+    func validate() throws {
+        let record = [system != nil, entityType != nil, nativeId != nil]
+        if globalId != nil {
+            guard !record.contains(true) else { throw ValidationError("give either --global or <system> <entity-type> <native-id>") }
+        } else {
+            guard !record.contains(false) else { throw ValidationError("give <system> <entity-type> <native-id>, or --global <type>/<uuid>") }
         }
+    }
 
-        func run() async throws {
-            let entity = try await options.withQueries { queries in
-                if let globalId { return try await queries.entity(globalId: globalId) }
-                return try await queries.entity(system: system!, entityType: entityType!, nativeId: nativeId!)
-            }
-            let what = globalId.map(\.description) ?? "\(system!) \(entityType!.rawValue) \(nativeId!)"
-            guard let entity else {
-                if options.json { options.emit(.null) }
-                FileHandle.standardError.write(Data("no global entity for \(what)\n".utf8))
-                throw ExitCode(2)
-            }
-            if options.json { return options.emit(entity.json) }
-            print(Render.entity(entity))
+    func run() async throws {
+        let entity = try await options.withQueries { queries in
+            if let globalId { return try await queries.entity(globalId: globalId) }
+            return try await queries.entity(system: system!, entityType: entityType!, nativeId: nativeId!)
         }
+        let what = globalId.map(\.description) ?? "\(system!) \(entityType!.rawValue) \(nativeId!)"
+        guard let entity else {
+            if options.json { options.emit(.null) }
+            FileHandle.standardError.write(Data("no global entity for \(what)\n".utf8))
+            throw ExitCode(2)
+        }
+        if options.json { return options.emit(entity.json) }
+        print(Render.entity(entity))
     }
 }
 
@@ -148,7 +161,9 @@ extension Link {
         @OptionGroup var list: ListOptions
         @OptionGroup var options: LinkOptions
 
-        func run() async throws {
+        func run() async throws { try await Self.run(list: list, options: options) }
+
+        static func run(list: ListOptions, options: LinkOptions) async throws {
             let rows = try await options.withQueries { try await $0.parked(limit: list.limit, system: list.system, entityType: list.entityType) }
             if options.json { return options.emit(.array(rows.map(\.json))) }
             print(Render.table(["ID", "SYSTEM", "RECORDS", "WAITING FOR", "SINCE"], rows.map { row in
@@ -165,7 +180,9 @@ extension Link {
         @OptionGroup var list: ListOptions
         @OptionGroup var options: LinkOptions
 
-        func run() async throws {
+        func run() async throws { try await Self.run(list: list, options: options) }
+
+        static func run(list: ListOptions, options: LinkOptions) async throws {
             let rows = try await options.withQueries { try await $0.failed(limit: list.limit, system: list.system, entityType: list.entityType) }
             if options.json { return options.emit(.array(rows.map(\.json))) }
             print(Render.table(["ID", "SYSTEM", "RECORDS", "KIND", "RETRY", "ATTEMPTS", "FAILED AT", "REASON"], rows.map { row in

@@ -23,6 +23,11 @@ public enum AdapterSchema {
                 primary key (system, entity_type)
             );
             """),
+        // `parley resync`: an operator's request for a full re-read, kept until the poller
+        // holding the lease has done one (so it survives restarts and reaches any replica).
+        Migration(version: 2, name: "resync_requested_at", sql: """
+            alter table parley_adapter.feed_position add column resync_requested_at timestamptz;
+            """),
     ]
 }
 
@@ -64,6 +69,55 @@ public struct FeedPositionStore: Sendable {
             insert into parley_adapter.feed_position (system, entity_type, rescanned_at) values ($1, $2, $3)
             on conflict (system, entity_type) do update set rescanned_at = excluded.rescanned_at
             """, [system.rawValue, entity.rawValue, date])
+    }
+}
+
+/// Requests for a full re-read (`parley resync`): a time in `resync_requested_at` of the feed
+/// position's row. The poller that holds the system's lease sees it at its next poll, rescans
+/// the entity and clears the request, unless a newer one arrived meanwhile.
+extension FeedPositionStore {
+    /// Asks for a full re-read of `entities` (every entity type when empty); returns the
+    /// request's time (the database's clock).
+    @discardableResult
+    public static func requestResync(pool: PostgresPool, system: SystemName, entities: [CanonicalEntityType] = []) async throws -> Date {
+        let types = (entities.isEmpty ? CanonicalEntityType.allCases : entities).map(\.rawValue)
+        var requested = Date()
+        for type in types {
+            let row = try await pool.query("""
+                insert into parley_adapter.feed_position (system, entity_type, resync_requested_at) values ($1, $2, now())
+                on conflict (system, entity_type) do update set resync_requested_at = now()
+                returning resync_requested_at
+                """, [system.rawValue, type])
+            if let first = row.first { requested = try first.decode(Date.self, at: 0) }
+        }
+        return requested
+    }
+
+    /// Pending requests of a system: entity type → when it was asked for.
+    public static func pendingResyncs(pool: PostgresPool, system: SystemName) async throws -> [CanonicalEntityType: Date] {
+        var pending: [CanonicalEntityType: Date] = [:]
+        for row in try await pool.query("""
+            select entity_type, resync_requested_at from parley_adapter.feed_position
+            where system = $1 and resync_requested_at is not null
+            """, [system.rawValue]) {
+            if let type = CanonicalEntityType(rawValue: try row.decode(String.self, at: 0)) { pending[type] = try row.decode(Date.self, at: 1) }
+        }
+        return pending
+    }
+
+    /// When a full re-read of the entity was requested and not yet done.
+    public func resyncRequested(_ entity: CanonicalEntityType) async throws -> Date? {
+        try await pool.query("select resync_requested_at from parley_adapter.feed_position where system = $1 and entity_type = $2",
+                             [system.rawValue, entity.rawValue]).first.flatMap { $0.isNull(at: 0) ? nil : try $0.decode(Date.self, at: 0) }
+    }
+
+    /// Clears the request answered by a rescan that started after it was made; a request made
+    /// during the rescan stays (the exact time read before is compared, in the database's clock).
+    public func clearResync(_ entity: CanonicalEntityType, requestedAt: Date) async throws {
+        _ = try await pool.execute("""
+            update parley_adapter.feed_position set resync_requested_at = null
+            where system = $1 and entity_type = $2 and resync_requested_at <= $3
+            """, [system.rawValue, entity.rawValue, requestedAt])
     }
 }
 

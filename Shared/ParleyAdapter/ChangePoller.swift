@@ -114,6 +114,7 @@ public final class ChangePoller: Service, Sendable {
     }
 
     func rescanDue(_ entity: CanonicalEntityType) async throws -> Bool {
+        if try await store.resyncRequested(entity) != nil { return true }  // `parley resync`
         guard let last = try await store.rescannedAt(entity) else {
             try await store.markRescanned(entity, at: Date())  // the first incremental poll read everything
             return false
@@ -125,6 +126,7 @@ public final class ChangePoller: Service, Sendable {
     @discardableResult
     public func rescan(_ entity: CanonicalEntityType) async throws -> Int {
         guard let mapper = mappers[entity] else { return 0 }
+        let requested = try await store.resyncRequested(entity)
         var cursor: String? = nil
         var published = 0
         repeat {
@@ -138,6 +140,7 @@ public final class ChangePoller: Service, Sendable {
             cursor = page.nextCursor
         } while cursor != nil
         try await store.markRescanned(entity, at: Date())
+        if let requested { try await store.clearResync(entity, requestedAt: requested) }
         logger.info("full rescan published", metadata: ["system": "\(connector.system)", "entity": "\(entity)", "count": "\(published)"])
         return published
     }
