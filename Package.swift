@@ -288,7 +288,7 @@ let package = Package(
         // and infra/ against them.
         .target(
             name: "ParleyDeployment",
-            dependencies: ["ParleyAMQP", "ParleyPostgres", "ParleyMessaging", "ParleyMapping", "ParleyAdapter", "ParleySimulator"],
+            dependencies: ["ParleyAMQP", "ParleyPostgres", "ParleyMessaging", "ParleyMapping", "ParleyAdapter", "ParleySimulator", "ParleyObservability"],
             path: "Shared/ParleyDeployment"),
         .testTarget(
             name: "ParleyDeploymentTests",

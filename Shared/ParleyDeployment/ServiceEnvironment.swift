@@ -1,6 +1,7 @@
 import ParleyAMQP
 import ParleyAdapter
 import ParleyMapping
+import ParleyObservability
 import ParleyMessaging
 import ParleyPostgres
 import ParleySimulator
@@ -26,10 +27,8 @@ public struct EnvironmentSpec: Sendable, Equatable {
 /// `AdapterEnvironment.systemKeys`, …), so docker-compose.yml and docs/deployment.md can be
 /// checked against the code (`Tests/ParleyDeploymentTests`).
 public enum ServiceEnvironment {
-    /// The observability HTTP server's keys. They are being added in parallel as
-    /// `ObservabilityConfiguration.environmentKeys` (ParleyObservability); replace these
-    /// literals with that constant when both are merged.
-    public static let httpKeys = ["PARLEY_HTTP_HOST", "PARLEY_HTTP_PORT"]
+    /// The observability HTTP server's keys (health and metrics), as its configuration reads them.
+    public static let httpKeys = ObservabilityConfiguration.environmentKeys
 
     static let amqp = [AMQPConfiguration.EnvironmentKey.url, AMQPConfiguration.EnvironmentKey.urlFile]
     static let database = [PostgresConfiguration.EnvironmentKey.url, PostgresConfiguration.EnvironmentKey.urlFile]

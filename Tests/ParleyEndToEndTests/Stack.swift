@@ -68,7 +68,7 @@ final class Stack: Sendable {
         for url in [erp + "/_admin/records", shop + "/_admin/records", go + "/_admin/records"] { try await Self.waitUntilUp(url) }
 
         let common = ["PARLEY_AMQP_URL": vhost.url, "PARLEY_DATABASE_URL": databaseURL, "PARLEY_REPOSITORY": Self.root.path,
-                      "PARLEY_LOG_LEVEL": "info"]
+                      "PARLEY_LOG_LEVEL": "info", "PARLEY_HTTP_PORT": "0"]
         // The link service migrates the database the adapters share, so it goes first.
         try start("link-service", [], env: common)
         try start("mapping-service", [], env: common)
