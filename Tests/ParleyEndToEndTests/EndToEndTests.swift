@@ -25,7 +25,9 @@ struct EndToEndTests {
     }
 
     static func order(customer: String, lines: [(id: String, sku: String, quantity: Int, price: Double, vat: Int)]) -> JSONValue {
-        ["customerId": .string(customer), "orderDate": "2026-11-20", "currencyCode": "NOK", "status": "CONFIRMED", "yourReference": "Innkjøp 7",
+        // Entered (draft), so it can still be edited everywhere: PowerOffice Go locks a confirmed
+        // sales order, and Parley reports an edit of one as a failed write (docs/testing.md).
+        ["customerId": .string(customer), "orderDate": "2026-11-20", "currencyCode": "NOK", "status": "ENTERED", "yourReference": "Innkjøp 7",
          "lines": .array(lines.map { ["productId": .string($0.id), "itemNo": .string($0.sku), "quantity": .number(JSONNumber($0.quantity)),
                                        "unitPrice": JSONValue(floatLiteral: $0.price), "vatPercent": .number(JSONNumber($0.vat))] })]
     }
