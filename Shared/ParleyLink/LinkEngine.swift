@@ -213,6 +213,12 @@ struct Context {
             // without this the echo would become a second entity); anything else is matched.
             if let match = try originEntity(payload.origin) ?? matchingEntity(keys) {
                 if let other = try store.nativeId(of: match, in: source) {
+                    if other == nativeId {
+                        // Another replica linked this very record meanwhile (the same change
+                        // delivered twice, handled at once): handle it as that entity's.
+                        store.cache.absent.remove(LinkCache.MemberKey(source, entity, nativeId))
+                        return try canonical()
+                    }
                     try store.recordConflict(match, source, nativeId: nativeId, memberId: other,
                                              reason: "\(source) \(entity.rawValue) \(nativeId) and \(other) both match \(ref(match))")
                     return .conflict
