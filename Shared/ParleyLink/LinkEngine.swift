@@ -206,12 +206,21 @@ struct Context {
                 try store.replaceKeys(global, keys, entity: entity)
             }
         } else {
+            // The echo of Parley's own create, arriving before its written event, carries the key
+            // it was created with: it joins that entity (orders are never matched by content, so
+            // it would otherwise become a second entity) and changes nothing. Its written event
+            // records what was written as the system's snapshot; merging the echo here would let
+            // what the system cannot hold (an order line's discount in the webshop) erase it.
+            if let origin = try originEntity(payload.origin) {
+                _ = try store.lockEntity(origin, entity)
+                if try store.nativeId(of: origin, in: source) == nil {
+                    guard try store.addMember(origin, source, entity, nativeId) else { return try canonical() }
+                    return .unchanged(global: origin)
+                }
+            }
             let keys = Context.naturalKeys(entity, values)
             try store.lock(keys, entity: entity)
-            // The echo of Parley's own create, arriving before its written event, carries the key
-            // it was created with and joins that entity (orders are never matched by content, so
-            // without this the echo would become a second entity); anything else is matched.
-            if let match = try originEntity(payload.origin) ?? matchingEntity(keys) {
+            if let match = try matchingEntity(keys) {
                 if let other = try store.nativeId(of: match, in: source) {
                     if other == nativeId {
                         // Another replica linked this very record meanwhile (the same change
