@@ -67,14 +67,7 @@ struct AdapterProcessTests {
     }
 
     /// Waits until `url` answers at all.
-    static func waitUntilUp(_ url: String) async throws {
-        _ = try await withDeadline(.seconds(60), "\(url) answering") {
-            while true {
-                if let (status, _) = try? await http("GET", url), status > 0 { return true }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
-    }
+    static func waitUntilUp(_ url: String) async throws { try await waitUntilAnswering(url) }
 
     /// Takes messages from `queue` until `count` arrived or `quiet` passes with nothing new.
     static func drain(_ queue: String, _ amqp: AMQPConfiguration, atLeast count: Int, quiet: Duration = .seconds(2)) async throws -> [Envelope] {

@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
@@ -65,7 +68,7 @@ final class Stack: Sendable {
         try start("powerofficego-simulator", ["--port", "\(ports.go)", "--application-key", Self.goKeys.application,
                                               "--client-key", Self.goKeys.client, "--subscription-key", Self.goKeys.subscription,
                                               "--seed", "\(seed.go)", "--rate-limit", "20"])
-        for url in [erp + "/_admin/records", shop + "/_admin/records", go + "/_admin/records"] { try await Self.waitUntilUp(url) }
+        for url in [erp + "/_admin/records", shop + "/_admin/records", go + "/_admin/records"] { try await waitUntilAnswering(url) }
 
         let common = ["PARLEY_AMQP_URL": vhost.url, "PARLEY_DATABASE_URL": databaseURL, "PARLEY_REPOSITORY": Self.root.path,
                       "PARLEY_LOG_LEVEL": "info", "PARLEY_HTTP_PORT": "0"]
@@ -88,7 +91,19 @@ final class Stack: Sendable {
         }
     }
 
-    static func port() -> Int { Int.random(in: 20_000...40_000) }
+    /// A port nothing listens on now: the kernel's pick for a socket bound to port 0.
+    static func port() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        return bound ? Int(UInt16(bigEndian: address.sin_port)) : Int.random(in: 20_000...40_000)
+    }
 
     private func start(_ name: String, _ arguments: [String], env extra: [String: String] = [:], replica: Int = 0) throws {
         guard let executable = builtExecutable(name) else { throw HTTPError(description: "\(name) is not built next to the tests (swift build --build-tests)") }
@@ -137,15 +152,6 @@ final class Stack: Sendable {
         }
         let (data, response) = try await URLSession.shared.data(for: request)
         return ((response as! HTTPURLResponse).statusCode, data.isEmpty ? nil : try? JSONValue.parse(String(decoding: data, as: UTF8.self)))
-    }
-
-    static func waitUntilUp(_ url: String) async throws {
-        _ = try await withDeadline(.seconds(60), "\(url) answering") {
-            while true {
-                if let (status, _) = try? await http("GET", url), status > 0 { return true }
-                try await Task.sleep(for: .milliseconds(100))
-            }
-        }
     }
 
     /// A call that must succeed (2xx); returns the body.

@@ -55,20 +55,7 @@ public struct ScratchVhost: Sendable {
         }
     }
 
-    func request(_ method: String, _ path: String, body: String? = nil) async throws -> Int {
-        var request = URLRequest(url: URL(string: management + path)!)
-        request.httpMethod = method
-        request.setValue(authorization, forHTTPHeaderField: "Authorization")
-        if let body {
-            request.httpBody = Data(body.utf8)
-            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        }
-        let (_, response) = try await URLSession.shared.data(for: request)
-        return (response as! HTTPURLResponse).statusCode
-    }
-
-    /// A call to the management API with the test user's credentials: the body, or an error for a non-2xx status.
-    public func management(_ method: String = "GET", _ path: String, body: String? = nil) async throws -> Data {
+    private func send(_ method: String, _ path: String, body: String?) async throws -> (status: Int, data: Data) {
         var request = URLRequest(url: URL(string: management + path)!)
         request.httpMethod = method
         request.setValue(authorization, forHTTPHeaderField: "Authorization")
@@ -77,7 +64,17 @@ public struct ScratchVhost: Sendable {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
         }
         let (data, response) = try await URLSession.shared.data(for: request)
-        let status = (response as! HTTPURLResponse).statusCode
+        return ((response as! HTTPURLResponse).statusCode, data)
+    }
+
+    /// A call to the management API with the test user's credentials: the status.
+    func request(_ method: String, _ path: String, body: String? = nil) async throws -> Int {
+        try await send(method, path, body: body).status
+    }
+
+    /// A call to the management API with the test user's credentials: the body, or an error for a non-2xx status.
+    public func management(_ method: String = "GET", _ path: String, body: String? = nil) async throws -> Data {
+        let (status, data) = try await send(method, path, body: body)
         guard (200..<300).contains(status) else { throw MissingServer(variable: "management API \(method) \(path): HTTP \(status)") }
         return data
     }
@@ -219,6 +216,16 @@ public actor ServerDisruption {
         } catch {
             await lock.release(exclusive: true)
             throw error
+        }
+    }
+}
+
+/// Waits until `url` answers at all (any HTTP status): a server process has started listening.
+public func waitUntilAnswering(_ url: String, within limit: Duration = .seconds(60)) async throws {
+    _ = try await withDeadline(limit, "\(url) answering") {
+        while true {
+            if (try? await URLSession.shared.data(from: URL(string: url)!)) != nil { return true }
+            try await Task.sleep(for: .milliseconds(100))
         }
     }
 }
