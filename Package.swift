@@ -254,6 +254,7 @@ let package = Package(
             name: "ParleySimulator",
             dependencies: [
                 "ParleyCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Logging", package: "swift-log"),

@@ -19,26 +19,11 @@ struct CustomwebshopSimulatorCommand: AsyncParsableCommand {
     @Option(help: "Delivery attempts per webhook before it is abandoned.") var webhookAttempts = 6
     @Option(help: "Accepted bearer token (env CUSTOMWEBSHOP_SIM_BEARER_TOKEN).") var bearerToken: String?
     @Flag(help: "Accept requests without credentials.") var noAuth = false
-    @Option(help: "Create N customers, N products and N orders at start.") var seed = 0
-    @Option(help: "Random seed for the generated data.") var seedValue: UInt64 = 1
-    @Option(help: "Fraction 0…1 of requests answered with --error-status.") var errorRate: Double?
-    @Option(help: "The 5xx status of injected errors.") var errorStatus: Int?
-    @Option(help: "Added latency per request, milliseconds.") var latencyMs: Int?
-    @Option(help: "Random extra latency up to this many milliseconds.") var latencyJitterMs: Int?
-    @Option(help: "Answer the first N requests 429.") var rateLimitBurst: Int?
-    @Option(help: "Retry-After seconds of injected 429s.") var retryAfter: Int?
-    @Option(help: "Fraction 0…1 of requests whose connection is dropped.") var dropRate: Double?
+    @OptionGroup var options: SimulatorOptions
 
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
-        var faults = FaultSettings.fromEnvironment(prefix: SimulatorEnvironment.Customwebshop.prefix)
-        if let errorRate { faults.errorRate = errorRate }
-        if let errorStatus { faults.errorStatus = errorStatus }
-        if let latencyMs { faults.latencyMs = latencyMs }
-        if let latencyJitterMs { faults.latencyJitterMs = latencyJitterMs }
-        if let rateLimitBurst { faults.rateLimitBurst = rateLimitBurst }
-        if let retryAfter { faults.retryAfterSeconds = retryAfter }
-        if let dropRate { faults.dropRate = dropRate }
+        let faults = options.faults(environmentPrefix: SimulatorEnvironment.Customwebshop.prefix)
         let key = consumerKey ?? env[SimulatorEnvironment.Customwebshop.consumerKey]
         let secret = consumerSecret ?? env[SimulatorEnvironment.Customwebshop.consumerSecret]
         var auth = AuthPolicy(
@@ -52,8 +37,8 @@ struct CustomwebshopSimulatorCommand: AsyncParsableCommand {
             }
             webhooks = WebhookDispatcher(url: url, secret: s, maxAttempts: webhookAttempts)
         }
-        let state = try WebshopSimulator.makeState(seed: seed, seedValue: seedValue, faults: faults)
-        let router = WebshopSimulator.makeRouter(state: state, auth: auth, seedValue: seedValue, webhooks: webhooks)
+        let state = try WebshopSimulator.makeState(seed: options.seed, seedValue: options.seedValue, faults: faults)
+        let router = WebshopSimulator.makeRouter(state: state, auth: auth, seedValue: options.seedValue, webhooks: webhooks)
         let banner = auth
         var logger = Logger(label: "customwebshop-simulator")
         logger.logLevel = .info
