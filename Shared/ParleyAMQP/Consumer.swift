@@ -32,13 +32,13 @@ public struct AMQPDelivery: Sendable {
 /// batch rather than once per message.
 public struct AMQPDeliveries: AsyncSequence, Sendable {
     public typealias Element = AMQPDelivery
-    /// The same deliveries as they arrive, one array per socket read: for a consumer that
-    /// handles many messages at once (one database transaction per batch). Iterate either
-    /// this or the deliveries one at a time, not both.
-    public let batches: AsyncStream<[AMQPDelivery]>
+    /// The same deliveries in batches: each step takes everything that arrived since the last,
+    /// for a consumer that handles many messages at once (one database transaction per batch).
+    /// Iterate either this or the deliveries one at a time, not both.
+    public let batches: DeliveryBuffer
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var source: AsyncStream<[AMQPDelivery]>.AsyncIterator
+        var source: DeliveryBuffer.AsyncIterator
         var batch: [AMQPDelivery] = []
         var index = 0
 
@@ -88,10 +88,10 @@ public final class AMQPConsumer: Sendable {
     public init(configuration: AMQPConfiguration, queue: String, topology: Topology? = nil, prefetch: UInt16 = 256,
                 logger: Logger = Logger(label: "parley.amqp.consumer")) {
         self.queue = queue
-        let (stream, continuation) = AsyncStream.makeStream(of: [AMQPDelivery].self, bufferingPolicy: .unbounded)
-        deliveries = AMQPDeliveries(batches: stream)
+        let buffer = DeliveryBuffer()
+        deliveries = AMQPDeliveries(batches: buffer)
         let worker = ConsumerWorker(configuration: configuration, queue: queue, declarations: topology?.declarations(),
-                                    prefetch: prefetch, mailbox: mailbox, output: continuation, readiness: readiness, logger: logger)
+                                    prefetch: prefetch, mailbox: mailbox, output: buffer, readiness: readiness, logger: logger)
         startConnectionThread(name: "amqp-consumer \(queue)") { worker.run() }
     }
 
@@ -114,7 +114,7 @@ private final class ConsumerWorker: @unchecked Sendable {
     let declarations: Topology.Declarations?
     let prefetch: UInt16
     let mailbox: Mailbox<AMQPConsumer.Command>
-    let output: AsyncStream<[AMQPDelivery]>.Continuation
+    let output: DeliveryBuffer
     let readiness: ConnectionReadiness
     let logger: Logger
     static let channel: UInt16 = 1
@@ -132,7 +132,7 @@ private final class ConsumerWorker: @unchecked Sendable {
     var endpointIndex = 0
 
     init(configuration: AMQPConfiguration, queue: String, declarations: Topology.Declarations?, prefetch: UInt16,
-         mailbox: Mailbox<AMQPConsumer.Command>, output: AsyncStream<[AMQPDelivery]>.Continuation,
+         mailbox: Mailbox<AMQPConsumer.Command>, output: DeliveryBuffer,
          readiness: ConnectionReadiness, logger: Logger) {
         self.readiness = readiness
         self.configuration = configuration
@@ -172,7 +172,7 @@ private final class ConsumerWorker: @unchecked Sendable {
 
     private func flushReceived() {
         guard !received.isEmpty else { return }
-        output.yield(received)
+        output.append(received)
         received.removeAll(keepingCapacity: true)
     }
 

@@ -219,3 +219,45 @@ struct AckBatcherTests {
         #expect(b.frames(for: [(1, .ack)]) == [F(kind: .ack, tag: 1, multiple: true)])
     }
 }
+
+@Suite("Delivery buffer")
+struct DeliveryBufferTests {
+    static let mailbox = Mailbox<AMQPConsumer.Command>()
+
+    static func deliveries(_ tags: ClosedRange<UInt64>) -> [AMQPDelivery] {
+        tags.map { AMQPDelivery(body: [], properties: AMQPProperties(), exchange: "", routingKey: "q", redelivered: false,
+                                deliveryTag: $0, generation: 0, mailbox: mailbox) }
+    }
+
+    @Test("A busy consumer's next step takes everything that arrived meanwhile, in order, in one batch")
+    func coalesces() async {
+        let buffer = DeliveryBuffer()
+        buffer.append(Self.deliveries(1...3))
+        buffer.append(Self.deliveries(4...4))
+        buffer.append(Self.deliveries(5...9))
+        #expect(await buffer.next()?.map(\.deliveryTag) == Array(1...9))
+        buffer.append(Self.deliveries(10...11))
+        buffer.finish()
+        buffer.append(Self.deliveries(12...12))
+        #expect(await buffer.next()?.map(\.deliveryTag) == [10, 11], "what came before finish is still handed out")
+        #expect(await buffer.next() == nil)
+    }
+
+    @Test("A waiting consumer is woken by the next arrival; finish or cancellation ends the wait with nil")
+    func waits() async {
+        let buffer = DeliveryBuffer()
+        let waiting = Task { await buffer.next()?.map(\.deliveryTag) }
+        // Whether the task waits already or not, it gets exactly these.
+        buffer.append(Self.deliveries(1...2))
+        #expect(await waiting.value == [1, 2])
+
+        let finished = Task { await buffer.next() }
+        buffer.finish()
+        #expect(await finished.value == nil)
+
+        let other = DeliveryBuffer()
+        let cancelled = Task { await other.next() }
+        cancelled.cancel()
+        #expect(await cancelled.value == nil)
+    }
+}
