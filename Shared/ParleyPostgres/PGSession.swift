@@ -129,10 +129,10 @@ final class PGSession: @unchecked Sendable {
     // MARK: Statements
 
     /// Runs one parameterised statement (prepared once per connection for SELECT, INSERT,
-    /// UPDATE, DELETE, WITH and VALUES, else PQexecParams; parameter types declared, results in
-    /// text format). Throws `PostgresError`; a connection-level failure leaves the session
-    /// disconnected so the next use reconnects.
-    func execute(_ sql: String, _ binds: [any PostgresEncodable]) throws -> PostgresQueryResult {
+    /// UPDATE, DELETE, WITH and VALUES unless `planning` is `.perExecution`, else PQexecParams;
+    /// parameter types declared, results in text format). Throws `PostgresError`; a
+    /// connection-level failure leaves the session disconnected so the next use reconnects.
+    func execute(_ sql: String, _ binds: [any PostgresEncodable], planning: PostgresPlanning = .cached) throws -> PostgresQueryResult {
         guard let conn, PQstatus(conn) == CONNECTION_OK else {
             throw PostgresError(kind: .connectionLost, message: "not connected")
         }
@@ -159,7 +159,7 @@ final class PGSession: @unchecked Sendable {
                 buffers[i] = p
             }
         }
-        let name = Self.isPreparable(sql) ? try preparedName(sql, types, conn) : nil
+        let name = planning == .cached && Self.isPreparable(sql) ? try preparedName(sql, types, conn) : nil
         let result: OpaquePointer? = buffers.withUnsafeBufferPointer { b in
             b.withMemoryRebound(to: UnsafePointer<CChar>?.self) { bp in
                 if let name {
@@ -262,3 +262,16 @@ final class NoticeBox: Sendable {
     let logger: Logger
     init(logger: Logger) { self.logger = logger }
 }
+
+/// How a statement is planned. A prepared statement's plan is cached for the connection's life
+/// and, after a few executions, may be a generic plan made when the tables were small (a hash
+/// join over a whole table, say); that is right for point look-ups, whose best plan does not
+/// change, and wrong for a set-based statement over a batch, whose best plan depends on the
+/// batch and the tables' current sizes.
+public enum PostgresPlanning: Sendable {
+    /// Prepared once per connection; its plan may be cached.
+    case cached
+    /// Parsed and planned at every execution, with the parameters' values (unnamed statement).
+    case perExecution
+}
+

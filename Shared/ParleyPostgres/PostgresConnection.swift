@@ -196,17 +196,17 @@ public final class PostgresTransaction {
         }
     }
 
-    public func query(_ sql: String, _ binds: [any PostgresEncodable] = []) throws -> [PostgresRow] {
-        try run(sql, binds).rows
+    public func query(_ sql: String, _ binds: [any PostgresEncodable] = [], planning: PostgresPlanning = .cached) throws -> [PostgresRow] {
+        try run(sql, binds, planning: planning).rows
     }
 
     @discardableResult
-    public func execute(_ sql: String, _ binds: [any PostgresEncodable] = []) throws -> Int {
-        try run(sql, binds).affectedRows
+    public func execute(_ sql: String, _ binds: [any PostgresEncodable] = [], planning: PostgresPlanning = .cached) throws -> Int {
+        try run(sql, binds, planning: planning).affectedRows
     }
 
-    public func run(_ sql: String, _ binds: [any PostgresEncodable] = []) throws -> PostgresQueryResult {
+    public func run(_ sql: String, _ binds: [any PostgresEncodable] = [], planning: PostgresPlanning = .cached) throws -> PostgresQueryResult {
         try check()
-        return try session.execute(sql, binds)
+        return try session.execute(sql, binds, planning: planning)
     }
 }
