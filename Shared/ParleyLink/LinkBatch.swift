@@ -33,6 +33,8 @@ public enum LinkBatch {
             return (Array(repeating: .done, count: envelopes.count), .batch)
         } catch is LinkEngine.BatchMessageFailed {
             // Rolled back: again, one savepoint per message.
+        } catch is LinkStore.RaceLost {
+            // Likewise: the per-message path handles a record that became a member meanwhile.
         }
         let results = try await pool.transaction { tx -> [Result] in
             var results: [Result] = []

@@ -65,9 +65,7 @@ public struct LinkEngine: Sendable {
     public func handle(_ envelope: Envelope, in tx: PostgresTransaction, now: Date = Date()) throws -> Outcome {
         let store = LinkStore(tx: tx)
         guard try store.claim(envelope.id) else { return .duplicate }
-        let outcome = try handleClaimed(envelope, store: store, now: now)
-        try store.flushOutbox()
-        return outcome
+        return try handleClaimed(envelope, store: store, now: now)
     }
 
     /// A message that failed inside ``handleBatch(_:in:now:)``: the transaction is unusable,
@@ -79,23 +77,34 @@ public struct LinkEngine: Sendable {
     }
 
     /// Handles a batch in the caller's transaction with as few statements as it can: the
-    /// message ids claimed in one statement, the records that are no member yet found in one,
-    /// the sync requests written to the outbox in one at the end, and what the transaction
-    /// already knows about an entity not asked again (``LinkCache``). No savepoints: the first
-    /// message that fails throws ``BatchMessageFailed`` (the caller rolls back and runs the
-    /// batch again one savepoint per message, so that message is dead-lettered alone); a
-    /// connection error, deadlock or serialization failure is rethrown as it is. The outcomes
-    /// are the same as ``handle(_:in:now:)`` one by one.
+    /// message ids claimed in one statement; what the canonical changes need read, locked and
+    /// matched in five (``LinkStore/prefetch(_:keys:)``); each message then decided from the
+    /// transaction's ``LinkCache``, asking the database only for what the prefetch could not
+    /// know (a reference, a slot in flight, a match into an existing entity); and everything
+    /// written — new entities, states, snapshots, write slots, outbox rows — sent in one
+    /// statement at the end (``LinkStore/flush()``). No savepoints: the first message that fails
+    /// throws ``BatchMessageFailed`` (the caller rolls back and runs the batch again one
+    /// savepoint per message, so that message is dead-lettered alone), as does a record another
+    /// replica linked meanwhile (``LinkStore/RaceLost``); a connection error, deadlock or
+    /// serialization failure is rethrown as it is. The outcomes are the same as
+    /// ``handle(_:in:now:)`` one by one.
     public func handleBatch(_ envelopes: [Envelope], in tx: PostgresTransaction, now: Date = Date()) throws -> [Outcome] {
-        let store = LinkStore(tx: tx, cache: LinkCache(buffersOutbox: true))
+        let store = LinkStore(tx: tx, cache: LinkCache(batched: true))
         var claimed = try store.claim(envelopes.map(\.id))
-        var members = Set<LinkCache.MemberKey>()
+        var keys: [LinkCache.MemberKey: [NaturalKey]] = [:]
         for envelope in envelopes where envelope.kind == .canonical && claimed.contains(envelope.id) {
-            if let entity = CanonicalEntityType(rawValue: envelope.entityType.rawValue) {
-                members.insert(LinkCache.MemberKey(envelope.system, entity, envelope.entityId))
+            guard let entity = CanonicalEntityType(rawValue: envelope.entityType.rawValue) else { continue }
+            let record = LinkCache.MemberKey(envelope.system, entity, envelope.entityId)
+            // Parsed once here for the keys and kept for the message's turn; a bad payload is
+            // left for that turn to reject.
+            if let parsed = try? Context.parse(envelope, entity: entity) {
+                store.cache.parsed[envelope.id] = parsed
+                keys[record, default: []].append(contentsOf: Context.naturalKeys(entity, parsed.values))
+            } else {
+                keys[record, default: []] = keys[record] ?? []
             }
         }
-        try store.prefetchAbsentMembers(members)
+        try store.prefetch(Set(keys.keys)) { keys[$0] ?? [] }
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(envelopes.count)
         for (index, envelope) in envelopes.enumerated() {
@@ -112,7 +121,7 @@ public struct LinkEngine: Sendable {
                 throw BatchMessageFailed(index: index, error: error)
             }
         }
-        try store.flushOutbox()
+        try store.flush()
         return outcomes
     }
 
@@ -173,12 +182,11 @@ struct Context {
     // MARK: canonical
 
     mutating func canonical() throws -> LinkEngine.Outcome {
-        let payload: CanonicalPayload
-        do { payload = try CanonicalPayload(json: cause.payload) } catch { throw LinkError("\(error)") }
+        let parsed = try store.cache.parsed[cause.id] ?? Context.parse(cause, entity: entity)
+        let payload = parsed.payload
         let source = cause.system
         let nativeId = cause.entityId
-        var values: [String: JSONValue]
-        do { values = try CanonicalJSON.flatten(payload.entity, entity: entity) } catch { throw LinkError("\(error)") }
+        var values = parsed.values
         for reference in payload.references {
             let target = try store.globalId(forMember: source, reference.entity, reference.id)
             Context.set(GlobalRef(reference.entity, id: target).description, at: reference.path, in: &values)
@@ -282,6 +290,15 @@ struct Context {
         }
         if result.changed.isEmpty && writes == 0 { return .unchanged(global: global) }
         return .applied(global: global, changed: result.changed, writes: writes, parked: parked)
+    }
+
+    /// A canonical message's payload and its flat values (references still native).
+    static func parse(_ envelope: Envelope, entity: CanonicalEntityType) throws -> LinkCache.Parsed {
+        let payload: CanonicalPayload
+        do { payload = try CanonicalPayload(json: envelope.payload) } catch { throw LinkError("\(error)") }
+        do { return LinkCache.Parsed(payload: payload, values: try CanonicalJSON.flatten(payload.entity, entity: entity)) } catch {
+            throw LinkError("\(error)")
+        }
     }
 
     /// Whether `state` has something for `system` that its last-known `snapshot` lacks, among

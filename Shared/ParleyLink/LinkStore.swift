@@ -7,9 +7,11 @@ import ParleyPostgres
 /// transaction (`PostgresTransaction` runs on its connection's own thread, so these are
 /// synchronous). JSON goes to and from `jsonb` as text; numbers keep their decimal text.
 ///
-/// Round trips are the cost (docs/link-service.md, "Round trips"): what the transaction already
-/// knows is kept in its ``LinkCache`` and not asked again. A store made with `LinkStore(tx:)`
-/// knows nothing and asks every time.
+/// Round trips are the cost (docs/link-service.md, "Batches and round trips"). What the
+/// transaction already knows is kept in its ``LinkCache`` and not asked again; in a batch
+/// (`LinkCache(batched: true)`) what it writes waits there too, and goes in one statement
+/// (``flush()``) before any other statement and at the end. A store made with `LinkStore(tx:)`
+/// writes at once.
 struct LinkStore {
     let tx: PostgresTransaction
     let cache: LinkCache
@@ -19,25 +21,39 @@ struct LinkStore {
         self.cache = cache
     }
 
+    /// Every statement goes through these two: the buffered writes first, so what the statement
+    /// reads or changes is the transaction's real state.
+    private func query(_ sql: String, _ binds: [any PostgresEncodable] = [], planning: PostgresPlanning = .cached) throws -> [PostgresRow] {
+        try flush()
+        return try tx.query(sql, binds, planning: planning)
+    }
+
+    private func execute(_ sql: String, _ binds: [any PostgresEncodable] = [], planning: PostgresPlanning = .cached) throws -> Int {
+        try flush()
+        return try tx.execute(sql, binds, planning: planning)
+    }
+
     // MARK: Inbox
 
     /// Records a message id; `false` when it was processed before (a redelivery).
     func claim(_ messageId: UUID) throws -> Bool {
-        try tx.execute("insert into inbox (message_id) values ($1) on conflict do nothing", [messageId]) == 1
+        try execute("insert into inbox (message_id) values ($1) on conflict do nothing", [messageId]) == 1
     }
 
     // MARK: Members and global entities
 
     func member(_ system: SystemName, _ entity: CanonicalEntityType, _ nativeId: String) throws -> UUID? {
-        if cache.absent.contains(LinkCache.MemberKey(system, entity, nativeId)) { return nil }
-        return try tx.query("select global_id from member where system = $1 and entity_type = $2 and native_id = $3",
-                     [system.rawValue, entity.rawValue, nativeId]).first?.decode(UUID.self, at: 0)
+        let key = LinkCache.MemberKey(system, entity, nativeId)
+        if cache.absent.contains(key) { return nil }
+        if let known = cache.memberOf[key] { return known }
+        return try query("select global_id from member where system = $1 and entity_type = $2 and native_id = $3",
+                         [system.rawValue, entity.rawValue, nativeId]).first?.decode(UUID.self, at: 0)
     }
 
     /// The native id of a global entity's member in `system`.
     func nativeId(of global: UUID, in system: SystemName) throws -> String? {
         if let known = cache.entities[global] { return known.members[system] }
-        return try tx.query("select native_id from member where global_id = $1 and system = $2", [global, system.rawValue])
+        return try query("select native_id from member where global_id = $1 and system = $2", [global, system.rawValue])
             .first?.decode(String.self, at: 0)
     }
 
@@ -45,51 +61,72 @@ struct LinkStore {
     func members(of global: UUID) throws -> [SystemName: String] {
         if let known = cache.entities[global] { return known.members }
         var result: [SystemName: String] = [:]
-        for row in try tx.query("select system, native_id from member where global_id = $1", [global]) {
+        for row in try query("select system, native_id from member where global_id = $1", [global]) {
             if let system = SystemName(rawValue: try row.decode(String.self, at: 0)) { result[system] = try row.decode(String.self, at: 1) }
         }
         return result
     }
 
     func createEntity(_ id: UUID, _ entity: CanonicalEntityType) throws {
-        _ = try tx.execute("insert into global_entity (id, entity_type) values ($1, $2)", [id, entity.rawValue])
+        _ = try execute("insert into global_entity (id, entity_type) values ($1, $2)", [id, entity.rawValue])
     }
 
     /// Adds a member; `false` when (system, entity, native id) is already a member of some entity.
     func addMember(_ global: UUID, _ system: SystemName, _ entity: CanonicalEntityType, _ nativeId: String) throws -> Bool {
-        cache.absent.remove(LinkCache.MemberKey(system, entity, nativeId))
-        let added = try tx.execute("""
+        let key = LinkCache.MemberKey(system, entity, nativeId)
+        cache.absent.remove(key)
+        let added = try execute("""
             insert into member (global_id, system, entity_type, native_id) values ($1, $2, $3, $4)
             on conflict (system, entity_type, native_id) do nothing
             """, [global, system.rawValue, entity.rawValue, nativeId]) == 1
-        if added { cache.entities[global]?.members[system] = nativeId }
+        if added {
+            cache.memberOf[key] = global
+            cache.entities[global]?.members[system] = nativeId
+            if cache.states[global] != nil { cache.snapshots[LinkCache.MemberRef(global, system)] = LinkCache.MemberSnapshot() }
+        }
         return added
     }
 
     /// A new global entity with its first member, its merged state, the member's snapshot and
     /// the natural keys, in one statement. `false` (and nothing written) when the member exists
-    /// already: another replica linked the record meanwhile.
+    /// already: another replica linked the record meanwhile. In a batch the entity waits in the
+    /// cache for ``flush()`` and this says `true`; a member that exists by then makes the flush
+    /// throw ``RaceLost`` (the batch runs again, one savepoint per message).
     func createEntity(
         _ global: UUID, _ entity: CanonicalEntityType, state: GlobalState, member system: SystemName, nativeId: String,
         snapshot: Snapshot, modifiedAt: Int64?, keys: [NaturalKey]
     ) throws -> Bool {
-        let (snapshotJSON, hash, modified) = Self.snapshotColumns(snapshot, entity: entity, modifiedAt: modifiedAt)
-        let (values, provenance) = Self.stateColumns(state)
-        let keyRows = JSONValue.array(keys.map { .array([.string(Self.kind($0)), .string($0.value)]) }).serializedString()
-        cache.absent.remove(LinkCache.MemberKey(system, entity, nativeId))
-        // Foreign keys are checked at the end of the statement, when all three are in.
-        let created = try tx.query("""
-            with m as (
-                insert into member (global_id, system, entity_type, native_id, snapshot, snapshot_hash, source_modified_at)
-                values ($1, $2, $3, $4, $5, $6, $7)
-                on conflict (system, entity_type, native_id) do nothing returning global_id),
-            g as (insert into global_entity (id, entity_type, state, provenance) select global_id, $3, $8, $9 from m returning id),
-            k as (insert into natural_key (entity_type, kind, value, global_id)
-                  select $3, x->>0, x->>1, g.id from g, jsonb_array_elements($10::jsonb) x on conflict do nothing)
-            select count(*) from m
-            """, [global, system.rawValue, entity.rawValue, nativeId, snapshotJSON, hash, modified, values, provenance,
-                  PostgresJSON(keyRows)]).first?.decode(Int.self, at: 0) == 1
-        if created { cache.entities[global] = LinkCache.EntityInfo(members: [system: nativeId]) }
+        let key = LinkCache.MemberKey(system, entity, nativeId)
+        cache.absent.remove(key)
+        let created: Bool
+        if cache.batched {
+            cache.newEntities[global] = LinkCache.NewEntity(entity: entity, system: system, nativeId: nativeId, state: state,
+                                                            snapshot: snapshot, modifiedAt: modifiedAt, keys: keys)
+            created = true
+        } else {
+            let (snapshotJSON, hash, modified) = Self.snapshotColumns(snapshot, entity: entity, modifiedAt: modifiedAt)
+            let (values, provenance) = Self.stateColumns(state)
+            let keyRows = Self.keyRows(keys).serializedString()
+            // Foreign keys are checked at the end of the statement, when all three are in.
+            created = try query("""
+                with m as (
+                    insert into member (global_id, system, entity_type, native_id, snapshot, snapshot_hash, source_modified_at)
+                    values ($1, $2, $3, $4, $5, $6, $7)
+                    on conflict (system, entity_type, native_id) do nothing returning global_id),
+                g as (insert into global_entity (id, entity_type, state, provenance) select global_id, $3, $8, $9 from m returning id),
+                k as (insert into natural_key (entity_type, kind, value, global_id)
+                      select $3, x->>0, x->>1, g.id from g, jsonb_array_elements($10::jsonb) x on conflict do nothing)
+                select count(*) from m
+                """, [global, system.rawValue, entity.rawValue, nativeId, snapshotJSON, hash, modified, values, provenance,
+                      PostgresJSON(keyRows)]).first?.decode(Int.self, at: 0) == 1
+        }
+        if created {
+            cache.memberOf[key] = global
+            cache.entities[global] = LinkCache.EntityInfo(members: [system: nativeId])
+            cache.states[global] = state
+            cache.snapshots[LinkCache.MemberRef(global, system)] = LinkCache.MemberSnapshot(snapshot: snapshot, modifiedAt: modifiedAt)
+            cache.keysChanged(global, entity: entity, to: keys)
+        }
         return created
     }
 
@@ -105,17 +142,21 @@ struct LinkStore {
             return id
         }
         // Another transaction added it first (we would have waited on its row); use theirs.
-        _ = try tx.execute("delete from global_entity where id = $1", [id])
+        _ = try execute("delete from global_entity where id = $1", [id])
         guard let existing = try member(system, entity, nativeId) else { throw LinkError("member \(system) \(nativeId) vanished") }
         return existing
     }
 
-    /// Locks the entity's row for this transaction (per-entity order across replicas) and reads it.
+    /// Locks the entity's row for this transaction (per-entity order across replicas) and reads
+    /// it; an entity the transaction holds already is answered from the cache.
     func lockEntity(_ global: UUID, _ entity: CanonicalEntityType) throws -> GlobalState {
-        guard let row = try tx.query("select state::text, provenance::text from global_entity where id = $1 for update", [global]).first else {
+        if let held = cache.states[global] { return held }
+        guard let row = try query("select state::text, provenance::text from global_entity where id = $1 for update", [global]).first else {
             throw LinkError("global entity \(global) does not exist")
         }
-        return try Self.state(entity, values: try row.decode(String.self, at: 0), provenance: try row.decode(String.self, at: 1))
+        let state = try Self.state(entity, values: try row.decode(String.self, at: 0), provenance: try row.decode(String.self, at: 1))
+        cache.states[global] = state
+        return state
     }
 
     static func state(_ entity: CanonicalEntityType, values: String, provenance: String) throws -> GlobalState {
@@ -134,71 +175,98 @@ struct LinkStore {
     /// transaction committed meanwhile is missed — its members with the source's snapshot, and
     /// which targets have a write slot or a parked row. The transaction remembers the latter
     /// (``LinkCache``): every change to them for this entity goes through this store while the
-    /// row lock is held. `nil` when the record is no member.
+    /// row lock is held. `nil` when the record is no member. A batch's ``prefetch(_:)`` has
+    /// usually read all of it already.
     func lockMemberEntity(_ system: SystemName, _ entity: CanonicalEntityType, _ nativeId: String) throws
         -> (global: UUID, state: GlobalState, snapshot: Snapshot?, modifiedAt: Int64?)?
     {
-        if cache.absent.contains(LinkCache.MemberKey(system, entity, nativeId)) { return nil }
-        guard let row = try tx.query("""
+        let key = LinkCache.MemberKey(system, entity, nativeId)
+        if cache.absent.contains(key) { return nil }
+        if let global = cache.memberOf[key], let state = cache.states[global], cache.entities[global] != nil,
+           let known = cache.snapshots[LinkCache.MemberRef(global, system)] {
+            return (global, state, known.snapshot, known.modifiedAt)
+        }
+        guard let row = try query("""
             select id, state::text, provenance::text from global_entity
             where id = (select global_id from member where system = $1 and entity_type = $2 and native_id = $3) for update
             """, [system.rawValue, entity.rawValue, nativeId]).first else { return nil }
         let global = try row.decode(UUID.self, at: 0)
         let state = try Self.state(entity, values: try row.decode(String.self, at: 1), provenance: try row.decode(String.self, at: 2))
+        cache.memberOf[key] = global
+        cache.states[global] = state
         let (snapshot, modifiedAt) = try readEntityInfo(global, snapshotOf: system)
         return (global, state, snapshot, modifiedAt)
     }
 
-    /// Reads (after the entity's row lock) its members, write slots and parked targets into the
-    /// cache, and the snapshot of `system`'s member.
+    /// Reads (after the entity's row lock) its members with their snapshots, write slots and
+    /// parked targets into the cache, and returns the snapshot of `system`'s member.
     func readEntityInfo(_ global: UUID, snapshotOf system: SystemName) throws -> (Snapshot?, modifiedAt: Int64?) {
-        try flushSlots()
-        let rows = try tx.query("""
-            select 0, system, native_id, snapshot::text, (extract(epoch from source_modified_at) * 1000)::bigint
-              from member where global_id = $1
-            union all select 1, system, null, null, null from write_slot where global_id = $1
-            union all select 2, system, null, null, null from parked where global_id = $1
-            """, [global])
-        var info = LinkCache.EntityInfo(members: [:])
-        var snapshot: Snapshot?
-        var modifiedAt: Int64?
+        let ref = LinkCache.MemberRef(global, system)
+        if cache.entities[global] != nil, let known = cache.snapshots[ref] { return (known.snapshot, known.modifiedAt) }
+        try readEntityInfo([global])
+        let known = cache.snapshots[ref] ?? LinkCache.MemberSnapshot()
+        return (known.snapshot, known.modifiedAt)
+    }
+
+    /// ``readEntityInfo(_:snapshotOf:)`` for many entities in one statement.
+    private func readEntityInfo(_ globals: [UUID]) throws {
+        guard !globals.isEmpty else { return }
+        let ids = PostgresJSON(JSONValue.array(globals.map { .string($0.uuidString.lowercased()) }).serializedString())
+        let rows = try query("""
+            with x as (select distinct v::uuid as id from jsonb_array_elements_text($1::jsonb) v)
+            select 0, global_id, system, native_id, snapshot::text, (extract(epoch from source_modified_at) * 1000)::bigint
+              from member where global_id in (select id from x)
+            union all select 1, global_id, system, null, null, null from write_slot where global_id in (select id from x)
+            union all select 2, global_id, system, null, null, null from parked where global_id in (select id from x)
+            """, [ids], planning: .perExecution)
+        var infos = Dictionary(uniqueKeysWithValues: globals.map { ($0, LinkCache.EntityInfo(members: [:])) })
         for row in rows {
-            guard let member = SystemName(rawValue: try row.decode(String.self, at: 1)) else { continue }
+            let global = try row.decode(UUID.self, at: 1)
+            guard let system = SystemName(rawValue: try row.decode(String.self, at: 2)) else { continue }
             switch try row.decode(Int.self, at: 0) {
             case 0:
-                info.members[member] = try row.decode(String.self, at: 2)
-                if member == system {
-                    modifiedAt = try row.decode(Int64?.self, at: 4)
-                    if let text = try row.decode(String?.self, at: 3) { snapshot = try Self.snapshot(text) }
-                }
-            case 1: info.slots.insert(member)
-            default: info.parked.insert(member)
+                infos[global]?.members[system] = try row.decode(String.self, at: 3)
+                let snapshot = try row.decode(String?.self, at: 4).map(Self.snapshot)
+                cache.snapshots[LinkCache.MemberRef(global, system)] =
+                    LinkCache.MemberSnapshot(snapshot: snapshot, modifiedAt: try row.decode(Int64?.self, at: 5))
+            case 1: infos[global]?.slots.insert(system)
+            default: infos[global]?.parked.insert(system)
             }
         }
-        cache.entities[global] = info
-        return (snapshot, modifiedAt)
+        for (global, info) in infos { cache.entities[global] = info }
     }
 
     static func stateColumns(_ state: GlobalState) -> (PostgresJSON, PostgresJSON) {
+        let (values, provenance) = stateJSON(state)
+        return (PostgresJSON(values.serializedString()), PostgresJSON(provenance.serializedString()))
+    }
+
+    static func stateJSON(_ state: GlobalState) -> (values: JSONValue, provenance: JSONValue) {
         let values = JSONValue.object(JSONObject(state.values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
         let provenance = JSONValue.object(JSONObject(state.provenance.sorted { $0.key < $1.key }.map { field, p in
             (field, ["system": .string(p.system.rawValue), "modifiedAt": .number(JSONNumber(p.modifiedAt))] as JSONValue)
         }))
-        return (PostgresJSON(values.serializedString()), PostgresJSON(provenance.serializedString()))
+        return (values, provenance)
     }
 
-    func saveState(_ global: UUID, _ state: GlobalState) throws {
-        let (values, provenance) = Self.stateColumns(state)
-        _ = try tx.execute("update global_entity set state = $2, provenance = $3, updated_at = now() where id = $1",
-                           [global, values, provenance])
-    }
-
-    /// `saveState` and `saveSnapshot` in one statement.
+    /// The entity's new state and `system`'s member's new snapshot (one statement; in a batch
+    /// they wait for ``flush()``).
     func saveStateAndSnapshot(_ global: UUID, _ state: GlobalState, _ system: SystemName, _ snapshot: Snapshot,
                               entity: CanonicalEntityType, modifiedAt: Int64?) throws {
+        cache.states[global] = state
+        if cache.batched {
+            if cache.newEntities[global] != nil {
+                cache.newEntities[global]?.state = state
+            } else {
+                cache.stateSaves[global] = state
+            }
+            saveSnapshot(buffered: global, system, snapshot, entity: entity, modifiedAt: modifiedAt)
+            return
+        }
+        cache.snapshots[LinkCache.MemberRef(global, system)] = LinkCache.MemberSnapshot(snapshot: snapshot, modifiedAt: modifiedAt)
         let (values, provenance) = Self.stateColumns(state)
         let (snapshotJSON, hash, modified) = Self.snapshotColumns(snapshot, entity: entity, modifiedAt: modifiedAt)
-        _ = try tx.execute("""
+        _ = try execute("""
             with g as (update global_entity set state = $3, provenance = $4, updated_at = now() where id = $1)
             update member set snapshot = $5, snapshot_hash = $6, source_modified_at = coalesce($7, source_modified_at)
             where global_id = $1 and system = $2
@@ -207,16 +275,6 @@ struct LinkStore {
 
     // MARK: Snapshots
 
-    func snapshot(_ global: UUID, _ system: SystemName) throws -> (Snapshot?, modifiedAt: Int64?) {
-        guard let row = try tx.query("""
-            select snapshot::text, (extract(epoch from source_modified_at) * 1000)::bigint
-            from member where global_id = $1 and system = $2
-            """, [global, system.rawValue]).first else { return (nil, nil) }
-        let modifiedAt: Int64? = row.isNull(at: 1) ? nil : try row.decode(Int64.self, at: 1)
-        guard !row.isNull(at: 0) else { return (nil, modifiedAt) }
-        return (try Self.snapshot(try row.decode(String.self, at: 0)), modifiedAt)
-    }
-
     static func snapshot(_ text: String) throws -> Snapshot {
         let object = try Self.object(text)
         let fields = object["fields"]?.array?.compactMap(\.string) ?? []
@@ -224,28 +282,52 @@ struct LinkStore {
         return Snapshot(fields: fields, values: values)
     }
 
-    static func snapshotColumns(_ snapshot: Snapshot, entity: CanonicalEntityType, modifiedAt: Int64?) -> (PostgresJSON, String, Date?) {
-        let json: JSONValue = [
+    static func snapshotJSON(_ snapshot: Snapshot) -> JSONValue {
+        [
             "fields": .array(snapshot.fields.map(JSONValue.string)),
             "values": .object(JSONObject(snapshot.values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })),
         ]
-        let hash = CanonicalHash.hex(flat: snapshot.values, entity: entity,
-                                     fields: snapshot.fields.compactMap { CanonicalField.named($0, entity: entity) })
+    }
+
+    static func snapshotHash(_ snapshot: Snapshot, entity: CanonicalEntityType) -> String {
+        CanonicalHash.hex(flat: snapshot.values, entity: entity, fields: snapshot.fields.compactMap { CanonicalField.named($0, entity: entity) })
+    }
+
+    static func snapshotColumns(_ snapshot: Snapshot, entity: CanonicalEntityType, modifiedAt: Int64?) -> (PostgresJSON, String, Date?) {
         let modified: Date? = modifiedAt.map { Date(timeIntervalSince1970: Double($0) / 1000) }
-        return (PostgresJSON(json.serializedString()), hash, modified)
+        return (PostgresJSON(snapshotJSON(snapshot).serializedString()), snapshotHash(snapshot, entity: entity), modified)
     }
 
     func saveSnapshot(_ global: UUID, _ system: SystemName, _ snapshot: Snapshot, entity: CanonicalEntityType, modifiedAt: Int64?) throws {
+        if cache.batched {
+            saveSnapshot(buffered: global, system, snapshot, entity: entity, modifiedAt: modifiedAt)
+            return
+        }
+        let ref = LinkCache.MemberRef(global, system)
+        cache.snapshots[ref] = LinkCache.MemberSnapshot(snapshot: snapshot, modifiedAt: modifiedAt ?? cache.snapshots[ref]?.modifiedAt)
         let (json, hash, modified) = Self.snapshotColumns(snapshot, entity: entity, modifiedAt: modifiedAt)
-        _ = try tx.execute("""
+        _ = try execute("""
             update member set snapshot = $3, snapshot_hash = $4,
                 source_modified_at = coalesce($5, source_modified_at)
             where global_id = $1 and system = $2
             """, [global, system.rawValue, json, hash, modified])
     }
 
+    /// A snapshot written by the next ``flush()`` (the member's source time kept when `nil`).
+    private func saveSnapshot(buffered global: UUID, _ system: SystemName, _ snapshot: Snapshot, entity: CanonicalEntityType, modifiedAt: Int64?) {
+        let ref = LinkCache.MemberRef(global, system)
+        let modifiedAt = modifiedAt ?? cache.snapshots[ref]?.modifiedAt
+        cache.snapshots[ref] = LinkCache.MemberSnapshot(snapshot: snapshot, modifiedAt: modifiedAt)
+        if cache.newEntities[global]?.system == system {
+            cache.newEntities[global]?.snapshot = snapshot
+            cache.newEntities[global]?.modifiedAt = modifiedAt
+        } else {
+            cache.snapshotSaves[ref] = LinkCache.SnapshotSave(entity: entity, snapshot: snapshot, modifiedAt: modifiedAt)
+        }
+    }
+
     func saveWrittenHash(_ global: UUID, _ system: SystemName, _ hash: String) throws {
-        _ = try tx.execute("update member set written_hash = $3 where global_id = $1 and system = $2", [global, system.rawValue, hash])
+        _ = try execute("update member set written_hash = $3 where global_id = $1 and system = $2", [global, system.rawValue, hash])
     }
 
     // MARK: Natural keys
@@ -258,55 +340,73 @@ struct LinkStore {
         }
     }
 
+    static func keyRows(_ keys: [NaturalKey]) -> JSONValue {
+        .array(keys.map { .array([.string(kind($0)), .string($0.value)]) })
+    }
+
+    static func lockName(_ key: NaturalKey, entity: CanonicalEntityType) -> String { "\(entity.rawValue)|\(key.description)" }
+
     /// Serialises matching on these keys across replicas for the rest of the transaction.
     func lock(_ keys: [NaturalKey], entity: CanonicalEntityType) throws {
-        guard !keys.isEmpty else { return }
+        let names = Set(keys.map { Self.lockName($0, entity: entity) }).subtracting(cache.lockedKeys).sorted()
+        guard !names.isEmpty else { return }
         // One statement, the locks taken in the array's (sorted) order.
-        let names = keys.map { "\(entity.rawValue)|\($0.description)" }.sorted()
-        _ = try tx.query("select pg_advisory_xact_lock(hashtextextended(k, 0)) from jsonb_array_elements_text($1::jsonb) k",
-                         [PostgresJSON(JSONValue.array(names.map(JSONValue.string)).serializedString())])
+        _ = try query("select pg_advisory_xact_lock(hashtextextended(k, 0)) from jsonb_array_elements_text($1::jsonb) k",
+                      [PostgresJSON(JSONValue.array(names.map(JSONValue.string)).serializedString())])
+        cache.lockedKeys.formUnion(names)
     }
 
     /// Every global entity holding one of `keys`, with its organisation number: the matching
-    /// candidates for all keys in one statement, oldest id first per key.
+    /// candidates for all keys in one statement, oldest id first per key. Keys a batch's
+    /// ``prefetch(_:)`` looked up are answered from the cache (with what the transaction added).
     func candidates(for keys: [NaturalKey], entity: CanonicalEntityType) throws -> [(kind: String, value: String, global: UUID, organizationNumber: String?)] {
         guard !keys.isEmpty else { return [] }
-        let wanted = JSONValue.array(keys.map { .array([.string(Self.kind($0)), .string($0.value)]) }).serializedString()
-        return try tx.query("""
-            select n.kind, n.value, n.global_id,
+        let refs = keys.map { LinkCache.KeyRef(entity: entity, kind: Self.kind($0), value: $0.value) }
+        if !refs.allSatisfy({ cache.candidates[$0] != nil }) { try loadCandidates(refs) }
+        var result: [(kind: String, value: String, global: UUID, organizationNumber: String?)] = []
+        for ref in refs {
+            for candidate in cache.candidates[ref] ?? [] {
+                result.append((ref.kind, ref.value, candidate.global, candidate.organizationNumber))
+            }
+        }
+        return result.sorted { $0.global.uuidString < $1.global.uuidString }
+    }
+
+    /// Looks the keys up in one statement (planned per execution: how many keys and how big
+    /// the table is decide between index look-ups and one scan) and caches the answer, an
+    /// empty list for a key nobody holds.
+    private func loadCandidates(_ refs: [LinkCache.KeyRef]) throws {
+        let wanted = JSONValue.array(refs.map { .array([.string($0.entity.rawValue), .string($0.kind), .string($0.value)]) })
+        for ref in refs { cache.candidates[ref] = [] }
+        for row in try query("""
+            select n.entity_type, n.kind, n.value, n.global_id,
                    (select o.value from natural_key o where o.global_id = n.global_id and o.kind = 'organizationNumber' limit 1)
-            from natural_key n join jsonb_array_elements($2::jsonb) x on n.kind = x->>0 and n.value = x->>1
-            where n.entity_type = $1 order by n.global_id
-            """, [entity.rawValue, PostgresJSON(wanted)]).map {
-            (try $0.decode(String.self, at: 0), try $0.decode(String.self, at: 1), try $0.decode(UUID.self, at: 2), try $0.decode(String?.self, at: 3))
+            from natural_key n join jsonb_array_elements($1::jsonb) x on n.entity_type = x->>0 and n.kind = x->>1 and n.value = x->>2
+            order by n.global_id
+            """, [PostgresJSON(wanted.serializedString())], planning: .perExecution) {
+            guard let entity = CanonicalEntityType(rawValue: try row.decode(String.self, at: 0)) else { continue }
+            let ref = LinkCache.KeyRef(entity: entity, kind: try row.decode(String.self, at: 1), value: try row.decode(String.self, at: 2))
+            cache.add(LinkCache.Candidate(global: try row.decode(UUID.self, at: 3), organizationNumber: try row.decode(String?.self, at: 4)), for: ref)
         }
-    }
-
-    func entities(with key: NaturalKey, entity: CanonicalEntityType) throws -> [UUID] {
-        try tx.query("select global_id from natural_key where entity_type = $1 and kind = $2 and value = $3 order by global_id",
-                     [entity.rawValue, Self.kind(key), key.value]).map { try $0.decode(UUID.self, at: 0) }
-    }
-
-    func keys(of global: UUID) throws -> [String: String] {
-        var result: [String: String] = [:]
-        for row in try tx.query("select kind, value from natural_key where global_id = $1", [global]) {
-            result[try row.decode(String.self, at: 0)] = try row.decode(String.self, at: 1)
-        }
-        return result
     }
 
     func replaceKeys(_ global: UUID, _ keys: [NaturalKey], entity: CanonicalEntityType) throws {
-        _ = try tx.execute("delete from natural_key where global_id = $1", [global])
-        for key in keys {
-            _ = try tx.execute("insert into natural_key (entity_type, kind, value, global_id) values ($1, $2, $3, $4) on conflict do nothing",
-                               [entity.rawValue, Self.kind(key), key.value, global])
+        if cache.newEntities[global] != nil {
+            cache.newEntities[global]?.keys = keys
+        } else {
+            _ = try execute("delete from natural_key where global_id = $1", [global])
+            for key in keys {
+                _ = try execute("insert into natural_key (entity_type, kind, value, global_id) values ($1, $2, $3, $4) on conflict do nothing",
+                                [entity.rawValue, Self.kind(key), key.value, global])
+            }
         }
+        cache.keysChanged(global, entity: entity, to: keys)
     }
 
     // MARK: Conflicts
 
     func recordConflict(_ global: UUID, _ system: SystemName, nativeId: String, memberId: String, reason: String) throws {
-        _ = try tx.execute("""
+        _ = try execute("""
             insert into conflict (global_id, system, native_id, member_id, reason) values ($1, $2, $3, $4, $5)
             on conflict (system, native_id, global_id) do update set reason = excluded.reason, detected_at = now()
             """, [global, system.rawValue, nativeId, memberId, reason])
@@ -322,27 +422,24 @@ struct LinkStore {
 
     func lockSlot(_ global: UUID, _ system: SystemName) throws -> Slot? {
         if let known = cache.entities[global], !known.slots.contains(system) { return nil }
-        try flushSlots()
-        guard let row = try tx.query("select write_id, pending from write_slot where global_id = $1 and system = $2 for update",
-                                     [global, system.rawValue]).first else { return nil }
+        guard let row = try query("select write_id, pending from write_slot where global_id = $1 and system = $2 for update",
+                                  [global, system.rawValue]).first else { return nil }
         return Slot(writeId: try row.decode(String.self, at: 0), pending: try row.decode(Bool.self, at: 1), attempts: 0)
     }
 
     func markPending(_ global: UUID, _ system: SystemName) throws {
-        try flushSlots()
-        _ = try tx.execute("update write_slot set pending = true where global_id = $1 and system = $2", [global, system.rawValue])
+        _ = try execute("update write_slot set pending = true where global_id = $1 and system = $2", [global, system.rawValue])
     }
 
     func openSlot(_ global: UUID, _ system: SystemName, writeId: String, operation: WriteOperation, key: String, leaseUntil: Date) throws {
-        if cache.buffersOutbox, let known = cache.entities[global], !known.slots.contains(system) {
-            // None there (the entity is locked or new in this transaction): written with the outbox.
+        if cache.batched, let known = cache.entities[global], !known.slots.contains(system) {
+            // None there (the entity is locked or new in this transaction): written by the flush.
             cache.slots.append(.array([.string(global.uuidString.lowercased()), .string(system.rawValue), .string(writeId),
                                        .string(operation.rawValue), .string(key), .string(PostgresTimestamp.format(leaseUntil))]))
             cache.entities[global]?.slots.insert(system)
             return
         }
-        try flushSlots()
-        _ = try tx.execute("""
+        _ = try execute("""
             insert into write_slot (global_id, system, write_id, operation, idempotency_key, lease_until, pending)
             values ($1, $2, $3, $4, $5, $6, false)
             on conflict (global_id, system) do update set write_id = excluded.write_id, operation = excluded.operation,
@@ -352,21 +449,18 @@ struct LinkStore {
     }
 
     func extendLease(_ global: UUID, _ system: SystemName, until: Date) throws {
-        try flushSlots()
-        _ = try tx.execute("update write_slot set lease_until = $3 where global_id = $1 and system = $2", [global, system.rawValue, until])
+        _ = try execute("update write_slot set lease_until = $3 where global_id = $1 and system = $2", [global, system.rawValue, until])
     }
 
     func closeSlot(_ global: UUID, _ system: SystemName) throws {
         if let known = cache.entities[global], !known.slots.contains(system) { return }
-        try flushSlots()
-        _ = try tx.execute("delete from write_slot where global_id = $1 and system = $2", [global, system.rawValue])
+        _ = try execute("delete from write_slot where global_id = $1 and system = $2", [global, system.rawValue])
         cache.entities[global]?.slots.remove(system)
     }
 
     /// Slots whose lease ran out, locked (skipping ones another replica is handling).
     func expiredSlots(now: Date, limit: Int) throws -> [(UUID, SystemName, String)] {
-        try flushSlots()
-        return try tx.query("""
+        try query("""
             select global_id, system, write_id from write_slot where lease_until <= $1
             order by lease_until limit $2 for update skip locked
             """, [now, limit]).compactMap { row in
@@ -376,7 +470,8 @@ struct LinkStore {
     }
 
     func entityType(of global: UUID) throws -> CanonicalEntityType? {
-        try tx.query("select entity_type from global_entity where id = $1", [global]).first
+        if let held = cache.states[global] { return held.entity }
+        return try query("select entity_type from global_entity where id = $1", [global]).first
             .flatMap { CanonicalEntityType(rawValue: try $0.decode(String.self, at: 0)) }
     }
 
@@ -384,7 +479,7 @@ struct LinkStore {
 
     func park(_ global: UUID, _ system: SystemName, waitingFor refs: [String], reason: String) throws {
         let list = JSONValue.array(refs.map(JSONValue.string)).serializedString()
-        _ = try tx.execute("""
+        _ = try execute("""
             insert into parked (global_id, system, waiting_for, reason) values ($1, $2, $3, $4)
             on conflict (global_id, system) do update set waiting_for = excluded.waiting_for, reason = excluded.reason
             """, [global, system.rawValue, PostgresJSON(list), reason])
@@ -393,19 +488,19 @@ struct LinkStore {
 
     func unpark(_ global: UUID, _ system: SystemName) throws {
         if let known = cache.entities[global], !known.parked.contains(system) { return }
-        _ = try tx.execute("delete from parked where global_id = $1 and system = $2", [global, system.rawValue])
+        _ = try execute("delete from parked where global_id = $1 and system = $2", [global, system.rawValue])
         cache.entities[global]?.parked.remove(system)
     }
 
     /// Entities parked for `system` that wait for `ref`.
     func parked(waitingFor ref: String, in system: SystemName) throws -> [UUID] {
-        try tx.query("select global_id from parked where system = $1 and waiting_for @> $2 order by global_id",
-                     [system.rawValue, PostgresJSON(JSONValue.array([.string(ref)]).serializedString())])
+        try query("select global_id from parked where system = $1 and waiting_for @> $2 order by global_id",
+                  [system.rawValue, PostgresJSON(JSONValue.array([.string(ref)]).serializedString())])
             .map { try $0.decode(UUID.self, at: 0) }
     }
 
     func recordFailure(_ global: UUID, _ system: SystemName, kind: String, reason: String, transient: Bool, retryAt: Date?) throws -> Int {
-        try tx.query("""
+        try query("""
             insert into failed (global_id, system, kind, reason, transient, retry_at) values ($1, $2, $3, $4, $5, $6)
             on conflict (global_id, system) do update set kind = excluded.kind, reason = excluded.reason,
                 transient = excluded.transient, retry_at = excluded.retry_at, attempts = failed.attempts + 1, failed_at = now()
@@ -414,78 +509,189 @@ struct LinkStore {
     }
 
     func setRetryAt(_ global: UUID, _ system: SystemName, _ retryAt: Date) throws {
-        _ = try tx.execute("update failed set retry_at = $3 where global_id = $1 and system = $2", [global, system.rawValue, retryAt])
+        _ = try execute("update failed set retry_at = $3 where global_id = $1 and system = $2", [global, system.rawValue, retryAt])
     }
 
     func clearFailure(_ global: UUID, _ system: SystemName) throws {
-        _ = try tx.execute("delete from failed where global_id = $1 and system = $2", [global, system.rawValue])
+        _ = try execute("delete from failed where global_id = $1 and system = $2", [global, system.rawValue])
+    }
+
+    /// Takes a share lock on each referenced entity, in id order. A transaction that links one
+    /// of them (written event, match) holds its row lock, so the reference check that follows
+    /// either sees that link or parks where the linking transaction's release will find it.
+    func lockReferenced(_ globals: [UUID]) throws {
+        for global in globals.sorted(by: { $0.uuidString < $1.uuidString }) where cache.states[global] == nil {
+            _ = try query("select 1 from global_entity where id = $1 for share", [global])
+        }
     }
 
     // MARK: Outbox
 
-    /// Queues a message for the relay; with a batch's cache the row waits for ``flushOutbox()``.
+    /// Queues a message for the relay; in a batch the row waits for ``flush()``.
     func enqueue(_ envelope: Envelope, exchange: String, routingKey: String) throws {
-        if cache.buffersOutbox {
+        if cache.batched {
             cache.outbox.append(.array([.string(envelope.id.uuidString.lowercased()), .string(exchange), .string(routingKey),
                                         .string(String(decoding: envelope.encoded(), as: UTF8.self))]))
             return
         }
-        _ = try tx.execute("insert into outbox (message_id, exchange, routing_key, body) values ($1, $2, $3, $4)",
-                           [envelope.id, exchange, routingKey, envelope.encoded()])
-    }
-
-    /// The buffered outbox rows in one statement, in the order they were queued (the relay
-    /// publishes by id). The bodies are JSON text, so UTF-8 without NUL: `convert_to` gives back
-    /// the same bytes.
-    func flushOutbox() throws {
-        guard !cache.outbox.isEmpty || !cache.slots.isEmpty else { return }
-        _ = try tx.execute("""
-            with s as (insert into write_slot (global_id, system, write_id, operation, idempotency_key, lease_until, pending)
-                       select (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, (r->>5)::timestamptz, false from jsonb_array_elements($2::jsonb) r)
-            insert into outbox (message_id, exchange, routing_key, body)
-            select (r->>0)::uuid, r->>1, r->>2, convert_to(r->>3, 'UTF8') from jsonb_array_elements($1::jsonb) with ordinality t (r, n)
-            order by n
-            """, [PostgresJSON(JSONValue.array(cache.outbox).serializedString()), PostgresJSON(JSONValue.array(cache.slots).serializedString())])
-        cache.outbox = []
-        cache.slots = []
-    }
-
-    /// Writes the buffered new write slots before any statement that reads or changes slots.
-    func flushSlots() throws {
-        guard !cache.slots.isEmpty else { return }
-        _ = try tx.execute("""
-            insert into write_slot (global_id, system, write_id, operation, idempotency_key, lease_until, pending)
-            select (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, (r->>5)::timestamptz, false from jsonb_array_elements($1::jsonb) r
-            """, [PostgresJSON(JSONValue.array(cache.slots).serializedString())])
-        cache.slots = []
+        _ = try execute("insert into outbox (message_id, exchange, routing_key, body) values ($1, $2, $3, $4)",
+                        [envelope.id, exchange, routingKey, envelope.encoded()])
     }
 
     // MARK: Batches
+
+    /// A batch's member created by another transaction between this batch's look-up and its
+    /// flush (another replica handling the same record at once). The batch cannot simply go
+    /// on; it is rolled back and run again one savepoint per message, where the per-message
+    /// path sees the member and handles the record as that entity's.
+    struct RaceLost: Error, CustomStringConvertible {
+        var description: String { "a record of the batch became a member in another transaction meanwhile" }
+    }
+
+    /// Writes what the batch buffered, in one statement (planned per execution: its rows are
+    /// the batch's): new entities with their members and keys, saved states and snapshots, new
+    /// write slots and outbox rows, in the order they were queued (the relay publishes by id).
+    /// Foreign keys are checked at the end of the statement, when the entities are in. Throws
+    /// ``RaceLost`` when a new entity's member existed by then (nothing of it was written).
+    func flush() throws {
+        guard cache.hasPending else { return }
+        var ctes: [String] = []
+        var binds: [any PostgresEncodable] = []
+        func param(_ rows: [JSONValue]) -> String {
+            binds.append(PostgresJSON(JSONValue.array(rows).serializedString()))
+            return "$\(binds.count)::jsonb"
+        }
+        let newEntities = cache.newEntities
+        if !newEntities.isEmpty {
+            let rows: [JSONValue] = newEntities.map { global, new in
+                let (values, provenance) = Self.stateJSON(new.state)
+                return [
+                    "id": .string(global.uuidString.lowercased()), "entity_type": .string(new.entity.rawValue),
+                    "system": .string(new.system.rawValue), "native_id": .string(new.nativeId),
+                    "snapshot": Self.snapshotJSON(new.snapshot), "snapshot_hash": .string(Self.snapshotHash(new.snapshot, entity: new.entity)),
+                    "modified": new.modifiedAt.map { .string(PostgresTimestamp.format(Date(timeIntervalSince1970: Double($0) / 1000))) } ?? .null,
+                    "state": values, "provenance": provenance, "keys": Self.keyRows(new.keys),
+                ]
+            }
+            ctes.append("""
+                nx as (select * from jsonb_to_recordset(\(param(rows))) as x (id uuid, entity_type text, system text, native_id text,
+                       snapshot jsonb, snapshot_hash text, modified timestamptz, state jsonb, provenance jsonb, keys jsonb)),
+                nm as (insert into member (global_id, system, entity_type, native_id, snapshot, snapshot_hash, source_modified_at)
+                       select id, system, entity_type, native_id, snapshot, snapshot_hash, modified from nx
+                       on conflict (system, entity_type, native_id) do nothing returning global_id),
+                ng as (insert into global_entity (id, entity_type, state, provenance)
+                       select id, entity_type, state, provenance from nx where id in (select global_id from nm) returning id),
+                nk as (insert into natural_key (entity_type, kind, value, global_id)
+                       select nx.entity_type, k->>0, k->>1, nx.id from nx cross join jsonb_array_elements(nx.keys) k
+                       where nx.id in (select id from ng) on conflict do nothing)
+                """)
+        }
+        if !cache.stateSaves.isEmpty {
+            let rows: [JSONValue] = cache.stateSaves.map { global, state in
+                let (values, provenance) = Self.stateJSON(state)
+                return ["id": .string(global.uuidString.lowercased()), "state": values, "provenance": provenance]
+            }
+            ctes.append("""
+                us as (update global_entity g set state = x.state, provenance = x.provenance, updated_at = now()
+                       from jsonb_to_recordset(\(param(rows))) as x (id uuid, state jsonb, provenance jsonb) where g.id = x.id)
+                """)
+        }
+        if !cache.snapshotSaves.isEmpty {
+            let rows: [JSONValue] = cache.snapshotSaves.map { ref, save in
+                [
+                    "global_id": .string(ref.global.uuidString.lowercased()), "system": .string(ref.system.rawValue),
+                    "snapshot": Self.snapshotJSON(save.snapshot), "snapshot_hash": .string(Self.snapshotHash(save.snapshot, entity: save.entity)),
+                    "modified": save.modifiedAt.map { .string(PostgresTimestamp.format(Date(timeIntervalSince1970: Double($0) / 1000))) } ?? .null,
+                ]
+            }
+            ctes.append("""
+                um as (update member m set snapshot = x.snapshot, snapshot_hash = x.snapshot_hash,
+                           source_modified_at = coalesce(x.modified, m.source_modified_at)
+                       from jsonb_to_recordset(\(param(rows))) as x (global_id uuid, system text, snapshot jsonb, snapshot_hash text,
+                           modified timestamptz)
+                       where m.global_id = x.global_id and m.system = x.system)
+                """)
+        }
+        if !cache.slots.isEmpty {
+            ctes.append("""
+                ws as (insert into write_slot (global_id, system, write_id, operation, idempotency_key, lease_until, pending)
+                       select (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, (r->>5)::timestamptz, false from jsonb_array_elements(\(param(cache.slots))) r)
+                """)
+        }
+        if !cache.outbox.isEmpty {
+            ctes.append("""
+                ob as (insert into outbox (message_id, exchange, routing_key, body)
+                       select (r->>0)::uuid, r->>1, r->>2, convert_to(r->>3, 'UTF8')
+                       from jsonb_array_elements(\(param(cache.outbox))) with ordinality t (r, n) order by n)
+                """)
+        }
+        let sql = "with " + ctes.joined(separator: ",\n") + "\nselect " + (newEntities.isEmpty ? "0" : "(select count(*) from nm)")
+        cache.clearPending()
+        let created = try tx.query(sql, binds, planning: .perExecution).first?.decode(Int.self, at: 0) ?? 0
+        if created != newEntities.count { throw RaceLost() }
+    }
 
     /// Claims a batch's message ids in one statement; returns the ones claimed now.
     func claim(_ ids: [UUID]) throws -> Set<UUID> {
         guard !ids.isEmpty else { return [] }
         let list = JSONValue.array(ids.map { .string($0.uuidString.lowercased()) }).serializedString()
-        return Set(try tx.query("""
+        return Set(try query("""
             insert into inbox (message_id) select x::uuid from jsonb_array_elements_text($1::jsonb) x
             on conflict do nothing returning message_id
-            """, [PostgresJSON(list)]).map { try $0.decode(UUID.self, at: 0) })
+            """, [PostgresJSON(list)], planning: .perExecution).map { try $0.decode(UUID.self, at: 0) })
     }
 
-    /// Records which of these native records are no member yet, in one statement, so their
-    /// changes go straight to matching.
-    func prefetchAbsentMembers(_ keys: Set<LinkCache.MemberKey>) throws {
-        guard !keys.isEmpty else { return }
-        let list = JSONValue.array(keys.map { .array([.string($0.system), .string($0.entity), .string($0.nativeId)]) }).serializedString()
-        var absent = keys
-        for row in try tx.query("""
-            select m.system, m.entity_type, m.native_id from member m
+    /// What a batch's canonical changes need, before they are handled one by one, in five
+    /// statements for the whole batch instead of three or more per message: which records are
+    /// members (one); their entities locked in id order and read (one) and, after the locks,
+    /// their members, snapshots, write slots and parked targets (one); the natural keys of the
+    /// records that are no member yet locked (one) and their matching candidates (one).
+    /// `keys` gives a new record's keys from its change.
+    func prefetch(_ records: Set<LinkCache.MemberKey>, keys: (LinkCache.MemberKey) -> [NaturalKey]) throws {
+        guard !records.isEmpty else { return }
+        let list = JSONValue.array(records.map { .array([.string($0.system), .string($0.entity), .string($0.nativeId)]) })
+        var absent = records
+        for row in try query("""
+            select m.system, m.entity_type, m.native_id, m.global_id from member m
             join jsonb_array_elements($1::jsonb) x on m.system = x->>0 and m.entity_type = x->>1 and m.native_id = x->>2
-            """, [PostgresJSON(list)]) {
-            absent.remove(LinkCache.MemberKey(system: try row.decode(String.self, at: 0), entity: try row.decode(String.self, at: 1),
-                                              nativeId: try row.decode(String.self, at: 2)))
+            """, [PostgresJSON(list.serializedString())], planning: .perExecution) {
+            let key = LinkCache.MemberKey(system: try row.decode(String.self, at: 0), entity: try row.decode(String.self, at: 1),
+                                          nativeId: try row.decode(String.self, at: 2))
+            absent.remove(key)
+            cache.memberOf[key] = try row.decode(UUID.self, at: 3)
         }
         cache.absent.formUnion(absent)
+
+        let present = Set(records.compactMap { cache.memberOf[$0] }).filter { cache.states[$0] == nil }.sorted { $0.uuidString < $1.uuidString }
+        if !present.isEmpty {
+            let ids = JSONValue.array(present.map { .string($0.uuidString.lowercased()) })
+            for row in try query("""
+                select id, entity_type, state::text, provenance::text from global_entity
+                where id in (select v::uuid from jsonb_array_elements_text($1::jsonb) v) order by id for update
+                """, [PostgresJSON(ids.serializedString())], planning: .perExecution) {
+                guard let entity = CanonicalEntityType(rawValue: try row.decode(String.self, at: 1)) else { continue }
+                cache.states[try row.decode(UUID.self, at: 0)] =
+                    try Self.state(entity, values: try row.decode(String.self, at: 2), provenance: try row.decode(String.self, at: 3))
+            }
+            try readEntityInfo(present.filter { cache.states[$0] != nil })
+        }
+
+        var byEntity: [CanonicalEntityType: [NaturalKey]] = [:]
+        for record in absent {
+            guard let entity = CanonicalEntityType(rawValue: record.entity) else { continue }
+            byEntity[entity, default: []].append(contentsOf: keys(record))
+        }
+        let names = byEntity.flatMap { entity, keys in keys.map { Self.lockName($0, entity: entity) } }
+        guard !names.isEmpty else { return }
+        let sorted = Set(names).subtracting(cache.lockedKeys).sorted()
+        if !sorted.isEmpty {
+            _ = try query("select pg_advisory_xact_lock(hashtextextended(k, 0)) from jsonb_array_elements_text($1::jsonb) k",
+                          [PostgresJSON(JSONValue.array(sorted.map(JSONValue.string)).serializedString())], planning: .perExecution)
+            cache.lockedKeys.formUnion(sorted)
+        }
+        let refs = Set(byEntity.flatMap { entity, keys in keys.map { LinkCache.KeyRef(entity: entity, kind: Self.kind($0), value: $0.value) } })
+            .filter { cache.candidates[$0] == nil }
+        if !refs.isEmpty { try loadCandidates(Array(refs)) }
     }
 
     // MARK: JSON
@@ -503,25 +709,16 @@ public struct LinkError: Error, Sendable, CustomStringConvertible {
     public var description: String { reason }
 }
 
-extension LinkStore {
-    /// Takes a share lock on each referenced entity, in id order. A transaction that links one
-    /// of them (written event, match) holds its row lock, so the reference check that follows
-    /// either sees that link or parks where the linking transaction's release will find it.
-    func lockReferenced(_ globals: [UUID]) throws {
-        for global in globals.sorted(by: { $0.uuidString < $1.uuidString }) {
-            _ = try tx.query("select 1 from global_entity where id = $1 for share", [global])
-        }
-    }
-}
-
-/// What one transaction knows without asking the database again. Only facts that cannot change
-/// under it are kept: records found to be no member (until this transaction adds them; another
-/// replica adding one meanwhile makes the insert find it), and the members, write slots and
-/// parked targets of entities whose row this transaction has locked or created — every change to
-/// those goes through the same ``LinkStore`` while the lock is held, and updates this. A
-/// transaction that rolls back to a savepoint must not keep using its cache (the batch path
-/// never does: it rolls back the whole transaction and runs the batch again with one store per
-/// message).
+/// What one transaction knows without asking the database again, and — in a batch — what it
+/// has written but not sent yet. Only facts that cannot change under it are kept: records found
+/// to be no member (until this transaction adds them; another replica adding one meanwhile makes
+/// the insert or the flush find it), records found to be members (members never move), natural
+/// keys it holds the advisory locks of, with their candidates, and the state, members, member
+/// snapshots, write slots and parked targets of entities whose row this transaction has locked
+/// or created — every change to those goes through the same ``LinkStore`` while the lock is
+/// held, and updates this. A transaction that rolls back to a savepoint must not keep using its
+/// cache (the batch path never does: it rolls back the whole transaction and runs the batch
+/// again with one store per message).
 final class LinkCache {
     struct MemberKey: Hashable {
         var system: String
@@ -539,19 +736,113 @@ final class LinkCache {
         }
     }
 
+    /// A member of a global entity, by system.
+    struct MemberRef: Hashable {
+        var global: UUID
+        var system: SystemName
+        init(_ global: UUID, _ system: SystemName) {
+            self.global = global
+            self.system = system
+        }
+    }
+
     struct EntityInfo {
         var members: [SystemName: String]
         var slots: Set<SystemName> = []
         var parked: Set<SystemName> = []
     }
 
-    var absent: Set<MemberKey> = []
-    var entities: [UUID: EntityInfo] = [:]
-    /// Outbox rows, and new write slots of entities this transaction holds, waiting for
-    /// `flushOutbox` (only when `buffersOutbox`; slots go earlier when a statement touches slots).
-    let buffersOutbox: Bool
-    var outbox: [JSONValue] = []
-    var slots: [JSONValue] = []
+    struct MemberSnapshot {
+        var snapshot: Snapshot?
+        var modifiedAt: Int64?
+    }
 
-    init(buffersOutbox: Bool = false) { self.buffersOutbox = buffersOutbox }
+    struct KeyRef: Hashable {
+        var entity: CanonicalEntityType
+        var kind: String
+        var value: String
+    }
+
+    struct Candidate {
+        var global: UUID
+        var organizationNumber: String?
+    }
+
+    struct NewEntity {
+        var entity: CanonicalEntityType
+        var system: SystemName
+        var nativeId: String
+        var state: GlobalState
+        var snapshot: Snapshot
+        var modifiedAt: Int64?
+        var keys: [NaturalKey]
+    }
+
+    /// A canonical message's payload and flat values, parsed once per batch.
+    struct Parsed {
+        var payload: CanonicalPayload
+        var values: [String: JSONValue]
+    }
+
+    struct SnapshotSave {
+        var entity: CanonicalEntityType
+        var snapshot: Snapshot
+        var modifiedAt: Int64?
+    }
+
+    /// Writes wait for ``LinkStore/flush()`` (a batch's transaction); otherwise they go at once.
+    let batched: Bool
+
+    var absent: Set<MemberKey> = []
+    var memberOf: [MemberKey: UUID] = [:]
+    var entities: [UUID: EntityInfo] = [:]
+    /// The current state of the entities this transaction holds (locked or created).
+    var states: [UUID: GlobalState] = [:]
+    var snapshots: [MemberRef: MemberSnapshot] = [:]
+    /// Advisory lock names of the natural keys this transaction holds.
+    var lockedKeys: Set<String> = []
+    /// Every entity holding the key (an empty list: none), as this transaction sees it.
+    var candidates: [KeyRef: [Candidate]] = [:]
+    /// Canonical payloads the batch parsed ahead, by message id.
+    var parsed: [UUID: Parsed] = [:]
+    /// The keys each entity is listed under in `candidates`.
+    var listed: [UUID: Set<KeyRef>] = [:]
+
+    // Buffered writes (batched only).
+    var newEntities: [UUID: NewEntity] = [:]
+    var stateSaves: [UUID: GlobalState] = [:]
+    var snapshotSaves: [MemberRef: SnapshotSave] = [:]
+    var slots: [JSONValue] = []
+    var outbox: [JSONValue] = []
+
+    init(batched: Bool = false) { self.batched = batched }
+
+    var hasPending: Bool {
+        !newEntities.isEmpty || !stateSaves.isEmpty || !snapshotSaves.isEmpty || !slots.isEmpty || !outbox.isEmpty
+    }
+
+    func clearPending() {
+        newEntities = [:]
+        stateSaves = [:]
+        snapshotSaves = [:]
+        slots = []
+        outbox = []
+    }
+
+    /// `global` now holds exactly `keys`: the cached candidate lists follow.
+    func keysChanged(_ global: UUID, entity: CanonicalEntityType, to keys: [NaturalKey]) {
+        for ref in listed[global] ?? [] { candidates[ref]?.removeAll { $0.global == global } }
+        listed[global] = nil
+        let org = keys.first { if case .organizationNumber = $0 { true } else { false } }?.value
+        for key in keys {
+            let ref = KeyRef(entity: entity, kind: LinkStore.kind(key), value: key.value)
+            if candidates[ref] != nil { add(Candidate(global: global, organizationNumber: org), for: ref) }
+        }
+    }
+
+    /// Lists a candidate under a key (and remembers where, for ``keysChanged(_:entity:to:)``).
+    func add(_ candidate: Candidate, for ref: KeyRef) {
+        candidates[ref, default: []].append(candidate)
+        listed[candidate.global, default: []].insert(ref)
+    }
 }

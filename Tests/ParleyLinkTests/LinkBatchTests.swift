@@ -109,4 +109,132 @@ struct LinkBatchTests {
         #expect(b.keys.contains("email=new@example.no C-2") && !b.keys.contains("email=c2@example.no C-2"))
         #expect(b.slots.contains("C-1 -> customwebshop create true"), "the edits wait for the create")
     }
+
+    @Test("A batch over records that are members already (locked and read ahead) ends where handling them one by one ends")
+    func secondBatchEqualsOneByOne() async throws {
+        func rounds(_ h: LinkHarness) throws -> [[Envelope]] {
+            let product: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            let first = [
+                try h.canonical(.customerp, .customer, "C-1", S.erpCustomer("C-1", phone: "1"), at: 0),
+                try h.canonical(.customerp, .customer, "C-2", S.erpCustomer("C-2", org: "914778271", email: "c2@example.no"), at: 1),
+                try h.canonical(.customerp, .product, "P-1", product, at: 2),
+            ]
+            var cheaper = product
+            cheaper["salesPrice"] = 69.5
+            let second = [
+                // Edits of members: one field, twice for C-1.
+                try h.canonical(.customerp, .customer, "C-1", S.erpCustomer("C-1", phone: "2"), at: 10),
+                try h.canonical(.customerp, .customer, "C-1", S.erpCustomer("C-1", phone: "3"), at: 11),
+                try h.canonical(.customerp, .product, "P-1", cheaper, at: 12),
+                // A stale change (older than the last seen from C-2).
+                try h.canonical(.customerp, .customer, "C-2", S.erpCustomer("C-2", org: "914778271", email: "old@example.no"), at: 0),
+                // A webshop record matching C-2 by e-mail joins it.
+                try h.canonical(.customwebshop, .customer, "502", S.shopCustomer(502, email: "c2@example.no", phone: "9"), at: 13),
+                // An ERP record with C-1's organisation number: a conflict, held.
+                try h.canonical(.customerp, .customer, "C-3", S.erpCustomer("C-3", email: "c3@example.no"), at: 14),
+                // C-2's keys change.
+                try h.canonical(.customerp, .customer, "C-2", S.erpCustomer("C-2", org: "914778271", email: "renamed@example.no"), at: 15),
+            ]
+            return [first, second]
+        }
+        func end(_ h: LinkHarness) async throws -> [String] {
+            let rows = try await h.pool.query("""
+                select 'member ' || m.system || '/' || m.native_id || ' ' || g.state::text || ' ' || coalesce(m.snapshot_hash, '-')
+                    || ' ' || coalesce(m.source_modified_at::text, '-')
+                  from member m join global_entity g on g.id = m.global_id
+                union all select 'key ' || n.kind || '=' || n.value || ' ' || m.native_id
+                  from natural_key n join member m on m.global_id = n.global_id and m.system = 'customerp'
+                union all select 'slot ' || m.native_id || ' -> ' || s.system || ' ' || s.operation || ' ' || s.pending
+                  from write_slot s join member m on m.global_id = s.global_id and m.system = 'customerp'
+                union all select 'conflict ' || c.system || '/' || c.native_id || ' with ' || c.member_id from conflict c
+                union all select 'entities ' || count(*) from global_entity
+                order by 1
+                """).map { try $0.decode(String.self, at: 0) }
+            let requests = try await h.takeRequests().map { request -> String in
+                let payload = try SyncRequestPayload(json: request.payload)
+                return "request \(request.system) \(payload.operation) \(payload.entity)"
+            }
+            return rows + requests
+        }
+        var batched: [String] = []
+        var single: [String] = []
+        var messages: [[Envelope]] = []
+        try await LinkHarness.run { h in
+            messages = try rounds(h)
+            for round in messages {
+                let (results, path) = try await h.deliverBatch(round)
+                #expect(path == .batch)
+                #expect(results.allSatisfy { $0 == .done })
+            }
+            batched = try await end(h)
+        }
+        try await LinkHarness.run { h in
+            let engine = h.engine, now = h.now
+            for envelope in messages.joined() {
+                _ = try await h.pool.transaction { tx in try engine.handle(envelope, in: tx, now: now) }
+            }
+            single = try await end(h)
+        }
+        #expect(batched == single)
+        #expect(batched.contains { $0.hasPrefix("conflict customerp/C-3 with C-1") })
+        #expect(batched.contains { $0.hasPrefix("member customwebshop/502 ") })
+        #expect(batched.contains("key email=renamed@example.no C-2"))
+    }
+
+    @Test("A record another transaction links while the batch runs: the flush finds it, and the batch runs again one savepoint per message, as that entity's")
+    func raceLostAtFlush() async throws {
+        // Three connections: the other replica's transaction, the batch's, and the one watching them.
+        try await LinkHarness.run(connections: 3) { h in
+            try await h.change(.customerp, .customer, "C-1", S.erpCustomer("C-1"), at: 0)
+            let product: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            try await h.change(.customerp, .product, "P-1", product, at: 1)
+            _ = try await h.takeRequests()
+            func order(at seconds: Int) throws -> Envelope {
+                let record: JSONValue = ["id": "O-1", "orderNo": "SO-1", "customerId": "C-1", "orderDate": "2026-11-03", "status": "CONFIRMED",
+                                         "currencyCode": "NOK", "lines": [["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 2, "unitPrice": 79.2, "vatPercent": 15]]]
+                return try h.canonical(.customerp, .order, "O-1", record, at: seconds)
+            }
+            // Another replica handles an earlier change of the same new order and holds it
+            // uncommitted until told (orders have no natural key, so nothing serialises the two
+            // before the member's primary key does).
+            let first = try order(at: 2), second = try order(at: 3)
+            let release = DispatchSemaphore(value: 0)
+            let engine = h.engine, now = h.now, pool = h.pool
+            let other = Task {
+                try await pool.transaction { tx in
+                    _ = try engine.handle(first, in: tx, now: now)
+                    release.wait()
+                }
+            }
+            // Wait for that transaction to hold the order's member, then run the batch: it finds
+            // no member, creates the order, and its flush waits on the other's row.
+            try await Self.waitFor(pool) { pool in
+                try await pool.query("select count(*) from pg_stat_activity where datname = current_database() and state = 'idle in transaction'")[0]
+                    .decode(Int.self, at: 0) == 1
+            }
+            let batch = Task { try await h.deliverBatch([second]) }
+            try await Self.waitFor(pool) { pool in
+                try await pool.query("""
+                    select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'
+                    """)[0].decode(Int.self, at: 0) == 1
+            }
+            release.signal()
+            try await other.value
+            let (results, path) = try await batch.value
+            #expect(path == .savepoints)
+            #expect(results == [.done])
+            #expect(try await h.count("global_entity where entity_type = 'order'") == 1)
+            #expect(try await h.count("member where entity_type = 'order'") == 1)
+            #expect(try await h.count("conflict") == 0)
+        }
+    }
+
+    /// Polls `condition` every 10 ms (up to 30 s): for waiting on another connection's state.
+    static func waitFor(_ pool: PostgresPool, _ condition: (PostgresPool) async throws -> Bool) async throws {
+        for _ in 0..<3000 {
+            if try await condition(pool) { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        Issue.record("condition not met within 30 s")
+    }
 }

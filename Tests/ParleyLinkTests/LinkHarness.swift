@@ -25,8 +25,8 @@ final class LinkHarness: @unchecked Sendable {
         engine = LinkEngine(configuration: LinkConfiguration(writtenFields: Self.mappings.writtenFields, archivable: Self.mappings.archivable, lease: lease))
     }
 
-    static func run(lease: Duration = .seconds(60), _ body: (LinkHarness) async throws -> Void) async throws {
-        try await LinkSchemaTests.withScratchDatabase { pool in
+    static func run(lease: Duration = .seconds(60), connections: Int = 2, _ body: (LinkHarness) async throws -> Void) async throws {
+        try await LinkSchemaTests.withScratchDatabase(connections: connections) { pool in
             _ = try await Migrator(migrations: LinkSchema.migrations, schema: "public").migrate(on: pool)
             try await body(LinkHarness(pool: pool, lease: lease))
         }

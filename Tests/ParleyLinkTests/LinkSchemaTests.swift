@@ -7,9 +7,9 @@ import ParleyTestSupport
 /// The link schema on the real PostgreSQL, in a scratch database of its own.
 @Suite("Link schema on PostgreSQL", .serialized, .timeLimit(.minutes(5)))
 struct LinkSchemaTests {
-    static func withScratchDatabase(_ body: (PostgresPool) async throws -> Void) async throws {
+    static func withScratchDatabase(connections: Int = 2, _ body: (PostgresPool) async throws -> Void) async throws {
         try await ScratchDatabase.with("parley_link_test") { config in
-            let pool = PostgresPool(configuration: config, maxConnections: 2)
+            let pool = PostgresPool(configuration: config, maxConnections: connections)
             do {
                 try await body(pool)
             } catch {
