@@ -27,8 +27,11 @@ struct LinkServiceCommand: AsyncParsableCommand {
     @Option(help: "Messages handled per database transaction.")
     var batchSize: Int = 100
 
-    @Option(help: "Database connections.")
-    var connections: Int = 4
+    @Option(help: "Batches each consumer handles at once, each in its own transaction (like replicas: row locks order each entity's changes).")
+    var transactions: Int = 2
+
+    @Option(help: "Database connections (default: 2 × transactions + 2, one each for the relay and maintenance).")
+    var connections: Int?
 
     @Option(help: "Seconds a write may stay unanswered before it is sent again.")
     var leaseSeconds: Int = 60
@@ -54,13 +57,13 @@ struct LinkServiceCommand: AsyncParsableCommand {
         let observability = try ObservabilityConfiguration.fromEnvironment(env, port: httpPort)
         let registry = ParleyMetricsBackend.bootstrap(service: "link-service")
         let database = try PostgresConfiguration.fromEnvironment(applicationName: "link-service")
-        let pool = PostgresPool(configuration: database, maxConnections: connections)
+        let pool = PostgresPool(configuration: database, maxConnections: connections ?? 2 * max(1, transactions) + 2)
         let report = try await Migrator(migrations: LinkSchema.migrations, schema: "public", logger: logger).migrate(on: pool)
         logger.info("database ready", metadata: ["applied": "\(report.applied)", "database": "\(database)"])
 
         let amqp = try AMQPConfiguration.fromEnvironment(connectionName: "link-service")
         let engine = LinkEngine(configuration: LinkConfiguration(writtenFields: mappings.writtenFields, archivable: mappings.archivable, lease: .seconds(leaseSeconds)))
-        let service = LinkService(amqp: amqp, pool: pool, engine: engine, batchSize: batchSize, logger: logger)
+        let service = LinkService(amqp: amqp, pool: pool, engine: engine, batchSize: batchSize, transactions: transactions, logger: logger)
         let server = ObservabilityServer(
             configuration: observability, registry: registry,
             readiness: Readiness([ReadinessCheck.amqp("broker.publisher", service.publisher.readiness)]

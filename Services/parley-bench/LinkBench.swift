@@ -30,7 +30,8 @@ struct LinkBench: AsyncParsableCommand {
     @Option(help: "pgbench clients (-c/-j). The link service handles link.canonical on one consumer, one transaction at a time: 1 is the like-for-like figure.")
     var clients = 1
     @Option(help: "Seconds per pgbench measurement.") var pgbenchSeconds = 5
-    @Option(help: "Database connections of the link service's pool (link-service's default).") var connections = 4
+    @Option(help: "Batches the link service's consumers handle at once (link-service --transactions; its default).") var transactions = 2
+    @Option(help: "Database connections of the link service's pool (default: link-service's, 2 × transactions + 2).") var connections: Int?
     @Option(help: "Repository root (its mappings/ build the canonical messages and the written fields).") var repository = "."
     @Option(help: "pgbench executable (default: on PATH, else /usr/lib/postgresql/*/bin/pgbench).") var pgbench: String?
     @Flag(help: "Skip the engine-only variant (the same messages handled in-process, no broker).") var noEngineOnly = false
@@ -97,7 +98,7 @@ struct LinkBench: AsyncParsableCommand {
         let canonical = try Self.canonicalMessages(count: messages, processor: processor)
         let normaliseSeconds = (ContinuousClock.now - t0).seconds
 
-        print("parley-bench link: \(messages) canonical messages (new customerp customers), batch sizes \(batchSizes.map(String.init).joined(separator: ", ")), "
+        print("parley-bench link: \(messages) canonical messages (new customerp customers), batch sizes \(batchSizes.map(String.init).joined(separator: ", ")), link service \(transactions) transaction\(transactions == 1 ? "" : "s") at once per queue, "
               + "\(runs) runs, pgbench \(pgbenchSeconds) s × \(clients) client\(clients == 1 ? "" : "s") (\(ProcessInfo.processInfo.activeProcessorCount) cores)")
         print("database: \(database)  broker: \(broker)  pgbench: \(pgbenchPath)")
         print(String(format: "(built the messages through MappingProcessor in %.1f s: %.0f normalises/s, not part of any figure)",
@@ -278,8 +279,8 @@ struct LinkBench: AsyncParsableCommand {
         }
         await publisher.close()
 
-        let servicePool = PostgresPool(configuration: pool.configuration, maxConnections: connections)
-        let service = LinkService(amqp: amqp, pool: servicePool, engine: engine, batchSize: batchSize,
+        let servicePool = PostgresPool(configuration: pool.configuration, maxConnections: connections ?? 2 * max(1, transactions) + 2)
+        let service = LinkService(amqp: amqp, pool: servicePool, engine: engine, batchSize: batchSize, transactions: transactions,
                                   logger: Logger(label: "parley.bench.link"))
         let group = ServiceGroup(configuration: .init(services: service.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
                                                       logger: Logger(label: "parley.bench.link")))

@@ -24,7 +24,7 @@ public struct LinkService: Sendable {
 
     public init(
         amqp: AMQPConfiguration, pool: PostgresPool, engine: LinkEngine, topology: Topology = ParleyTopology.standard,
-        batchSize: Int = 100, logger: Logger = Logger(label: "parley.link")
+        batchSize: Int = 100, transactions: Int = 2, logger: Logger = Logger(label: "parley.link")
     ) {
         let publisher = AMQPPublisher(configuration: amqp, topology: topology, logger: logger)
         let relay = OutboxRelay(pool: pool, publisher: publisher, logger: logger)
@@ -32,7 +32,7 @@ public struct LinkService: Sendable {
         self.relay = relay
         self.consumers = [ParleyTopology.Queues.linkCanonical, ParleyTopology.Queues.linkEvents].map { queue in
             LinkConsumer(amqp: amqp, queue: queue, topology: topology, pool: pool, engine: engine, publisher: publisher,
-                         relay: relay, batchSize: batchSize, logger: logger)
+                         relay: relay, batchSize: batchSize, transactions: transactions, logger: logger)
         }
         self.maintenance = LinkMaintenance(pool: pool, engine: engine, relay: relay, logger: logger)
     }
@@ -43,7 +43,9 @@ public struct LinkService: Sendable {
 /// Consumes one of the link service's queues in batches: up to `batchSize` messages in one
 /// transaction (``LinkBatch``: set-based, and when a message fails, again with a savepoint per
 /// message), so one message the service cannot take is dead-lettered with its reason while the
-/// others commit. Acks follow the commit.
+/// others commit. Acks follow the commit. Up to `transactions` batches run at once, each on its
+/// own database connection, so one batch's work in the engine overlaps another's in PostgreSQL;
+/// they relate to each other exactly as replicas do (row locks order each entity's changes).
 public final class LinkConsumer: Service, Sendable {
     let consumer: AMQPConsumer
     let queue: String
@@ -53,12 +55,14 @@ public final class LinkConsumer: Service, Sendable {
     let publisher: AMQPPublisher
     let relay: OutboxRelay
     let batchSize: Int
+    let transactions: Int
     let logger: Logger
 
     init(amqp: AMQPConfiguration, queue: String, topology: Topology, pool: PostgresPool, engine: LinkEngine,
-         publisher: AMQPPublisher, relay: OutboxRelay, batchSize: Int, logger: Logger) {
+         publisher: AMQPPublisher, relay: OutboxRelay, batchSize: Int, transactions: Int, logger: Logger) {
+        // Enough unacked deliveries for every transaction in flight and the next batch gathering.
         self.consumer = AMQPConsumer(configuration: amqp, queue: queue, topology: topology,
-                                     prefetch: UInt16(clamping: max(2 * batchSize, 16)), logger: logger)
+                                     prefetch: UInt16(clamping: max((max(1, transactions) + 1) * batchSize, 16)), logger: logger)
         self.queue = queue
         self.topology = topology
         self.pool = pool
@@ -66,18 +70,27 @@ public final class LinkConsumer: Service, Sendable {
         self.publisher = publisher
         self.relay = relay
         self.batchSize = max(1, batchSize)
+        self.transactions = max(1, transactions)
         self.logger = logger
     }
 
     public func run() async throws {
         let consumer = self.consumer
         await withGracefulShutdownHandler {
-            for await batch in consumer.deliveries.batches {
-                var start = 0
-                while start < batch.count {
-                    let end = min(start + batchSize, batch.count)
-                    await process(Array(batch[start..<end]))
-                    start = end
+            await withTaskGroup(of: Void.self) { group in
+                var running = 0
+                for await backlog in consumer.deliveries.batches {
+                    var start = 0
+                    while start < backlog.count {
+                        if running == transactions {
+                            await group.next()
+                            running -= 1
+                        }
+                        let batch = Array(backlog[start..<min(start + batchSize, backlog.count)])
+                        group.addTask { await self.process(batch) }
+                        running += 1
+                        start += batch.count
+                    }
                 }
             }
         } onGracefulShutdown: {
