@@ -100,7 +100,7 @@ public enum CanonicalHash {
     }
 
     /// The normalised value, `nil` for "no value" (null, empty text).
-    static func normalize(_ value: JSONValue, kind: CanonicalField.Kind) -> JSONValue? {
+    public static func normalize(_ value: JSONValue, kind: CanonicalField.Kind) -> JSONValue? {
         switch value {
         case .null:
             return nil

@@ -92,10 +92,25 @@ extension Product {
 extension StringProtocol {
     /// Without leading and trailing white space and newlines (Unicode white space).
     func trimmingWhitespace() -> String {
-        let scalars = Array(unicodeScalars)
-        guard let first = scalars.firstIndex(where: { !$0.properties.isWhitespace }),
-            let last = scalars.lastIndex(where: { !$0.properties.isWhitespace })
-        else { return "" }
-        return String(String.UnicodeScalarView(scalars[first...last]))
+        let scalars = unicodeScalars
+        var start = scalars.startIndex
+        var end = scalars.endIndex
+        while start < end, scalars[start].isWhitespace { start = scalars.index(after: start) }
+        while start < end {
+            let last = scalars.index(before: end)
+            guard scalars[last].isWhitespace else { break }
+            end = last
+        }
+        // Most text has nothing to trim: no copy of the scalars then.
+        if start == scalars.startIndex && end == scalars.endIndex { return String(self) }
+        return String(String.UnicodeScalarView(scalars[start..<end]))
+    }
+}
+
+extension Unicode.Scalar {
+    /// Unicode white space (`White_Space`), with ASCII answered without the property tables:
+    /// tab, line feed, vertical tab, form feed, carriage return and space.
+    var isWhitespace: Bool {
+        isASCII ? value == 0x20 || (0x09...0x0D).contains(value) : properties.isWhitespace
     }
 }

@@ -348,7 +348,7 @@ struct LinkStore {
 
     /// Serialises matching on these keys across replicas for the rest of the transaction.
     func lock(_ keys: [NaturalKey], entity: CanonicalEntityType) throws {
-        let names = Set(keys.map { Self.lockName($0, entity: entity) }).subtracting(cache.lockedKeys).sorted()
+        let names = Set(keys.map { Self.lockName($0, entity: entity) }).filter { !cache.lockedKeys.contains($0) }.sorted()
         guard !names.isEmpty else { return }
         // One statement, the locks taken in the array's (sorted) order.
         _ = try query("select pg_advisory_xact_lock(hashtextextended(k, 0)) from jsonb_array_elements_text($1::jsonb) k",
@@ -683,7 +683,7 @@ struct LinkStore {
         }
         let names = byEntity.flatMap { entity, keys in keys.map { Self.lockName($0, entity: entity) } }
         guard !names.isEmpty else { return }
-        let sorted = Set(names).subtracting(cache.lockedKeys).sorted()
+        let sorted = Set(names).filter { !cache.lockedKeys.contains($0) }.sorted()
         if !sorted.isEmpty {
             _ = try query("select pg_advisory_xact_lock(hashtextextended(k, 0)) from jsonb_array_elements_text($1::jsonb) k",
                           [PostgresJSON(JSONValue.array(sorted.map(JSONValue.string)).serializedString())], planning: .perExecution)
