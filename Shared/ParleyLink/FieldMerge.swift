@@ -109,9 +109,13 @@ public enum FieldMerge {
             state.provenance[path] = Provenance(system: change.system, modifiedAt: change.modifiedAt)
             changed.append(path)
         }
+        return Result(state: state, changed: changed, snapshot: reported(by: change))
+    }
+
+    /// What a change says its system holds now: the member's next snapshot.
+    public static func reported(by change: IncomingChange) -> Snapshot {
         let carried = Set(change.carried)
-        let snapshotValues = change.values.filter { carried.contains($0.key) }
-        return Result(state: state, changed: changed, snapshot: Snapshot(fields: change.carried, values: snapshotValues))
+        return Snapshot(fields: change.carried, values: change.values.filter { carried.contains($0.key) })
     }
 
     /// Two values of one field compare equal as the canonical hash sees them (trimmed text,
@@ -124,7 +128,14 @@ public enum FieldMerge {
         if field == "lines", let fields, !fields.contains("lines") {
             compared = fields.filter { $0.hasPrefix("lines.") }.compactMap { CanonicalField.named($0, entity: entity) }
         }
-        if compared.isEmpty, let f = CanonicalField.named(field, entity: entity) { compared = [f] }
+        if compared.isEmpty, let f = CanonicalField.named(field, entity: entity) {
+            // One plain field: its document is its normalised value or nothing, so comparing
+            // those is comparing the documents, without building them.
+            if f.kind != .lines && f.lineMember == nil {
+                return a.flatMap { CanonicalHash.normalize($0, kind: f.kind) } == b.flatMap { CanonicalHash.normalize($0, kind: f.kind) }
+            }
+            compared = [f]
+        }
         let left = CanonicalHash.document(flat: a.map { [field: $0] } ?? [:], entity: entity, fields: compared)
         let right = CanonicalHash.document(flat: b.map { [field: $0] } ?? [:], entity: entity, fields: compared)
         return left == right

@@ -216,13 +216,16 @@ struct Context {
         } else {
             // The echo of Parley's own create, arriving before its written event, carries the key
             // it was created with: it joins that entity (orders are never matched by content, so
-            // it would otherwise become a second entity) and changes nothing. Its written event
-            // records what was written as the system's snapshot; merging the echo here would let
-            // what the system cannot hold (an order line's discount in the webshop) erase it.
+            // it would otherwise become a second entity) and changes nothing: merging it would
+            // let what the system cannot hold (an order line's discount in the webshop) erase it.
+            // What it reported is the member's snapshot, so a second report of the same record
+            // before the written event (a webhook and a poll, two adapter replicas) is no edit
+            // either; the written event then records what was written.
             if let origin = try originEntity(payload.origin) {
                 _ = try store.lockEntity(origin, entity)
                 if try store.nativeId(of: origin, in: source) == nil {
                     guard try store.addMember(origin, source, entity, nativeId) else { return try canonical() }
+                    try store.saveSnapshot(origin, source, FieldMerge.reported(by: change), entity: entity, modifiedAt: modifiedAt)
                     return .unchanged(global: origin)
                 }
             }

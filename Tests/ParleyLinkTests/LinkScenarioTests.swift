@@ -272,3 +272,37 @@ struct LinkScenarioTests {
         }
     }
 }
+
+extension LinkScenarioTests {
+    @Test("The echo of Parley's own create, reported more than once before the create's written event, erases nothing the system cannot hold")
+    func earlyEchoReportedTwice() async throws {
+        try await LinkHarness.run { h in
+            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
+            let erpProduct: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            try await h.change(.customerp, .product, "P-1", erpProduct, at: 1)
+            for create in try await h.takeRequests() {
+                try await h.written(create, nativeId: create.entityType == .customer ? "501" : "701")
+            }
+            _ = try await h.takeRequests()  // PowerOffice Go's creates
+            let order: JSONValue = ["id": "O-1", "orderNo": "SO-1", "customerId": "C-1", "orderDate": "2026-11-03", "status": "CONFIRMED",
+                                    "currencyCode": "NOK",
+                                    "lines": [["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 2, "unitPrice": 79.2, "discountPercent": 10, "vatPercent": 15]]]
+            try await h.change(.customerp, .order, "O-1", order, at: 2)
+            let create = try #require(try await h.takeRequests().first { $0.entityType == .order })
+            let (_, command) = try h.command(for: create)
+            // The webshop has the order (without the discount, which it cannot hold) and reports
+            // it twice — a webhook and a poll, or two adapter replicas — before the create's
+            // written event arrives.
+            var record = command.record
+            record["id"] = 9001
+            record["meta_data"] = ["parley_key": .string(create.entityId)]  // as the adapter's create stores it
+            try await h.change(.customwebshop, .order, "9001", .object(record), at: 10)
+            try await h.change(.customwebshop, .order, "9001", .object(record), at: 11)
+            #expect(try await h.takeRequests().isEmpty, "an echo is no edit")
+            let state = try await h.state(of: .customerp, .order, "O-1")
+            #expect(state["lines"]?[0]?["discountPercent"]?.decimal == 10)
+            try await h.written(create, nativeId: "9001")
+            #expect(try await h.takeRequests().filter { $0.system != .powerofficego }.isEmpty)
+        }
+    }
+}
