@@ -153,3 +153,43 @@ actor PoolState {
         return toClose
     }
 }
+
+/// Dropping a database (scratch databases of tests and benchmarks), whoever is still connected.
+/// `WITH (FORCE)` ends other sessions, but PostgreSQL 15 refuses it to a role that may not
+/// signal every one of them — an autovacuum worker visiting the database is such a session
+/// ("must be a member of the role whose process is being terminated"); a plain `DROP DATABASE`
+/// ends autovacuum workers itself, so it is tried next, a few times, while other sessions finish.
+enum DatabaseDrop {
+    static func drop(_ name: PostgresIdentifier, attempts: Int, execute: (String) async throws -> Void) async throws {
+        do {
+            try await execute("DROP DATABASE IF EXISTS " + name.quoted + " WITH (FORCE)")
+            return
+        } catch let error as PostgresError where error.sqlState == "42501" {
+            // Not allowed to end some session: wait for it below.
+        }
+        var attempt = 1
+        while true {
+            do {
+                try await execute("DROP DATABASE IF EXISTS " + name.quoted)
+                return
+            } catch let error as PostgresError where error.sqlState == "55006" && attempt < attempts {
+                attempt += 1
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
+    }
+}
+
+extension PostgresPool {
+    /// Drops a database even while others are connected (``DatabaseDrop``).
+    public func dropDatabase(_ name: PostgresIdentifier, attempts: Int = 20) async throws {
+        try await DatabaseDrop.drop(name, attempts: attempts) { _ = try await execute($0) }
+    }
+}
+
+extension PostgresConnection {
+    /// Drops a database even while others are connected (``DatabaseDrop``).
+    public func dropDatabase(_ name: PostgresIdentifier, attempts: Int = 20) async throws {
+        try await DatabaseDrop.drop(name, attempts: attempts) { _ = try await execute($0) }
+    }
+}

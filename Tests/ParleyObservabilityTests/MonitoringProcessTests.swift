@@ -148,7 +148,7 @@ struct MonitoringProcessTests {
         // service, which has no database, stays ready.
         let admin = PostgresPool(configuration: try PostgresConfiguration(url: ProcessInfo.processInfo.environment["PARLEY_DATABASE_URL"]!),
                                  maxConnections: 1)
-        _ = try await admin.execute("DROP DATABASE " + (try PostgresIdentifier(database.database)).quoted + " WITH (FORCE)")
+        try await admin.dropDatabase(try PostgresIdentifier(database.database))
         await admin.close()
         let down = try await waitFor(failed("link-service not ready without its database"), within: .seconds(30)) {
             let answer = try? await get(linkURL + "/health/ready")

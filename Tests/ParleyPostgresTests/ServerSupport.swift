@@ -39,7 +39,7 @@ enum TestServer {
     }
 
     private static func drop(_ name: PostgresIdentifier, _ base: PostgresConfiguration) async throws {
-        try await admin(base) { try await $0.execute("DROP DATABASE IF EXISTS " + name.quoted + " WITH (FORCE)") }
+        try await admin(base) { try await $0.dropDatabase(name) }
     }
 
     /// A fresh connection to the base database (for admin statements), closed afterwards.

@@ -110,11 +110,11 @@ public enum ScratchDatabase {
         let scratchURL = components?.string ?? url
         do {
             let value = try await body(config, scratchURL)
-            _ = try? await admin.execute("DROP DATABASE IF EXISTS " + name.quoted + " WITH (FORCE)")
+            try? await admin.dropDatabase(name)
             await admin.close()
             return value
         } catch {
-            _ = try? await admin.execute("DROP DATABASE IF EXISTS " + name.quoted + " WITH (FORCE)")
+            try? await admin.dropDatabase(name)
             await admin.close()
             throw error
         }
