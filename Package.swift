@@ -123,7 +123,7 @@ let package = Package(
         .target(
             name: "ParleyLink",
             dependencies: [
-                "ParleyCanonical", "ParleyPostgres", "ParleyMessaging",
+                "ParleyCanonical", "ParleyCore", "ParleyPostgres", "ParleyMessaging",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

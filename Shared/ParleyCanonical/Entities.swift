@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 import ParleyMessaging
 
 // The canonical model: the one shape of Customer, Product and Order that every system's
@@ -39,7 +40,7 @@ public struct GlobalRef: Sendable, Hashable, CustomStringConvertible {
         self.init(entity, id: id)
     }
 
-    public var description: String { "\(entity.rawValue)/\(id.uuidString.lowercased())" }
+    public var description: String { "\(entity.rawValue)/\(id.lowercasedString)" }
 }
 
 /// A calendar day without time or time zone (order and delivery dates are days, and systems

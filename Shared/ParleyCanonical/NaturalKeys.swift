@@ -59,7 +59,7 @@ public enum NaturalKeys {
         let value = raw.trimmingWhitespace().lowercased()
         let parts = value.split(separator: "@", omittingEmptySubsequences: false)
         guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
-            !value.unicodeScalars.contains(where: { $0.properties.isWhitespace })
+            !value.unicodeScalars.contains(where: \.isWhitespace)
         else { return nil }
         return value
     }

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import ParleyCore
 import Logging
 import ParleyAMQP
 import ParleyCanonical
@@ -111,7 +112,7 @@ public enum SyncLatency {
             let rows = try await pool.query("""
                 select id::text, (select max((p.value ->> 'modifiedAt')::bigint) from jsonb_each(provenance) p)
                 from global_entity where id in (select jsonb_array_elements_text($1::jsonb)::uuid)
-                """, [PostgresJSON(JSONValue.array(ids.map { .string($0.uuidString.lowercased()) }).serializedString())])
+                """, [PostgresJSON(JSONValue.array(ids.map { .string($0.lowercasedString) }).serializedString())])
             var modified: [UUID: Int64] = [:]
             for row in rows {
                 guard let id = UUID(uuidString: try row.decode(String.self, at: 0)), let ms = try row.decode(Int64?.self, at: 1) else { continue }

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 
 /// The one envelope every Parley message travels in: versioned JSON
 /// (schema: `docs/schemas/envelope.v1.schema.json`, rules: `docs/envelope.md`).
@@ -34,7 +35,7 @@ public struct Envelope: Sendable, Equatable {
     ///     to continue a chain.
     ///   - time: rounded to the nearest millisecond; must fall in the years 0000–9999.
     public init(
-        id: UUID = UUID(),
+        id: UUID = .random(),
         correlationId: UUID? = nil,
         causationId: UUID? = nil,
         kind: MessageKind,
@@ -67,7 +68,7 @@ public struct Envelope: Sendable, Equatable {
     /// cause's trace context. `system`, `entityType` and `entityId` default to the cause's.
     public static func caused(
         by cause: Envelope,
-        id: UUID = UUID(),
+        id: UUID = .random(),
         kind: MessageKind,
         system: SystemName? = nil,
         entityType: EntityType? = nil,
@@ -92,10 +93,10 @@ public struct Envelope: Sendable, Equatable {
     public var timeText: String { RFC3339.format(milliseconds: RFC3339.milliseconds(time)) }
 
     /// `id` as it appears on the wire (lower-case), e.g. for AMQP `message_id`.
-    public var idText: String { id.uuidString.lowercased() }
+    public var idText: String { id.lowercasedString }
 
     /// `correlationId` as it appears on the wire, e.g. for AMQP `correlation_id`.
-    public var correlationIdText: String { correlationId.uuidString.lowercased() }
+    public var correlationIdText: String { correlationId.lowercasedString }
 
     // MARK: - Encoding
 
@@ -105,7 +106,7 @@ public struct Envelope: Sendable, Equatable {
         object["version"] = .number(JSONNumber(version))
         object["id"] = .string(idText)
         object["correlationId"] = .string(correlationIdText)
-        if let causationId { object["causationId"] = .string(causationId.uuidString.lowercased()) }
+        if let causationId { object["causationId"] = .string(causationId.lowercasedString) }
         object["kind"] = .string(kind.rawValue)
         object["system"] = .string(system.rawValue)
         object["entityType"] = .string(entityType.rawValue)
@@ -211,7 +212,7 @@ private struct FieldReader {
 
     func uuid(_ name: String) throws(EnvelopeError) -> UUID {
         let text = try required(name, "a string") { $0.string }
-        guard Identifier.isLowerUUID(text), let uuid = UUID(uuidString: text) else {
+        guard Identifier.isLowerUUID(text), let uuid = UUID(text: text) else {
             throw .invalidValue(field: prefix + name, reason: "must be a lower-case UUID (8-4-4-4-12 hex digits), got \(EnvelopeError.quote(text))")
         }
         return uuid

@@ -188,13 +188,17 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible, Expressib
 public struct JSONObject: Sendable, Hashable, RandomAccessCollection, ExpressibleByDictionaryLiteral {
     public typealias Member = (key: String, value: JSONValue)
 
-    private var orderedKeys: [String] = []
-    private var storage: [String: JSONValue] = [:]
+    /// The members in order. Small objects (almost all of Parley's) are searched linearly, which
+    /// costs less than hashing the key; an index by key is kept only beyond ``indexed`` members.
+    private var members: [Member] = []
+    private var index: [String: Int]? = nil
+    private static let indexed = 16
 
     public init() {}
 
     /// Members in the given order. A repeated key keeps its first position and its last value.
     public init<S: Sequence>(_ members: S) where S.Element == (String, JSONValue) {
+        self.members.reserveCapacity(members.underestimatedCount)
         for (key, value) in members { self[key] = value }
     }
 
@@ -203,16 +207,26 @@ public struct JSONObject: Sendable, Hashable, RandomAccessCollection, Expressibl
     }
 
     /// The keys in member order.
-    public var keys: [String] { orderedKeys }
+    public var keys: [String] { members.map(\.key) }
+
+    private func position(of key: String) -> Int? {
+        if let index { return index[key] }
+        return members.firstIndex { $0.key == key }
+    }
 
     /// Get, replace (keeping the position), append (new key), or remove (`nil`) a member.
     public subscript(key: String) -> JSONValue? {
-        get { storage[key] }
+        get { position(of: key).map { members[$0].value } }
         set {
             if let newValue {
-                if storage.updateValue(newValue, forKey: key) == nil { orderedKeys.append(key) }
-            } else if storage.removeValue(forKey: key) != nil {
-                orderedKeys.removeAll { $0 == key }
+                if let at = position(of: key) {
+                    members[at].value = newValue
+                } else {
+                    append(key, newValue)
+                }
+            } else if let at = position(of: key) {
+                members.remove(at: at)
+                if index != nil { rebuildIndex() }
             }
         }
     }
@@ -220,33 +234,62 @@ public struct JSONObject: Sendable, Hashable, RandomAccessCollection, Expressibl
     /// Appends a member; returns `false` (and changes nothing) when the key is already present.
     @discardableResult
     mutating func insertNew(_ key: String, _ value: JSONValue) -> Bool {
-        guard storage[key] == nil else { return false }
-        storage[key] = value
-        orderedKeys.append(key)
+        guard position(of: key) == nil else { return false }
+        append(key, value)
         return true
+    }
+
+    private mutating func append(_ key: String, _ value: JSONValue) {
+        members.append((key, value))
+        if index != nil {
+            index![key] = members.count - 1
+        } else if members.count > Self.indexed {
+            rebuildIndex()
+        }
+    }
+
+    private mutating func rebuildIndex() {
+        guard members.count > Self.indexed else {
+            index = nil
+            return
+        }
+        var built: [String: Int] = [:]
+        built.reserveCapacity(members.count)
+        for (offset, member) in members.enumerated() { built[member.key] = offset }
+        index = built
     }
 
     // RandomAccessCollection over members, in order.
     public var startIndex: Int { 0 }
-    public var endIndex: Int { orderedKeys.count }
-    public subscript(position: Int) -> Member {
-        let key = orderedKeys[position]
-        return (key, storage[key]!)
-    }
+    public var endIndex: Int { members.count }
+    public subscript(position: Int) -> Member { members[position] }
 
     /// Members sorted by key, compared by Unicode code points (the UTF-8 byte order), which is
     /// locale independent and stable: the order used for canonical serialization.
     public var membersSortedByKey: [Member] {
-        orderedKeys.sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }.map { ($0, storage[$0]!) }
+        members.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
     }
 
     /// Order-insensitive: objects are equal when they have the same members.
     public static func == (lhs: JSONObject, rhs: JSONObject) -> Bool {
-        lhs.storage == rhs.storage
+        guard lhs.members.count == rhs.members.count else { return false }
+        for member in lhs.members {
+            guard let other = rhs[member.key], other == member.value else { return false }
+        }
+        return true
     }
 
+    /// Order-insensitive, like ``==``: the members' hashes are combined commutatively.
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(storage)
+        var combined = 0
+        for member in members {
+            var one = Hasher()
+            one.combine(member.key)
+            one.combine(member.value)
+            combined = combined &+ one.finalize()
+        }
+        hasher.combine(members.count)
+        hasher.combine(combined)
     }
 }
 

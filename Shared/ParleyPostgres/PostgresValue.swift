@@ -384,7 +384,7 @@ extension UUID: PostgresCodable {
     public static var postgresDataType: PostgresDataType { .uuid }
     public func postgresEncode() throws -> PostgresEncodedValue? { .text(uuidString.lowercased()) }
     public static func postgresDecode(_ text: String?, type: PostgresDataType) throws -> UUID {
-        guard let u = UUID(uuidString: try requireValue(text, type, accepted: [.uuid])) else { throw PostgresDecodingFailure("not a UUID") }
+        guard let u = UUID(text: try requireValue(text, type, accepted: [.uuid])) else { throw PostgresDecodingFailure("not a UUID") }
         return u
     }
 }
