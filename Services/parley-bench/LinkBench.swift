@@ -353,7 +353,7 @@ struct LinkBench: AsyncParsableCommand {
             while next < bodies.count {
                 let batch = try bodies[next..<min(next + batchSize, bodies.count)].map { try Envelope.decode($0) }
                 next += batch.count
-                let (results, _) = try await LinkBatch.process(batch, engine: engine, pool: pool)
+                let results = try await LinkBatch.process(batch, engine: engine, pool: pool).results
                 guard results.allSatisfy({ $0 == .done }) else { throw Failure("engine b=\(batchSize): a message was rejected: \(results)") }
             }
             let elapsed = (ContinuousClock.now - start).seconds
@@ -517,12 +517,12 @@ struct LinkBench: AsyncParsableCommand {
             _ = try await Migrator(migrations: LinkSchema.migrations, schema: "public").migrate(on: pool)
             let value = try await body(pool)
             await pool.close()
-            _ = try await admin.execute("DROP DATABASE IF EXISTS " + name.quoted + " WITH (FORCE)")
+            try await admin.dropDatabase(name)
             await admin.close()
             return value
         } catch {
             await pool.close()
-            _ = try? await admin.execute("DROP DATABASE IF EXISTS " + name.quoted + " WITH (FORCE)")
+            try? await admin.dropDatabase(name)
             await admin.close()
             throw error
         }

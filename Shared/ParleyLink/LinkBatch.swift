@@ -4,9 +4,9 @@ import ParleyPostgres
 
 /// One batch of messages in one transaction, the way the link consumers run it.
 ///
-/// First without savepoints (``LinkEngine/handleBatch(_:in:now:)``: few statements per
+/// First without savepoints (``LinkEngine/handleBatch(_:in:now:outbox:)``: few statements per
 /// message). When a message fails there, the transaction is rolled back and the batch runs
-/// again with a savepoint per message, each handled on its own (``LinkEngine/handle(_:in:now:)``),
+/// again with a savepoint per message, each handled on its own (``LinkEngine/handle(_:in:now:outbox:)``),
 /// so the one bad message is rejected (the consumer dead-letters it with its reason) and the
 /// others commit. The guarantee of the savepoint loop is kept; its cost (two statements per
 /// message) is paid only for a batch that holds a bad message.
@@ -22,28 +22,45 @@ public enum LinkBatch {
         case savepoints
     }
 
+    /// What a batch's transaction did: one result per envelope, the path that committed it, and
+    /// the messages it queued in the outbox (claimed for this process: hand them to
+    /// ``OutboxRelay/publish(committed:)``).
+    public struct Processed: Sendable {
+        public var results: [Result]
+        public var path: Path
+        public var outbox: [OutboxMessage]
+    }
+
     /// Handles `envelopes` in one transaction and returns one result per envelope. Connection
     /// errors, deadlocks and serialization failures are thrown (nothing committed: the caller
     /// runs the batch again).
     public static func process(_ envelopes: [Envelope], engine: LinkEngine, pool: PostgresPool,
-                               now: @escaping @Sendable () -> Date = { Date() }) async throws -> (results: [Result], path: Path) {
-        guard !envelopes.isEmpty else { return ([], .batch) }
+                               now: @escaping @Sendable () -> Date = { Date() }) async throws -> Processed {
+        guard !envelopes.isEmpty else { return Processed(results: [], path: .batch, outbox: []) }
         do {
-            try await pool.transaction { tx in _ = try engine.handleBatch(envelopes, in: tx, now: now()) }
-            return (Array(repeating: .done, count: envelopes.count), .batch)
+            let outbox = try await pool.transaction { tx in
+                let collector = OutboxCollector()
+                _ = try engine.handleBatch(envelopes, in: tx, now: now(), outbox: collector)
+                return collector.messages
+            }
+            return Processed(results: Array(repeating: .done, count: envelopes.count), path: .batch, outbox: outbox)
         } catch is LinkEngine.BatchMessageFailed {
             // Rolled back: again, one savepoint per message.
         } catch is LinkStore.RaceLost {
             // Likewise: the per-message path handles a record that became a member meanwhile.
         }
-        let results = try await pool.transaction { tx -> [Result] in
+        let (results, outbox) = try await pool.transaction { tx -> ([Result], [OutboxMessage]) in
             var results: [Result] = []
+            var outbox: [OutboxMessage] = []
             for envelope in envelopes {
                 _ = try tx.execute("savepoint message")
+                // One collector per message: what a message rolled back to its savepoint queued is gone.
+                let collector = OutboxCollector()
                 do {
-                    _ = try engine.handle(envelope, in: tx, now: now())
+                    _ = try engine.handle(envelope, in: tx, now: now(), outbox: collector)
                     _ = try tx.execute("release savepoint message")
                     results.append(.done)
+                    outbox.append(contentsOf: collector.messages)
                 } catch let error as PostgresError where error.isConnectionError || error.isDeadlock || error.isSerializationFailure {
                     throw error  // the whole batch again
                 } catch {
@@ -51,8 +68,8 @@ public enum LinkBatch {
                     results.append(.rejected("\(error)"))
                 }
             }
-            return results
+            return (results, outbox)
         }
-        return (results, .savepoints)
+        return Processed(results: results, path: .savepoints, outbox: outbox)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 import ParleyCanonical
 import ParleyMessaging
 import ParleyPostgres
@@ -62,8 +63,11 @@ public struct LinkEngine: Sendable {
         case ignored
     }
 
-    public func handle(_ envelope: Envelope, in tx: PostgresTransaction, now: Date = Date()) throws -> Outcome {
-        let store = LinkStore(tx: tx)
+    /// Handles one message in the caller's transaction. With an `outbox` collector, what it
+    /// queues is claimed for this process and collected there, to be handed to the
+    /// ``OutboxRelay`` after the commit (``OutboxRelay/publish(committed:)``).
+    public func handle(_ envelope: Envelope, in tx: PostgresTransaction, now: Date = Date(), outbox: OutboxCollector? = nil) throws -> Outcome {
+        let store = LinkStore(tx: tx, cache: LinkCache(collector: outbox))
         guard try store.claim(envelope.id) else { return .duplicate }
         return try handleClaimed(envelope, store: store, now: now)
     }
@@ -88,8 +92,8 @@ public struct LinkEngine: Sendable {
     /// replica linked meanwhile (``LinkStore/RaceLost``); a connection error, deadlock or
     /// serialization failure is rethrown as it is. The outcomes are the same as
     /// ``handle(_:in:now:)`` one by one.
-    public func handleBatch(_ envelopes: [Envelope], in tx: PostgresTransaction, now: Date = Date()) throws -> [Outcome] {
-        let store = LinkStore(tx: tx, cache: LinkCache(batched: true))
+    public func handleBatch(_ envelopes: [Envelope], in tx: PostgresTransaction, now: Date = Date(), outbox: OutboxCollector? = nil) throws -> [Outcome] {
+        let store = LinkStore(tx: tx, cache: LinkCache(batched: true, collector: outbox))
         var claimed = try store.claim(envelopes.map(\.id))
         var keys: [LinkCache.MemberKey: [NaturalKey]] = [:]
         for envelope in envelopes where envelope.kind == .canonical && claimed.contains(envelope.id) {
@@ -99,7 +103,7 @@ public struct LinkEngine: Sendable {
             // left for that turn to reject.
             if let parsed = try? Context.parse(envelope, entity: entity) {
                 store.cache.parsed[envelope.id] = parsed
-                keys[record, default: []].append(contentsOf: Context.naturalKeys(entity, parsed.values))
+                keys[record, default: []].append(contentsOf: parsed.keys)
             } else {
                 keys[record, default: []] = keys[record] ?? []
             }
@@ -144,8 +148,8 @@ public struct LinkEngine: Sendable {
 
     /// Sends again every write whose lease ran out (no written or failed event came): same write
     /// id, same idempotency key, the entity's current state. Returns how many.
-    public func expireLeases(in tx: PostgresTransaction, now: Date = Date(), limit: Int = 100) throws -> Int {
-        let store = LinkStore(tx: tx)
+    public func expireLeases(in tx: PostgresTransaction, now: Date = Date(), limit: Int = 100, outbox: OutboxCollector? = nil) throws -> Int {
+        let store = LinkStore(tx: tx, cache: LinkCache(collector: outbox))
         var count = 0
         for (global, system, writeId) in try store.expiredSlots(now: now, limit: limit) {
             guard let entity = try store.entityType(of: global) else { continue }
@@ -229,7 +233,8 @@ struct Context {
                     return .unchanged(global: origin)
                 }
             }
-            let keys = Context.naturalKeys(entity, values)
+            // The parsed values' keys (references are set only on orders, which have none).
+            let keys = parsed.keys
             try store.lock(keys, entity: entity)
             if let match = try matchingEntity(keys) {
                 if let other = try store.nativeId(of: match, in: source) {
@@ -257,11 +262,12 @@ struct Context {
                 try store.replaceKeys(global, Context.naturalKeys(entity, state.values), entity: entity)
             } else {
                 // New: the entity, its member, state, snapshot and keys in one statement.
-                global = UUID()
+                global = UUID.random()
                 result = FieldMerge.apply(change, to: GlobalState(entity: entity), snapshot: nil)
                 state = result.state
+                let stateKeys = state.values == values ? keys : Context.naturalKeys(entity, state.values)
                 guard try store.createEntity(global, entity, state: state, member: source, nativeId: nativeId, snapshot: result.snapshot,
-                                             modifiedAt: modifiedAt, keys: Context.naturalKeys(entity, state.values)) else {
+                                             modifiedAt: modifiedAt, keys: stateKeys) else {
                     // Another replica linked this record meanwhile: handle it as that entity's.
                     return try canonical()
                 }
@@ -299,9 +305,9 @@ struct Context {
     static func parse(_ envelope: Envelope, entity: CanonicalEntityType) throws -> LinkCache.Parsed {
         let payload: CanonicalPayload
         do { payload = try CanonicalPayload(json: envelope.payload) } catch { throw LinkError("\(error)") }
-        do { return LinkCache.Parsed(payload: payload, values: try CanonicalJSON.flatten(payload.entity, entity: entity)) } catch {
-            throw LinkError("\(error)")
-        }
+        let values: [String: JSONValue]
+        do { values = try CanonicalJSON.flatten(payload.entity, entity: entity) } catch { throw LinkError("\(error)") }
+        return LinkCache.Parsed(payload: payload, values: values, keys: naturalKeys(entity, values))
     }
 
     /// Whether `state` has something for `system` that its last-known `snapshot` lacks, among
@@ -351,7 +357,7 @@ struct Context {
             try store.markPending(global, system)
             return
         }
-        try send(global: global, to: system, state: state, writeId: UUID().uuidString.lowercased())
+        try send(global: global, to: system, state: state, writeId: UUID.random().lowercasedString)
     }
 
     /// Queues a sync request now (references resolved, or parked when one is missing).

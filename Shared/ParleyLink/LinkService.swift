@@ -37,7 +37,10 @@ public struct LinkService: Sendable {
         self.maintenance = LinkMaintenance(pool: pool, engine: engine, relay: relay, logger: logger)
     }
 
-    public var services: [any Service] { consumers + [relay, maintenance] }
+    /// A ServiceGroup shuts its services down in reverse order: maintenance first, then the
+    /// consumers (each finishes the batches in hand), then the relay, which publishes what they
+    /// handed over before it stops.
+    public var services: [any Service] { [relay] + consumers + [maintenance] }
 }
 
 /// Consumes one of the link service's queues in batches: up to `batchSize` messages in one
@@ -127,9 +130,10 @@ public final class LinkConsumer: Service, Sendable {
         var writesConfirmed: [SyncLatency.Write] = []
         while true {
             do {
-                let (outcomes, _) = try await LinkBatch.process(batch.map(\.1), engine: engine, pool: pool)
+                let processed = try await LinkBatch.process(batch.map(\.1), engine: engine, pool: pool)
+                relay.publish(committed: processed.outbox)
                 var confirmed: [SyncLatency.Write] = []
-                for ((index, envelope), outcome) in zip(batch, outcomes) {
+                for ((index, envelope), outcome) in zip(batch, processed.results) {
                     switch outcome {
                     case .rejected(let reason):
                         results[index] = .rejected(reason, .permanent)
@@ -154,7 +158,6 @@ public final class LinkConsumer: Service, Sendable {
                 try? await Task.sleep(for: retryNow ? .milliseconds(Int64.random(in: 1...20)) : .milliseconds(min(5000, 100 << min(attempt, 6))))
             }
         }
-        relay.notify()
         for (index, delivery) in deliveries.enumerated() {
             var outcome = MessagingMetrics.Outcome.ack
             if case .rejected(let reason, let failureClass) = results[index] {
@@ -173,86 +176,6 @@ public final class LinkConsumer: Service, Sendable {
             MessagingMetrics.consumed(queue: queue, outcome: outcome, elapsed: ContinuousClock.now - started)
         }
         if !writesConfirmed.isEmpty { await SyncLatency.record(writesConfirmed, pool: pool, logger: logger) }
-    }
-}
-
-/// Publishes the outbox: claims committed rows (skipping ones another replica holds), publishes
-/// them in order with confirms, deletes what the broker confirmed. A row whose publish failed
-/// is claimed again after its claim runs out, so nothing is lost (and consumers deduplicate by
-/// message id, so a second copy is harmless).
-public final class OutboxRelay: Service, Sendable {
-    let pool: PostgresPool
-    let publisher: AMQPPublisher
-    let logger: Logger
-    let wake: AsyncStream<Void>
-    let waker: AsyncStream<Void>.Continuation
-
-    init(pool: PostgresPool, publisher: AMQPPublisher, logger: Logger) {
-        self.pool = pool
-        self.publisher = publisher
-        self.logger = logger
-        (wake, waker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-    }
-
-    /// Something was committed to the outbox: publish soon.
-    public func notify() { waker.yield() }
-
-    public func run() async throws {
-        let wake = self.wake, waker = self.waker
-        // Other replicas' rows (and rows whose publish failed) are picked up by polling.
-        let ticker = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .seconds(1))
-                waker.yield()
-            }
-        }
-        await withGracefulShutdownHandler {
-            for await _ in wake {
-                if Task.isShuttingDownGracefully { break }
-                while let published = try? await drain(), published > 0 {}
-            }
-        } onGracefulShutdown: {
-            waker.finish()
-        }
-        ticker.cancel()
-        _ = try? await drain()
-    }
-
-    /// One round: claim up to 256 rows, publish, delete the confirmed. Returns how many went out.
-    @discardableResult
-    public func drain() async throws -> Int {
-        let rows = try await pool.query("""
-            update outbox set claimed_until = now() + interval '30 seconds'
-            where id in (select id from outbox where claimed_until is null or claimed_until < now()
-                         order by id limit 256 for update skip locked)
-            returning id, exchange, routing_key, body
-            """)
-        guard !rows.isEmpty else { return 0 }
-        var ids: [Int64] = []
-        var messages: [OutgoingMessage] = []
-        for row in try rows.sorted(by: { try $0.decode(Int64.self, at: 0) < $1.decode(Int64.self, at: 0) }) {
-            let body = try row.decode([UInt8].self, at: 3)
-            let exchange = try row.decode(String.self, at: 1), routingKey = try row.decode(String.self, at: 2)
-            ids.append(try row.decode(Int64.self, at: 0))
-            if let envelope = try? Envelope.decode(body) {
-                messages.append(OutgoingMessage(envelope: envelope, exchange: exchange, routingKey: routingKey))
-            } else {
-                messages.append(OutgoingMessage(exchange: exchange, routingKey: routingKey, body: body))
-            }
-        }
-        let results = await publisher.publish(contentsOf: messages)
-        var done: [JSONValue] = []
-        for (id, result) in zip(ids, results) {
-            switch result {
-            case .success: done.append(.number(JSONNumber(id)))
-            case .failure(let error): logger.warning("outbox publish failed; will retry", metadata: ["id": "\(id)", "error": "\(error)"])
-            }
-        }
-        if !done.isEmpty {
-            _ = try await pool.execute("delete from outbox where id in (select jsonb_array_elements_text($1::jsonb)::bigint)",
-                                       [PostgresJSON(JSONValue.array(done).serializedString())])
-        }
-        return done.count
     }
 }
 
@@ -281,11 +204,12 @@ public final class LinkMaintenance: Service, Sendable {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 let engine = self.engine
-                let resent = try await pool.transaction { tx in try engine.expireLeases(in: tx) }
-                if resent > 0 {
-                    logger.info("writes sent again after their lease", metadata: ["count": "\(resent)"])
-                    relay.notify()
+                let (resent, outbox) = try await pool.transaction { tx in
+                    let collector = OutboxCollector()
+                    return (try engine.expireLeases(in: tx, outbox: collector), collector.messages)
                 }
+                relay.publish(committed: outbox)
+                if resent > 0 { logger.info("writes sent again after their lease", metadata: ["count": "\(resent)"]) }
                 if ContinuousClock.now - lastPrune > .seconds(600) {
                     let seconds = inboxRetention.components.seconds
                     _ = try await pool.execute("delete from inbox where processed_at < now() - make_interval(secs => $1)", [seconds])

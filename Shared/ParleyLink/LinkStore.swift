@@ -1,4 +1,6 @@
 import Foundation
+import ParleyCore
+import ParleyAMQP
 import ParleyCanonical
 import ParleyMessaging
 import ParleyPostgres
@@ -135,7 +137,7 @@ struct LinkStore {
     /// same global entity.
     func globalId(forMember system: SystemName, _ entity: CanonicalEntityType, _ nativeId: String) throws -> UUID {
         if let id = try member(system, entity, nativeId) { return id }
-        let id = UUID()
+        let id = UUID.random()
         try createEntity(id, entity)
         if try addMember(id, system, entity, nativeId) {
             cache.entities[id] = LinkCache.EntityInfo(members: [system: nativeId])
@@ -211,7 +213,7 @@ struct LinkStore {
     /// ``readEntityInfo(_:snapshotOf:)`` for many entities in one statement.
     private func readEntityInfo(_ globals: [UUID]) throws {
         guard !globals.isEmpty else { return }
-        let ids = PostgresJSON(JSONValue.array(globals.map { .string($0.uuidString.lowercased()) }).serializedString())
+        let ids = PostgresJSON(JSONValue.array(globals.map { .string($0.lowercasedString) }).serializedString())
         let rows = try query("""
             with x as (select distinct v::uuid as id from jsonb_array_elements_text($1::jsonb) v)
             select 0, global_id, system, native_id, snapshot::text, (extract(epoch from source_modified_at) * 1000)::bigint
@@ -434,7 +436,7 @@ struct LinkStore {
     func openSlot(_ global: UUID, _ system: SystemName, writeId: String, operation: WriteOperation, key: String, leaseUntil: Date) throws {
         if cache.batched, let known = cache.entities[global], !known.slots.contains(system) {
             // None there (the entity is locked or new in this transaction): written by the flush.
-            cache.slots.append(.array([.string(global.uuidString.lowercased()), .string(system.rawValue), .string(writeId),
+            cache.slots.append(.array([.string(global.lowercasedString), .string(system.rawValue), .string(writeId),
                                        .string(operation.rawValue), .string(key), .string(PostgresTimestamp.format(leaseUntil))]))
             cache.entities[global]?.slots.insert(system)
             return
@@ -527,15 +529,43 @@ struct LinkStore {
 
     // MARK: Outbox
 
-    /// Queues a message for the relay; in a batch the row waits for ``flush()``.
+    /// Queues a message for the relay; in a batch the row waits for ``flush()``. With an
+    /// ``OutboxCollector`` (the link consumers, lease expiry) the row is claimed by this
+    /// transaction (`claimed_until`, ``OutboxRelay/claim``) and the message collected, so after
+    /// the commit this process publishes it from memory and only deletes the row; without one (the
+    /// CLI's retry) it waits unclaimed for whichever relay polls first.
     func enqueue(_ envelope: Envelope, exchange: String, routingKey: String) throws {
+        let message = OutgoingMessage(envelope: envelope, exchange: exchange, routingKey: routingKey)
+        let claimed = cache.collector != nil
+        cache.collector?.messages.append(OutboxMessage(id: envelope.id, message: message))
         if cache.batched {
-            cache.outbox.append(.array([.string(envelope.id.uuidString.lowercased()), .string(exchange), .string(routingKey),
-                                        .string(String(decoding: envelope.encoded(), as: UTF8.self))]))
+            cache.outbox.append(LinkCache.OutboxRow(id: envelope.id, exchange: exchange, routingKey: routingKey, body: message.body, claimed: claimed))
             return
         }
-        _ = try execute("insert into outbox (message_id, exchange, routing_key, body) values ($1, $2, $3, $4)",
-                        [envelope.id, exchange, routingKey, envelope.encoded()])
+        _ = try execute("""
+            insert into outbox (message_id, exchange, routing_key, body, claimed_until)
+            values ($1, $2, $3, $4, case when $5 then now() + make_interval(secs => $6) end)
+            """, [envelope.id, exchange, routingKey, message.body, claimed, OutboxRelay.claim.components.seconds])
+    }
+
+    /// The batch's outbox rows as one `json` parameter: `[[id, exchange, routing key, claimed,
+    /// body], …]` with each body spliced in as the JSON it is (an envelope), so it is neither
+    /// escaped here nor re-parsed into `jsonb` there; `(r->4)::text` is the body's exact text.
+    static func outboxParameter(_ rows: [LinkCache.OutboxRow]) -> String {
+        var bytes: [UInt8] = [UInt8(ascii: "[")]
+        bytes.reserveCapacity(rows.reduce(2) { $0 + $1.body.count + 120 })
+        for (index, row) in rows.enumerated() {
+            if index > 0 { bytes.append(UInt8(ascii: ",")) }
+            let head: JSONValue = [.string(row.id.lowercasedString), .string(row.exchange), .string(row.routingKey), .bool(row.claimed)]
+            var text = Array(head.serializedString().utf8)
+            text.removeLast()  // the closing bracket: the body follows
+            bytes.append(contentsOf: text)
+            bytes.append(UInt8(ascii: ","))
+            bytes.append(contentsOf: row.body)
+            bytes.append(UInt8(ascii: "]"))
+        }
+        bytes.append(UInt8(ascii: "]"))
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     // MARK: Batches
@@ -566,7 +596,7 @@ struct LinkStore {
             let rows: [JSONValue] = newEntities.map { global, new in
                 let (values, provenance) = Self.stateJSON(new.state)
                 return [
-                    "id": .string(global.uuidString.lowercased()), "entity_type": .string(new.entity.rawValue),
+                    "id": .string(global.lowercasedString), "entity_type": .string(new.entity.rawValue),
                     "system": .string(new.system.rawValue), "native_id": .string(new.nativeId),
                     "snapshot": Self.snapshotJSON(new.snapshot), "snapshot_hash": .string(Self.snapshotHash(new.snapshot, entity: new.entity)),
                     "modified": new.modifiedAt.map { .string(PostgresTimestamp.format(Date(timeIntervalSince1970: Double($0) / 1000))) } ?? .null,
@@ -589,7 +619,7 @@ struct LinkStore {
         if !cache.stateSaves.isEmpty {
             let rows: [JSONValue] = cache.stateSaves.map { global, state in
                 let (values, provenance) = Self.stateJSON(state)
-                return ["id": .string(global.uuidString.lowercased()), "state": values, "provenance": provenance]
+                return ["id": .string(global.lowercasedString), "state": values, "provenance": provenance]
             }
             ctes.append("""
                 us as (update global_entity g set state = x.state, provenance = x.provenance, updated_at = now()
@@ -599,7 +629,7 @@ struct LinkStore {
         if !cache.snapshotSaves.isEmpty {
             let rows: [JSONValue] = cache.snapshotSaves.map { ref, save in
                 [
-                    "global_id": .string(ref.global.uuidString.lowercased()), "system": .string(ref.system.rawValue),
+                    "global_id": .string(ref.global.lowercasedString), "system": .string(ref.system.rawValue),
                     "snapshot": Self.snapshotJSON(save.snapshot), "snapshot_hash": .string(Self.snapshotHash(save.snapshot, entity: save.entity)),
                     "modified": save.modifiedAt.map { .string(PostgresTimestamp.format(Date(timeIntervalSince1970: Double($0) / 1000))) } ?? .null,
                 ]
@@ -619,10 +649,12 @@ struct LinkStore {
                 """)
         }
         if !cache.outbox.isEmpty {
+            binds.append(Self.outboxParameter(cache.outbox))  // text, cast to json: a jsonb parameter would reorder the bodies' keys
             ctes.append("""
-                ob as (insert into outbox (message_id, exchange, routing_key, body)
-                       select (r->>0)::uuid, r->>1, r->>2, convert_to(r->>3, 'UTF8')
-                       from jsonb_array_elements(\(param(cache.outbox))) with ordinality t (r, n) order by n)
+                ob as (insert into outbox (message_id, exchange, routing_key, body, claimed_until)
+                       select (r->>0)::uuid, r->>1, r->>2, convert_to((r->4)::text, 'UTF8'),
+                              case when (r->>3)::boolean then now() + make_interval(secs => \(OutboxRelay.claim.components.seconds)) end
+                       from json_array_elements($\(binds.count)::json) with ordinality t (r, n) order by n)
                 """)
         }
         let sql = "with " + ctes.joined(separator: ",\n") + "\nselect " + (newEntities.isEmpty ? "0" : "(select count(*) from nm)")
@@ -634,7 +666,7 @@ struct LinkStore {
     /// Claims a batch's message ids in one statement; returns the ones claimed now.
     func claim(_ ids: [UUID]) throws -> Set<UUID> {
         guard !ids.isEmpty else { return [] }
-        let list = JSONValue.array(ids.map { .string($0.uuidString.lowercased()) }).serializedString()
+        let list = JSONValue.array(ids.map { .string($0.lowercasedString) }).serializedString()
         return Set(try query("""
             insert into inbox (message_id) select x::uuid from jsonb_array_elements_text($1::jsonb) x
             on conflict do nothing returning message_id
@@ -664,7 +696,7 @@ struct LinkStore {
 
         let present = Set(records.compactMap { cache.memberOf[$0] }).filter { cache.states[$0] == nil }.sorted { $0.uuidString < $1.uuidString }
         if !present.isEmpty {
-            let ids = JSONValue.array(present.map { .string($0.uuidString.lowercased()) })
+            let ids = JSONValue.array(present.map { .string($0.lowercasedString) })
             for row in try query("""
                 select id, entity_type, state::text, provenance::text from global_entity
                 where id in (select v::uuid from jsonb_array_elements_text($1::jsonb) v) order by id for update
@@ -782,6 +814,8 @@ final class LinkCache {
     struct Parsed {
         var payload: CanonicalPayload
         var values: [String: JSONValue]
+        /// The natural keys of `values` (matching order).
+        var keys: [NaturalKey]
     }
 
     struct SnapshotSave {
@@ -813,9 +847,23 @@ final class LinkCache {
     var stateSaves: [UUID: GlobalState] = [:]
     var snapshotSaves: [MemberRef: SnapshotSave] = [:]
     var slots: [JSONValue] = []
-    var outbox: [JSONValue] = []
+    var outbox: [OutboxRow] = []
+    /// Collects what the transaction queues for the relay, for this process to publish after
+    /// the commit (``LinkStore/enqueue(_:exchange:routingKey:)``).
+    var collector: OutboxCollector?
 
-    init(batched: Bool = false) { self.batched = batched }
+    struct OutboxRow {
+        var id: UUID
+        var exchange: String
+        var routingKey: String
+        var body: [UInt8]
+        var claimed: Bool
+    }
+
+    init(batched: Bool = false, collector: OutboxCollector? = nil) {
+        self.batched = batched
+        self.collector = collector
+    }
 
     var hasPending: Bool {
         !newEntities.isEmpty || !stateSaves.isEmpty || !snapshotSaves.isEmpty || !slots.isEmpty || !outbox.isEmpty

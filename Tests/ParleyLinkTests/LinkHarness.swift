@@ -49,7 +49,8 @@ final class LinkHarness: @unchecked Sendable {
     /// Delivers messages the way a link consumer does: one transaction for all (see `LinkBatch`).
     func deliverBatch(_ envelopes: [Envelope]) async throws -> (results: [LinkBatch.Result], path: LinkBatch.Path) {
         let now = self.now
-        return try await LinkBatch.process(envelopes, engine: engine, pool: pool, now: { now })
+        let processed = try await LinkBatch.process(envelopes, engine: engine, pool: pool, now: { now })
+        return (processed.results, processed.path)
     }
 
     /// A native change from `system`, through the mapping service, delivered to the engine.
