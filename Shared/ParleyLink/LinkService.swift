@@ -63,9 +63,11 @@ public final class LinkConsumer: Service, Sendable {
 
     init(amqp: AMQPConfiguration, queue: String, topology: Topology, pool: PostgresPool, engine: LinkEngine,
          publisher: AMQPPublisher, relay: OutboxRelay, batchSize: Int, transactions: Int, logger: Logger) {
-        // Enough unacked deliveries for every transaction in flight and the next batch gathering.
+        // Enough unacked deliveries for every transaction in flight and two batches gathering:
+        // with one, the next backlog was often a part batch (a benchmark at 100 per batch
+        // averaged 62 messages per transaction; with two, 81, and about 10 % more changes/s).
         self.consumer = AMQPConsumer(configuration: amqp, queue: queue, topology: topology,
-                                     prefetch: UInt16(clamping: max((max(1, transactions) + 1) * batchSize, 16)), logger: logger)
+                                     prefetch: UInt16(clamping: max((max(1, transactions) + 2) * batchSize, 16)), logger: logger)
         self.queue = queue
         self.topology = topology
         self.pool = pool
