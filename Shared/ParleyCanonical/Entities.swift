@@ -35,7 +35,7 @@ public struct GlobalRef: Sendable, Hashable, CustomStringConvertible {
     public init?(_ text: String) {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 2, let entity = CanonicalEntityType(rawValue: String(parts[0])),
-            let id = UUID(uuidString: String(parts[1]))
+            let id = UUID(text: parts[1])
         else { return nil }
         self.init(entity, id: id)
     }

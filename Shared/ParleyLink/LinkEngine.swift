@@ -95,20 +95,42 @@ public struct LinkEngine: Sendable {
     public func handleBatch(_ envelopes: [Envelope], in tx: PostgresTransaction, now: Date = Date(), outbox: OutboxCollector? = nil) throws -> [Outcome] {
         let store = LinkStore(tx: tx, cache: LinkCache(batched: true, collector: outbox))
         var claimed = try store.claim(envelopes.map(\.id))
-        var keys: [LinkCache.MemberKey: [NaturalKey]] = [:]
-        for envelope in envelopes where envelope.kind == .canonical && claimed.contains(envelope.id) {
+        // Everything the batch will lock is found first and locked in one order (see
+        // LinkStore.prefetch), so two transactions never wait for each other crosswise.
+        var plan = LinkStore.Prefetch()
+        for envelope in envelopes where claimed.contains(envelope.id) {
             guard let entity = CanonicalEntityType(rawValue: envelope.entityType.rawValue) else { continue }
-            let record = LinkCache.MemberKey(envelope.system, entity, envelope.entityId)
-            // Parsed once here for the keys and kept for the message's turn; a bad payload is
-            // left for that turn to reject.
-            if let parsed = try? Context.parse(envelope, entity: entity) {
+            switch envelope.kind {
+            case .canonical:
+                let record = LinkCache.MemberKey(envelope.system, entity, envelope.entityId)
+                // Parsed once here and kept for the message's turn; a bad payload is left for
+                // that turn to reject.
+                guard let parsed = try? Context.parse(envelope, entity: entity) else {
+                    plan.records[record] = plan.records[record] ?? []
+                    continue
+                }
                 store.cache.parsed[envelope.id] = parsed
-                keys[record, default: []].append(contentsOf: parsed.keys)
-            } else {
-                keys[record, default: []] = keys[record] ?? []
+                plan.records[record, default: []].append(contentsOf: parsed.keys)
+                for reference in parsed.payload.references {
+                    plan.references.insert(LinkCache.MemberKey(envelope.system, reference.entity, reference.id))
+                }
+                if let origin = parsed.payload.origin.flatMap(GlobalRef.init), origin.entity == entity { plan.entities.insert(origin.id) }
+            case .written:
+                guard let payload = try? WrittenPayload(json: envelope.payload), let ref = GlobalRef(payload.globalId), ref.entity == entity else { continue }
+                plan.entities.insert(ref.id)
+                plan.releases.append(LinkStore.Prefetch.Release(ref: ref, system: envelope.system))
+                for reference in payload.expected.references {
+                    plan.references.insert(LinkCache.MemberKey(envelope.system, reference.entity, reference.id))
+                }
+            case .failed:
+                guard let payload = try? FailedPayload(json: envelope.payload), let ref = GlobalRef(payload.globalId ?? envelope.entityId),
+                      ref.entity == entity else { continue }
+                plan.entities.insert(ref.id)
+            default:
+                continue
             }
         }
-        try store.prefetch(Set(keys.keys)) { keys[$0] ?? [] }
+        try store.prefetch(plan)
         var outcomes: [Outcome] = []
         outcomes.reserveCapacity(envelopes.count)
         for (index, envelope) in envelopes.enumerated() {
@@ -151,8 +173,10 @@ public struct LinkEngine: Sendable {
     public func expireLeases(in tx: PostgresTransaction, now: Date = Date(), limit: Int = 100, outbox: OutboxCollector? = nil) throws -> Int {
         let store = LinkStore(tx: tx, cache: LinkCache(collector: outbox))
         var count = 0
-        for (global, system, writeId) in try store.expiredSlots(now: now, limit: limit) {
-            guard let entity = try store.entityType(of: global) else { continue }
+        for (global, system) in try store.expiredSlots(now: now, limit: limit) {
+            // The entity first, as every path locks: one another replica holds is its to handle.
+            guard try store.lockEntityIfFree(global), let writeId = try store.expiredSlot(global, system, now: now),
+                  let entity = try store.entityType(of: global) else { continue }
             let cause = try Envelope(kind: "leaseExpired", system: system, entityType: entity.messagingEntityType,
                                      entityId: GlobalRef(entity, id: global).description, time: now, payload: .null)
             var context = Context(store: store, entity: entity, cause: cause, now: now, configuration: configuration)

@@ -460,15 +460,27 @@ struct LinkStore {
         cache.entities[global]?.slots.remove(system)
     }
 
-    /// Slots whose lease ran out, locked (skipping ones another replica is handling).
-    func expiredSlots(now: Date, limit: Int) throws -> [(UUID, SystemName, String)] {
-        try query("""
-            select global_id, system, write_id from write_slot where lease_until <= $1
-            order by lease_until limit $2 for update skip locked
-            """, [now, limit]).compactMap { row in
-            guard let system = SystemName(rawValue: try row.decode(String.self, at: 1)) else { return nil }
-            return (try row.decode(UUID.self, at: 0), system, try row.decode(String.self, at: 2))
-        }
+    /// Slots whose lease ran out, oldest first, not locked: each is taken with
+    /// ``lockEntityIfFree(_:)`` and ``expiredSlot(_:_:now:)``, entity before slot, the order
+    /// every other path locks them in.
+    func expiredSlots(now: Date, limit: Int) throws -> [(UUID, SystemName)] {
+        try query("select global_id, system from write_slot where lease_until <= $1 order by lease_until limit $2", [now, limit])
+            .compactMap { row in
+                guard let system = SystemName(rawValue: try row.decode(String.self, at: 1)) else { return nil }
+                return (try row.decode(UUID.self, at: 0), system)
+            }
+    }
+
+    /// Locks the entity unless another transaction holds it (then `false`: that transaction,
+    /// another replica's, is handling it).
+    func lockEntityIfFree(_ global: UUID) throws -> Bool {
+        try !query("select 1 from global_entity where id = $1 for update skip locked", [global]).isEmpty
+    }
+
+    /// The write id of the slot if its lease has still run out (under the entity's lock).
+    func expiredSlot(_ global: UUID, _ system: SystemName, now: Date) throws -> String? {
+        try query("select write_id from write_slot where global_id = $1 and system = $2 and lease_until <= $3 for update",
+                  [global, system.rawValue, now]).first?.decode(String.self, at: 0)
     }
 
     func entityType(of global: UUID) throws -> CanonicalEntityType? {
@@ -673,57 +685,113 @@ struct LinkStore {
             """, [PostgresJSON(list)], planning: .perExecution).map { try $0.decode(UUID.self, at: 0) })
     }
 
-    /// What a batch's canonical changes need, before they are handled one by one, in five
-    /// statements for the whole batch instead of three or more per message: which records are
-    /// members (one); their entities locked in id order and read (one) and, after the locks,
-    /// their members, snapshots, write slots and parked targets (one); the natural keys of the
-    /// records that are no member yet locked (one) and their matching candidates (one).
-    /// `keys` gives a new record's keys from its change.
-    func prefetch(_ records: Set<LinkCache.MemberKey>, keys: (LinkCache.MemberKey) -> [NaturalKey]) throws {
-        guard !records.isEmpty else { return }
-        let list = JSONValue.array(records.map { .array([.string($0.system), .string($0.entity), .string($0.nativeId)]) })
-        var absent = records
-        for row in try query("""
-            select m.system, m.entity_type, m.native_id, m.global_id from member m
-            join jsonb_array_elements($1::jsonb) x on m.system = x->>0 and m.entity_type = x->>1 and m.native_id = x->>2
-            """, [PostgresJSON(list.serializedString())], planning: .perExecution) {
-            let key = LinkCache.MemberKey(system: try row.decode(String.self, at: 0), entity: try row.decode(String.self, at: 1),
-                                          nativeId: try row.decode(String.self, at: 2))
-            absent.remove(key)
-            cache.memberOf[key] = try row.decode(UUID.self, at: 3)
-        }
-        cache.absent.formUnion(absent)
+    /// What a batch will read and lock, gathered from its messages before any is handled.
+    struct Prefetch {
+        /// Canonical changes' records, with the natural keys of their changes.
+        var records: [LinkCache.MemberKey: [NaturalKey]] = [:]
+        /// Records the messages refer to: an order's customer and products in its source, a
+        /// written order's in the target.
+        var references: Set<LinkCache.MemberKey> = []
+        /// Entities named outright: written and failed events', origins' (an early echo).
+        var entities: Set<UUID> = []
+        /// Written events: entities parked on `ref` in `system` are released (and locked).
+        var releases: [Release] = []
 
-        let present = Set(records.compactMap { cache.memberOf[$0] }).filter { cache.states[$0] == nil }.sorted { $0.uuidString < $1.uuidString }
-        if !present.isEmpty {
-            let ids = JSONValue.array(present.map { .string($0.lowercasedString) })
+        struct Release {
+            var ref: GlobalRef
+            var system: SystemName
+        }
+    }
+
+    /// What a batch needs before its messages are handled one by one, in five statements for
+    /// the whole batch: which records (and referenced records) are members, and which entities
+    /// are parked on the written events' entities (one); the advisory locks of the new
+    /// records' natural keys, sorted (one), and every entity holding one of those keys (one);
+    /// then **every entity the batch will lock** — the records', the referenced, the events',
+    /// those parked on them, the matching candidates — locked in id order and read (one), and
+    /// after the locks their members, snapshots, write slots and parked targets (one).
+    ///
+    /// All transactions of the batch path take their locks this way — advisory locks first,
+    /// then rows in id order — so two of them (two consumers, two replicas) never wait for
+    /// each other crosswise: deadlocks between them came from taking row locks in message
+    /// order (an events batch against a canonical batch: a written customer and the order
+    /// parked on it). What the messages find only while they are handled (a record a
+    /// written event releases that was parked after the look-up) is locked then.
+    func prefetch(_ plan: Prefetch) throws {
+        let lookedUp = Set(plan.records.keys).union(plan.references)
+        // Entities found here that are not members of the looked-up records: those parked on the
+        // written events' entities, and what the orders among the batch's entities refer to
+        // (their sends share-lock those; read before the locks, a reference added meanwhile is
+        // locked when it is met).
+        var found: Set<UUID> = []
+        if !lookedUp.isEmpty || !plan.entities.isEmpty || !plan.releases.isEmpty {
+            let members = JSONValue.array(lookedUp.map { .array([.string($0.system), .string($0.entity), .string($0.nativeId)]) })
+            let releases = JSONValue.array(plan.releases.map { .array([.string($0.ref.description), .string($0.system.rawValue)]) })
+            let named = JSONValue.array(plan.entities.map { .string($0.lowercasedString) })
+            var absent = lookedUp
             for row in try query("""
-                select id, entity_type, state::text, provenance::text from global_entity
-                where id in (select v::uuid from jsonb_array_elements_text($1::jsonb) v) order by id for update
-                """, [PostgresJSON(ids.serializedString())], planning: .perExecution) {
-                guard let entity = CanonicalEntityType(rawValue: try row.decode(String.self, at: 1)) else { continue }
-                cache.states[try row.decode(UUID.self, at: 0)] =
-                    try Self.state(entity, values: try row.decode(String.self, at: 2), provenance: try row.decode(String.self, at: 3))
+                with x as (select e->>0 s, e->>1 t, e->>2 n from jsonb_array_elements($1::jsonb) e),
+                m as (select m.system, m.entity_type, m.native_id, m.global_id from member m
+                      join x on m.system = x.s and m.entity_type = x.t and m.native_id = x.n),
+                y as (select e->>0 ref, e->>1 system from jsonb_array_elements($2::jsonb) e),
+                d as (select p.global_id from parked p join y on p.system = y.system and p.waiting_for @> jsonb_build_array(y.ref)),
+                ent as (select v::uuid id from jsonb_array_elements_text($3::jsonb) v union select global_id from d
+                        union select global_id from m)
+                select 0, system, entity_type, native_id, global_id from m
+                union all select 1, null, null, null, global_id from d
+                union all select 1, null, null, null, split_part(r, '/', 2)::uuid from global_entity g join ent on g.id = ent.id
+                  cross join lateral (select g.state->>'customer' union all select l->>'product' from jsonb_array_elements(
+                      case when jsonb_typeof(g.state->'lines') = 'array' then g.state->'lines' else '[]'::jsonb end) l) refs (r)
+                  where g.entity_type = 'order' and r like '%/%'
+                """, [PostgresJSON(members.serializedString()), PostgresJSON(releases.serializedString()), PostgresJSON(named.serializedString())],
+                planning: .perExecution) {
+                if try row.decode(Int.self, at: 0) == 1 {
+                    found.insert(try row.decode(UUID.self, at: 4))
+                    continue
+                }
+                let key = LinkCache.MemberKey(system: try row.decode(String.self, at: 1), entity: try row.decode(String.self, at: 2),
+                                              nativeId: try row.decode(String.self, at: 3))
+                absent.remove(key)
+                cache.memberOf[key] = try row.decode(UUID.self, at: 4)
             }
-            try readEntityInfo(present.filter { cache.states[$0] != nil })
+            cache.absent.formUnion(absent)
         }
 
+        // New records' natural keys: locked (sorted), then who holds them.
         var byEntity: [CanonicalEntityType: [NaturalKey]] = [:]
-        for record in absent {
+        for (record, keys) in plan.records where cache.absent.contains(record) {
             guard let entity = CanonicalEntityType(rawValue: record.entity) else { continue }
-            byEntity[entity, default: []].append(contentsOf: keys(record))
+            byEntity[entity, default: []].append(contentsOf: keys)
         }
-        let names = byEntity.flatMap { entity, keys in keys.map { Self.lockName($0, entity: entity) } }
-        guard !names.isEmpty else { return }
-        let sorted = Set(names).filter { !cache.lockedKeys.contains($0) }.sorted()
-        if !sorted.isEmpty {
+        let names = Set(byEntity.flatMap { entity, keys in keys.map { Self.lockName($0, entity: entity) } })
+            .filter { !cache.lockedKeys.contains($0) }.sorted()
+        if !names.isEmpty {
             _ = try query("select pg_advisory_xact_lock(hashtextextended(k, 0)) from jsonb_array_elements_text($1::jsonb) k",
-                          [PostgresJSON(JSONValue.array(sorted.map(JSONValue.string)).serializedString())], planning: .perExecution)
-            cache.lockedKeys.formUnion(sorted)
+                          [PostgresJSON(JSONValue.array(names.map(JSONValue.string)).serializedString())], planning: .perExecution)
+            cache.lockedKeys.formUnion(names)
         }
         let refs = Set(byEntity.flatMap { entity, keys in keys.map { LinkCache.KeyRef(entity: entity, kind: Self.kind($0), value: $0.value) } })
-            .filter { cache.candidates[$0] == nil }
-        if !refs.isEmpty { try loadCandidates(Array(refs)) }
+        let unknown = refs.filter { cache.candidates[$0] == nil }
+        if !unknown.isEmpty { try loadCandidates(Array(unknown)) }
+
+        // Every entity the batch will lock, in id order.
+        var wanted = plan.entities.union(found)
+        for key in lookedUp { if let global = cache.memberOf[key] { wanted.insert(global) } }
+        for ref in refs { for candidate in cache.candidates[ref] ?? [] { wanted.insert(candidate.global) } }
+        let locking = wanted.filter { cache.states[$0] == nil }
+        guard !locking.isEmpty else { return }
+        let ids = JSONValue.array(locking.map { .string($0.lowercasedString) })
+        var locked: [UUID] = []
+        for row in try query("""
+            select id, entity_type, state::text, provenance::text from global_entity
+            where id in (select v::uuid from jsonb_array_elements_text($1::jsonb) v) order by id for update
+            """, [PostgresJSON(ids.serializedString())], planning: .perExecution) {
+            guard let entity = CanonicalEntityType(rawValue: try row.decode(String.self, at: 1)) else { continue }
+            let global = try row.decode(UUID.self, at: 0)
+            cache.states[global] = try Self.state(entity, values: try row.decode(String.self, at: 2), provenance: try row.decode(String.self, at: 3))
+            locked.append(global)
+        }
+        try readEntityInfo(locked)
     }
 
     // MARK: JSON

@@ -229,6 +229,50 @@ struct LinkBatchTests {
         }
     }
 
+    @Test("Batches that meet on the same entities from both ends (an order's edit, and the written event that releases it) take their locks in one order: no deadlock")
+    func noCrosswiseLocks() async throws {
+        try await LinkHarness.run(connections: 4) { h in
+            let product: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            try await h.change(.customerp, .product, "P-1", product, at: 0)
+            try await h.written(try await h.takeRequests()[0], nativeId: "701")
+            _ = try await h.takeRequests()
+            var deadlocks = 0
+            for round in 1...20 {
+                // A customer whose webshop create is in flight, and its order, parked for the
+                // webshop until that create is confirmed.
+                let customer = "C-\(round)"
+                try await h.change(.customerp, .customer, customer,
+                                   S.erpCustomer(customer, org: nil, email: "c\(round)@example.no"), at: round * 10)
+                let create = try #require(try await h.takeRequests().first)
+                func order(_ quantity: Int, at seconds: Int) throws -> Envelope {
+                    let record: JSONValue = ["id": .string("O-\(round)"), "orderNo": .string("SO-\(round)"), "customerId": .string(customer),
+                                             "orderDate": "2026-11-03", "status": "CONFIRMED", "currencyCode": "NOK",
+                                             "lines": [["productId": "P-1", "itemNo": "KAFFE-500", "quantity": .number(JSONNumber(quantity)),
+                                                        "unitPrice": 79.2, "vatPercent": 15]]]
+                    return try h.canonical(.customerp, .order, "O-\(round)", record, at: seconds)
+                }
+                try await h.deliver(try order(1, at: round * 10 + 1))
+                #expect(try await h.count("parked") == 1)
+                // At once: the order edited (locks the order, then needs its customer) and the
+                // create confirmed (locks the customer, then releases the order).
+                let edit = try order(2, at: round * 10 + 2)
+                let written = try h.writtenEvent(create, nativeId: "\(500 + round)")
+                async let a = Self.attempt { try await h.deliverBatch([edit]) }
+                async let b = Self.attempt { try await h.deliverBatch([written]) }
+                for outcome in [await a, await b] {
+                    if case .failure(let error as PostgresError) = outcome, error.isDeadlock { deadlocks += 1 } else { _ = try outcome.get() }
+                }
+                #expect(try await h.count("parked") == 0)
+                _ = try await h.takeRequests()
+            }
+            #expect(deadlocks == 0)
+        }
+    }
+
+    static func attempt<T>(_ body: () async throws -> T) async -> Result<T, any Error> {
+        do { return .success(try await body()) } catch { return .failure(error) }
+    }
+
     /// Polls `condition` every 10 ms (up to 30 s): for waiting on another connection's state.
     static func waitFor(_ pool: PostgresPool, _ condition: (PostgresPool) async throws -> Bool) async throws {
         for _ in 0..<3000 {

@@ -89,9 +89,13 @@ final class LinkHarness: @unchecked Sendable {
     /// The adapter carried out the command: the target answered with `nativeId`.
     @discardableResult
     func written(_ request: Envelope, nativeId: String) async throws -> LinkEngine.Outcome {
+        try await deliver(try writtenEvent(request, nativeId: nativeId))
+    }
+
+    /// The written event the adapter sends for a sync request's command.
+    func writtenEvent(_ request: Envelope, nativeId: String) throws -> Envelope {
         let (command, payload) = try command(for: request)
-        let event = try Envelope.caused(by: command, kind: .written, entityId: nativeId, payload: WrittenPayload(command: payload).json)
-        return try await deliver(event)
+        return try Envelope.caused(by: command, kind: .written, entityId: nativeId, payload: WrittenPayload(command: payload).json)
     }
 
     func count(_ table: String) async throws -> Int {
