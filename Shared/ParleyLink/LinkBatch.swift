@@ -37,17 +37,24 @@ public enum LinkBatch {
     public static func process(_ envelopes: [Envelope], engine: LinkEngine, pool: PostgresPool,
                                now: @escaping @Sendable () -> Date = { Date() }) async throws -> Processed {
         guard !envelopes.isEmpty else { return Processed(results: [], path: .batch, outbox: []) }
-        do {
-            let outbox = try await pool.transaction { tx in
-                let collector = OutboxCollector()
-                _ = try engine.handleBatch(envelopes, in: tx, now: now(), outbox: collector)
-                return collector.messages
+        var lockingFirst: Set<UUID> = []
+        batch: for _ in 0..<4 {
+            do {
+                let locks = lockingFirst
+                let outbox = try await pool.transaction { tx in
+                    let collector = OutboxCollector()
+                    _ = try engine.handleBatch(envelopes, in: tx, now: now(), outbox: collector, lockingFirst: locks)
+                    return collector.messages
+                }
+                return Processed(results: Array(repeating: .done, count: envelopes.count), path: .batch, outbox: outbox)
+            } catch let busy as LinkStore.LockBusy {
+                // A lock met late was held: again, with it among those taken up front.
+                lockingFirst.formUnion(busy.entities)
+            } catch is LinkEngine.BatchMessageFailed {
+                break batch  // rolled back: again, one savepoint per message
+            } catch is LinkStore.RaceLost {
+                break batch  // likewise: the per-message path handles a record that became a member meanwhile
             }
-            return Processed(results: Array(repeating: .done, count: envelopes.count), path: .batch, outbox: outbox)
-        } catch is LinkEngine.BatchMessageFailed {
-            // Rolled back: again, one savepoint per message.
-        } catch is LinkStore.RaceLost {
-            // Likewise: the per-message path handles a record that became a member meanwhile.
         }
         let (results, outbox) = try await pool.transaction { tx -> ([Result], [OutboxMessage]) in
             var results: [Result] = []

@@ -93,11 +93,18 @@ public struct LinkEngine: Sendable {
     /// serialization failure is rethrown as it is. The outcomes are the same as
     /// ``handle(_:in:now:)`` one by one.
     public func handleBatch(_ envelopes: [Envelope], in tx: PostgresTransaction, now: Date = Date(), outbox: OutboxCollector? = nil) throws -> [Outcome] {
+        try handleBatch(envelopes, in: tx, now: now, outbox: outbox, lockingFirst: [])
+    }
+
+    /// ``handleBatch(_:in:now:outbox:)`` that also locks `lockingFirst` up front: entities an
+    /// earlier attempt met late and found locked (``LinkStore/LockBusy``, which this rethrows).
+    func handleBatch(_ envelopes: [Envelope], in tx: PostgresTransaction, now: Date, outbox: OutboxCollector?,
+                     lockingFirst: Set<UUID>) throws -> [Outcome] {
         let store = LinkStore(tx: tx, cache: LinkCache(batched: true, collector: outbox))
         var claimed = try store.claim(envelopes.map(\.id))
         // Everything the batch will lock is found first and locked in one order (see
         // LinkStore.prefetch), so two transactions never wait for each other crosswise.
-        var plan = LinkStore.Prefetch()
+        var plan = LinkStore.Prefetch(busy: lockingFirst)
         for envelope in envelopes where claimed.contains(envelope.id) {
             guard let entity = CanonicalEntityType(rawValue: envelope.entityType.rawValue) else { continue }
             switch envelope.kind {
@@ -143,6 +150,8 @@ public struct LinkEngine: Sendable {
                 outcomes.append(try handleClaimed(envelope, store: store, now: now))
             } catch let error as PostgresError where error.isConnectionError || error.isDeadlock || error.isSerializationFailure {
                 throw error
+            } catch let busy as LinkStore.LockBusy {
+                throw busy
             } catch {
                 throw BatchMessageFailed(index: index, error: error)
             }
@@ -171,17 +180,33 @@ public struct LinkEngine: Sendable {
     /// Sends again every write whose lease ran out (no written or failed event came): same write
     /// id, same idempotency key, the entity's current state. Returns how many.
     public func expireLeases(in tx: PostgresTransaction, now: Date = Date(), limit: Int = 100, outbox: OutboxCollector? = nil) throws -> Int {
-        let store = LinkStore(tx: tx, cache: LinkCache(collector: outbox))
         var count = 0
-        for (global, system) in try store.expiredSlots(now: now, limit: limit) {
-            // The entity first, as every path locks: one another replica holds is its to handle.
-            guard try store.lockEntityIfFree(global), let writeId = try store.expiredSlot(global, system, now: now),
-                  let entity = try store.entityType(of: global) else { continue }
-            let cause = try Envelope(kind: "leaseExpired", system: system, entityType: entity.messagingEntityType,
-                                     entityId: GlobalRef(entity, id: global).description, time: now, payload: .null)
-            var context = Context(store: store, entity: entity, cause: cause, now: now, configuration: configuration)
-            try context.send(global: global, to: system, state: try store.lockEntity(global, entity), writeId: writeId)
-            count += 1
+        for (global, system) in try LinkStore(tx: tx).expiredSlots(now: now, limit: limit) {
+            // Each slot on its own savepoint and store: one whose entity or references another
+            // transaction holds is left for the next round (it holds locks this one may want,
+            // and waiting for it could wait for a transaction that waits for this one).
+            _ = try tx.execute("savepoint lease")
+            let sent = OutboxCollector()
+            let cache = LinkCache(collector: outbox == nil ? nil : sent)
+            cache.lateLocksWait = false
+            let store = LinkStore(tx: tx, cache: cache)
+            do {
+                // The entity first, as every path locks; one another replica holds is its to handle.
+                guard try store.lockEntityIfFree(global), let writeId = try store.expiredSlot(global, system, now: now),
+                      let entity = try store.entityType(of: global) else {
+                    _ = try tx.execute("release savepoint lease")
+                    continue
+                }
+                let cause = try Envelope(kind: "leaseExpired", system: system, entityType: entity.messagingEntityType,
+                                         entityId: GlobalRef(entity, id: global).description, time: now, payload: .null)
+                var context = Context(store: store, entity: entity, cause: cause, now: now, configuration: configuration)
+                try context.send(global: global, to: system, state: try store.lockEntity(global, entity), writeId: writeId)
+                _ = try tx.execute("release savepoint lease")
+                outbox?.messages.append(contentsOf: sent.messages)
+                count += 1
+            } catch is LinkStore.LockBusy {
+                _ = try tx.execute("rollback to savepoint lease")
+            }
         }
         return count
     }

@@ -153,7 +153,7 @@ struct LinkStore {
     /// it; an entity the transaction holds already is answered from the cache.
     func lockEntity(_ global: UUID, _ entity: CanonicalEntityType) throws -> GlobalState {
         if let held = cache.states[global] { return held }
-        guard let row = try query("select state::text, provenance::text from global_entity where id = $1 for update", [global]).first else {
+        guard let row = try lateLock("select state::text, provenance::text from global_entity where id = $1 for update", global).first else {
             throw LinkError("global entity \(global) does not exist")
         }
         let state = try Self.state(entity, values: try row.decode(String.self, at: 0), provenance: try row.decode(String.self, at: 1))
@@ -535,8 +535,28 @@ struct LinkStore {
     /// either sees that link or parks where the linking transaction's release will find it.
     func lockReferenced(_ globals: [UUID]) throws {
         for global in globals.sorted(by: { $0.uuidString < $1.uuidString }) where cache.states[global] == nil {
-            _ = try query("select 1 from global_entity where id = $1 for share", [global])
+            _ = try lateLock("select 1 from global_entity where id = $1 for share", global)
         }
+    }
+
+    /// An entity's row lock that was not taken up front. A transaction that took its locks up
+    /// front in one order (a batch, ``prefetch(_:)``; lease expiry) must not wait for one now,
+    /// or it may wait for a transaction that waits for it: it asks without waiting, and when the
+    /// row is held it gives up with ``LockBusy`` (rolled back, run again with that entity
+    /// among those locked up front). Others wait as usual.
+    private func lateLock(_ sql: String, _ global: UUID) throws -> [PostgresRow] {
+        guard !cache.lateLocksWait else { return try query(sql, [global]) }
+        do {
+            return try query(sql + " nowait", [global])
+        } catch let error as PostgresError where error.sqlState == "55P03" {
+            throw LockBusy(entities: [global])
+        }
+    }
+
+    /// A lock not taken up front was held by another transaction (``lateLock(_:_:)``).
+    struct LockBusy: Error, CustomStringConvertible {
+        var entities: Set<UUID>
+        var description: String { "entities \(entities.map(\.lowercasedString).sorted()) are locked by another transaction" }
     }
 
     // MARK: Outbox
@@ -696,6 +716,9 @@ struct LinkStore {
         var entities: Set<UUID> = []
         /// Written events: entities parked on `ref` in `system` are released (and locked).
         var releases: [Release] = []
+        /// Entities an earlier attempt of the batch found locked when it met them late
+        /// (``LockBusy``): locked up front this time.
+        var busy: Set<UUID> = []
 
         struct Release {
             var ref: GlobalRef
@@ -775,7 +798,7 @@ struct LinkStore {
         if !unknown.isEmpty { try loadCandidates(Array(unknown)) }
 
         // Every entity the batch will lock, in id order.
-        var wanted = plan.entities.union(found)
+        var wanted = plan.entities.union(found).union(plan.busy)
         for key in lookedUp { if let global = cache.memberOf[key] { wanted.insert(global) } }
         for ref in refs { for candidate in cache.candidates[ref] ?? [] { wanted.insert(candidate.global) } }
         let locking = wanted.filter { cache.states[$0] == nil }
@@ -894,6 +917,9 @@ final class LinkCache {
 
     /// Writes wait for ``LinkStore/flush()`` (a batch's transaction); otherwise they go at once.
     let batched: Bool
+    /// Whether a row lock not taken up front may wait (``LinkStore/lateLock(_:_:)``): not in
+    /// a batch, whose locks are taken up front in one order, nor in lease expiry.
+    var lateLocksWait: Bool
 
     var absent: Set<MemberKey> = []
     var memberOf: [MemberKey: UUID] = [:]
@@ -931,6 +957,7 @@ final class LinkCache {
     init(batched: Bool = false, collector: OutboxCollector? = nil) {
         self.batched = batched
         self.collector = collector
+        self.lateLocksWait = !batched
     }
 
     var hasPending: Bool {

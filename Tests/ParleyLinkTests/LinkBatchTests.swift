@@ -269,6 +269,54 @@ struct LinkBatchTests {
         }
     }
 
+    @Test("An entity a batch meets only late (an order a match releases) and finds locked is not waited for there: the batch runs again with it locked up front")
+    func lateLockBusy() async throws {
+        try await LinkHarness.run(connections: 3) { h in
+            try await h.change(.customerp, .customer, "C-1", S.erpCustomer("C-1"), at: 0)
+            let erpProduct: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            try await h.change(.customerp, .product, "P-1", erpProduct, at: 1)
+            let creates = try await h.takeRequests()
+            let order: JSONValue = ["id": "O-1", "orderNo": "SO-1", "customerId": "C-1", "orderDate": "2026-11-03", "status": "CONFIRMED",
+                                    "currencyCode": "NOK",
+                                    "lines": [["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 2, "unitPrice": 79.2, "vatPercent": 15]]]
+            try await h.change(.customerp, .order, "O-1", order, at: 2)
+            try await h.written(try #require(creates.first { $0.entityType == .customer }), nativeId: "501")
+            _ = try await h.takeRequests()
+            let orderId = try await h.pool.query("select global_id from member where native_id = 'O-1'")[0].decode(UUID.self, at: 0)
+            // Another transaction holds the parked order.
+            let release = DispatchSemaphore(value: 0)
+            let pool = h.pool
+            let holder = Task {
+                try await pool.transaction { tx in
+                    _ = try tx.query("select 1 from global_entity where id = $1 for update", [orderId])
+                    release.wait()
+                }
+            }
+            try await Self.waitFor(pool) { pool in
+                try await pool.query("select count(*) from pg_stat_activity where datname = current_database() and state = 'idle in transaction'")[0]
+                    .decode(Int.self, at: 0) == 1
+            }
+            // The webshop's product matches the ERP's and joins it, which releases the order: the
+            // batch meets the order only then. It waits for it in its up-front lock statement
+            // (its second attempt), not in a lock of its own taken late.
+            let shopProduct: JSONValue = ["id": 702, "sku": "KAFFE-500", "name": "Kaffe", "price": "91.08", "tax_rate": 15, "type": "simple"]
+            let change = try h.canonical(.customwebshop, .product, "702", shopProduct, at: 3)
+            let batch = Task { try await h.deliverBatch([change]) }
+            try await Self.waitFor(pool) { pool in
+                try await pool.query("""
+                    select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'
+                    and query like '%order by id for update%'
+                    """)[0].decode(Int.self, at: 0) == 1
+            }
+            release.signal()
+            try await holder.value
+            let (results, path) = try await batch.value
+            #expect(results == [.done] && path == .batch)
+            #expect(try await h.takeRequests().filter { $0.entityType == .order }.map(\.system) == [.customwebshop])
+            #expect(try await h.count("parked") == 0)
+        }
+    }
+
     static func attempt<T>(_ body: () async throws -> T) async -> Result<T, any Error> {
         do { return .success(try await body()) } catch { return .failure(error) }
     }
