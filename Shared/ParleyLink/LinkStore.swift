@@ -675,9 +675,13 @@ struct LinkStore {
                 """)
         }
         if !cache.slots.isEmpty {
+            // Not for a new entity whose member another transaction inserted meanwhile (left out
+            // of `ng`): its slot would fail the foreign key before the count below can tell.
+            let lost = newEntities.isEmpty ? "" : " where (r->>0)::uuid not in (select id from nx except select id from ng)"
             ctes.append("""
                 ws as (insert into write_slot (global_id, system, write_id, operation, idempotency_key, lease_until, pending)
-                       select (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, (r->>5)::timestamptz, false from jsonb_array_elements(\(param(cache.slots))) r)
+                       select (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, (r->>5)::timestamptz, false
+                       from jsonb_array_elements(\(param(cache.slots))) r\(lost))
                 """)
         }
         if !cache.outbox.isEmpty {
