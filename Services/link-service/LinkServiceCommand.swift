@@ -28,7 +28,7 @@ struct LinkServiceCommand: AsyncParsableCommand {
     var batchSize: Int = 100
 
     @Option(help: "Batches each consumer handles at once, each in its own transaction (like replicas: row locks order each entity's changes).")
-    var transactions: Int = 2
+    var transactions: Int = 4
 
     @Option(help: "Database connections (default: 2 × transactions + 2, one each for the relay and maintenance).")
     var connections: Int?

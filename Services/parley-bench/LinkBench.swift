@@ -30,7 +30,7 @@ struct LinkBench: AsyncParsableCommand {
     @Option(help: "pgbench clients (-c/-j). The link service handles link.canonical on one consumer, one transaction at a time: 1 is the like-for-like figure.")
     var clients = 1
     @Option(help: "Seconds per pgbench measurement.") var pgbenchSeconds = 5
-    @Option(help: "Batches the link service's consumers handle at once (link-service --transactions; its default).") var transactions = 2
+    @Option(help: "Batches the link service's consumers handle at once (link-service --transactions; its default).") var transactions = 4
     @Option(help: "Database connections of the link service's pool (default: link-service's, 2 × transactions + 2).") var connections: Int?
     @Option(help: "Repository root (its mappings/ build the canonical messages and the written fields).") var repository = "."
     @Option(help: "pgbench executable (default: on PATH, else /usr/lib/postgresql/*/bin/pgbench).") var pgbench: String?

@@ -24,7 +24,7 @@ public struct LinkService: Sendable {
 
     public init(
         amqp: AMQPConfiguration, pool: PostgresPool, engine: LinkEngine, topology: Topology = ParleyTopology.standard,
-        batchSize: Int = 100, transactions: Int = 2, logger: Logger = Logger(label: "parley.link")
+        batchSize: Int = 100, transactions: Int = 4, logger: Logger = Logger(label: "parley.link")
     ) {
         let publisher = AMQPPublisher(configuration: amqp, topology: topology, logger: logger)
         let relay = OutboxRelay(pool: pool, publisher: publisher, logger: logger)
