@@ -85,7 +85,12 @@ public enum FieldMerge {
     /// nothing. Without a snapshot (the first report of a record, e.g. one that just matched
     /// an existing entity) an empty field is not an edit and erases nothing. A value the source assigns itself only fills an empty field. A field set
     /// later elsewhere keeps its value (last writer wins by the source's modification time).
-    public static func apply(_ change: IncomingChange, to state: GlobalState, snapshot: Snapshot?) -> Result {
+    ///
+    /// `written` is for a change the source reported while Parley's write to it was in flight
+    /// (held until that write was answered), which may be from before or after the write landed:
+    /// a field equal to what was written (the write's expected echo) is no edit either, so only
+    /// what differs from both the snapshot from before the write and the write is the source's.
+    public static func apply(_ change: IncomingChange, to state: GlobalState, snapshot: Snapshot?, written: Snapshot? = nil) -> Result {
         var state = state
         var changed: [String] = []
         let entity = state.entity
@@ -94,6 +99,10 @@ public enum FieldMerge {
             let incoming = change.values[path]
             if let snapshot, equal(incoming, snapshot.values[path], field: path, entity: entity, fields: snapshot.fields) {
                 continue  // unchanged in the source since we last knew it
+            }
+            if let written, written.fields.contains(where: { $0 == path || $0.hasPrefix(path + ".") }),
+               equal(incoming, written.values[path], field: path, entity: entity, fields: written.fields) {
+                continue  // the echo of the write that was in flight
             }
             let current = state.values[path]
             // First contact (a record that just joined by matching): what it lacks is not an

@@ -55,6 +55,9 @@ public struct LinkEngine: Sendable {
         case conflict
         /// Nothing changed (the echo of our own write, or an edit of a field nobody else has).
         case unchanged(global: UUID)
+        /// A change from a record a write is in flight to: kept until that write is answered,
+        /// then handled against what was written (its echo is dropped then, an edit applied).
+        case held(global: UUID)
         /// Fields changed; `writes` sync requests were queued, `parked` targets wait for references.
         case applied(global: UUID, changed: [String], writes: Int, parked: Int)
         /// A write's outcome was recorded; `writes` follow-up requests were queued.
@@ -221,6 +224,9 @@ struct Context {
     let configuration: LinkConfiguration
     var writes = 0
     var parked = 0
+    /// Set when `cause` is a change held while a write to its record was in flight: the
+    /// record's snapshot from before that write, and what was written (its expected echo).
+    var held: (previous: Snapshot?, written: Snapshot)? = nil
 
     init(store: LinkStore, entity: CanonicalEntityType, cause: Envelope, now: Date, configuration: LinkConfiguration) {
         self.store = store
@@ -258,9 +264,18 @@ struct Context {
             // Its own: locked and read with its snapshot and members in two statements.
             global = existing.global
             if let lastModified = existing.modifiedAt, modifiedAt < lastModified { return .stale }
-            result = FieldMerge.apply(change, to: existing.state, snapshot: existing.snapshot)
+            // Rule 5: while a write to this record is in flight, what it reports may be that
+            // write's echo (the record's feed or webhook can beat the write's answer), and the
+            // echo is only known with the answer. Kept until then (`written`/`failed` handle it).
+            if try store.writeInFlight(global, to: source) {
+                try store.hold(cause, global, source, modifiedAt: modifiedAt)
+                return .held(global: global)
+            }
+            result = FieldMerge.apply(change, to: existing.state, snapshot: held?.previous ?? existing.snapshot, written: held?.written)
             state = result.state
-            try store.saveStateAndSnapshot(global, state, source, result.snapshot, entity: entity, modifiedAt: modifiedAt)
+            // After a held change the record holds what was written, as far as Parley knows: the
+            // report may be from before the write landed, which then overwrote it.
+            try store.saveStateAndSnapshot(global, state, source, held?.written ?? result.snapshot, entity: entity, modifiedAt: modifiedAt)
             // The stored keys are always those of the stored state: rewrite them only when they change.
             let keys = Context.naturalKeys(entity, state.values)
             if !result.changed.isEmpty, keys != Context.naturalKeys(entity, existing.state.values) {
@@ -465,7 +480,7 @@ struct Context {
         }
         let global = globalRef.id
         let system = cause.system
-        let state = try store.lockEntity(global, entity)
+        _ = try store.lockEntity(global, entity)
         guard let slot = try store.lockSlot(global, system), slot.writeId == payload.writeId else { return .ignored }
 
         // The record exists in the target now (rule 1): link it.
@@ -482,12 +497,17 @@ struct Context {
             Context.set(GlobalRef(reference.entity, id: target).description, at: reference.path, in: &expected)
         }
         let snapshot = Snapshot(fields: payload.expected.carried, values: expected)
+        let previous = slot.held == nil ? nil : try store.readEntityInfo(global, snapshotOf: system).0
         try store.saveSnapshot(global, system, snapshot, entity: entity, modifiedAt: nil)
         try store.saveWrittenHash(global, system, CanonicalHash.hex(flat: expected, entity: entity,
                                                                       fields: snapshot.fields.compactMap { CanonicalField.named($0, entity: entity) }))
         try store.clearFailure(global, system)
         try store.closeSlot(global, system)
-        if slot.pending { try request(global: global, to: system, state: state) }
+        // What the target reported meanwhile, now compared with what it held and was written.
+        var again = slot.pending
+        if let held = slot.held { again = try handleHeld(held, previous: previous, written: snapshot) || again }
+        let state = try store.lockEntity(global, entity)
+        if again { try request(global: global, to: system, state: state) }
 
         try releaseParked(on: global, in: system)
         // Rule 2: the chain continues from the new member (webshop copy confirmed → PowerOffice Go).
@@ -505,13 +525,14 @@ struct Context {
         }
         let global = globalRef.id
         let system = cause.system
-        let state = try store.lockEntity(global, entity)
+        _ = try store.lockEntity(global, entity)
         guard let slot = try store.lockSlot(global, system), slot.writeId == payload.writeId else { return .ignored }
         // A create refused because the record already exists there, which has meanwhile been
         // matched and linked (the system's own copy arrived as a change): nothing failed.
         if payload.operation == .create, try store.nativeId(of: global, in: system) != nil {
             try store.closeSlot(global, system)
-            if slot.pending { try request(global: global, to: system, state: state) }
+            let again = try slot.held.map { try handleHeld($0) } ?? false
+            if slot.pending || again { try request(global: global, to: system, state: try store.lockEntity(global, entity)) }
             return .recorded(global: global, writes: writes)
         }
         // Rule 10: recorded with its reason; transient failures come back after a backoff
@@ -526,9 +547,27 @@ struct Context {
         }
         _ = try store.recordFailure(global, system, kind: payload.kind, reason: payload.reason, transient: false, retryAt: nil)
         try store.closeSlot(global, system)
+        // Nothing was written: what the target reported meanwhile is compared with what it held.
+        let again = try slot.held.map { try handleHeld($0) } ?? false
         // A newer state that waited may be the fix: send it.
-        if slot.pending { try request(global: global, to: system, state: state) }
+        if slot.pending || again { try request(global: global, to: system, state: try store.lockEntity(global, entity)) }
         return .recorded(global: global, writes: writes)
+    }
+
+    /// A change held while a write to its record was in flight, handled now that the write's
+    /// outcome is recorded (the slot is closed, so it is not held again): against the snapshot
+    /// from before the write and, when it was written, what was written (`previous`, `written`).
+    /// Returns whether the record must be written again: an edit of its own that the write in
+    /// flight may have overwritten there.
+    mutating func handleHeld(_ change: Envelope, previous: Snapshot? = nil, written: Snapshot? = nil) throws -> Bool {
+        var context = Context(store: store, entity: entity, cause: change, now: now, configuration: configuration)
+        if let written { context.held = (previous, written) }
+        let outcome = try context.canonical()
+        writes += context.writes
+        parked += context.parked
+        guard written != nil, case .applied(_, let changed, _, _) = outcome else { return false }
+        let writtenFields = configuration.writtenFields[change.system]?[entity] ?? []
+        return changed.contains(where: writtenFields.contains)
     }
 
     // MARK: Helpers

@@ -116,5 +116,10 @@ public enum LinkSchema {
                 claimed_until timestamptz
             );
             """),
+        // A change from the target that arrived while a write to it was in flight: compared
+        // with the write's expected echo once the write's outcome is known (rule 5).
+        Migration(version: 2, name: "held_change", sql: """
+            alter table write_slot add column held jsonb;
+            """),
     ]
 }

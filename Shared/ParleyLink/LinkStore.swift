@@ -419,14 +419,32 @@ struct LinkStore {
     struct Slot {
         var writeId: String
         var pending: Bool
-        var attempts: Int
+        /// The target's own change that arrived while this write was in flight (its canonical
+        /// envelope), to be handled once the write's outcome is known.
+        var held: Envelope?
     }
 
     func lockSlot(_ global: UUID, _ system: SystemName) throws -> Slot? {
         if let known = cache.entities[global], !known.slots.contains(system) { return nil }
-        guard let row = try query("select write_id, pending from write_slot where global_id = $1 and system = $2 for update",
+        guard let row = try query("select write_id, pending, (held->'envelope')::text from write_slot where global_id = $1 and system = $2 for update",
                                   [global, system.rawValue]).first else { return nil }
-        return Slot(writeId: try row.decode(String.self, at: 0), pending: try row.decode(Bool.self, at: 1), attempts: 0)
+        let held = try row.decode(String?.self, at: 2).flatMap { try? Envelope.decode(Array($0.utf8)) }
+        return Slot(writeId: try row.decode(String.self, at: 0), pending: try row.decode(Bool.self, at: 1), held: held)
+    }
+
+    /// Whether a write to `system` is in flight for the entity (its row locked and read).
+    func writeInFlight(_ global: UUID, to system: SystemName) throws -> Bool {
+        if let known = cache.entities[global] { return known.slots.contains(system) }
+        return try !query("select 1 from write_slot where global_id = $1 and system = $2", [global, system.rawValue]).isEmpty
+    }
+
+    /// Keeps the target's change until the write in flight to it is answered; a newer one
+    /// replaces an older one (each carries the whole record as the target holds it).
+    func hold(_ change: Envelope, _ global: UUID, _ system: SystemName, modifiedAt: Int64) throws {
+        _ = try execute("""
+            update write_slot set held = jsonb_build_object('at', $4::bigint, 'envelope', $3::jsonb)
+            where global_id = $1 and system = $2 and (held is null or (held->>'at')::bigint <= $4)
+            """, [global, system.rawValue, PostgresJSON(String(decoding: change.encoded(), as: UTF8.self)), modifiedAt])
     }
 
     func markPending(_ global: UUID, _ system: SystemName) throws {

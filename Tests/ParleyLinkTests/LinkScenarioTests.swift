@@ -77,8 +77,10 @@ struct LinkScenarioTests {
             #expect(state["email"] == "new@fjordfisk.no")
             let toErp = try await h.takeRequests().filter { $0.system == .customerp }
             #expect(toErp.count == 1, "the ERP gets the webshop's e-mail")
-            // The ERP edits the phone at 30, still reporting its old e-mail: both edits stand.
+            // The ERP edits the phone at 30, still reporting its old e-mail (before that write
+            // landed): both edits stand once the write is answered.
             try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1", phone: "222"), at: 30)
+            try await h.written(toErp[0], nativeId: "C-1")
             state = try await h.state(of: .customerp, .customer, "C-1")
             #expect(state["phone"] == "222")
             #expect(state["email"] == "new@fjordfisk.no", "the ERP did not touch the e-mail since it last reported it")
@@ -303,6 +305,60 @@ extension LinkScenarioTests {
             #expect(state["lines"]?[0]?["discountPercent"]?.decimal == 10)
             try await h.written(create, nativeId: "9001")
             #expect(try await h.takeRequests().filter { $0.system != .powerofficego }.isEmpty)
+        }
+    }
+}
+
+extension LinkScenarioTests {
+    @Test("A record's report while Parley's write to it is in flight waits for the write's answer: the write's echo (lossy mapping included) is then dropped")
+    func heldEcho() async throws {
+        try await LinkHarness.run { h in
+            try await h.change(.customerp, .product, "P-1", ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2,
+                                                            "vatPercent": 15, "itemType": "STOCK"], at: 0)
+            try await h.written(try await h.takeRequests()[0], nativeId: "701")
+            _ = try await h.takeRequests()  // PowerOffice Go's create
+            // The ERP's new price reaches the webshop, which keeps prices with VAT in two decimals.
+            try await h.change(.customerp, .product, "P-1", ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 44.9,
+                                                            "vatPercent": 15, "itemType": "STOCK"], at: 10)
+            let update = try #require(try await h.takeRequests().first { $0.system == .customwebshop })
+            let (_, command) = try h.command(for: update)
+            var record = command.record
+            record["id"] = 701
+            // Its feed reports the record before the write's answer arrives: 51.64 with VAT,
+            // 44.904348 without, which is not the 44.9 Parley wrote in canonical terms.
+            let outcome = try await h.change(.customwebshop, .product, "701", .object(record), at: 11)
+            #expect(outcome == .held(global: try #require(GlobalRef(update.entityId)).id))
+            #expect(try await h.takeRequests().isEmpty)
+            try await h.written(update, nativeId: "701")
+            #expect(try await h.takeRequests().filter { $0.system != .powerofficego }.isEmpty, "the echo is no edit")
+            #expect(try await h.state(of: .customerp, .product, "P-1")["salesPriceExclVat"]?.decimal == Decimal(string: "44.9"))
+            #expect(try await h.count("write_slot where held is not null") == 0)
+        }
+    }
+
+    @Test("An edit a record reports while Parley's write to it is in flight is kept once the write is answered, and sent back to the record the write overwrote")
+    func heldEdit() async throws {
+        try await LinkHarness.run { h in
+            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1", phone: "111"), at: 0)
+            try await h.written(try await h.takeRequests()[0], nativeId: "501")
+            _ = try await h.takeRequests()
+            // The webshop's new e-mail goes to the ERP ...
+            try await h.change(.customwebshop, .customer, "501", Self.shopCustomer(501, email: "new@fjordfisk.no", phone: "111"), at: 20)
+            let toErp = try #require(try await h.takeRequests().first { $0.system == .customerp })
+            // ... while the ERP, not yet written, reports its own phone edit with the old e-mail.
+            #expect(try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1", phone: "222"), at: 25) != .stale)
+            #expect(try await h.takeRequests().isEmpty, "held")
+            try await h.written(toErp, nativeId: "C-1")
+            let state = try await h.state(of: .customerp, .customer, "C-1")
+            #expect(state["phone"] == "222", "the ERP's own edit stands")
+            #expect(state["email"] == "new@fjordfisk.no", "the old e-mail it reported was from before the write, not an edit")
+            let after = try await h.takeRequests()
+            // (PowerOffice Go's create is still in flight: the new state waits for it.)
+            #expect(Set(after.map(\.system)) == [.customerp, .customwebshop], "\(after.map(\.system))")
+            let again = try #require(after.first { $0.system == .customerp })
+            let payload = try SyncRequestPayload(json: again.payload)
+            #expect(payload.entity["phone"] == "222" && payload.entity["email"] == "new@fjordfisk.no",
+                    "the ERP gets both: the write that overtook its edit overwrote the phone there")
         }
     }
 }
