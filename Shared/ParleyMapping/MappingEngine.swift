@@ -416,9 +416,31 @@ public struct Mapper: Sendable {
     /// link service keeps it as the target's last-known state, so the echo of our own write,
     /// lossy mappings included, is recognised and dropped. `carried` is ``echoFields``: a field
     /// the target computes itself (an order number) is not expected.
+    ///
+    /// A line member no line of the write carries is not expected either: the target fills it
+    /// as it likes (the webshop names a line after its product when the line comes without a
+    /// name), and that is no edit of the target's.
     public func expectedEcho(of write: NativeWrite) throws(MappingError) -> NormalisedRecord {
         var echo = try normalise(.object(write.record), requireId: false, rows: { $0.source.direction == .both })
         echo.carried = echoFields
+        if case .array(let lines)? = echo.values["lines"] {
+            // References are not among the values: a line's `product` is written when it refers.
+            let referred = echo.references.compactMap { reference -> String? in
+                guard reference.path.hasPrefix("lines["), let member = reference.path.split(separator: ".").last else { return nil }
+                return "lines." + member
+            }
+            let written = Set(lines.flatMap { $0.object?.keys ?? [] }.map { "lines." + $0 } + referred)
+            let members = echo.carried.contains("lines")
+                ? table.rows.filter { $0.direction == .both }.flatMap(\.canonical).filter { $0.hasPrefix("lines.") }
+                : echo.carried.filter { $0.hasPrefix("lines.") }
+            if members.contains(where: { !written.contains($0) }) {
+                let kept = CanonicalField.orderLine.map(\.path).filter { members.contains($0) && written.contains($0) }
+                echo.carried = echo.carried.flatMap { field -> [String] in
+                    if field == "lines" { return kept }
+                    return field.hasPrefix("lines.") ? (kept.contains(field) ? [field] : []) : [field]
+                }
+            }
+        }
         echo.assigned = []
         return echo
     }
