@@ -87,11 +87,12 @@ public struct AdapterRuntime: Sendable {
     ) {
         let topology = ParleyTopology.standard
         let publisher = AMQPPublisher(configuration: amqp, topology: topology, logger: logger)
+        let markers = WriteMarkers(pool: pool, system: connector.system)
         let poller = ChangePoller(
             connector: connector, mappings: mappings, store: FeedPositionStore(pool: pool, system: connector.system),
             lease: PollLease(configuration: database, system: connector.system), publisher: publisher,
-            interval: pollInterval, rescanInterval: rescanInterval, logger: logger)
-        let writer = CommandWriter(connector: connector, mappings: mappings, publisher: publisher, logger: logger)
+            interval: pollInterval, rescanInterval: rescanInterval, markers: markers, logger: logger)
+        let writer = CommandWriter(connector: connector, mappings: mappings, publisher: publisher, markers: markers, logger: logger)
         let commands = ConsumerService(
             configuration: amqp, queue: ParleyTopology.Queues.adapterCommands(connector.system), topology: topology,
             publisher: publisher, concurrency: concurrency, logger: logger) { delivery in try await writer.handle(delivery) }

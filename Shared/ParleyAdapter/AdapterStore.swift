@@ -28,7 +28,90 @@ public enum AdapterSchema {
         Migration(version: 2, name: "resync_requested_at", sql: """
             alter table parley_adapter.feed_position add column resync_requested_at timestamptz;
             """),
+        // Writes that take several requests (PowerOffice Go's orders): the feed must not report
+        // their intermediate states as edits (WriteMarkers).
+        Migration(version: 3, name: "write_in_progress", sql: """
+            create table parley_adapter.write_in_progress (
+                system       text not null,
+                entity_type  text not null,
+                native_id    text not null,
+                started_at   timestamptz not null default now(),
+                -- The record's modification time (ms since 1970) when the write ended; null
+                -- while it runs. Reports of the record older than this are the write's own steps.
+                settled_ms   bigint,
+                primary key (system, entity_type, native_id)
+            );
+            """),
     ]
+}
+
+/// Writes that take several requests (``SystemConnector/writesInSteps(_:)``: PowerOffice Go's
+/// orders, whose lines are replaced one by one between unlocking and locking the order). Their
+/// intermediate states show in the system's feed with a modification time of their own; read
+/// as changes they would look like edits in that system (an order back to draft, half its
+/// lines) and flow everywhere. So the writer marks the record before its first request and
+/// settles the mark with the record's modification time after its last, and the poller leaves
+/// out a report of a marked record that is older than that — or any report while the write is
+/// still running. The write's end state has that time or a later one, so the next poll reports
+/// it (and the link service drops it as the echo it is); an edit someone makes meanwhile is in
+/// that or a later report. Marks are shared by all of one system's adapter replicas (its
+/// database) and expire after ``lifetime`` (a writer that died mid-write).
+public struct WriteMarkers: Sendable {
+    let pool: PostgresPool
+    let system: SystemName
+    public static let lifetime: Duration = .seconds(600)
+
+    public init(pool: PostgresPool, system: SystemName) {
+        self.pool = pool
+        self.system = system
+    }
+
+    /// Before the write's first request.
+    public func begin(_ entity: CanonicalEntityType, id: String) async throws {
+        _ = try await pool.execute("""
+            insert into parley_adapter.write_in_progress (system, entity_type, native_id) values ($1, $2, $3)
+            on conflict (system, entity_type, native_id) do update set started_at = now(), settled_ms = null
+            """, [system.rawValue, entity.rawValue, id])
+    }
+
+    /// After its last: `modifiedAt` is the record's modification time as the write left it;
+    /// `nil` (the write failed half-way, or the system did not say) settles at the current time.
+    public func settle(_ entity: CanonicalEntityType, id: String, modifiedAt: Int64?) async throws {
+        _ = try await pool.execute("""
+            update parley_adapter.write_in_progress
+            set settled_ms = coalesce($4, (extract(epoch from clock_timestamp()) * 1000)::bigint)
+            where system = $1 and entity_type = $2 and native_id = $3
+            """, [system.rawValue, entity.rawValue, id, modifiedAt])
+    }
+
+    /// Which of these reports (id, modification time in ms) are a marked write's own steps.
+    public func hidden(_ entity: CanonicalEntityType, _ reports: [(id: String, modifiedAt: Int64?)]) async throws -> Set<String> {
+        guard !reports.isEmpty else { return [] }
+        let ids = "{" + reports.map { "\"" + $0.id.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
+            .joined(separator: ",") + "}"
+        var settled: [String: Int64?] = [:]
+        for row in try await pool.query("""
+            select native_id, settled_ms from parley_adapter.write_in_progress
+            where system = $1 and entity_type = $2 and native_id = any($3::text[])
+              and started_at > now() - make_interval(secs => $4)
+            """, [system.rawValue, entity.rawValue, ids, Self.lifetime.components.seconds]) {
+            settled[try row.decode(String.self, at: 0)] = row.isNull(at: 1) ? .some(nil) : try row.decode(Int64.self, at: 1)
+        }
+        var hidden: Set<String> = []
+        for report in reports {
+            guard let mark = settled[report.id] else { continue }
+            // Running: any report may be a step. Settled: only the older ones are.
+            if let end = mark, let at = report.modifiedAt, at >= end { continue }
+            hidden.insert(report.id)
+        }
+        return hidden
+    }
+
+    /// Drops expired marks.
+    public func prune() async throws {
+        _ = try await pool.execute("delete from parley_adapter.write_in_progress where system = $1 and started_at <= now() - make_interval(secs => $2)",
+                                   [system.rawValue, Self.lifetime.components.seconds])
+    }
 }
 
 /// Reads and writes feed positions.

@@ -23,12 +23,15 @@ public final class ChangePoller: Service, Sendable {
     let rescanInterval: Duration
     let logger: Logger
     let metrics: PollMetrics
+    /// Writes in several requests: their intermediate states are left out of the feed.
+    let markers: WriteMarkers?
 
     public init(
         connector: any SystemConnector, mappings: Mappings, store: FeedPositionStore, lease: PollLease, publisher: AMQPPublisher,
         interval: Duration = .seconds(2), overlap: Duration = .seconds(5), rescanInterval: Duration = .seconds(3600),
-        logger: Logger
+        markers: WriteMarkers? = nil, logger: Logger
     ) {
+        self.markers = markers
         self.connector = connector
         var mappers: [CanonicalEntityType: Mapper] = [:]
         for entity in CanonicalEntityType.allCases {
@@ -57,6 +60,7 @@ public final class ChangePoller: Service, Sendable {
                 holding = holds
             }
             if holds {
+                try? await markers?.prune()
                 for entity in entities {
                     let started = Date()
                     do {
@@ -91,6 +95,7 @@ public final class ChangePoller: Service, Sendable {
         var fresh: [FeedPosition.Record] = []
         repeat {
             let page = try await connector.changes(entity, since: since, cursor: cursor)
+            let hidden = try await stepsOfWrites(entity, page.records, mapper: mapper)
             var messages: [OutgoingMessage] = []
             for record in page.records {
                 let (id, modifiedAt) = mapper.identity(of: record)
@@ -101,6 +106,8 @@ public final class ChangePoller: Service, Sendable {
                 let item = FeedPosition.Record(id: id, modifiedAt: modifiedAt ?? 0)
                 guard position.isNew(item, overlap: overlap) else { continue }
                 fresh.append(item)
+                // Seen, but not reported: the write's end state is newer and comes in a later poll.
+                if hidden.contains(id) { continue }
                 messages.append(try change(entity, id: id, modifiedAt: modifiedAt, record: record))
             }
             try await publishAll(messages)
@@ -131,9 +138,11 @@ public final class ChangePoller: Service, Sendable {
         var published = 0
         repeat {
             let page = try await connector.changes(entity, since: nil, cursor: cursor)
+            let hidden = try await stepsOfWrites(entity, page.records, mapper: mapper)
             let messages = try page.records.compactMap { record -> OutgoingMessage? in
                 let (id, modifiedAt) = mapper.identity(of: record)
-                return try id.map { try change(entity, id: $0, modifiedAt: modifiedAt, record: record) }
+                guard let id, !hidden.contains(id) else { return nil }
+                return try change(entity, id: id, modifiedAt: modifiedAt, record: record)
             }
             try await publishAll(messages)
             published += messages.count
@@ -143,6 +152,17 @@ public final class ChangePoller: Service, Sendable {
         if let requested { try await store.clearResync(entity, requestedAt: requested) }
         logger.info("full rescan published", metadata: ["system": "\(connector.system)", "entity": "\(entity)", "count": "\(published)"])
         return published
+    }
+
+    /// The records of a page that are intermediate states of a write in several requests
+    /// (``WriteMarkers``), for systems that write `entity` that way.
+    func stepsOfWrites(_ entity: CanonicalEntityType, _ records: [JSONObject], mapper: Mapper) async throws -> Set<String> {
+        guard let markers, connector.writesInSteps(entity) else { return [] }
+        let reports = records.compactMap { record -> (id: String, modifiedAt: Int64?)? in
+            let (id, modifiedAt) = mapper.identity(of: record)
+            return id.map { ($0, modifiedAt) }
+        }
+        return try await markers.hidden(entity, reports)
     }
 
     func change(_ entity: CanonicalEntityType, id: String, modifiedAt: Int64?, record: JSONObject) throws -> OutgoingMessage {

@@ -19,14 +19,18 @@ public struct CommandWriter: Sendable {
     let mappings: Mappings
     let publisher: AMQPPublisher
     let schedule: RetrySchedule
+    /// Marks writes that take several requests, so the feed does not report their steps
+    /// (``WriteMarkers``); needed where the connector ``SystemConnector/writesInSteps(_:)``.
+    let markers: WriteMarkers?
     let logger: Logger
 
     public init(connector: any SystemConnector, mappings: Mappings, publisher: AMQPPublisher,
-                schedule: RetrySchedule = RetrySchedule(), logger: Logger) {
+                schedule: RetrySchedule = RetrySchedule(), markers: WriteMarkers? = nil, logger: Logger) {
         self.connector = connector
         self.mappings = mappings
         self.publisher = publisher
         self.schedule = schedule
+        self.markers = markers
         self.logger = logger
     }
 
@@ -54,6 +58,16 @@ public struct CommandWriter: Sendable {
     /// Writes and returns the event to report.
     func write(_ command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper, retried: Bool, cause: Envelope) async throws -> Envelope {
         let connector = self.connector
+        // A write in steps is marked before its first request and settled after its last.
+        var marked: String? = nil
+        if command.operation != .create, connector.writesInSteps(entity), let id = command.targetId, let markers {
+            do {
+                try await markers.begin(entity, id: id)
+            } catch {
+                throw HandlerFailure.transient("cannot mark the write of \(connector.system) \(entity) \(id) in the adapter's database: \(error)")
+            }
+            marked = id
+        }
         do {
             let result: JSONObject = try await schedule.run { () async throws(SystemError) -> JSONObject in
                 switch command.operation {
@@ -68,12 +82,17 @@ public struct CommandWriter: Sendable {
                     return try await connector.archive(entity, id: id, record: command.record)
                 }
             }
-            guard let nativeId = mapper.identity(of: result).id ?? command.targetId else {
+            let identity = mapper.identity(of: result)
+            if let marked { await settle(entity, id: marked, modifiedAt: identity.modifiedAt) }
+            guard let nativeId = identity.id ?? command.targetId else {
                 throw SystemError.permanent(status: 502, "\(connector.system) answered without the record's id")
             }
             AdapterMetrics.command(connector.system, .written)
             return try Envelope.caused(by: cause, kind: .written, entityId: nativeId, payload: WrittenPayload(command: command).json)
         } catch {
+            // Half done, maybe: what the write left is not reported either (its retry, or the
+            // next change, writes the whole record again).
+            if let marked { await settle(entity, id: marked, modifiedAt: nil) }
             let failure = error as? SystemError ?? .transient("\(error)", retryAfter: nil)
             let kind: String
             switch failure {
@@ -87,6 +106,16 @@ public struct CommandWriter: Sendable {
             let payload = FailedPayload(stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
                                         kind: kind, reason: failure.description, transient: failure.isTransient, targetId: command.targetId)
             return try Envelope.caused(by: cause, kind: .failed, entityId: command.targetId ?? command.idempotencyKey, payload: payload.json)
+        }
+    }
+
+    func settle(_ entity: CanonicalEntityType, id: String, modifiedAt: Int64?) async {
+        do {
+            try await markers?.settle(entity, id: id, modifiedAt: modifiedAt)
+        } catch {
+            // The mark stays "running" until it expires: the feed leaves the record out until
+            // then, and reports its state after that.
+            logger.warning("could not settle a write's mark", metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)", "error": "\(error)"])
         }
     }
 }

@@ -15,7 +15,8 @@ import ParleyMessaging
 ///   by `LastChangedDateTimeOffset`; sales orders are read whole with `/SalesOrders/{id}/Complete`.
 /// - Writes: `POST` creates with `ExternalImportReference` (customers, orders); updates as JSON
 ///   Patch (`application/json-patch+json`, a `replace` per written field, `null` for cleared
-///   ones); order lines are replaced through `/SalesOrders/{id}/Lines`; archive is
+///   ones); order lines are replaced through `/SalesOrders/{id}/Lines`, a confirmed order
+///   unlocked (status Draft) for the edit and confirmed again after; archive is
 ///   `IsArchived: true`.
 public struct PowerOfficeConnector: SystemConnector {
     public let system: SystemName = .powerofficego
@@ -104,10 +105,13 @@ public struct PowerOfficeConnector: SystemConnector {
         return created
     }
 
+    /// An order's update is several requests (unlock, header, each line, lock), each visible in
+    /// the feed: the adapter marks it (``WriteMarkers``).
+    public func writesInSteps(_ entity: CanonicalEntityType) -> Bool { entity == .order }
+
     public func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String]) async throws(SystemError) -> JSONObject {
-        var header = record
-        let lines = header.removeValue("SalesOrderLines")
-        let patch = Self.patch(header, cleared: cleared)
+        if entity == .order { return try await updateOrder(id, record: record, cleared: cleared) }
+        let patch = Self.patch(record, cleared: cleared)
         var result: JSONObject = [:]
         if !patch.isEmpty {
             if case .object(let updated)? = try await http.send(.PATCH, "\(collection(entity))/\(id)", body: .array(patch),
@@ -115,12 +119,40 @@ public struct PowerOfficeConnector: SystemConnector {
                 result = updated
             }
         }
-        if entity == .order, case .array(let newLines)? = lines {
-            try await replaceLines(of: id, with: newLines)
-            return try await complete(id)
-        }
         if result.isEmpty, case .object(let current)? = try await http.send(.GET, "\(collection(entity))/\(id)").body { result = current }
         return result
+    }
+
+    /// A sales order: header fields as JSON Patch, the lines replaced whole. Go locks a confirmed
+    /// order from edit ("Can be unlocked by changing state to draft again", OrderStatus in the
+    /// OpenAPI document), so an edit of a confirmed order unlocks it first and confirms it again
+    /// after, unless the update itself asks for another status.
+    func updateOrder(_ id: String, record: JSONObject, cleared: [String]) async throws(SystemError) -> JSONObject {
+        var header = record
+        let lines = header.removeValue("SalesOrderLines")
+        let wanted = header.removeValue("SalesOrderStatus")?.string
+        let patch = Self.patch(header, cleared: cleared)
+        let edits = !patch.isEmpty || lines != nil
+        var status = try await complete(id)["SalesOrderStatus"]?.string
+        let target = wanted ?? status
+        func setStatus(_ value: String) async throws(SystemError) {
+            _ = try await http.send(.PATCH, "/SalesOrders/\(id)", body: [["op": "replace", "path": "/SalesOrderStatus", "value": .string(value)]],
+                                    contentType: "application/json-patch+json")
+            status = value
+        }
+        if edits, status == "Confirmed" { try await setStatus("Draft") }
+        do {
+            if !patch.isEmpty {
+                _ = try await http.send(.PATCH, "/SalesOrders/\(id)", body: .array(patch), contentType: "application/json-patch+json")
+            }
+            if case .array(let newLines)? = lines { try await replaceLines(of: id, with: newLines) }
+        } catch {
+            // Not left unlocked: confirmed again (best effort) before the failure is reported.
+            if status != target, let target { try? await setStatus(target) }
+            throw error
+        }
+        if let target, status != target { try await setStatus(target) }
+        return try await complete(id)
     }
 
     /// Lines have no identity shared with other systems: the order's lines are replaced whole.

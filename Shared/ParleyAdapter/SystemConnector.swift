@@ -29,6 +29,14 @@ public protocol SystemConnector: Sendable {
     /// The record an earlier create with this idempotency key made, if the system can say
     /// (PowerOffice Go by `ExternalImportReference`); `nil` when there is none or it cannot.
     func find(_ entity: CanonicalEntityType, idempotencyKey: String) async throws(SystemError) -> JSONObject?
+
+    /// Whether an update or archive of `entity` takes several requests, each visible in the
+    /// feed (``WriteMarkers``). Default: no.
+    func writesInSteps(_ entity: CanonicalEntityType) -> Bool
+}
+
+extension SystemConnector {
+    public func writesInSteps(_ entity: CanonicalEntityType) -> Bool { false }
 }
 
 /// One page of a change feed.
