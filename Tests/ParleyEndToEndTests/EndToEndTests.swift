@@ -25,9 +25,9 @@ struct EndToEndTests {
     }
 
     static func order(customer: String, lines: [(id: String, sku: String, quantity: Int, price: Double, vat: Int)]) -> JSONValue {
-        // Entered (draft), so it can still be edited everywhere: PowerOffice Go locks a confirmed
-        // sales order, and Parley reports an edit of one as a failed write (docs/testing.md).
-        ["customerId": .string(customer), "orderDate": "2026-11-20", "currencyCode": "NOK", "status": "ENTERED", "yourReference": "Innkjøp 7",
+        // Confirmed: PowerOffice Go locks a confirmed sales order from edit, so the order's update
+        // below shows the adapter unlocking it and confirming it again (docs/adapters.md).
+        ["customerId": .string(customer), "orderDate": "2026-11-20", "currencyCode": "NOK", "status": "CONFIRMED", "yourReference": "Innkjøp 7",
          "lines": .array(lines.map { ["productId": .string($0.id), "itemNo": .string($0.sku), "quantity": .number(JSONNumber($0.quantity)),
                                        "unitPrice": JSONValue(floatLiteral: $0.price), "vatPercent": .number(JSONNumber($0.vat))] })]
     }
@@ -160,13 +160,7 @@ struct EndToEndTests {
 
             // Rule 5: nothing more happens once everything agrees.
             let writes = try await quietWrites(stack)
-            // Known defect, intermittent (about one run in four): PowerOffice Go refuses line edits
-            // of a confirmed sales order ("locked from edit"), the adapter does not yet unlock and
-            // re-confirm it, and around that failure one or two late writes reach the ERP and Go.
-            // Recorded, not hidden: the count is printed with the queues that got the writes.
-            withKnownIssue("late writes around PowerOffice Go's locked confirmed order (docs/testing.md)", isIntermittent: true) {
-                #expect(writes == 0, "after convergence the systems stay quiet, but \(writes) writes happened in ten seconds")
-            }
+            #expect(writes == 0, "after convergence the systems stay quiet, but \(writes) writes happened in ten seconds")
 
             // Rule 9: archiving in the ERP archives the linked records.
             try await stack.call(.customerp, "POST", "/customers/\(customerId)/archive")

@@ -24,6 +24,8 @@ final class Stack: Sendable {
     let vhost: ScratchVhost
     let database: PostgresConfiguration
     private let processes: Locked<[Process]>
+    /// Each adapter process's `/metrics` address.
+    private let adapterMetrics: Locked<[String]>
 
     static let erpKey = "e2e-erp-key"
     static let shopKey = "ck_e2e", shopSecret = "cs_e2e"
@@ -54,6 +56,7 @@ final class Stack: Sendable {
         self.vhost = vhost
         self.database = database
         processes = Locked([])
+        adapterMetrics = Locked([])
         logs = FileManager.default.temporaryDirectory.appendingPathComponent("parley-e2e-\(name)-\(UUID().uuidString.prefix(6))")
         try FileManager.default.createDirectory(at: logs, withIntermediateDirectories: true)
         let ports = (erp: Self.port(), shop: Self.port(), go: Self.port(), webhook: Self.port())
@@ -76,18 +79,24 @@ final class Stack: Sendable {
         try start("link-service", [], env: common)
         try start("mapping-service", [], env: common)
         try await Task.sleep(for: .seconds(1))
+        // Adapters serve /metrics on a port of their own, where the quiet check counts their writes.
+        func adapter(_ extra: [String: String]) -> [String: String] {
+            let port = Self.port()
+            adapterMetrics.withLock { $0.append("http://127.0.0.1:\(port)/metrics") }
+            return common.merging(extra.merging(["PARLEY_HTTP_PORT": "\(port)"]) { a, _ in a }) { _, b in b }
+        }
         for replica in 0..<replicas {
-            try start("customerp-adapter", ["--poll-seconds", "0.5"], env: common.merging([
-                "PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": Self.erpKey]) { a, _ in a }, replica: replica)
+            try start("customerp-adapter", ["--poll-seconds", "0.5"], env: adapter([
+                "PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": Self.erpKey]), replica: replica)
             // The simulator posts its webhooks to the first replica; the others poll if they hold the lease.
             try start("customwebshop-adapter", ["--poll-seconds", "0.5", "--webhook-port", "\(replica == 0 ? ports.webhook : Self.port())"],
-                      env: common.merging([
+                      env: adapter([
                         "PARLEY_CUSTOMWEBSHOP_URL": shop, "PARLEY_CUSTOMWEBSHOP_KEY": Self.shopKey, "PARLEY_CUSTOMWEBSHOP_SECRET": Self.shopSecret,
-                        "PARLEY_CUSTOMWEBSHOP_WEBHOOK_SECRET": Self.webhookSecret]) { a, _ in a }, replica: replica)
-            try start("powerofficego-adapter", ["--poll-seconds", "0.5"], env: common.merging([
+                        "PARLEY_CUSTOMWEBSHOP_WEBHOOK_SECRET": Self.webhookSecret]), replica: replica)
+            try start("powerofficego-adapter", ["--poll-seconds", "0.5"], env: adapter([
                 "PARLEY_POWEROFFICE_URL": go + "/v2", "PARLEY_POWEROFFICE_TOKEN_URL": go + "/OAuth/Token",
                 "PARLEY_POWEROFFICE_APPLICATION_KEY": Self.goKeys.application, "PARLEY_POWEROFFICE_CLIENT_KEY": Self.goKeys.client,
-                "PARLEY_POWEROFFICE_SUBSCRIPTION_KEY": Self.goKeys.subscription]) { a, _ in a }, replica: replica)
+                "PARLEY_POWEROFFICE_SUBSCRIPTION_KEY": Self.goKeys.subscription]), replica: replica)
         }
     }
 
@@ -236,15 +245,19 @@ final class Stack: Sendable {
         try await records(system)[Self.collection(system, entity)] ?? []
     }
 
-    /// The commands the adapters consumed so far (RabbitMQ's count of messages delivered from
-    /// their command queues): every write Parley makes to a system is one.
+    /// The commands the adapters carried out so far, per system (`parley_commands_total` of
+    /// every adapter process, whatever the outcome): every write Parley makes to a system is one.
+    /// Read from the adapters themselves because RabbitMQ's queue statistics are sampled every
+    /// five seconds: a write made just before the quiet check began showed up in it as a late one.
     func commandsDelivered() async throws -> [String: Int] {
-        let all = try await management("/api/queues/\(vhost.name)?columns=name,message_stats")
-        guard case .array(let queues)? = all else { return [:] }
         var counts: [String: Int] = [:]
-        for queue in queues {
-            guard case .string(let name)? = queue["name"], name.hasSuffix("-adapter.commands") else { continue }
-            counts[name] = queue["message_stats"]?["deliver_get"]?.int ?? 0
+        for url in adapterMetrics.withLock({ $0 }) {
+            guard let (data, _) = try? await URLSession.shared.data(from: URL(string: url)!) else { continue }
+            for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix("parley_commands_total{") {
+                guard let system = line.firstRange(of: "system=\"").map({ line[$0.upperBound...].prefix { $0 != "\"" } }),
+                      let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
+                counts["\(system)-adapter.commands", default: 0] += Int(value)
+            }
         }
         return counts
     }
