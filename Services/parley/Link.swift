@@ -310,7 +310,8 @@ enum Render {
     static func status(_ status: LinkQueries.TargetStatus) -> String {
         var parts: [String] = []
         if let w = status.write {
-            parts.append("\(w.operation.rawValue) in flight (write \(w.writeId), lease until \(time(w.leaseUntil))\(w.pending ? ", newer state pending" : ""))")
+            parts.append("\(w.operation.rawValue) in flight (write \(w.writeId), lease until \(time(w.leaseUntil))\(w.pending ? ", newer state pending" : "")"
+                         + "\(w.heldSince.map { ", holding its report of \(time($0))" } ?? ""))")
         }
         if let p = status.parked { parts.append("parked: \(p.reason) (since \(time(p.parkedAt)))") }
         if let f = status.failure {

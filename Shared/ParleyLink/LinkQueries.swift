@@ -84,6 +84,9 @@ public struct LinkQueries: Sendable {
         public var leaseUntil: Date
         /// A newer state waits for this write to finish (coalesced).
         public var pending: Bool
+        /// The target reported the record meanwhile; that report is handled when the write is
+        /// answered (its modification time there).
+        public var heldSince: Date? = nil
     }
 
     public struct Parking: Sendable, Hashable {
@@ -348,13 +351,14 @@ public struct LinkQueries: Sendable {
 
         var statuses: [SystemName: TargetStatus] = [:]
         for row in try tx.query("""
-            select system, write_id, operation, idempotency_key, lease_until, pending from write_slot where global_id = $1
+            select system, write_id, operation, idempotency_key, lease_until, pending, (held->>'at')::bigint from write_slot where global_id = $1
             """, [id]) {
             let operationText = try row.decode(String.self, at: 2)
             guard let operation = WriteOperation(rawValue: operationText) else { throw LinkError("unknown write operation \(operationText)") }
             statuses[try Self.system(row, at: 0), default: TargetStatus()].write = Write(
                 writeId: try row.decode(String.self, at: 1), operation: operation, idempotencyKey: try row.decode(String.self, at: 3),
-                leaseUntil: try row.decode(Date.self, at: 4), pending: try row.decode(Bool.self, at: 5))
+                leaseUntil: try row.decode(Date.self, at: 4), pending: try row.decode(Bool.self, at: 5),
+                heldSince: try row.decode(Int64?.self, at: 6).map { Date(timeIntervalSince1970: Double($0) / 1000) })
         }
         for row in try tx.query("select system, waiting_for::text, reason, parked_at from parked where global_id = $1", [id]) {
             statuses[try Self.system(row, at: 0), default: TargetStatus()].parked = Parking(
@@ -497,6 +501,7 @@ extension LinkQueries.Write {
         LinkQueries.object([
             ("writeId", .string(writeId)), ("operation", .string(operation.rawValue)), ("idempotencyKey", .string(idempotencyKey)),
             ("leaseUntil", LinkQueries.time(leaseUntil)), ("pending", .bool(pending)),
+            ("heldSince", heldSince.map(LinkQueries.time) ?? .null),
         ])
     }
 }
