@@ -293,7 +293,7 @@ let package = Package(
             path: "Shared/ParleyDeployment"),
         .testTarget(
             name: "ParleyDeploymentTests",
-            dependencies: ["ParleyDeployment", "ParleyAMQP", "ParleyMessaging", .product(name: "Yams", package: "Yams")],
+            dependencies: ["ParleyDeployment", "ParleyAMQP", "ParleyMessaging", "ParleyTestSupport", .product(name: "Yams", package: "Yams")],
             path: "Tests/ParleyDeploymentTests"),
     ],
     swiftLanguageModes: [.v6]

@@ -134,6 +134,20 @@ public struct AMQPConfiguration: Sendable {
     public var frameMax: Int32
     public var reconnect: Backoff
     public var tls: AMQPTLSOptions
+    /// How a connection meets the topology (``TopologyMode``).
+    public var topology: TopologyMode = .declare
+
+    /// Whether publishers and consumers create the topology or only check that it is there.
+    public enum TopologyMode: String, Sendable, CaseIterable {
+        /// Declare every exchange, queue and binding on each (re)connect (idempotent); needs the
+        /// configure permission on all of them. For development, tests and single-user setups.
+        case declare
+        /// Passive declarations only: a missing exchange or queue is an error, nothing is
+        /// created, bound or changed. Needs no configure permission at all, so a deployment
+        /// whose administrator imported the topology can give each service only the queues it
+        /// reads and the exchanges it writes (docs/deployment.md).
+        case verify
+    }
 
     public init(endpoints: [AMQPEndpoint], heartbeat: Duration = .seconds(10),
                 connectTimeout: Duration = .seconds(10), connectionName: String = "parley",

@@ -76,18 +76,22 @@ final class AMQPSocket {
         try check(amqp_get_rpc_reply(state), "channel.open")
     }
 
-    func declare(_ d: Topology.Declarations, channel: UInt16) throws {
+    /// Declares the topology, or with `passive` (``AMQPConfiguration/TopologyMode/verify``)
+    /// checks that its exchanges and queues exist, creating and binding nothing.
+    func declare(_ d: Topology.Declarations, channel: UInt16, passive: Bool = false) throws {
+        let how = passive ? " (passive: the topology must already exist)" : ""
         for e in d.exchanges {
             arena.reset()
             amqp_exchange_declare(state, channel, arena.bytes(e.name), arena.bytes(e.kind.rawValue),
-                                  0, 1, 0, 0, amqp_empty_table)
-            try check(amqp_get_rpc_reply(state), "exchange.declare \(e.name)")
+                                  passive ? 1 : 0, 1, 0, 0, amqp_empty_table)
+            try check(amqp_get_rpc_reply(state), "exchange.declare \(e.name)" + how)
         }
         for q in d.queues {
             arena.reset()
-            amqp_queue_declare(state, channel, arena.bytes(q.name), 0, 1, 0, 0, arena.table(q.arguments))
-            try check(amqp_get_rpc_reply(state), "queue.declare \(q.name)")
+            amqp_queue_declare(state, channel, arena.bytes(q.name), passive ? 1 : 0, 1, 0, 0, passive ? amqp_empty_table : arena.table(q.arguments))
+            try check(amqp_get_rpc_reply(state), "queue.declare \(q.name)" + how)
         }
+        if passive { return }
         for (queue, b) in d.bindings {
             arena.reset()
             amqp_queue_bind(state, channel, arena.bytes(queue), arena.bytes(b.exchange), arena.bytes(b.routingKey),

@@ -219,7 +219,7 @@ private final class ConsumerWorker: @unchecked Sendable {
 
     private func session(_ socket: AMQPSocket) throws {
         try socket.openChannel(Self.channel)
-        if let declarations { try socket.declare(declarations, channel: Self.channel) }
+        if let declarations { try socket.declare(declarations, channel: Self.channel, passive: configuration.topology == .verify) }
         try socket.qos(channel: Self.channel, prefetch: prefetch)
         generation += 1
         acks.reset()
@@ -274,7 +274,7 @@ private final class ConsumerWorker: @unchecked Sendable {
             // topology again and resume; if that fails, reconnect with backoff.
             logger.warning("AMQP consumer cancelled by broker; resubscribing", metadata: ["queue": "\(queue)", "consumerTag": "\(tag)"])
             consumerTag = nil
-            if let declarations { try socket.declare(declarations, channel: Self.channel) }
+            if let declarations { try socket.declare(declarations, channel: Self.channel, passive: configuration.topology == .verify) }
             if wantConsuming { try subscribe(socket) }
         case .channelClose(let code, let text):
             socket.channelCloseOk(channel: Self.channel)

@@ -182,7 +182,7 @@ private final class PublisherWorker: @unchecked Sendable {
 
     private func session(_ socket: AMQPSocket) throws {
         try socket.openChannel(Self.channel)
-        if let declarations { try socket.declare(declarations, channel: Self.channel) }
+        if let declarations { try socket.declare(declarations, channel: Self.channel, passive: configuration.topology == .verify) }
         try socket.confirmSelect(channel: Self.channel)
         backoff.reset()
         readiness.set(true)

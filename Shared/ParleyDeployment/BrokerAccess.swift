@@ -5,20 +5,15 @@ import ParleyMessaging
 /// service does with it. `infra/rabbitmq/permissions.tsv` is checked against this by
 /// `Tests/ParleyDeploymentTests`.
 ///
-/// Every service declares the whole topology on each (re)connect (publisher and consumers
-/// alike), and RabbitMQ checks a non-passive declaration even when the object exists:
-/// - `exchange.declare` / `queue.declare`: **configure** on the name — every topology name;
-/// - `queue.bind`: **write** on the queue and **read** on the exchange — every queue, every
-///   exchange;
-/// - `basic.publish`: **write** on the exchange — the exchanges the service publishes to, plus
-///   `parley.dead-letter` (dead-lettered copies) and, for `ConsumerService` users, `amq.default`
-///   (retried copies go to the retry tier queues through the default exchange);
-/// - `basic.consume`: **read** on the queue — only the service's own queues.
-///
-/// Creating a queue with `x-dead-letter-exchange` (not re-declaring it) also needs read on the
-/// queue and write on the dead-letter exchange; the topology is therefore created before the
-/// services start by an administrator (`infra/rabbitmq/init.sh` imports
-/// `infra/rabbitmq/definitions.json`), so no service needs read on other services' queues.
+/// The administrator creates the topology before the services start (`infra/rabbitmq/init.sh`
+/// imports `infra/rabbitmq/definitions.json`), and the deployed services only check it is there
+/// (`PARLEY_AMQP_TOPOLOGY=verify`: passive declarations, which RabbitMQ checks against no
+/// permission, and no bindings). So a service needs:
+/// - `basic.publish`: **write** on the exchanges it publishes to, plus `parley.dead-letter`
+///   (dead-lettered copies) and, for `ConsumerService` users, `amq.default` (retried copies go
+///   to the retry tier queues through the default exchange);
+/// - `basic.consume`: **read** on its own queues;
+/// - and no **configure** at all: it can create, delete or re-bind nothing.
 public enum BrokerAccess {
     public struct Grant: Sendable, Equatable {
         public var user: String
@@ -64,12 +59,6 @@ public enum BrokerAccess {
     }
 
     public static func permissions(_ grant: Grant, topology: Topology = ParleyTopology.standard) -> Permissions {
-        let d = topology.declarations()
-        let exchanges = d.exchanges.map(\.name)
-        let queues = d.queues.map(\.name)
-        return Permissions(
-            configure: regex(exchanges + queues),
-            write: regex(queues + grant.publishes + [topology.deadLetterExchange]),
-            read: regex(exchanges + grant.consumes))
+        Permissions(configure: regex([]), write: regex(grant.publishes + [topology.deadLetterExchange]), read: regex(grant.consumes))
     }
 }
