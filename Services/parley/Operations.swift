@@ -228,7 +228,8 @@ struct Resync: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Ask a system's adapter to re-read everything (a full rescan) and publish it again.",
         discussion: """
-            Records the request in the adapters' database (PARLEY_ADAPTER_DATABASE_URL, else PARLEY_DATABASE_URL), \
+            Records the request in the system's adapter database (PARLEY_<SYSTEM>_ADAPTER_DATABASE_URL, e.g. \
+            PARLEY_CUSTOMERP_ADAPTER_DATABASE_URL, else PARLEY_ADAPTER_DATABASE_URL, else PARLEY_DATABASE_URL), \
             table parley_adapter.feed_position. The replica holding the system's poll lease starts the rescan at its \
             next poll and clears the request when done; a request made while no adapter runs waits for one. The link \
             service drops what it already knows, so a resync is safe at any time.
@@ -242,7 +243,7 @@ struct Resync: AsyncParsableCommand {
 
     func run() async throws {
         try await operation {
-            let (configuration, variable) = try OperationsDatabase.configuration(adapters: true)
+            let (configuration, variable) = try OperationsDatabase.configuration(adapters: true, system: system)
             let pool = PostgresPool(configuration: configuration, maxConnections: 1)
             let entities = entityType.map { [$0] } ?? CanonicalEntityType.allCases
             do {

@@ -1,6 +1,7 @@
 import Foundation
 import ParleyAMQP
 import ParleyLink
+import ParleyMessaging
 import ParleyPostgres
 
 extension OperationsError {
@@ -18,22 +19,26 @@ extension OperationsError {
     }
 }
 
-/// The database settings of the link service (`PARLEY_DATABASE_URL`) or of the adapters
-/// (`PARLEY_ADAPTER_DATABASE_URL`, falling back to the link service's: the local setup and the
-/// default deployment share one database).
+/// The database settings of the link service (`PARLEY_DATABASE_URL`) or of an adapter: the
+/// system's own (`PARLEY_<SYSTEM>_ADAPTER_DATABASE_URL`, e.g. `PARLEY_CUSTOMERP_ADAPTER_DATABASE_URL`:
+/// the compose deployment gives each adapter a database), else the adapters' shared one
+/// (`PARLEY_ADAPTER_DATABASE_URL`), else the link service's (the local setup shares one database).
+/// Each also as `…_FILE`.
 public enum OperationsDatabase {
-    public static func configuration(adapters: Bool = false, _ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (PostgresConfiguration, variable: String) {
+    public static func configuration(adapters: Bool = false, system: SystemName? = nil,
+                                     _ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (PostgresConfiguration, variable: String) {
         var env = environment
         var variable = "PARLEY_DATABASE_URL"
-        if adapters, (env["PARLEY_ADAPTER_DATABASE_URL"] ?? env["PARLEY_ADAPTER_DATABASE_URL_FILE"]).map({ !$0.isEmpty }) == true {
-            env["PARLEY_DATABASE_URL"] = env["PARLEY_ADAPTER_DATABASE_URL"]
-            env["PARLEY_DATABASE_URL_FILE"] = env["PARLEY_ADAPTER_DATABASE_URL_FILE"]
-            variable = "PARLEY_ADAPTER_DATABASE_URL"
+        let candidates = adapters ? (system.map { ["PARLEY_\($0.rawValue.uppercased())_ADAPTER_DATABASE_URL"] } ?? []) + ["PARLEY_ADAPTER_DATABASE_URL"] : []
+        if let chosen = candidates.first(where: { key in (env[key] ?? env[key + "_FILE"]).map { !$0.isEmpty } == true }) {
+            env["PARLEY_DATABASE_URL"] = env[chosen]
+            env["PARLEY_DATABASE_URL_FILE"] = env[chosen + "_FILE"]
+            variable = chosen
         }
         do {
             return (try PostgresConfiguration.fromEnvironment(env, applicationName: "parley"), variable)
         } catch let e as PostgresError {
-            throw OperationsError(adapters ? e.message + " (or PARLEY_ADAPTER_DATABASE_URL for the adapters' database)" : e.message)
+            throw OperationsError(adapters ? e.message + " (or \(candidates.joined(separator: " or ")) for the adapters' database)" : e.message)
         }
     }
 }

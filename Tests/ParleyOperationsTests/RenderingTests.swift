@@ -8,6 +8,20 @@ import ParleyMessaging
 /// descriptions and replay copies.
 @Suite("Operations: rendering and pure parts")
 struct RenderingTests {
+    @Test("resync finds a system's adapter database: its own variable, else the adapters' shared one, else the link service's")
+    func adapterDatabase() throws {
+        let link = "postgres://parley:pw@127.0.0.1:5432/parley"
+        var env = ["PARLEY_DATABASE_URL": link]
+        #expect(try OperationsDatabase.configuration(adapters: true, system: .customerp, env).0.database == "parley")
+        env["PARLEY_ADAPTER_DATABASE_URL"] = "postgres://a:pw@127.0.0.1:5432/adapters"
+        #expect(try OperationsDatabase.configuration(adapters: true, system: .customerp, env).0.database == "adapters")
+        env["PARLEY_CUSTOMERP_ADAPTER_DATABASE_URL"] = "postgres://c:pw@127.0.0.1:5432/customerp_adapter"
+        let (own, variable) = try OperationsDatabase.configuration(adapters: true, system: .customerp, env)
+        #expect(own.database == "customerp_adapter" && variable == "PARLEY_CUSTOMERP_ADAPTER_DATABASE_URL")
+        #expect(try OperationsDatabase.configuration(adapters: true, system: .powerofficego, env).0.database == "adapters", "another system's is not used")
+        #expect(try OperationsDatabase.configuration(env).0.database == "parley", "the link service's own")
+    }
+
     @Test("a table pads left-aligned columns, right-aligns numbers and leaves no trailing blanks")
     func table() {
         let text = TextTable.render(["NAME", "N", "NOTE"], [["a", "1", "x"], ["long name", "123", ""]], alignments: [.left, .right, .left])
