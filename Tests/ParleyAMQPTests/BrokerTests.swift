@@ -96,7 +96,7 @@ extension BrokerTests {
             let consumer = AMQPConsumer(configuration: try Broker.configuration("test-topology-\(round)"),
                                         queue: ParleyTopology.Queues.linkEvents, topology: ParleyTopology.standard)
             // Ready means connected, every declaration done and consuming.
-            #expect(await consumer.readiness.wait(timeout: .seconds(30)))
+            #expect(await consumer.readiness.wait(timeout: brokerReadyTimeout))
             let (status, _) = try await Broker.management("GET", "/api/queues/\(Broker.vhostPath)/\(ParleyTopology.Queues.linkEvents)")
             #expect(status == 200)
             await consumer.cancel()
@@ -117,7 +117,7 @@ extension BrokerTests {
         dead.port = 1  // nothing listens there
         configuration.endpoints = [dead, real]
         let publisher = AMQPPublisher(configuration: configuration)
-        #expect(await publisher.readiness.wait(timeout: .seconds(30)))
+        #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout))
         try await publisher.publish(exchange: "", routingKey: "no-such-queue-\(UUID().uuidString)", body: bytes("x"), mandatory: false)
         await publisher.close()
     }

@@ -103,7 +103,7 @@ struct AdapterProcessTests {
                 let amqp = try vhost.configuration("test-erp")
                 let publisher = AMQPPublisher(configuration: amqp, topology: ParleyTopology.standard)
                 defer { Task { await publisher.close() } }
-                #expect(await publisher.readiness.wait(timeout: .seconds(30)))
+                #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout))
 
                 func customer(_ n: Int, _ name: String) -> JSONValue {
                     ["customerType": "COMPANY", "name": .string(name), "email": .string("kunde\(n)@example.no")]
@@ -235,7 +235,7 @@ struct AdapterProcessTests {
                 let amqp = try vhost.configuration("test-go")
                 let publisher = AMQPPublisher(configuration: amqp, topology: ParleyTopology.standard)
                 defer { Task { await publisher.close() } }
-                #expect(await publisher.readiness.wait(timeout: .seconds(30)))
+                #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout))
 
                 func send(_ command: CommandPayload) async throws {
                     try await publisher.publish(OutgoingMessage(
@@ -327,7 +327,7 @@ struct AdapterProcessTests {
                 let amqp = try vhost.configuration("test-go-faults")
                 let publisher = AMQPPublisher(configuration: amqp, topology: ParleyTopology.standard)
                 defer { Task { await publisher.close() } }
-                #expect(await publisher.readiness.wait(timeout: .seconds(30)))
+                #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout))
                 _ = try await Self.http("POST", go + "/_admin/faults", body: ["throttleBurst": 5, "throttleRetryAfterSeconds": 1, "errorRate": 0.15])
                 let n = 10
                 for i in 0..<n {

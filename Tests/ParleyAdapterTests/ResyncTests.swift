@@ -56,7 +56,7 @@ struct ResyncTests {
                 let amqp = try vhost.configuration("test-resync")
                 let publisher = AMQPPublisher(configuration: amqp, topology: ParleyTopology.standard)
                 defer { Task { await publisher.close() } }
-                #expect(await publisher.readiness.wait(timeout: .seconds(30)))
+                #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout))
 
                 var ids: [String] = []
                 for n in 1...3 {

@@ -73,7 +73,7 @@ struct WriteMarkerTests {
                 let amqp = try vhost.configuration("test-marks")
                 let publisher = AMQPPublisher(configuration: amqp, topology: ParleyTopology.standard)
                 defer { Task { await publisher.close() } }
-                #expect(await publisher.readiness.wait(timeout: .seconds(30)))
+                #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout))
                 let feed = ScriptedFeed()
                 let marks = WriteMarkers(pool: pool, system: .powerofficego)
                 let poller = ChangePoller(connector: feed, mappings: try Mappings.load(repositoryRoot: Self.root),

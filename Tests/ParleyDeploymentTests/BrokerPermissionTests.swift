@@ -15,7 +15,7 @@ struct BrokerPermissionTests {
         try await ScratchVhost.with("parley-test-perms") { vhost in
             // The administrator's topology (in a deployment: definitions.json, imported by init.sh).
             let admin = AMQPPublisher(configuration: try vhost.configuration("test-admin"), topology: ParleyTopology.standard)
-            #expect(await admin.readiness.wait(timeout: .seconds(30)))
+            #expect(await admin.readiness.wait(timeout: brokerReadyTimeout))
             await admin.close()
 
             let grant = try #require(BrokerAccess.grants["link-service"])
@@ -37,13 +37,13 @@ struct BrokerPermissionTests {
             }
 
             let publisher = AMQPPublisher(configuration: try configuration(.verify), topology: ParleyTopology.standard)
-            #expect(await publisher.readiness.wait(timeout: .seconds(30)), "verifying needs no configure permission")
+            #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout), "verifying needs no configure permission")
             let ok = await publisher.publish(contentsOf: [OutgoingMessage(exchange: ParleyTopology.Exchanges.sync,
                                                                          routingKey: "customwebshop.customer.syncRequest", body: Array("{}".utf8))])
             #expect((try? ok[0].get()) != nil, "\(ok)")
             let consumer = AMQPConsumer(configuration: try configuration(.verify), queue: ParleyTopology.Queues.linkCanonical,
                                         topology: ParleyTopology.standard)
-            #expect(await consumer.readiness.wait(timeout: .seconds(30)))
+            #expect(await consumer.readiness.wait(timeout: brokerReadyTimeout))
             await consumer.close()
             await publisher.close()
 
@@ -54,7 +54,7 @@ struct BrokerPermissionTests {
 
             // And it may not publish where the mapping service publishes.
             let other = AMQPPublisher(configuration: try configuration(.verify), topology: ParleyTopology.standard)
-            #expect(await other.readiness.wait(timeout: .seconds(30)))
+            #expect(await other.readiness.wait(timeout: brokerReadyTimeout))
             let refused = await other.publish(contentsOf: [OutgoingMessage(exchange: ParleyTopology.Exchanges.commands,
                                                                           routingKey: "customwebshop.customer.command", body: Array("{}".utf8))])
             #expect((try? refused[0].get()) == nil, "write on parley.commands is not granted")

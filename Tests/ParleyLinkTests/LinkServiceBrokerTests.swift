@@ -34,7 +34,7 @@ struct LinkServiceBrokerTests {
     static func run(replicas: Int, vhost: ScratchVhost, database: PostgresConfiguration, databaseURL: String) async throws -> [String: String] {
         let amqp = try vhost.configuration("test-adapters")
         let publisher = AMQPPublisher(configuration: amqp, topology: ParleyTopology.standard)
-        #expect(await publisher.readiness.wait(timeout: .seconds(30)))
+        #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout))
         var env = ProcessInfo.processInfo.environment
         env["PARLEY_AMQP_URL"] = vhost.url
         env["PARLEY_DATABASE_URL"] = databaseURL

@@ -22,7 +22,7 @@ struct MappingServiceBrokerTests {
         let topology = ParleyTopology.standard
         let publisher = AMQPPublisher(configuration: amqp, topology: topology)
         defer { Task { await publisher.close() } }
-        #expect(await publisher.readiness.wait(timeout: .seconds(30)), "publisher ready")
+        #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout), "publisher ready")
 
         // The service itself, as users run it.
         let binary = try #require(builtExecutable("mapping-service"), "mapping-service is not built next to the tests")

@@ -80,7 +80,7 @@ struct MonitoringProcessTests {
         let amqp = try vhost.configuration("test-adapter")
         let publisher = AMQPPublisher(configuration: amqp, topology: ParleyTopology.standard)
         defer { Task { await publisher.close() } }
-        #expect(await publisher.readiness.wait(timeout: .seconds(30)))
+        #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout))
         let webshop = Task {
             let consumer = AMQPConsumer(configuration: amqp, queue: ParleyTopology.Queues.adapterCommands(.customwebshop))
             defer { Task { await consumer.close() } }

@@ -39,11 +39,11 @@ struct OperationsBrokerTests {
             #expect(try await api.version().isEmpty == false)
             let amqp = try vhost.configuration("test-ops-stats")
             let publisher = AMQPPublisher(configuration: amqp, topology: ParleyTopology.standard)
-            #expect(await publisher.readiness.wait(timeout: .seconds(30)))
+            #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout))
             for n in 0..<3 { try await publisher.publish(try Self.change("C-\(n)")) }
             await publisher.close()
             let consumer = AMQPConsumer(configuration: amqp, queue: ParleyTopology.Queues.linkEvents, prefetch: 1)
-            #expect(await consumer.readiness.wait(timeout: .seconds(30)))
+            #expect(await consumer.readiness.wait(timeout: brokerReadyTimeout))
 
             let queues = try await Self.eventually("3 messages in mapping.changes, one consumer on link.events") { () -> [QueueStats]? in
                 let queues = try await api.queues()
@@ -78,7 +78,7 @@ struct OperationsBrokerTests {
             let dead = queue + ".dead"
             let publisher = AMQPPublisher(configuration: amqp, topology: topology)
             defer { Task { await publisher.close() } }
-            #expect(await publisher.readiness.wait(timeout: .seconds(30)))
+            #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout))
 
             // A consumer whose handler rejects everything permanently: the service's own path to the dead-letter queue.
             let failing = ConsumerService(configuration: amqp, queue: queue, topology: topology, publisher: publisher, concurrency: 1) { _ in

@@ -229,3 +229,9 @@ public func waitUntilAnswering(_ url: String, within limit: Duration = .seconds(
         }
     }
 }
+
+/// How long a test waits for an AMQP connection to come up. Generous on purpose: a CI run once
+/// saw the broker answer no login for about fifty seconds (every vhost at once, in the middle of
+/// the suite), which failed waits of thirty. Nothing is measured by it; a connection that never
+/// comes up still fails the test.
+public let brokerReadyTimeout: Duration = .seconds(120)
