@@ -40,27 +40,37 @@ extension UUID {
 
     /// Parses the 8-4-4-4-12 form (either case) without `sscanf`; `nil` for anything else.
     public init?(text: some StringProtocol) {
-        var result: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var utf8 = text.utf8.makeIterator()
-        let ok = withUnsafeMutableBytes(of: &result) { out -> Bool in
-            func nibble(_ c: UInt8?) -> UInt8? {
-                switch c {
-                case .some(let c) where c >= 0x30 && c <= 0x39: c - 0x30
-                case .some(let c) where c >= 0x61 && c <= 0x66: c - 0x61 + 10
-                case .some(let c) where c >= 0x41 && c <= 0x46: c - 0x41 + 10
-                default: nil
-                }
-            }
-            for i in 0..<16 {
-                if i == 4 || i == 6 || i == 8 || i == 10 {
-                    guard utf8.next() == UInt8(ascii: "-") else { return false }
-                }
-                guard let high = nibble(utf8.next()), let low = nibble(utf8.next()) else { return false }
-                out[i] = high << 4 | low
-            }
-            return utf8.next() == nil
+        var string = String(text)
+        guard let parsed = string.withUTF8({ Self.parse($0) }) else { return nil }
+        self.init(uuid: parsed)
+    }
+
+    /// Hex digit values by byte, 0xFF for anything else.
+    private static let nibbles: [UInt8] = (0..<256).map { b -> UInt8 in
+        switch b {
+        case 0x30...0x39: UInt8(b - 0x30)
+        case 0x61...0x66: UInt8(b - 0x61 + 10)
+        case 0x41...0x46: UInt8(b - 0x41 + 10)
+        default: 0xFF
         }
-        guard ok else { return nil }
-        self.init(uuid: result)
+    }
+
+    private static func parse(_ bytes: UnsafeBufferPointer<UInt8>) -> uuid_t? {
+        guard bytes.count == 36, bytes[8] == 0x2D, bytes[13] == 0x2D, bytes[18] == 0x2D, bytes[23] == 0x2D else { return nil }
+        var result: uuid_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        let ok = nibbles.withUnsafeBufferPointer { table -> Bool in
+            withUnsafeMutableBytes(of: &result) { out -> Bool in
+                var i = 0
+                for o in 0..<16 {
+                    if i == 8 || i == 13 || i == 18 || i == 23 { i += 1 }
+                    let high = table[Int(bytes[i])], low = table[Int(bytes[i + 1])]
+                    guard high < 16, low < 16 else { return false }
+                    out[o] = high << 4 | low
+                    i += 2
+                }
+                return true
+            }
+        }
+        return ok ? result : nil
     }
 }
