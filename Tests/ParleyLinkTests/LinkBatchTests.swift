@@ -54,7 +54,7 @@ struct LinkBatchTests {
             list.append(try h.canonical(.customerp, .customer, "C-2", S.erpCustomer("C-2", org: "914778271", email: "c2@example.no"), at: 8))
             // Keys change: C-2 takes another e-mail.
             list.append(try h.canonical(.customerp, .customer, "C-2", S.erpCustomer("C-2", org: "914778271", email: "new@example.no"), at: 9))
-            let product: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            let product = S.erpProduct
             list.append(try h.canonical(.customerp, .product, "P-1", product, at: 10))
             list.append(list[0])  // redelivered within the batch
             return list
@@ -113,7 +113,7 @@ struct LinkBatchTests {
     @Test("A batch over records that are members already (locked and read ahead) ends where handling them one by one ends")
     func secondBatchEqualsOneByOne() async throws {
         func rounds(_ h: LinkHarness) throws -> [[Envelope]] {
-            let product: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            let product = S.erpProduct
             let first = [
                 try h.canonical(.customerp, .customer, "C-1", S.erpCustomer("C-1", phone: "1"), at: 0),
                 try h.canonical(.customerp, .customer, "C-2", S.erpCustomer("C-2", org: "914778271", email: "c2@example.no"), at: 1),
@@ -189,7 +189,7 @@ struct LinkBatchTests {
         // Three connections: the other replica's transaction, the batch's, and the one watching them.
         try await LinkHarness.run(connections: 3) { h in
             try await h.change(.customerp, .customer, "C-1", S.erpCustomer("C-1"), at: 0)
-            let product: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            let product = S.erpProduct
             try await h.change(.customerp, .product, "P-1", product, at: 1)
             // Both in the webshop, so the order is not parked there: the batch opens a write slot
             // for it, which its flush must leave out with the entity it loses.
@@ -240,7 +240,7 @@ struct LinkBatchTests {
     @Test("Batches that meet on the same entities from both ends (an order's edit, and the written event that releases it) take their locks in one order: no deadlock")
     func noCrosswiseLocks() async throws {
         try await LinkHarness.run(connections: 4) { h in
-            let product: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            let product = S.erpProduct
             try await h.change(.customerp, .product, "P-1", product, at: 0)
             try await h.written(try await h.takeRequests()[0], nativeId: "701")
             _ = try await h.takeRequests()
@@ -281,12 +281,10 @@ struct LinkBatchTests {
     func lateLockBusy() async throws {
         try await LinkHarness.run(connections: 3) { h in
             try await h.change(.customerp, .customer, "C-1", S.erpCustomer("C-1"), at: 0)
-            let erpProduct: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            let erpProduct = S.erpProduct
             try await h.change(.customerp, .product, "P-1", erpProduct, at: 1)
             let creates = try await h.takeRequests()
-            let order: JSONValue = ["id": "O-1", "orderNo": "SO-1", "customerId": "C-1", "orderDate": "2026-11-03", "status": "CONFIRMED",
-                                    "currencyCode": "NOK",
-                                    "lines": [["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 2, "unitPrice": 79.2, "vatPercent": 15]]]
+            let order = S.erpOrder
             try await h.change(.customerp, .order, "O-1", order, at: 2)
             try await h.written(try #require(creates.first { $0.entityType == .customer }), nativeId: "501")
             _ = try await h.takeRequests()

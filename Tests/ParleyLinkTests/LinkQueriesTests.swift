@@ -8,11 +8,8 @@ import ParleyMessaging
 /// The read API for tooling, on state driven through the real engine (scratch database).
 @Suite("Link queries", .serialized, .timeLimit(.minutes(5)))
 struct LinkQueriesTests {
-    static let erpProduct: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15,
-                                        "itemType": "STOCK"]
-    static let erpOrder: JSONValue = ["id": "O-1", "orderNo": "SO-1", "customerId": "C-1", "orderDate": "2026-11-03", "status": "CONFIRMED",
-                                      "currencyCode": "NOK",
-                                      "lines": [["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 2, "unitPrice": 79.2, "vatPercent": 15]]]
+    static let erpProduct = LinkScenarioTests.erpProduct
+    static let erpOrder = LinkScenarioTests.erpOrder
 
     static func writeId(_ request: Envelope) throws -> String { try #require(try SyncRequestPayload(json: request.payload).writeId) }
 

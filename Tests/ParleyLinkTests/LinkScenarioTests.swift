@@ -17,6 +17,19 @@ struct LinkScenarioTests {
         return .object(o)
     }
 
+    static let erpProduct: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15,
+                                        "itemType": "STOCK"]
+
+    /// ERP order O-1 of customer C-1: two of product P-1.
+    static let erpOrder: JSONValue = erpOrder()
+
+    static func erpOrder(discountPercent: Int? = nil) -> JSONValue {
+        var line: JSONObject = ["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 2, "unitPrice": 79.2, "vatPercent": 15]
+        if let discountPercent { line["discountPercent"] = .number(JSONNumber(discountPercent)) }
+        return ["id": "O-1", "orderNo": "SO-1", "customerId": "C-1", "orderDate": "2026-11-03", "status": "CONFIRMED",
+                "currencyCode": "NOK", "lines": [.object(line)]]
+    }
+
     static func shopCustomer(_ id: Int, email: String, first: String = "Kari", last: String = "Nordmann", phone: String? = nil) -> JSONValue {
         var billing: JSONObject = [:]
         if let phone { billing["phone"] = .string(phone) }
@@ -118,7 +131,7 @@ struct LinkScenarioTests {
             try await h.change(.customerp, .customer, "C-4", Self.erpCustomer("C-4", name: "B", org: "", email: "  "), at: 9)
             #expect(try await h.count("global_entity") == 3)
             // Products by SKU.
-            let erpProduct: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            let erpProduct = Self.erpProduct
             let goProduct: JSONValue = ["Id": 88001, "Code": "KAFFE-500 ", "Name": "Kaffe"]
             try await h.change(.customerp, .product, "P-1", erpProduct, at: 10)
             try await h.change(.powerofficego, .product, "88001", goProduct, at: 11)
@@ -130,13 +143,11 @@ struct LinkScenarioTests {
     func parkedOrder() async throws {
         try await LinkHarness.run { h in
             try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
-            let erpProduct: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            let erpProduct = Self.erpProduct
             try await h.change(.customerp, .product, "P-1", erpProduct, at: 1)
             let creates = try await h.takeRequests()
             #expect(creates.count == 2)
-            let order: JSONValue = ["id": "O-1", "orderNo": "SO-1", "customerId": "C-1", "orderDate": "2026-11-03", "status": "CONFIRMED",
-                                    "currencyCode": "NOK",
-                                    "lines": [["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 2, "unitPrice": 79.2, "vatPercent": 15]]]
+            let order = Self.erpOrder
             let outcome = try await h.change(.customerp, .order, "O-1", order, at: 2)
             guard case .applied(_, _, let writes, let parked) = outcome else { Issue.record("\(outcome)"); return }
             #expect(writes == 0 && parked == 1)
@@ -161,12 +172,10 @@ struct LinkScenarioTests {
     func parkedOrderReleasedByMatch() async throws {
         try await LinkHarness.run { h in
             try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
-            let erpProduct: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            let erpProduct = Self.erpProduct
             try await h.change(.customerp, .product, "P-1", erpProduct, at: 1)
             let creates = try await h.takeRequests()
-            let order: JSONValue = ["id": "O-1", "orderNo": "SO-1", "customerId": "C-1", "orderDate": "2026-11-03", "status": "CONFIRMED",
-                                    "currencyCode": "NOK",
-                                    "lines": [["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 2, "unitPrice": 79.2, "vatPercent": 15]]]
+            let order = Self.erpOrder
             try await h.change(.customerp, .order, "O-1", order, at: 2)
             try await h.written(try #require(creates.first { $0.entityType == .customer }), nativeId: "501")
             #expect(try await h.takeRequests().filter { $0.entityType == .order }.isEmpty)
@@ -280,15 +289,13 @@ extension LinkScenarioTests {
     func earlyEchoReportedTwice() async throws {
         try await LinkHarness.run { h in
             try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
-            let erpProduct: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15, "itemType": "STOCK"]
+            let erpProduct = Self.erpProduct
             try await h.change(.customerp, .product, "P-1", erpProduct, at: 1)
             for create in try await h.takeRequests() {
                 try await h.written(create, nativeId: create.entityType == .customer ? "501" : "701")
             }
             _ = try await h.takeRequests()  // PowerOffice Go's creates
-            let order: JSONValue = ["id": "O-1", "orderNo": "SO-1", "customerId": "C-1", "orderDate": "2026-11-03", "status": "CONFIRMED",
-                                    "currencyCode": "NOK",
-                                    "lines": [["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 2, "unitPrice": 79.2, "discountPercent": 10, "vatPercent": 15]]]
+            let order = Self.erpOrder(discountPercent: 10)
             try await h.change(.customerp, .order, "O-1", order, at: 2)
             let create = try #require(try await h.takeRequests().first { $0.entityType == .order })
             let (_, command) = try h.command(for: create)
