@@ -84,8 +84,8 @@ public struct LinkEngine: Sendable {
     }
 
     /// Handles a batch in the caller's transaction with as few statements as it can: the
-    /// message ids claimed in one statement; what the canonical changes need read, locked and
-    /// matched in five (``LinkStore/prefetch(_:keys:)``); each message then decided from the
+    /// message ids claimed in one statement; what the messages need read, locked (all of it up
+    /// front, in one order) and matched in five (``LinkStore/prefetch(_:)``); each message then decided from the
     /// transaction's ``LinkCache``, asking the database only for what the prefetch could not
     /// know (a reference, a slot in flight, a match into an existing entity); and everything
     /// written — new entities, states, snapshots, write slots, outbox rows — sent in one
