@@ -502,12 +502,8 @@ struct Context {
         try store.saveWrittenHash(global, system, CanonicalHash.hex(flat: expected, entity: entity,
                                                                       fields: snapshot.fields.compactMap { CanonicalField.named($0, entity: entity) }))
         try store.clearFailure(global, system)
-        try store.closeSlot(global, system)
-        // What the target reported meanwhile, now compared with what it held and was written.
-        var again = slot.pending
-        if let held = slot.held { again = try handleHeld(held, previous: previous, written: snapshot) || again }
+        try close(slot, global: global, in: system, previous: previous, written: snapshot)
         let state = try store.lockEntity(global, entity)
-        if again { try request(global: global, to: system, state: state) }
 
         try releaseParked(on: global, in: system)
         // Rule 2: the chain continues from the new member (webshop copy confirmed → PowerOffice Go).
@@ -530,9 +526,7 @@ struct Context {
         // A create refused because the record already exists there, which has meanwhile been
         // matched and linked (the system's own copy arrived as a change): nothing failed.
         if payload.operation == .create, try store.nativeId(of: global, in: system) != nil {
-            try store.closeSlot(global, system)
-            let again = try slot.held.map { try handleHeld($0) } ?? false
-            if slot.pending || again { try request(global: global, to: system, state: try store.lockEntity(global, entity)) }
+            try close(slot, global: global, in: system)
             return .recorded(global: global, writes: writes)
         }
         // Rule 10: recorded with its reason; transient failures come back after a backoff
@@ -546,12 +540,19 @@ struct Context {
             return .recorded(global: global, writes: 0)
         }
         _ = try store.recordFailure(global, system, kind: payload.kind, reason: payload.reason, transient: false, retryAt: nil)
-        try store.closeSlot(global, system)
-        // Nothing was written: what the target reported meanwhile is compared with what it held.
-        let again = try slot.held.map { try handleHeld($0) } ?? false
-        // A newer state that waited may be the fix: send it.
-        if slot.pending || again { try request(global: global, to: system, state: try store.lockEntity(global, entity)) }
+        // Nothing was written; a newer state that waited may be the fix.
+        try close(slot, global: global, in: system)
         return .recorded(global: global, writes: writes)
+    }
+
+    /// Ends a write: closes its slot, handles what the target reported meanwhile (held) — against
+    /// what it held before and, when the write was confirmed, what was `written` — and sends the
+    /// current state when a newer one waited or the held report was an edit the write may have
+    /// overwritten there.
+    mutating func close(_ slot: LinkStore.Slot, global: UUID, in system: SystemName, previous: Snapshot? = nil, written: Snapshot? = nil) throws {
+        try store.closeSlot(global, system)
+        let again = try slot.held.map { try handleHeld($0, previous: previous, written: written) } ?? false
+        if slot.pending || again { try request(global: global, to: system, state: try store.lockEntity(global, entity)) }
     }
 
     /// A change held while a write to its record was in flight, handled now that the write's

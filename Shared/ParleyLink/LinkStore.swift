@@ -350,11 +350,16 @@ struct LinkStore {
 
     /// Serialises matching on these keys across replicas for the rest of the transaction.
     func lock(_ keys: [NaturalKey], entity: CanonicalEntityType) throws {
-        let names = Set(keys.map { Self.lockName($0, entity: entity) }).filter { !cache.lockedKeys.contains($0) }.sorted()
+        try lockKeys(keys.map { Self.lockName($0, entity: entity) })
+    }
+
+    /// The advisory locks of these lock names that the transaction does not hold yet, in one
+    /// statement, taken in sorted order.
+    private func lockKeys(_ names: some Sequence<String>, planning: PostgresPlanning = .cached) throws {
+        let names = Set(names).filter { !cache.lockedKeys.contains($0) }.sorted()
         guard !names.isEmpty else { return }
-        // One statement, the locks taken in the array's (sorted) order.
         _ = try query("select pg_advisory_xact_lock(hashtextextended(k, 0)) from jsonb_array_elements_text($1::jsonb) k",
-                      [PostgresJSON(JSONValue.array(names.map(JSONValue.string)).serializedString())])
+                      [PostgresJSON(JSONValue.array(names.map(JSONValue.string)).serializedString())], planning: planning)
         cache.lockedKeys.formUnion(names)
     }
 
@@ -808,13 +813,7 @@ struct LinkStore {
             guard let entity = CanonicalEntityType(rawValue: record.entity) else { continue }
             byEntity[entity, default: []].append(contentsOf: keys)
         }
-        let names = Set(byEntity.flatMap { entity, keys in keys.map { Self.lockName($0, entity: entity) } })
-            .filter { !cache.lockedKeys.contains($0) }.sorted()
-        if !names.isEmpty {
-            _ = try query("select pg_advisory_xact_lock(hashtextextended(k, 0)) from jsonb_array_elements_text($1::jsonb) k",
-                          [PostgresJSON(JSONValue.array(names.map(JSONValue.string)).serializedString())], planning: .perExecution)
-            cache.lockedKeys.formUnion(names)
-        }
+        try lockKeys(byEntity.flatMap { entity, keys in keys.map { Self.lockName($0, entity: entity) } }, planning: .perExecution)
         let refs = Set(byEntity.flatMap { entity, keys in keys.map { LinkCache.KeyRef(entity: entity, kind: Self.kind($0), value: $0.value) } })
         let unknown = refs.filter { cache.candidates[$0] == nil }
         if !unknown.isEmpty { try loadCandidates(Array(unknown)) }

@@ -28,7 +28,7 @@ public final class OutboxCollector {
 ///   (`claimed_until` = commit + ``claim``) and, once committed, hands the messages over
 ///   (``publish(committed:)``); they are published from memory, up to ``lanes`` chunks at once,
 ///   and their rows deleted. No row is read back, re-encoded or updated on the way.
-/// - **The sweep** (each second, and when woken): rows nobody holds — unclaimed (queued by
+/// - **The sweep** (each second): rows nobody holds — unclaimed (queued by
 ///   another process, such as the CLI's retry), or whose claim ran out because the process that
 ///   queued them stopped before publishing or its publish failed — are claimed
 ///   (`for update skip locked`, so replicas share them), published in id order and deleted.
@@ -63,9 +63,6 @@ public final class OutboxRelay: Service, Sendable {
         (wake, waker) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         (committed, handOver) = AsyncStream.makeStream(of: [OutboxMessage].self)
     }
-
-    /// Rows were queued unclaimed (or may be waiting): sweep soon.
-    public func notify() { waker.yield() }
 
     /// Messages of a committed transaction whose rows it claimed: published from memory.
     public func publish(committed messages: [OutboxMessage]) {
@@ -125,23 +122,12 @@ public final class OutboxRelay: Service, Sendable {
 
     func publishCommitted(_ messages: [OutboxMessage]) async {
         defer { held.withLock { $0 -= messages.count } }
-        let results = await publisher.publish(contentsOf: messages.map(\.message))
-        var done: [String] = []
-        for (message, result) in zip(messages, results) {
-            switch result {
-            case .success: done.append(message.id.lowercasedString)
-            case .failure(let error):
-                logger.warning("outbox publish failed; the sweep takes it when its claim runs out",
-                               metadata: ["messageId": "\(message.id)", "error": "\(error)"])
-            }
-        }
-        guard !done.isEmpty else { return }
         do {
-            _ = try await pool.execute("delete from outbox where message_id = any($1::uuid[])", ["{" + done.joined(separator: ",") + "}"])
+            _ = try await publishAndDelete(messages, unconfirmed: "the sweep takes it when its claim runs out")
         } catch {
             // Published but still there: the sweep publishes them again after their claim (a
             // duplicate the consumers drop by message id).
-            logger.warning("outbox rows published but not deleted", metadata: ["count": "\(done.count)", "error": "\(error)"])
+            logger.warning("outbox rows published but not deleted", metadata: ["count": "\(messages.count)", "error": "\(error)"])
         }
     }
 
@@ -153,32 +139,35 @@ public final class OutboxRelay: Service, Sendable {
             update outbox set claimed_until = now() + make_interval(secs => $1)
             where id in (select id from outbox where claimed_until is null or claimed_until < now()
                          order by id limit 256 for update skip locked)
-            returning id, exchange, routing_key, body
+            returning id, message_id, exchange, routing_key, body
             """, [Self.claim.components.seconds])
-        guard !rows.isEmpty else { return 0 }
-        var ids: [Int64] = []
-        var messages: [OutgoingMessage] = []
+        var messages: [OutboxMessage] = []
         for row in try rows.sorted(by: { try $0.decode(Int64.self, at: 0) < $1.decode(Int64.self, at: 0) }) {
-            let body = try row.decode([UInt8].self, at: 3)
-            let exchange = try row.decode(String.self, at: 1), routingKey = try row.decode(String.self, at: 2)
-            ids.append(try row.decode(Int64.self, at: 0))
-            if let envelope = try? Envelope.decode(body) {
-                messages.append(OutgoingMessage(envelope: envelope, exchange: exchange, routingKey: routingKey))
-            } else {
-                messages.append(OutgoingMessage(exchange: exchange, routingKey: routingKey, body: body))
-            }
+            let body = try row.decode([UInt8].self, at: 4)
+            let exchange = try row.decode(String.self, at: 2), routingKey = try row.decode(String.self, at: 3)
+            let message = (try? Envelope.decode(body)).map { OutgoingMessage(envelope: $0, exchange: exchange, routingKey: routingKey) }
+                ?? OutgoingMessage(exchange: exchange, routingKey: routingKey, body: body)
+            messages.append(OutboxMessage(id: try row.decode(UUID.self, at: 1), message: message))
         }
-        let results = await publisher.publish(contentsOf: messages)
-        var done: [JSONValue] = []
-        for (id, result) in zip(ids, results) {
+        return try await publishAndDelete(messages, unconfirmed: "will retry")
+    }
+
+    /// Publishes with confirms and deletes the rows of what the broker confirmed; returns how
+    /// many that was. What it did not confirm stays for a later sweep (`unconfirmed` says so in
+    /// the log).
+    func publishAndDelete(_ messages: [OutboxMessage], unconfirmed: String) async throws -> Int {
+        guard !messages.isEmpty else { return 0 }
+        let results = await publisher.publish(contentsOf: messages.map(\.message))
+        var done: [String] = []
+        for (message, result) in zip(messages, results) {
             switch result {
-            case .success: done.append(.number(JSONNumber(id)))
-            case .failure(let error): logger.warning("outbox publish failed; will retry", metadata: ["id": "\(id)", "error": "\(error)"])
+            case .success: done.append(message.id.lowercasedString)
+            case .failure(let error):
+                logger.warning("outbox publish failed; \(unconfirmed)", metadata: ["messageId": "\(message.id)", "error": "\(error)"])
             }
         }
         if !done.isEmpty {
-            _ = try await pool.execute("delete from outbox where id in (select jsonb_array_elements_text($1::jsonb)::bigint)",
-                                       [PostgresJSON(JSONValue.array(done).serializedString())])
+            _ = try await pool.execute("delete from outbox where message_id = any($1::uuid[])", ["{" + done.joined(separator: ",") + "}"])
         }
         return done.count
     }
