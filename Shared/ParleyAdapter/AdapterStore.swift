@@ -87,12 +87,11 @@ public struct WriteMarkers: Sendable {
     /// Which of these reports (id, modification time in ms) are a marked write's own steps.
     public func hidden(_ entity: CanonicalEntityType, _ reports: [(id: String, modifiedAt: Int64?)]) async throws -> Set<String> {
         guard !reports.isEmpty else { return [] }
-        let ids = "{" + reports.map { "\"" + $0.id.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\"" }
-            .joined(separator: ",") + "}"
+        let ids = PostgresJSON(JSONValue.array(reports.map { .string($0.id) }).serializedString())
         var settled: [String: Int64?] = [:]
         for row in try await pool.query("""
             select native_id, settled_ms from parley_adapter.write_in_progress
-            where system = $1 and entity_type = $2 and native_id = any($3::text[])
+            where system = $1 and entity_type = $2 and native_id = any(array(select jsonb_array_elements_text($3::jsonb)))
               and started_at > now() - make_interval(secs => $4)
             """, [system.rawValue, entity.rawValue, ids, Self.lifetime.components.seconds]) {
             settled[try row.decode(String.self, at: 0)] = row.isNull(at: 1) ? .some(nil) : try row.decode(Int64.self, at: 1)

@@ -136,7 +136,7 @@ public struct PowerOfficeConnector: SystemConnector {
         var status = try await complete(id)["SalesOrderStatus"]?.string
         let target = wanted ?? status
         func setStatus(_ value: String) async throws(SystemError) {
-            _ = try await http.send(.PATCH, "/SalesOrders/\(id)", body: [["op": "replace", "path": "/SalesOrderStatus", "value": .string(value)]],
+            _ = try await http.send(.PATCH, "/SalesOrders/\(id)", body: .array(Self.patch(["SalesOrderStatus": .string(value)], cleared: [])),
                                     contentType: "application/json-patch+json")
             status = value
         }

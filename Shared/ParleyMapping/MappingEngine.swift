@@ -397,7 +397,7 @@ public struct Mapper: Sendable {
         var fields: [String] = []
         for field in CanonicalField.fields(of: entity) {
             if field.path == "lines" {
-                let members = both.filter { $0.hasPrefix("lines.") }
+                let members = lineMembersBothWays
                 if members.isEmpty { continue }
                 if readOnlyLineMembers {
                     fields += CanonicalField.orderLine.map(\.path).filter(members.contains)
@@ -409,6 +409,11 @@ public struct Mapper: Sendable {
             }
         }
         return fields
+    }
+
+    /// The line members the table both writes and reads (`lines.sku`, …).
+    var lineMembersBothWays: [String] {
+        table.rows.filter { $0.direction == .both }.flatMap(\.canonical).filter { $0.hasPrefix("lines.") }
     }
 
     /// What the target will report back after `write` is applied: the written record read
@@ -430,9 +435,7 @@ public struct Mapper: Sendable {
                 return "lines." + member
             }
             let written = Set(lines.flatMap { $0.object?.keys ?? [] }.map { "lines." + $0 } + referred)
-            let members = echo.carried.contains("lines")
-                ? table.rows.filter { $0.direction == .both }.flatMap(\.canonical).filter { $0.hasPrefix("lines.") }
-                : echo.carried.filter { $0.hasPrefix("lines.") }
+            let members = echo.carried.contains("lines") ? lineMembersBothWays : echo.carried.filter { $0.hasPrefix("lines.") }
             if members.contains(where: { !written.contains($0) }) {
                 let kept = CanonicalField.orderLine.map(\.path).filter { members.contains($0) && written.contains($0) }
                 echo.carried = echo.carried.flatMap { field -> [String] in
