@@ -54,8 +54,7 @@ struct LinkBatchTests {
             list.append(try h.canonical(.customerp, .customer, "C-2", S.erpCustomer("C-2", org: "914778271", email: "c2@example.no"), at: 8))
             // Keys change: C-2 takes another e-mail.
             list.append(try h.canonical(.customerp, .customer, "C-2", S.erpCustomer("C-2", org: "914778271", email: "new@example.no"), at: 9))
-            let product = S.erpProduct
-            list.append(try h.canonical(.customerp, .product, "P-1", product, at: 10))
+            list.append(try h.canonical(.customerp, .product, "P-1", S.erpProduct, at: 10))
             list.append(list[0])  // redelivered within the batch
             return list
         }
@@ -188,19 +187,11 @@ struct LinkBatchTests {
     func raceLostAtFlush() async throws {
         // Three connections: the other replica's transaction, the batch's, and the one watching them.
         try await LinkHarness.run(connections: 3) { h in
-            try await h.change(.customerp, .customer, "C-1", S.erpCustomer("C-1"), at: 0)
-            let product = S.erpProduct
-            try await h.change(.customerp, .product, "P-1", product, at: 1)
             // Both in the webshop, so the order is not parked there: the batch opens a write slot
             // for it, which its flush must leave out with the entity it loses.
-            for create in try await h.takeRequests() {
-                try await h.written(create, nativeId: create.entityType == .customer ? "501" : "701")
-            }
-            _ = try await h.takeRequests()
+            try await S.erpCustomerAndProductInWebshop(h)
             func order(at seconds: Int) throws -> Envelope {
-                let record: JSONValue = ["id": "O-1", "orderNo": "SO-1", "customerId": "C-1", "orderDate": "2026-11-03", "status": "CONFIRMED",
-                                         "currencyCode": "NOK", "lines": [["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 2, "unitPrice": 79.2, "vatPercent": 15]]]
-                return try h.canonical(.customerp, .order, "O-1", record, at: seconds)
+                try h.canonical(.customerp, .order, "O-1", S.erpOrder, at: seconds)
             }
             // Another replica handles an earlier change of the same new order and holds it
             // uncommitted until told (orders have no natural key, so nothing serialises the two
@@ -240,8 +231,7 @@ struct LinkBatchTests {
     @Test("Batches that meet on the same entities from both ends (an order's edit, and the written event that releases it) take their locks in one order: no deadlock")
     func noCrosswiseLocks() async throws {
         try await LinkHarness.run(connections: 4) { h in
-            let product = S.erpProduct
-            try await h.change(.customerp, .product, "P-1", product, at: 0)
+            try await h.change(.customerp, .product, "P-1", S.erpProduct, at: 0)
             try await h.written(try await h.takeRequests()[0], nativeId: "701")
             _ = try await h.takeRequests()
             var deadlocks = 0
@@ -280,10 +270,7 @@ struct LinkBatchTests {
     @Test("An entity a batch meets only late (an order a match releases) and finds locked is not waited for there: the batch runs again with it locked up front")
     func lateLockBusy() async throws {
         try await LinkHarness.run(connections: 3) { h in
-            try await h.change(.customerp, .customer, "C-1", S.erpCustomer("C-1"), at: 0)
-            let erpProduct = S.erpProduct
-            try await h.change(.customerp, .product, "P-1", erpProduct, at: 1)
-            let creates = try await h.takeRequests()
+            let creates = try await S.erpCustomerAndProduct(h)
             let order = S.erpOrder
             try await h.change(.customerp, .order, "O-1", order, at: 2)
             try await h.written(try #require(creates.first { $0.entityType == .customer }), nativeId: "501")

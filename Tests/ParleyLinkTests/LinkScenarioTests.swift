@@ -30,6 +30,22 @@ struct LinkScenarioTests {
                 "currencyCode": "NOK", "lines": [.object(line)]]
     }
 
+    /// ERP customer C-1 and product P-1 changed; their webshop creates (not answered yet).
+    static func erpCustomerAndProduct(_ h: LinkHarness) async throws -> [Envelope] {
+        try await h.change(.customerp, .customer, "C-1", erpCustomer("C-1"), at: 0)
+        try await h.change(.customerp, .product, "P-1", erpProduct, at: 1)
+        return try await h.takeRequests()
+    }
+
+    /// ERP customer C-1 and product P-1, both written in the webshop (501 and 701); PowerOffice
+    /// Go's creates that follow are taken and left unanswered.
+    static func erpCustomerAndProductInWebshop(_ h: LinkHarness) async throws {
+        for create in try await erpCustomerAndProduct(h) {
+            try await h.written(create, nativeId: create.entityType == .customer ? "501" : "701")
+        }
+        _ = try await h.takeRequests()
+    }
+
     static func shopCustomer(_ id: Int, email: String, first: String = "Kari", last: String = "Nordmann", phone: String? = nil) -> JSONValue {
         var billing: JSONObject = [:]
         if let phone { billing["phone"] = .string(phone) }
@@ -131,9 +147,8 @@ struct LinkScenarioTests {
             try await h.change(.customerp, .customer, "C-4", Self.erpCustomer("C-4", name: "B", org: "", email: "  "), at: 9)
             #expect(try await h.count("global_entity") == 3)
             // Products by SKU.
-            let erpProduct = Self.erpProduct
             let goProduct: JSONValue = ["Id": 88001, "Code": "KAFFE-500 ", "Name": "Kaffe"]
-            try await h.change(.customerp, .product, "P-1", erpProduct, at: 10)
+            try await h.change(.customerp, .product, "P-1", Self.erpProduct, at: 10)
             try await h.change(.powerofficego, .product, "88001", goProduct, at: 11)
             #expect(try await h.count("global_entity where entity_type = 'product'") == 1)
         }
@@ -142,10 +157,7 @@ struct LinkScenarioTests {
     @Test("An order arriving before its customer and products are in the target is parked, and released when they are linked, with the target's ids")
     func parkedOrder() async throws {
         try await LinkHarness.run { h in
-            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
-            let erpProduct = Self.erpProduct
-            try await h.change(.customerp, .product, "P-1", erpProduct, at: 1)
-            let creates = try await h.takeRequests()
+            let creates = try await Self.erpCustomerAndProduct(h)
             #expect(creates.count == 2)
             let order = Self.erpOrder
             let outcome = try await h.change(.customerp, .order, "O-1", order, at: 2)
@@ -171,10 +183,7 @@ struct LinkScenarioTests {
     @Test("A parked order is released when its product is matched (not created) in the target, with the matched record's id")
     func parkedOrderReleasedByMatch() async throws {
         try await LinkHarness.run { h in
-            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
-            let erpProduct = Self.erpProduct
-            try await h.change(.customerp, .product, "P-1", erpProduct, at: 1)
-            let creates = try await h.takeRequests()
+            let creates = try await Self.erpCustomerAndProduct(h)
             let order = Self.erpOrder
             try await h.change(.customerp, .order, "O-1", order, at: 2)
             try await h.written(try #require(creates.first { $0.entityType == .customer }), nativeId: "501")
@@ -288,13 +297,7 @@ extension LinkScenarioTests {
     @Test("The echo of Parley's own create, reported more than once before the create's written event, erases nothing the system cannot hold")
     func earlyEchoReportedTwice() async throws {
         try await LinkHarness.run { h in
-            try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
-            let erpProduct = Self.erpProduct
-            try await h.change(.customerp, .product, "P-1", erpProduct, at: 1)
-            for create in try await h.takeRequests() {
-                try await h.written(create, nativeId: create.entityType == .customer ? "501" : "701")
-            }
-            _ = try await h.takeRequests()  // PowerOffice Go's creates
+            try await Self.erpCustomerAndProductInWebshop(h)
             let order = Self.erpOrder(discountPercent: 10)
             try await h.change(.customerp, .order, "O-1", order, at: 2)
             let create = try #require(try await h.takeRequests().first { $0.entityType == .order })
