@@ -58,6 +58,9 @@ public struct LinkEngine: Sendable {
         /// A change from a record a write is in flight to: kept until that write is answered,
         /// then handled against what was written (its echo is dropped then, an edit applied).
         case held(global: UUID)
+        /// A change that names records of its own system not reported yet (an order's customer
+        /// or products): kept until they are members (``LinkWaiting``), then handled.
+        case waiting
         /// Fields changed; `writes` sync requests were queued, `parked` targets wait for references.
         case applied(global: UUID, changed: [String], writes: Int, parked: Int)
         /// A write's outcome was recorded; `writes` follow-up requests were queued.
@@ -246,12 +249,28 @@ struct Context {
         let source = cause.system
         let nativeId = cause.entityId
         var values = parsed.values
-        for reference in payload.references {
-            let target = try store.globalId(forMember: source, reference.entity, reference.id)
-            Context.set(GlobalRef(reference.entity, id: target).description, at: reference.path, in: &values)
-        }
-
         let modifiedAt = payload.modifiedAt.flatMap(Context.milliseconds) ?? Int64((cause.time.timeIntervalSince1970 * 1000).rounded())
+        if entity == .order {
+            // Rule 6 at the source: the records a change names (the order's customer, each line's
+            // product) are known by their own change first, so that they are matched by key like
+            // any record (rule 3) before anything refers to them. Until then the change waits.
+            let record = LinkCache.MemberKey(source, entity, nativeId)
+            var missing: [LinkCache.MemberKey] = []
+            for reference in payload.references {
+                if let target = try store.member(source, reference.entity, reference.id) {
+                    Context.set(GlobalRef(reference.entity, id: target).description, at: reference.path, in: &values)
+                } else {
+                    let key = LinkCache.MemberKey(source, reference.entity, reference.id)
+                    if !missing.contains(key) { missing.append(key) }
+                }
+            }
+            if !missing.isEmpty {
+                let names = missing.map { "\($0.entity) \($0.nativeId)" }.joined(separator: ", ")
+                try store.wait(cause, record, for: missing, modifiedAt: modifiedAt, reason: "waiting for \(source) to report \(names)")
+                return .waiting
+            }
+            try store.resolveWaiting(record, modifiedAt: modifiedAt)
+        }
         let change = IncomingChange(system: source, modifiedAt: modifiedAt, values: values, carried: payload.carried,
                                     assigned: Set(payload.assigned))
 
@@ -338,7 +357,10 @@ struct Context {
             }
             joined = true
         }
-        if result.changed.isEmpty && !joined { return .unchanged(global: global) }
+        // A write to this record that waited for its own change (see `send`) goes now, if the
+        // entity holds something the record lacks.
+        let writeBack = try !joined && store.isParked(global, for: source)
+        if result.changed.isEmpty && !joined && !writeBack { return .unchanged(global: global) }
 
         // Rule 2: updates follow links (members whose written fields changed), creation
         // follows flow edges from members.
@@ -351,8 +373,12 @@ struct Context {
             if archives || result.changed.contains(where: written.contains) { try request(global: global, to: system, state: state) }
         }
         // A record that just joined gets what the entity knows and it lacks.
-        if joined, members.count > 1, try differs(state, from: result.snapshot, writtenTo: source) {
-            try request(global: global, to: source, state: state)
+        if joined && members.count > 1 || writeBack {
+            if try differs(state, from: result.snapshot, writtenTo: source) {
+                try request(global: global, to: source, state: state)
+            } else if writeBack {
+                try store.unpark(global, source)
+            }
         }
         try createDownstream(global: global, members: members, state: state)
         // A record matched into an entity is a link like a confirmed create: what waited for it
@@ -426,6 +452,14 @@ struct Context {
 
     /// Queues a sync request now (references resolved, or parked when one is missing).
     mutating func send(global: UUID, to system: SystemName, state: GlobalState, writeId: String) throws {
+        // The record's own newer change waits for records it names: writing now would overwrite
+        // that version unmerged. Parked until that change is handled (`canonical` sends it then).
+        if try store.changeWaits(global, in: system) {
+            try store.park(global, system, waitingFor: [], reason: "its record in \(system) has a newer change of its own that waits for records it names")
+            try store.closeSlot(global, system)
+            parked += 1
+            return
+        }
         // Rule 6: every referenced entity must have a record in the target first.
         var targetIds: [String: String] = [:]
         var missing: [String] = []
@@ -493,7 +527,10 @@ struct Context {
         var expected: [String: JSONValue]
         do { expected = try CanonicalJSON.flatten(payload.expected.entity, entity: entity) } catch { throw LinkError("\(error)") }
         for reference in payload.expected.references {
-            let target = try store.globalId(forMember: system, reference.entity, reference.id)
+            // The command named the target's records by the ids of their members there.
+            guard let target = try store.member(system, reference.entity, reference.id) else {
+                throw LinkError("written: the expected echo names \(system) \(reference.entity.rawValue) \(reference.id), which is no member")
+            }
             Context.set(GlobalRef(reference.entity, id: target).description, at: reference.path, in: &expected)
         }
         let snapshot = Snapshot(fields: payload.expected.carried, values: expected)

@@ -121,5 +121,28 @@ public enum LinkSchema {
         Migration(version: 2, name: "held_change", sql: """
             alter table write_slot add column held jsonb;
             """),
+        // A record's change that names records of its own system Parley has not seen yet (an
+        // order's customer or products) waits until each of them is a member (rule 6). Before,
+        // such a reference made an empty global entity for the record, which then skipped
+        // matching when the record's own change arrived (a second entity for one SKU).
+        Migration(version: 3, name: "waiting_change", sql: """
+            create table waiting_change (
+                system         text not null,
+                entity_type    text not null,
+                native_id      text not null,
+                -- The records it names that were no member: [[system, entity type, native id], ...].
+                waiting_for    jsonb not null,
+                -- The source's modification time (ms): a newer change of the record replaces it.
+                modified_at    bigint not null,
+                envelope       bytea not null,
+                reason         text not null,
+                -- A change that could not be handled once its records were there: tried again then.
+                attempts       integer not null default 0,
+                retry_at       timestamptz,
+                waiting_since  timestamptz not null default now(),
+                primary key (system, entity_type, native_id)
+            );
+            create index waiting_change_for on waiting_change using gin (waiting_for);
+            """),
     ]
 }

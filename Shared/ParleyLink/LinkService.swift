@@ -11,7 +11,8 @@ import ServiceLifecycle
 /// - two ``LinkConsumer``s (`link.canonical`, `link.events`) that handle deliveries in batches,
 ///   many messages per database transaction;
 /// - the ``OutboxRelay``, publishing committed sync requests with confirms;
-/// - ``LinkMaintenance``: expired write leases and inbox pruning.
+/// - ``LinkMaintenance``: expired write leases and inbox pruning;
+/// - ``LinkWaiting``: changes that waited for the records they name, handled once those are members.
 ///
 /// Any number of replicas may run: per-entity order comes from row locks, matching from
 /// advisory locks on the natural keys, the relay and lease expiry skip rows another replica
@@ -20,6 +21,7 @@ public struct LinkService: Sendable {
     public let consumers: [LinkConsumer]
     public let relay: OutboxRelay
     public let maintenance: LinkMaintenance
+    public let waiting: LinkWaiting
     public let publisher: AMQPPublisher
 
     public init(
@@ -35,12 +37,13 @@ public struct LinkService: Sendable {
                          relay: relay, batchSize: batchSize, transactions: transactions, logger: logger)
         }
         self.maintenance = LinkMaintenance(pool: pool, engine: engine, relay: relay, logger: logger)
+        self.waiting = LinkWaiting(pool: pool, engine: engine, relay: relay, logger: logger)
     }
 
-    /// A ServiceGroup shuts its services down in reverse order: maintenance first, then the
-    /// consumers (each finishes the batches in hand), then the relay, which publishes what they
-    /// handed over before it stops.
-    public var services: [any Service] { [relay] + consumers + [maintenance] }
+    /// A ServiceGroup shuts its services down in reverse order: maintenance and the release of
+    /// waiting changes first, then the consumers (each finishes the batches in hand), then the
+    /// relay, which publishes what they handed over before it stops.
+    public var services: [any Service] { [relay] + consumers + [waiting, maintenance] }
 }
 
 /// Consumes one of the link service's queues in batches: up to `batchSize` messages in one

@@ -69,10 +69,6 @@ struct LinkStore {
         return result
     }
 
-    func createEntity(_ id: UUID, _ entity: CanonicalEntityType) throws {
-        _ = try execute("insert into global_entity (id, entity_type) values ($1, $2)", [id, entity.rawValue])
-    }
-
     /// Adds a member; `false` when (system, entity, native id) is already a member of some entity.
     func addMember(_ global: UUID, _ system: SystemName, _ entity: CanonicalEntityType, _ nativeId: String) throws -> Bool {
         let key = LinkCache.MemberKey(system, entity, nativeId)
@@ -132,21 +128,57 @@ struct LinkStore {
         return created
     }
 
-    /// The global entity a native record belongs to, made (empty) when it has none yet: an
-    /// order may name a customer whose own change has not been processed; it then fills the
-    /// same global entity.
-    func globalId(forMember system: SystemName, _ entity: CanonicalEntityType, _ nativeId: String) throws -> UUID {
-        if let id = try member(system, entity, nativeId) { return id }
-        let id = UUID.random()
-        try createEntity(id, entity)
-        if try addMember(id, system, entity, nativeId) {
-            cache.entities[id] = LinkCache.EntityInfo(members: [system: nativeId])
-            return id
+    // MARK: Changes that wait for the records they name
+
+    /// Keeps a change that names records of its own system that are no member yet (an order's
+    /// customer or products) until they are (``LinkWaiting`` hands it back then). A newer change
+    /// of the record replaces an older one: each carries the whole record.
+    func wait(_ change: Envelope, _ record: LinkCache.MemberKey, for missing: [LinkCache.MemberKey], modifiedAt: Int64, reason: String) throws {
+        let list = JSONValue.array(missing.map { .array([.string($0.system), .string($0.entity), .string($0.nativeId)]) })
+        _ = try execute("""
+            insert into waiting_change (system, entity_type, native_id, waiting_for, modified_at, envelope, reason)
+            values ($1, $2, $3, $4, $5, $6, $7)
+            on conflict (system, entity_type, native_id) do update set waiting_for = excluded.waiting_for,
+                modified_at = excluded.modified_at, envelope = excluded.envelope, reason = excluded.reason, attempts = 0, retry_at = null
+            where waiting_change.modified_at <= excluded.modified_at
+            """, [record.system, record.entity, record.nativeId, PostgresJSON(list.serializedString()), modifiedAt, change.encoded(), reason])
+        cache.waiting.insert(record)
+        cache.waitingKnown.insert(record)
+        if let global = cache.memberOf[record], let system = SystemName(rawValue: record.system) {
+            cache.entities[global]?.waiting.insert(system)
         }
-        // Another transaction added it first (we would have waited on its row); use theirs.
-        _ = try execute("delete from global_entity where id = $1", [id])
-        guard let existing = try member(system, entity, nativeId) else { throw LinkError("member \(system) \(nativeId) vanished") }
-        return existing
+    }
+
+    /// A change of `record` as new as its waiting one, or newer, is being handled: the waiting
+    /// one is done (a newer waiting one stays).
+    func resolveWaiting(_ record: LinkCache.MemberKey, modifiedAt: Int64) throws {
+        if cache.waitingKnown.contains(record), !cache.waiting.contains(record) { return }
+        let removed = try execute("""
+            delete from waiting_change where system = $1 and entity_type = $2 and native_id = $3 and modified_at <= $4
+            """, [record.system, record.entity, record.nativeId, modifiedAt])
+        if removed > 0 {
+            cache.waiting.remove(record)
+            if let global = cache.memberOf[record], let system = SystemName(rawValue: record.system) {
+                cache.entities[global]?.waiting.remove(system)
+            }
+        }
+        cache.waitingKnown.insert(record)
+    }
+
+    /// Whether the entity's member in `system` has a change of its own waiting for records it
+    /// names: writing to it now would overwrite a version of the record Parley has not merged.
+    func changeWaits(_ global: UUID, in system: SystemName) throws -> Bool {
+        if let known = cache.entities[global] { return known.waiting.contains(system) }
+        return try !query("""
+            select 1 from waiting_change w join member m on m.system = w.system and m.entity_type = w.entity_type and m.native_id = w.native_id
+            where m.global_id = $1 and m.system = $2
+            """, [global, system.rawValue]).isEmpty
+    }
+
+    /// Whether the entity is parked for `system` (its row locked).
+    func isParked(_ global: UUID, for system: SystemName) throws -> Bool {
+        if let known = cache.entities[global] { return known.parked.contains(system) }
+        return try !query("select 1 from parked where global_id = $1 and system = $2", [global, system.rawValue]).isEmpty
     }
 
     /// Locks the entity's row for this transaction (per-entity order across replicas) and reads
@@ -220,6 +252,9 @@ struct LinkStore {
               from member where global_id in (select id from x)
             union all select 1, global_id, system, null, null, null from write_slot where global_id in (select id from x)
             union all select 2, global_id, system, null, null, null from parked where global_id in (select id from x)
+            union all select 3, m.global_id, m.system, null, null, null from waiting_change w
+              join member m on m.system = w.system and m.entity_type = w.entity_type and m.native_id = w.native_id
+              where m.global_id in (select id from x)
             """, [ids], planning: .perExecution)
         var infos = Dictionary(uniqueKeysWithValues: globals.map { ($0, LinkCache.EntityInfo(members: [:])) })
         for row in rows {
@@ -232,7 +267,8 @@ struct LinkStore {
                 cache.snapshots[LinkCache.MemberRef(global, system)] =
                     LinkCache.MemberSnapshot(snapshot: snapshot, modifiedAt: try row.decode(Int64?.self, at: 5))
             case 1: infos[global]?.slots.insert(system)
-            default: infos[global]?.parked.insert(system)
+            case 2: infos[global]?.parked.insert(system)
+            default: infos[global]?.waiting.insert(system)
             }
         }
         for (global, info) in infos { cache.entities[global] = info }
@@ -793,18 +829,26 @@ struct LinkStore {
                   cross join lateral (select g.state->>'customer' union all select l->>'product' from jsonb_array_elements(
                       case when jsonb_typeof(g.state->'lines') = 'array' then g.state->'lines' else '[]'::jsonb end) l) refs (r)
                   where g.entity_type = 'order' and r like '%/%'
+                union all select 2, w.system, w.entity_type, w.native_id, null from waiting_change w
+                  join x on w.system = x.s and w.entity_type = x.t and w.native_id = x.n
                 """, [PostgresJSON(members.serializedString()), PostgresJSON(releases.serializedString()), PostgresJSON(named.serializedString())],
                 planning: .perExecution) {
-                if try row.decode(Int.self, at: 0) == 1 {
+                let kind = try row.decode(Int.self, at: 0)
+                if kind == 1 {
                     found.insert(try row.decode(UUID.self, at: 4))
                     continue
                 }
                 let key = LinkCache.MemberKey(system: try row.decode(String.self, at: 1), entity: try row.decode(String.self, at: 2),
                                               nativeId: try row.decode(String.self, at: 3))
+                if kind == 2 {
+                    cache.waiting.insert(key)
+                    continue
+                }
                 absent.remove(key)
                 cache.memberOf[key] = try row.decode(UUID.self, at: 4)
             }
             cache.absent.formUnion(absent)
+            cache.waitingKnown.formUnion(lookedUp)
         }
 
         // New records' natural keys: locked (sorted), then who holds them.
@@ -894,6 +938,8 @@ final class LinkCache {
         var members: [SystemName: String]
         var slots: Set<SystemName> = []
         var parked: Set<SystemName> = []
+        /// Members whose own change waits for records it names (``LinkStore/changeWaits(_:in:)``).
+        var waiting: Set<SystemName> = []
     }
 
     struct MemberSnapshot {
@@ -944,6 +990,10 @@ final class LinkCache {
 
     var absent: Set<MemberKey> = []
     var memberOf: [MemberKey: UUID] = [:]
+    /// Records with a change waiting in `waiting_change`, among those whose rows were looked
+    /// up (`waitingKnown`); for other records the table is asked.
+    var waiting: Set<MemberKey> = []
+    var waitingKnown: Set<MemberKey> = []
     var entities: [UUID: EntityInfo] = [:]
     /// The current state of the entities this transaction holds (locked or created).
     var states: [UUID: GlobalState] = [:]
