@@ -12,7 +12,7 @@ struct Link: AsyncParsableCommand {
         commandName: "link",
         abstract: "Look up global entities and list parked, failed and conflicting ones.",
         discussion: "Database: PARLEY_DATABASE_URL or PARLEY_DATABASE_URL_FILE (the link service's).",
-        subcommands: [Show.self, ParkedList.self, FailedList.self, ConflictList.self, CountsCommand.self, Retry.self])
+        subcommands: [Show.self, ParkedList.self, WaitingList.self, FailedList.self, ConflictList.self, CountsCommand.self, Retry.self])
 }
 
 struct LinkOptions: ParsableArguments {
@@ -173,6 +173,24 @@ extension Link {
         }
     }
 
+    struct WaitingList: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "waiting",
+            abstract: "Changes waiting for records their own system has not reported yet, such as an order before its products (longest waiting first).")
+
+        @OptionGroup var list: ListOptions
+        @OptionGroup var options: LinkOptions
+
+        func run() async throws {
+            let rows = try await options.withQueries { try await $0.waiting(limit: list.limit, system: list.system, entityType: list.entityType) }
+            if options.json { return options.emit(.array(rows.map(\.json))) }
+            print(Render.table(["SYSTEM", "TYPE", "RECORD", "WAITING FOR", "SINCE", "REASON"], rows.map { row in
+                [row.record.system.rawValue, row.entityType.rawValue, row.record.nativeId, Render.records(row.waitingFor),
+                 Render.time(row.since), row.reason]
+            }, empty: "no change waits", footer: list.footer(rows.count)))
+        }
+    }
+
     struct FailedList: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "failed", abstract: "Entities whose last write to a system failed (most recent first).")
@@ -229,6 +247,7 @@ extension Link {
                 }, empty: "no members yet"))
             print()
             print("writes in flight: \(counts.writesInFlight)")
+            print("changes waiting:  \(counts.waiting)")
             print("outbox backlog:   \(counts.outbox)\(counts.outboxOldest.map { " (oldest \(Render.time($0)))" } ?? "")")
         }
     }

@@ -14,6 +14,8 @@ import ServiceLifecycle
 /// - `parley_link_inflight_writes{system}`: write slots open per target (rule 8: sent, not yet
 ///   answered, or waiting to be sent again after their lease);
 /// - `parley_link_parked_entities`: entities waiting for a referenced entity to reach a target;
+/// - `parley_link_waiting_changes`: changes waiting for records their own system has not reported
+///   yet (an order before its customer or products);
 /// - `parley_link_failed_entities`: entities a target refused or that could not be mapped for it;
 /// - `parley_link_conflicts`: duplicate records held as conflicts.
 ///
@@ -28,6 +30,7 @@ public final class LinkGauges: Service, Sendable {
 
     static let inflight = MetricHandles { labels in Gauge(label: "parley_link_inflight_writes", dimensions: [("system", labels[0])]) }
     static let parked = MetricHandles { _ in Gauge(label: "parley_link_parked_entities") }
+    static let waiting = MetricHandles { _ in Gauge(label: "parley_link_waiting_changes") }
     static let failed = MetricHandles { _ in Gauge(label: "parley_link_failed_entities") }
     static let conflicts = MetricHandles { _ in Gauge(label: "parley_link_conflicts") }
 
@@ -40,6 +43,7 @@ public final class LinkGauges: Service, Sendable {
     public struct Counts: Sendable, Equatable {
         public var inflightWrites: [SystemName: Int] = [:]
         public var parked = 0
+        public var waiting = 0
         public var failed = 0
         public var conflicts = 0
     }
@@ -50,6 +54,7 @@ public final class LinkGauges: Service, Sendable {
         let rows = try await pool.query("""
             select 'inflight', system, count(*) from write_slot group by system
             union all select 'parked', null, count(*) from parked
+            union all select 'waiting', null, count(*) from waiting_change
             union all select 'failed', null, count(*) from failed
             union all select 'conflicts', null, count(*) from conflict
             """)
@@ -61,12 +66,14 @@ public final class LinkGauges: Service, Sendable {
             case "inflight":
                 if let system = SystemName(rawValue: try row.decode(String.self, at: 1)) { counts.inflightWrites[system] = count }
             case "parked": counts.parked = count
+            case "waiting": counts.waiting = count
             case "failed": counts.failed = count
             default: counts.conflicts = count
             }
         }
         for (system, count) in counts.inflightWrites { Self.inflight[system.rawValue].record(count) }
         Self.parked[].record(counts.parked)
+        Self.waiting[].record(counts.waiting)
         Self.failed[].record(counts.failed)
         Self.conflicts[].record(counts.conflicts)
         return counts

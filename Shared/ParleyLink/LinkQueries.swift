@@ -121,6 +121,20 @@ public struct LinkQueries: Sendable {
         public var parking: Parking
     }
 
+    /// A record's change that waits for records its own system has not reported yet (an order's
+    /// customer or products; handled once they are members).
+    public struct WaitingChange: Sendable, Hashable {
+        public var record: NativeRecord
+        public var entityType: CanonicalEntityType
+        /// The records it names that are no member yet.
+        public var waitingFor: [NativeRecord]
+        public var reason: String
+        /// Set when handling it failed after its records were there: tried again at `retryAt`.
+        public var attempts: Int
+        public var retryAt: Date?
+        public var since: Date
+    }
+
     /// An entity whose last write to one system failed, with its records.
     public struct FailedEntity: Sendable, Hashable {
         public var ref: GlobalRef
@@ -145,6 +159,8 @@ public struct LinkQueries: Sendable {
         public var entities: [CanonicalEntityType: Int]
         /// Per (system, entity type) with anything to count, sorted.
         public var systems: [SystemCounts]
+        /// Changes waiting for records their own system has not reported yet.
+        public var waiting: Int = 0
         /// Sync requests committed but not yet published.
         public var outbox: Int
         public var outboxOldest: Date?
@@ -201,6 +217,28 @@ public struct LinkQueries: Sendable {
                              members: try Self.records(try row.decode(String.self, at: 6)),
                              parking: Parking(waitingFor: try Self.strings(try row.decode(String.self, at: 3)),
                                               reason: try row.decode(String.self, at: 4), parkedAt: try row.decode(Date.self, at: 5)))
+            }
+        }
+    }
+
+    /// Changes waiting for records their system has not reported, longest waiting first.
+    public func waiting(limit: Int = 100, system: SystemName? = nil, entityType: CanonicalEntityType? = nil) async throws -> [WaitingChange] {
+        try await read { tx in
+            try tx.query("""
+                select w.system, w.entity_type, w.native_id, (select coalesce(jsonb_agg(jsonb_build_array(r->>0, r->>2)
+                           order by r->>0, r->>2), '[]') from jsonb_array_elements(w.waiting_for) r
+                         where not exists (select 1 from member m where m.system = r->>0 and m.entity_type = r->>1 and m.native_id = r->>2))::text,
+                    w.reason, w.attempts, w.retry_at, w.waiting_since
+                from waiting_change w
+                where ($1::text is null or w.system = $1) and ($2::text is null or w.entity_type = $2)
+                order by w.waiting_since, w.system, w.native_id limit $3
+                """, [system?.rawValue, entityType?.rawValue, limit]).map { row in
+                let typeText = try row.decode(String.self, at: 1)
+                guard let type = CanonicalEntityType(rawValue: typeText) else { throw LinkError("unknown entity type \(typeText) in the database") }
+                return WaitingChange(record: NativeRecord(system: try Self.system(row, at: 0), nativeId: try row.decode(String.self, at: 2)),
+                                     entityType: type, waitingFor: try Self.records(try row.decode(String.self, at: 3)),
+                                     reason: try row.decode(String.self, at: 4), attempts: try row.decode(Int.self, at: 5),
+                                     retryAt: try row.decode(Date?.self, at: 6), since: try row.decode(Date.self, at: 7))
             }
         }
     }
@@ -269,11 +307,11 @@ public struct LinkQueries: Sendable {
             try add("""
                 select c.system, g.entity_type, count(*) from conflict c join global_entity g on g.id = c.global_id group by 1, 2
                 """) { $0.conflicts = try $1.decode(Int.self, at: 2) }
-            let outbox = try tx.query("select count(*), min(created_at) from outbox")[0]
+            let outbox = try tx.query("select count(*), min(created_at), (select count(*) from waiting_change) from outbox")[0]
             return Counts(
                 entities: entities,
                 systems: systems.values.sorted { ($0.system.rawValue, $0.entityType.rawValue) < ($1.system.rawValue, $1.entityType.rawValue) },
-                outbox: try outbox.decode(Int.self, at: 0), outboxOldest: try outbox.decode(Date?.self, at: 1))
+                waiting: try outbox.decode(Int.self, at: 2), outbox: try outbox.decode(Int.self, at: 0), outboxOldest: try outbox.decode(Date?.self, at: 1))
         }
     }
 
@@ -538,6 +576,16 @@ extension LinkQueries.ParkedEntity {
     }
 }
 
+extension LinkQueries.WaitingChange {
+    public var json: JSONValue {
+        LinkQueries.object([
+            ("system", .string(record.system.rawValue)), ("entityType", .string(entityType.rawValue)), ("nativeId", .string(record.nativeId)),
+            ("waitingFor", .array(waitingFor.map(\.json))), ("reason", .string(reason)), ("attempts", .number(JSONNumber(attempts))),
+            ("retryAt", LinkQueries.time(retryAt)), ("since", LinkQueries.time(since)),
+        ])
+    }
+}
+
 extension LinkQueries.FailedEntity {
     public var json: JSONValue {
         LinkQueries.object([
@@ -563,6 +611,7 @@ extension LinkQueries.Counts {
             ("entities", LinkQueries.object(CanonicalEntityType.allCases.map { ($0.rawValue, .number(JSONNumber(entities[$0] ?? 0))) })),
             ("systems", .array(systems.map(\.json))),
             ("writesInFlight", .number(JSONNumber(writesInFlight))),
+            ("waiting", .number(JSONNumber(waiting))),
             ("outbox", .number(JSONNumber(outbox))),
             ("outboxOldest", LinkQueries.time(outboxOldest)),
         ])

@@ -215,7 +215,7 @@ struct BrokerFilesTests {
     /// The service metric names (docs/deployment.md) and the RabbitMQ plugin's.
     static let knownMetrics: Set<String> = [
         "parley_messages_consumed_total", "parley_messages_published_total", "parley_message_processing_seconds_bucket",
-        "parley_failures_total", "parley_link_inflight_writes", "parley_link_parked_entities", "parley_link_failed_entities",
+        "parley_failures_total", "parley_link_inflight_writes", "parley_link_parked_entities", "parley_link_waiting_changes", "parley_link_failed_entities",
         "parley_link_conflicts", "parley_sync_latency_seconds_bucket", "parley_poll_lag_seconds", "parley_commands_total",
         "rabbitmq_queue_messages", "rabbitmq_queue_messages_ready", "rabbitmq_queue_messages_unacked", "rabbitmq_queue_consumers",
         "rabbitmq_detailed_queue_exchange_messages_published_total", "rabbitmq_detailed_queue_messages_delivered_ack_total",

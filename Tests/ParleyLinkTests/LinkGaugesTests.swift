@@ -36,6 +36,16 @@ struct LinkGaugesTests {
             #expect(read.parked == 1)
             #expect(read.failed == 1)
             #expect(read.conflicts == 1)
+            // An order naming a product the ERP has not reported waits, and is counted apart.
+            var order = try #require(LinkQueriesTests.erpOrder.object)
+            order["id"] = "O-2"
+            order["lines"] = [["productId": "P-9", "itemNo": "TE-100", "quantity": 1, "unitPrice": 40, "vatPercent": 15]]
+            #expect(try await h.change(.customerp, .order, "O-2", .object(order), at: 5) == .waiting)
+            #expect(try await gauges.refresh().waiting == 1)
+            #expect(try await LinkQueries(pool: h.pool).counts().waiting == 1)
+            let waiting = try await LinkQueries(pool: h.pool).waiting()
+            #expect(waiting.map(\.record) == [LinkQueries.NativeRecord(system: .customerp, nativeId: "O-2")])
+            #expect(waiting.first?.waitingFor == [LinkQueries.NativeRecord(system: .customerp, nativeId: "P-9")])
         }
     }
 }
