@@ -58,7 +58,7 @@ struct LinkServiceCommand: AsyncParsableCommand {
         let registry = ParleyMetricsBackend.bootstrap(service: "link-service")
         let database = try PostgresConfiguration.fromEnvironment(applicationName: "link-service")
         let pool = PostgresPool(configuration: database, maxConnections: connections ?? 2 * max(1, transactions) + 2)
-        let report = try await Migrator(migrations: LinkSchema.migrations, schema: "public", logger: logger).migrate(on: pool)
+        let report = try await Migrator(migrations: LinkSchema.migrations, schema: "public", logger: logger).migrateWhenReachable(on: pool)
         logger.info("database ready", metadata: ["applied": "\(report.applied)", "database": "\(database)"])
 
         let amqp = try AMQPConfiguration.fromEnvironment(connectionName: "link-service")

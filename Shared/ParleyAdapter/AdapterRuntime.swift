@@ -120,7 +120,7 @@ public struct AdapterRuntime: Sendable {
         let database = try PostgresConfiguration.fromEnvironment(environment.values, applicationName: name)
         let amqp = try AMQPConfiguration.fromEnvironment(environment.values, connectionName: name)
         let pool = PostgresPool(configuration: database, maxConnections: 2)
-        _ = try await Migrator(migrations: AdapterSchema.migrations, schema: AdapterSchema.name, logger: logger).migrate(on: pool)
+        try await Migrator(migrations: AdapterSchema.migrations, schema: AdapterSchema.name, logger: logger).migrateWhenReachable(on: pool)
         let runtime = AdapterRuntime(connector: connector, mappings: mappings, amqp: amqp, database: database, pool: pool,
                                      pollInterval: pollInterval, rescanInterval: rescanInterval, logger: logger)
         let server = ObservabilityServer(configuration: observability, registry: registry,

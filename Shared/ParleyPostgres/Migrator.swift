@@ -172,3 +172,24 @@ public struct Migrator: Sendable {
         return MigrationReport(applied: applied, alreadyApplied: recorded.keys.sorted())
     }
 }
+
+extension Migrator {
+    /// ``migrate(on:)-swift.method``, waiting for the database: while PostgreSQL cannot be
+    /// reached (not up yet, restarting, failing over) the run is tried again with backoff —
+    /// 0.5 s doubling to at most 10 s, logged each time — so a service started before its
+    /// database comes up starts when the database does instead of exiting. Any other error (a
+    /// migration that fails, a changed checksum) is thrown at once; so is cancellation.
+    @discardableResult
+    public func migrateWhenReachable(on pool: PostgresPool) async throws -> MigrationReport {
+        var delay = Duration.milliseconds(500)
+        while true {
+            do {
+                return try await migrate(on: pool)
+            } catch let error as PostgresError where error.isConnectionError {
+                logger.warning("database unreachable; migrating when it is", metadata: ["error": "\(error)", "retryIn": "\(delay)"])
+                try await Task.sleep(for: delay)
+                delay = min(delay * 2, .seconds(10))
+            }
+        }
+    }
+}
