@@ -114,7 +114,9 @@ public enum FieldMerge {
     /// assigns itself only fills an empty field. A field set later elsewhere keeps its value
     /// (last writer wins by the source's modification time).
     ///
-    /// Order lines are merged line by line and member by member (``mergeLines(_:into:snapshot:written:)``).
+    /// Order lines are merged line by line and member by member (``mergeLines(_:into:snapshot:written:)``),
+    /// and a derived field (a person's full name, ``DerivedField``) follows the fields it is
+    /// derived from when the source does not carry it.
     ///
     /// `written` is for a change the source reported while Parley's write to it was in flight
     /// (held until that write was answered), which may be from before or after the write landed:
@@ -151,6 +153,17 @@ public enum FieldMerge {
             state.values[path] = incoming
             state.provenance[path] = Provenance(system: change.system, modifiedAt: change.modifiedAt)
             changed.append(path)
+        }
+        // Derived fields the source cannot say follow what it changed (a person's full name
+        // after the webshop's first-name edit), unless set later elsewhere.
+        for derived in DerivedField.fields(of: entity)
+        where !change.carried.contains(derived.path) && derived.inputs.contains(where: changed.contains) {
+            guard let value = derived.derive(state.values),
+                  !equal(value, state.values[derived.path], field: derived.path, entity: entity, fields: nil) else { continue }
+            if let p = state.provenance[derived.path], !p.isOverridden(by: change.system, at: change.modifiedAt) { continue }
+            state.values[derived.path] = value
+            state.provenance[derived.path] = Provenance(system: change.system, modifiedAt: change.modifiedAt)
+            changed = CanonicalField.fields(of: entity).map(\.path).filter { $0 == derived.path || changed.contains($0) }
         }
         return Result(state: state, changed: changed, snapshot: reported(by: change))
     }

@@ -3,7 +3,7 @@ import Testing
 import ParleyMessaging
 @testable import ParleyCanonical
 
-@Suite("Order line identity")
+@Suite("Order line identity and derived fields")
 struct LineIdentityAndDerivedTests {
     static let coffee = "product/9a3b0c2d-1111-4222-8333-444455556666"
 
@@ -21,6 +21,22 @@ struct LineIdentityAndDerivedTests {
         // Removing a line before them, or reordering, changes no other line's identity.
         let moved = [lines[2], lines[3], lines[0]]
         #expect(OrderLineIdentity.identities(of: moved).map(\.description) == ["\(Self.coffee)#0", "#0", "\(Self.coffee)#1"])
+    }
+
+    @Test("A person's full name is the first and last name; nothing for a company or when a name is missing")
+    func personName() {
+        let person: [String: JSONValue] = ["kind": "person", "firstName": " Kari ", "lastName": "Nordmann", "name": "K. Nordmann"]
+        #expect(DerivedField.personName.derive(person) == "Kari Nordmann")
+        var company = person
+        company["kind"] = "company"
+        #expect(DerivedField.personName.derive(company) == nil)
+        var noLast = person
+        noLast["lastName"] = " "
+        #expect(DerivedField.personName.derive(noLast) == nil)
+        #expect(DerivedField.fields(of: .customer).map(\.path) == ["name"] && DerivedField.fields(of: .order).isEmpty)
+        // PowerOffice Go's personName converter reads a person's name the same way.
+        let read = try? PersonNameConverter().toCanonical(["IsPerson": true, "FirstName": "Kari", "LastName": "Nordmann"], context: .empty)
+        #expect(read?["name"] == DerivedField.personName.derive(person))
     }
 
     @Test("Line fields named along with `lines` select those members in the hash; `lines` alone hashes every member")

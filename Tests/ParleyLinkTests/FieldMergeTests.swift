@@ -485,6 +485,53 @@ struct LineMergeTests {
     }
 }
 
+@Suite("Derived fields: a person's full name")
+struct DerivedNameTests {
+    let shopCarries = ["firstName", "lastName", "email", "phone"]
+    let erpCarries = ["kind", "name", "firstName", "lastName", "email"]
+
+    func person() -> GlobalState {
+        FieldMerge.apply(IncomingChange(system: .customerp, modifiedAt: 100,
+                                        values: ["kind": "person", "name": "Kari Nordmann", "firstName": "Kari", "lastName": "Nordmann"],
+                                        carried: erpCarries), to: GlobalState(entity: .customer), snapshot: nil).state
+    }
+
+    @Test("The webshop's first-name edit of a person sets the full name too; the ERP, which carries the name, gets it")
+    func shopEditFollows() {
+        let shopSnapshot = Snapshot(fields: shopCarries, values: ["firstName": "Kari", "lastName": "Nordmann"])
+        let edit = IncomingChange(system: .customwebshop, modifiedAt: 200, values: ["firstName": "Karianne", "lastName": "Nordmann"], carried: shopCarries)
+        let result = FieldMerge.apply(edit, to: person(), snapshot: shopSnapshot)
+        #expect(result.changed == ["name", "firstName"])
+        #expect(result.state.values["name"] == "Karianne Nordmann")
+        #expect(result.state.provenance["name"] == Provenance(system: .customwebshop, modifiedAt: 200))
+        // Its echo changes nothing more.
+        let echo = FieldMerge.apply(edit, to: result.state, snapshot: result.snapshot)
+        #expect(echo.changed.isEmpty)
+    }
+
+    @Test("No derived name for a company (first and last name are its contact's), from a system that carries the name, or over a later name")
+    func derivedOnlyWhereItFollows() {
+        var company = person()
+        company.values["kind"] = "company"
+        company.values["name"] = "Fjord Fisk AS"
+        let shopSnapshot = Snapshot(fields: shopCarries, values: ["firstName": "Kari", "lastName": "Nordmann"])
+        let edit = IncomingChange(system: .customwebshop, modifiedAt: 200, values: ["firstName": "Karianne", "lastName": "Nordmann"], carried: shopCarries)
+        #expect(FieldMerge.apply(edit, to: company, snapshot: shopSnapshot).state.values["name"] == "Fjord Fisk AS")
+        // The ERP keeps a name of its own choosing while it edits the contact names.
+        let erp = IncomingChange(system: .customerp, modifiedAt: 200,
+                                 values: ["kind": "person", "name": "Kari Nordmann", "firstName": "Karianne", "lastName": "Nordmann"], carried: erpCarries)
+        let erpSnapshot = Snapshot(fields: erpCarries, values: ["kind": "person", "name": "Kari Nordmann", "firstName": "Kari", "lastName": "Nordmann"])
+        #expect(FieldMerge.apply(erp, to: person(), snapshot: erpSnapshot).state.values["name"] == "Kari Nordmann")
+        // A name set later elsewhere stands; the first name still changes.
+        var renamed = person()
+        renamed.values["name"] = "Kari E. Nordmann"
+        renamed.provenance["name"] = Provenance(system: .customerp, modifiedAt: 300)
+        let later = FieldMerge.apply(edit, to: renamed, snapshot: shopSnapshot)
+        #expect(later.state.values["name"] == "Kari E. Nordmann" && later.state.values["firstName"] == "Karianne")
+        #expect(later.changed == ["firstName"])
+    }
+}
+
 @Suite("Flows and write slots")
 struct FlowAndSlotTests {
     @Test("Creation follows flow edges one confirmed member at a time")

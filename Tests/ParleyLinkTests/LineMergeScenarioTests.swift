@@ -170,3 +170,40 @@ struct LineMergeScenarioTests {
         }
     }
 }
+
+extension LineMergeScenarioTests {
+    @Test("A person's first-name edit in the webshop (which has no full name) reaches the ERP's full name too, and nothing echoes back")
+    func personNameFollows() async throws {
+        try await LinkHarness.run { h in
+            let erpPerson: JSONValue = ["id": "C-7", "customerType": "PERSON", "name": "Kari Nordmann", "contactFirstName": "Kari",
+                                        "contactLastName": "Nordmann", "email": "kari@nordmann.no"]
+            try await h.change(.customerp, .customer, "C-7", erpPerson, at: 0)
+            try await h.written(try await h.takeRequests()[0], nativeId: "507")
+            let toGo = try await h.takeRequests()
+            try await h.written(toGo[0], nativeId: "1234507")
+            #expect(try await h.takeRequests().isEmpty)
+
+            try await h.change(.customwebshop, .customer, "507", LinkScenarioTests.shopCustomer(507, email: "kari@nordmann.no", first: "Karianne"), at: 10)
+            let state = try await h.state(of: .customerp, .customer, "C-7")
+            #expect(state["name"] == "Karianne Nordmann" && state["firstName"] == "Karianne")
+            let requests = try await h.takeRequests()
+            #expect(Set(requests.map(\.system)) == [.customerp, .powerofficego])
+            let toErp = try #require(requests.first { $0.system == .customerp })
+            let (_, erp) = try h.command(for: toErp)
+            #expect(erp.record["name"] == "Karianne Nordmann" && erp.record["contactFirstName"] == "Karianne")
+            let goUpdate = try #require(requests.first { $0.system == .powerofficego })
+            let (_, go) = try h.command(for: goUpdate)
+            #expect(go.record["FirstName"] == "Karianne")
+            // Both report back what they were written: no edit, nothing more is sent.
+            for (request, command, id) in [(toErp, erp, "C-7"), (goUpdate, go, "1234507")] {
+                try await h.written(request, nativeId: id)
+                var record = command.record
+                record[request.system == .customerp ? "id" : "Id"] = request.system == .customerp ? .string(id) : 1234507
+                if request.system == .powerofficego { record["Name"] = "Karianne Nordmann" }
+                try await h.change(request.system, .customer, id, .object(record), at: 20)
+            }
+            #expect(try await h.takeRequests().isEmpty)
+            #expect(try await h.state(of: .customerp, .customer, "C-7")["name"] == "Karianne Nordmann")
+        }
+    }
+}
