@@ -5,14 +5,13 @@
 /// (``CanonicalEntity``) is keyed by them. A path is dot-separated: `postalAddress.city` is the
 /// member `city` of the JSON object `postalAddress`.
 ///
-/// **Order lines are one field**, `lines`. Lines have no stable identity shared across
-/// systems (webshops renumber them, PowerOffice Go assigns its own ids, a line may be split or
-/// merged), so there is nothing to merge a single line's field against: the lines of an order
-/// are replaced as a whole by the newest version from the system that changed them. The
-/// members of a line are still registered, as *line fields* (`lines.quantity`, with
-/// ``isLineField`` true), so mapping tables can name them and a system that does not carry,
-/// say, `lines.discountPercent` can leave it out of its hash; they are never merge fields of
-/// their own.
+/// **Order lines are one merge field**, `lines`, merged line by line and member by member:
+/// lines are told apart by ``OrderLineIdentity`` (their product, else SKU, and occurrence; no
+/// system's own line ids are shared), and the members of a line are registered as *line
+/// fields* (`lines.quantity`, with ``isLineField`` true), so mapping tables can name them and a
+/// system that does not carry, say, `lines.vatRate` never erases it (docs/canonical-model.md,
+/// "Order lines"). Line fields are not merge fields of their own: the link service reports a
+/// change of any line as a change of `lines`.
 public struct CanonicalField: Sendable, Hashable, CustomStringConvertible {
     public enum Kind: String, Sendable, Hashable {
         /// A JSON string.
@@ -129,7 +128,7 @@ public struct CanonicalField: Sendable, Hashable, CustomStringConvertible {
         .init(.order, "archived", .bool),
     ]
 
-    /// The members of an order line (see the type's note on why lines are one merge field).
+    /// The members of an order line (see the type's note on how lines are merged).
     public static let orderLine: [CanonicalField] = [
         .init(.order, "lines.product", .reference, references: .product),
         .init(.order, "lines.sku", .text),

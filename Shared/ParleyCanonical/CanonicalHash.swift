@@ -20,8 +20,8 @@ import ParleyMessaging
 /// - **References** are lower-cased (`<entity>/<uuid>`).
 /// - `null` is the same as absent. Key order never matters.
 /// - **Lines**: the array keeps its order (line order is meaningful); each line object is
-///   normalised the same way. When the set names line fields (`lines.sku`, ...) rather than
-///   `lines`, each line keeps only those members; `lines` itself means every member.
+///   normalised the same way. When the set names line fields (`lines.sku`, ...), with or
+///   without `lines`, each line keeps only those members; `lines` alone means every member.
 ///   An empty array is kept: "no lines" differs from "lines not carried".
 ///
 /// Fields outside the set never affect the hash.
@@ -73,7 +73,7 @@ public enum CanonicalHash {
             doc[path] = normal
         }
         if allLineMembers || lineMembers != nil, let lines = flat["lines"] {
-            let keep: Set<String>? = allLineMembers ? nil : lineMembers
+            let keep: Set<String>? = lineMembers  // named members, else (only `lines` named) all
             if case .array(let elements) = lines {
                 doc["lines"] = .array(elements.map { normalizeLine($0, keep: keep) })
             } else if let normal = normalize(lines, kind: .text) {

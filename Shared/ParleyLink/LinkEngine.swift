@@ -271,8 +271,14 @@ struct Context {
             }
             try store.resolveWaiting(record, modifiedAt: modifiedAt)
         }
-        let change = IncomingChange(system: source, modifiedAt: modifiedAt, values: values, carried: payload.carried,
+        var change = IncomingChange(system: source, modifiedAt: modifiedAt, values: values, carried: payload.carried,
                                     assigned: Set(payload.assigned))
+        // A line the source adds without a VAT rate (it carries none: PowerOffice Go) takes its
+        // product's (docs/canonical-model.md, "Order lines"). A batch has the products locked already.
+        for product in change.productsNeedingVatRate {
+            guard let ref = GlobalRef(product), ref.entity == .product else { continue }
+            change.productVatRates[product] = try store.lockEntity(ref.id, .product).values["vatRate"]
+        }
 
         // Rule 1 and 3: the record's global entity — its own, a match, or a new one.
         var global: UUID

@@ -15,6 +15,9 @@ public struct NormalisedRecord: Sendable, Hashable {
     public var values: [String: JSONValue]
     /// The merge fields the system carries: a carried field missing from ``values`` is empty in
     /// the system (and the link service may erase it); a field not carried is never touched.
+    /// `lines` is followed by the line members the system carries (`lines.product`, `lines.sku`,
+    /// …), which the link service merges one by one; a member not listed is never touched either.
+    /// (The expected echo lists ``Mapper/echoFields`` instead.)
     public var carried: [String]
     /// The carried fields the system assigns itself: they fill an empty canonical field and
     /// never overwrite one (an order number, a creation date).
@@ -119,7 +122,10 @@ public struct Mapper: Sendable {
         self.validator = TargetValidator(table: table)
         let order = CanonicalField.fields(of: table.entity).map(\.path)
         let carried = table.carriedFields, assigned = table.assignedFields
-        self.carried = order.filter(carried.contains)
+        // `lines` is followed by the line members the table reads: the link service merges the
+        // lines member by member and keeps those the system does not carry.
+        let lineMembers = CanonicalField.orderLine.map(\.path).filter(table.carriedLineMembers.contains)
+        self.carried = order.filter(carried.contains).flatMap { $0 == "lines" ? [$0] + lineMembers : [$0] }
         self.assigned = order.filter(assigned.contains)
     }
 

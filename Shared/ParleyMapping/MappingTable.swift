@@ -97,6 +97,13 @@ public struct MappingTable: Sendable {
     /// system lacks, and a change from it never erases that field elsewhere (DESIGN rule 4).
     public var carriedFields: Set<String> { mergeFields(of: rows.filter { $0.direction.reads }) }
 
+    /// The order line members this system carries (`lines.sku`, …): what it reports of a line. A
+    /// member not in here is one its lines lack, and its changes never erase that member of a
+    /// line elsewhere (PowerOffice Go reads no line VAT rate, the webshop no line discount).
+    public var carriedLineMembers: Set<String> {
+        Set(rows.filter { $0.direction.reads }.flatMap(\.canonical).filter { $0.hasPrefix("lines.") })
+    }
+
     /// The carried fields the system assigns itself (rows with `assigned: true`): they fill a
     /// canonical field that is empty and never overwrite one that has a value.
     public var assignedFields: Set<String> { mergeFields(of: rows.filter(\.assigned)) }

@@ -71,10 +71,11 @@ public struct PersonNameConverter: Converter {
                 }
                 (first, last) = parts
             }
-            guard let first, let last else {
+            guard let first, let last, let full = DerivedField.personFullName(firstName: first, lastName: last) else {
                 throw ConversionError("a person needs FirstName and LastName")
             }
-            return ["kind": "person", "name": .string("\(first) \(last)"), "firstName": .string(first), "lastName": .string(last)]
+            // The canonical model's full name of a person (DerivedField.personName).
+            return ["kind": "person", "name": .string(full), "firstName": .string(first), "lastName": .string(last)]
         }
     }
 
