@@ -166,11 +166,7 @@ public final class ChangePoller: Service, Sendable {
     }
 
     func change(_ entity: CanonicalEntityType, id: String, modifiedAt: Int64?, record: JSONObject) throws -> OutgoingMessage {
-        let time = modifiedAt.map { Date(timeIntervalSince1970: Double($0) / 1000) } ?? Date()
-        let envelope = try Envelope(kind: .change, system: connector.system, entityType: entity.messagingEntityType, entityId: id,
-                                    time: time, payload: ChangePayload(record: .object(record)).json)
-        return OutgoingMessage(envelope: envelope, exchange: ParleyTopology.Exchanges.changes,
-                               routingKey: ParleyTopology.routingKey(system: connector.system, entityType: envelope.entityType, kind: .change))
+        try ChangeMessage.upsert(system: connector.system, entity: entity, id: id, modifiedAt: modifiedAt, record: record)
     }
 
     /// Publishes with confirms; any failure throws, so the position does not move past it.
