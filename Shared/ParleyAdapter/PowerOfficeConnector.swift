@@ -13,6 +13,7 @@ import ParleyMessaging
 /// - At most `requestsPerSecond` calls (10 by default, Go's limit): a client-side token bucket.
 /// - Reads: `lastChangedDateTimeOffsetGreaterThan` with `PageNumber`/`PageSize` paging ordered
 ///   by `LastChangedDateTimeOffset`; sales orders are read whole with `/SalesOrders/{id}/Complete`.
+/// - Deletes: not in the feed; noticed by listing ids (`Fields=Id`, ``ids(_:cursor:)``).
 /// - Writes: `POST` creates with `ExternalImportReference` (customers, orders); updates as JSON
 ///   Patch (`application/json-patch+json`, a `replace` per written field, `null` for cleared
 ///   ones); order lines are replaced through `/SalesOrders/{id}/Lines`, a confirmed order
@@ -22,6 +23,9 @@ public struct PowerOfficeConnector: SystemConnector {
     public let system: SystemName = .powerofficego
     let http: HTTPJSONClient
     let pageSize: Int
+    /// Records per page of an id listing (``ids(_:cursor:)``): Go's default page size; its
+    /// maximum is 20,000.
+    let idPageSize: Int
 
     public struct Credentials: Sendable {
         public var tokenURL: String
@@ -37,7 +41,8 @@ public struct PowerOfficeConnector: SystemConnector {
         }
     }
 
-    public init(baseURL: String, credentials: Credentials, requestsPerSecond: Double = 10, pageSize: Int = 500, client: HTTPClient = .shared) {
+    public init(baseURL: String, credentials: Credentials, requestsPerSecond: Double = 10, pageSize: Int = 500, idPageSize: Int = 5000,
+                client: HTTPClient = .shared) {
         let tokens = TokenSource(credentials: credentials, client: client)
         let bucket = RateLimiter(perSecond: requestsPerSecond)
         self.http = HTTPJSONClient(client: client, baseURL: baseURL) { () async throws(SystemError) -> [(String, String)] in
@@ -47,6 +52,7 @@ public struct PowerOfficeConnector: SystemConnector {
             await tokens.invalidate()
         }
         self.pageSize = pageSize
+        self.idPageSize = idPageSize
     }
 
     func collection(_ entity: CanonicalEntityType) -> String {
@@ -103,6 +109,21 @@ public struct PowerOfficeConnector: SystemConnector {
         }
         guard case .object(let created)? = response.body else { throw .permanent(status: response.status, "create \(entity): expected an object") }
         return created
+    }
+
+    /// Deletes do not show in Go's feed (it only has `LastChangedDateTimeOffset`): the adapter
+    /// compares the ids it reported with these lists (``DeleteDetector``). Go deletes customers
+    /// and products not in use and draft sales orders.
+    public func listsIds(_ entity: CanonicalEntityType) -> Bool { true }
+
+    /// `GET /<collection>?Fields=Id&OrderBy=Id` (the `resourceParameter` members: only the id of
+    /// each record, pages of `idPageSize`).
+    public func ids(_ entity: CanonicalEntityType, cursor: String?) async throws(SystemError) -> ChangePage {
+        let page = Int(cursor ?? "1") ?? 1
+        let response = try await http.send(.GET, collection(entity), query: [("PageNumber", String(page)), ("PageSize", String(idPageSize)),
+                                                                              ("Fields", "Id"), ("OrderBy", "Id")])
+        let items = response.body?.array?.compactMap(\.object) ?? []  // 204: no content
+        return ChangePage(records: items, nextCursor: items.count < idPageSize ? nil : String(page + 1))
     }
 
     /// An order's update is several requests (unlock, header, each line, lock), each visible in

@@ -33,10 +33,25 @@ public protocol SystemConnector: Sendable {
     /// Whether an update or archive of `entity` takes several requests, each visible in the
     /// feed (``WriteMarkers``). Default: no.
     func writesInSteps(_ entity: CanonicalEntityType) -> Bool
+
+    /// Whether ``ids(_:cursor:)`` lists `entity`: the system deletes records without saying so
+    /// in its feed, and the adapter notices deletes by comparing the ids it reported with the
+    /// ids the system lists (``DeleteDetector``). Default: no.
+    func listsIds(_ entity: CanonicalEntityType) -> Bool
+
+    /// One page of every record of `entity` that exists now, archived ones included, each with
+    /// at least the member the mapping table's `id` path names — as little else as the API
+    /// allows — continuing from `cursor` (the previous page's). Only called where
+    /// ``listsIds(_:)``.
+    func ids(_ entity: CanonicalEntityType, cursor: String?) async throws(SystemError) -> ChangePage
 }
 
 extension SystemConnector {
     public func writesInSteps(_ entity: CanonicalEntityType) -> Bool { false }
+    public func listsIds(_ entity: CanonicalEntityType) -> Bool { false }
+    public func ids(_ entity: CanonicalEntityType, cursor: String?) async throws(SystemError) -> ChangePage {
+        throw .permanent(status: 501, "\(system) cannot list the ids of its \(entity) records")
+    }
 }
 
 /// One page of a change feed.
