@@ -10,11 +10,16 @@ import ParleySimulator
 enum WebshopSimulator {
     static let vatRates: [Double] = [25, 15, 12, 0]
 
+    /// The unique members, which the lists also filter by (`?email=`, `?sku=`): the record a
+    /// duplicate's 409 refers to is found with the same comparison.
+    static let uniqueEmail = UniqueRule.caseInsensitive("email")
+    static let uniqueSku = UniqueRule.exact("sku")
+
     static func makeDatabase() -> SimulatorDatabase {
         SimulatorDatabase(
             entities: [
-                EntityStore(name: "customers", uniqueRules: [.caseInsensitive("email")]),
-                EntityStore(name: "products", uniqueRules: [.exact("sku")]),
+                EntityStore(name: "customers", uniqueRules: [uniqueEmail]),
+                EntityStore(name: "products", uniqueRules: [uniqueSku]),
                 EntityStore(name: "orders", uniqueRules: [.exact("number")]),
             ], firstId: 101)
     }
@@ -163,7 +168,8 @@ enum WebshopSimulator {
         ) -> EntityAPI {
             EntityAPI(
                 name: name, schema: schema, derive: derive, render: { render(entity: name, $0) }, updateMethod: .patch,
-                limitName: "per_page", defaultLimit: 20, maxLimit: 100)
+                limitName: "per_page", defaultLimit: 20, maxLimit: 100,
+                filters: name == "customers" ? [uniqueEmail] : name == "products" ? [uniqueSku] : [])
         }
         return [api("customers", customer, deriveCustomer), api("products", product, deriveProduct), api("orders", order, deriveOrder)]
     }

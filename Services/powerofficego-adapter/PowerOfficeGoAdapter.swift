@@ -22,10 +22,16 @@ struct PowerOfficeGoAdapter: AsyncParsableCommand {
     var pollSeconds: Double = 10
     @Option(help: "Seconds between full rescans.")
     var rescanSeconds: Int = 6 * 3600
+    @Option(help: "Seconds between id reconciliations, which notice records deleted in PowerOffice Go (its feed does not show deletes).")
+    var reconcileSeconds: Double = 300
     @Option(help: "Port for /health/live, /health/ready and /metrics (default: PARLEY_HTTP_PORT or 9400; PARLEY_HTTP_HOST sets the address).")
     var httpPort: Int?
     @Option(help: "Requests per second at most (PowerOffice Go allows 10).")
     var requestsPerSecond: Double = 10
+
+    func validate() throws {
+        guard reconcileSeconds > 0 else { throw ValidationError("--reconcile-seconds must be more than 0") }
+    }
 
     func run() async throws {
         let environment = AdapterEnvironment()
@@ -40,7 +46,8 @@ struct PowerOfficeGoAdapter: AsyncParsableCommand {
             let rate = requestsPerSecond
             try await AdapterRuntime.run(
                 name: "powerofficego-adapter", environment: environment, repository: repository, logger: logger,
-                pollInterval: .milliseconds(Int64(pollSeconds * 1000)), rescanInterval: .seconds(rescanSeconds), httpPort: httpPort
+                pollInterval: .milliseconds(Int64(pollSeconds * 1000)), rescanInterval: .seconds(rescanSeconds),
+                reconcileInterval: .milliseconds(Int64(reconcileSeconds * 1000)), httpPort: httpPort
             ) {
                 PowerOfficeConnector(baseURL: base, credentials: credentials, requestsPerSecond: rate)
             }

@@ -72,8 +72,9 @@ public struct AdapterEnvironment: Sendable {
     }
 }
 
-/// An adapter's running parts: the change poller (one replica at a time, by lease) and the
-/// command writer (every replica), sharing one publisher.
+/// An adapter's running parts: the change poller (one replica at a time, by lease; it also
+/// notices deletes where the system lists ids) and the command writer (every replica), sharing
+/// one publisher.
 public struct AdapterRuntime: Sendable {
     public let publisher: AMQPPublisher
     public let services: [any Service]
@@ -82,8 +83,8 @@ public struct AdapterRuntime: Sendable {
 
     public init(
         connector: any SystemConnector, mappings: Mappings, amqp: AMQPConfiguration, database: PostgresConfiguration, pool: PostgresPool,
-        pollInterval: Duration = .seconds(2), rescanInterval: Duration = .seconds(3600), concurrency: Int = 8,
-        extraServices: [any Service] = [], logger: Logger
+        pollInterval: Duration = .seconds(2), rescanInterval: Duration = .seconds(3600), reconcileInterval: Duration = .seconds(300),
+        concurrency: Int = 8, extraServices: [any Service] = [], logger: Logger
     ) {
         let topology = ParleyTopology.standard
         let publisher = AMQPPublisher(configuration: amqp, topology: topology, logger: logger)
@@ -91,7 +92,8 @@ public struct AdapterRuntime: Sendable {
         let poller = ChangePoller(
             connector: connector, mappings: mappings, store: FeedPositionStore(pool: pool, system: connector.system),
             lease: PollLease(configuration: database, system: connector.system), publisher: publisher,
-            interval: pollInterval, rescanInterval: rescanInterval, markers: markers, logger: logger)
+            interval: pollInterval, rescanInterval: rescanInterval, markers: markers,
+            reported: ReportedIds(pool: pool, system: connector.system), reconcileInterval: reconcileInterval, logger: logger)
         let writer = CommandWriter(connector: connector, mappings: mappings, publisher: publisher, markers: markers, logger: logger)
         let commands = ConsumerService(
             configuration: amqp, queue: ParleyTopology.Queues.adapterCommands(connector.system), topology: topology,
@@ -104,7 +106,7 @@ public struct AdapterRuntime: Sendable {
     /// Migrates the adapters' schema, runs until SIGTERM/SIGINT, then closes.
     public static func run(
         name: String, environment: AdapterEnvironment, repository: String?, logger: Logger,
-        pollInterval: Duration, rescanInterval: Duration, httpPort: Int? = nil,
+        pollInterval: Duration, rescanInterval: Duration, reconcileInterval: Duration = .seconds(300), httpPort: Int? = nil,
         makeConnector: () throws -> any SystemConnector,
         extraServices: (AMQPPublisher, Mappings) throws -> [any Service] = { _, _ in [] }
     ) async throws {
@@ -122,7 +124,7 @@ public struct AdapterRuntime: Sendable {
         let pool = PostgresPool(configuration: database, maxConnections: 2)
         try await Migrator(migrations: AdapterSchema.migrations, schema: AdapterSchema.name, logger: logger).migrateWhenReachable(on: pool)
         let runtime = AdapterRuntime(connector: connector, mappings: mappings, amqp: amqp, database: database, pool: pool,
-                                     pollInterval: pollInterval, rescanInterval: rescanInterval, logger: logger)
+                                     pollInterval: pollInterval, rescanInterval: rescanInterval, reconcileInterval: reconcileInterval, logger: logger)
         let server = ObservabilityServer(configuration: observability, registry: registry,
                                          readiness: Readiness(runtime.brokerProbes + [ReadinessCheck.postgres(pool)]), logger: logger)
         let services = runtime.services + (try extraServices(runtime.publisher, mappings)) + [server]

@@ -3,8 +3,9 @@ import ParleyCanonical
 import ParleyMessaging
 import ParleyPostgres
 
-/// The adapters' own schema (`parley_adapter`): each system's feed positions. Migrations
-/// compiled into the binary, as the link service's.
+/// The adapters' own schema (`parley_adapter`): each system's feed positions, the marks of
+/// writes in steps, and the ids the feeds reported. Migrations compiled into the binary, as the
+/// link service's.
 public enum AdapterSchema {
     public static let name = "parley_adapter"
     public static let migrations: [Migration] = [
@@ -42,7 +43,60 @@ public enum AdapterSchema {
                 primary key (system, entity_type, native_id)
             );
             """),
+        // Deletes the system's feed does not show (PowerOffice Go): the ids the feed has
+        // reported, compared now and then with the ids the system lists (DeleteDetector).
+        Migration(version: 4, name: "reported_id", sql: """
+            create table parley_adapter.reported_id (
+                system       text not null,
+                entity_type  text not null,
+                native_id    text not null,
+                reported_at  timestamptz not null default now(),
+                primary key (system, entity_type, native_id)
+            );
+            -- When the last id reconciliation of the entity finished.
+            alter table parley_adapter.feed_position add column reconciled_at timestamptz;
+            """),
     ]
+}
+
+/// The ids of the records an entity's feed has reported (published as changes), for systems
+/// that delete without saying so (``SystemConnector/listsIds(_:)``): ``DeleteDetector`` compares
+/// them with the ids the system lists, publishes a delete for each one gone, and forgets it.
+public struct ReportedIds: Sendable {
+    let pool: PostgresPool
+    let system: SystemName
+
+    public init(pool: PostgresPool, system: SystemName) {
+        self.pool = pool
+        self.system = system
+    }
+
+    /// After the feed's changes of these records were published (confirmed).
+    public func add(_ entity: CanonicalEntityType, _ ids: [String]) async throws {
+        guard !ids.isEmpty else { return }
+        let list = PostgresJSON(JSONValue.array(ids.map(JSONValue.string)).serializedString())
+        _ = try await pool.execute("""
+            insert into parley_adapter.reported_id (system, entity_type, native_id)
+            select $1, $2, id from jsonb_array_elements_text($3::jsonb) as ids(id)
+            on conflict (system, entity_type, native_id) do nothing
+            """, [system.rawValue, entity.rawValue, list])
+    }
+
+    /// Every id reported so far.
+    public func all(_ entity: CanonicalEntityType) async throws -> Set<String> {
+        var ids: Set<String> = []
+        for row in try await pool.query("select native_id from parley_adapter.reported_id where system = $1 and entity_type = $2",
+                                        [system.rawValue, entity.rawValue]) {
+            ids.insert(try row.decode(String.self, at: 0))
+        }
+        return ids
+    }
+
+    /// After the record's delete was published: it is not reported again.
+    public func remove(_ entity: CanonicalEntityType, _ id: String) async throws {
+        _ = try await pool.execute("delete from parley_adapter.reported_id where system = $1 and entity_type = $2 and native_id = $3",
+                                   [system.rawValue, entity.rawValue, id])
+    }
 }
 
 /// Writes that take several requests (``SystemConnector/writesInSteps(_:)``: PowerOffice Go's
@@ -150,6 +204,19 @@ public struct FeedPositionStore: Sendable {
         _ = try await pool.execute("""
             insert into parley_adapter.feed_position (system, entity_type, rescanned_at) values ($1, $2, $3)
             on conflict (system, entity_type) do update set rescanned_at = excluded.rescanned_at
+            """, [system.rawValue, entity.rawValue, date])
+    }
+
+    /// When the last id reconciliation of the entity finished (``DeleteDetector``).
+    public func reconciledAt(_ entity: CanonicalEntityType) async throws -> Date? {
+        try await pool.query("select reconciled_at from parley_adapter.feed_position where system = $1 and entity_type = $2",
+                             [system.rawValue, entity.rawValue]).first.flatMap { $0.isNull(at: 0) ? nil : try $0.decode(Date.self, at: 0) }
+    }
+
+    public func markReconciled(_ entity: CanonicalEntityType, at date: Date) async throws {
+        _ = try await pool.execute("""
+            insert into parley_adapter.feed_position (system, entity_type, reconciled_at) values ($1, $2, $3)
+            on conflict (system, entity_type) do update set reconciled_at = excluded.reconciled_at
             """, [system.rawValue, entity.rawValue, date])
     }
 }

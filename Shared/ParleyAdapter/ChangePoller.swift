@@ -11,7 +11,9 @@ import ServiceLifecycle
 /// position, publishes the new records as `change` messages with confirms, and only then
 /// advances the position. Every `rescanInterval` it reads each feed from the start and
 /// publishes everything (the link service drops what it already knows), catching what an
-/// incremental read missed.
+/// incremental read missed. Where the system's feed does not show deletes, every
+/// `reconcileInterval` it compares the ids it reported with the ids the system lists and
+/// publishes a delete for each record gone (``DeleteDetector``).
 public final class ChangePoller: Service, Sendable {
     let connector: any SystemConnector
     let mappers: [CanonicalEntityType: Mapper]
@@ -25,13 +27,23 @@ public final class ChangePoller: Service, Sendable {
     let metrics: PollMetrics
     /// Writes in several requests: their intermediate states are left out of the feed.
     let markers: WriteMarkers?
+    /// The ids the feed reported, kept for the entities the connector lists ids of
+    /// (``SystemConnector/listsIds(_:)``), and the reconciliation that notices deletes with them.
+    let reported: ReportedIds?
+    let deletes: DeleteDetector?
+    let reconcileInterval: Duration
 
+    /// `reported`: where to keep the reported ids; with it, every `reconcileInterval` the
+    /// entities the connector lists ids of are reconciled (``DeleteDetector``).
     public init(
         connector: any SystemConnector, mappings: Mappings, store: FeedPositionStore, lease: PollLease, publisher: AMQPPublisher,
         interval: Duration = .seconds(2), overlap: Duration = .seconds(5), rescanInterval: Duration = .seconds(3600),
-        markers: WriteMarkers? = nil, logger: Logger
+        markers: WriteMarkers? = nil, reported: ReportedIds? = nil, reconcileInterval: Duration = .seconds(300), logger: Logger
     ) {
         self.markers = markers
+        self.reported = reported
+        self.deletes = reported.map { DeleteDetector(connector: connector, reported: $0, publisher: publisher, logger: logger) }
+        self.reconcileInterval = reconcileInterval
         self.connector = connector
         var mappers: [CanonicalEntityType: Mapper] = [:]
         for entity in CanonicalEntityType.allCases {
@@ -67,6 +79,7 @@ public final class ChangePoller: Service, Sendable {
                         try await poll(entity)
                         metrics.succeeded(entity, startedAt: started)
                         if try await rescanDue(entity) { try await rescan(entity) }
+                        if try await reconcileDue(entity) { try await reconcile(entity) }
                         metrics.polled(entity)
                     } catch {
                         metrics.polled(entity, error: error)
@@ -97,6 +110,7 @@ public final class ChangePoller: Service, Sendable {
             let page = try await connector.changes(entity, since: since, cursor: cursor)
             let hidden = try await stepsOfWrites(entity, page.records, mapper: mapper)
             var messages: [OutgoingMessage] = []
+            var ids: [String] = []
             for record in page.records {
                 let (id, modifiedAt) = mapper.identity(of: record)
                 guard let id else {
@@ -109,8 +123,10 @@ public final class ChangePoller: Service, Sendable {
                 // Seen, but not reported: the write's end state is newer and comes in a later poll.
                 if hidden.contains(id) { continue }
                 messages.append(try change(entity, id: id, modifiedAt: modifiedAt, record: record))
+                ids.append(id)
             }
             try await publishAll(messages)
+            try await remember(entity, ids)
             published += messages.count
             cursor = page.nextCursor
         } while cursor != nil
@@ -139,12 +155,14 @@ public final class ChangePoller: Service, Sendable {
         repeat {
             let page = try await connector.changes(entity, since: nil, cursor: cursor)
             let hidden = try await stepsOfWrites(entity, page.records, mapper: mapper)
-            let messages = try page.records.compactMap { record -> OutgoingMessage? in
+            let changes = try page.records.compactMap { record -> (id: String, message: OutgoingMessage)? in
                 let (id, modifiedAt) = mapper.identity(of: record)
                 guard let id, !hidden.contains(id) else { return nil }
-                return try change(entity, id: id, modifiedAt: modifiedAt, record: record)
+                return (id, try change(entity, id: id, modifiedAt: modifiedAt, record: record))
             }
+            let messages = changes.map(\.message)
             try await publishAll(messages)
+            try await remember(entity, changes.map(\.id))
             published += messages.count
             cursor = page.nextCursor
         } while cursor != nil
@@ -152,6 +170,28 @@ public final class ChangePoller: Service, Sendable {
         if let requested { try await store.clearResync(entity, requestedAt: requested) }
         logger.info("full rescan published", metadata: ["system": "\(connector.system)", "entity": "\(entity)", "count": "\(published)"])
         return published
+    }
+
+    /// Keeps the ids of published changes where deletes are noticed by listing ids.
+    func remember(_ entity: CanonicalEntityType, _ ids: [String]) async throws {
+        guard let reported, connector.listsIds(entity) else { return }
+        try await reported.add(entity, ids)
+    }
+
+    func reconcileDue(_ entity: CanonicalEntityType) async throws -> Bool {
+        guard deletes != nil, connector.listsIds(entity) else { return false }
+        guard let last = try await store.reconciledAt(entity) else { return true }
+        return Date().timeIntervalSince(last) >= Double(reconcileInterval.components.seconds) + Double(reconcileInterval.components.attoseconds) / 1e18
+    }
+
+    /// Compares the ids the feed reported with the ids the system lists, and publishes a delete
+    /// for each record gone (``DeleteDetector``); returns their ids.
+    @discardableResult
+    public func reconcile(_ entity: CanonicalEntityType) async throws -> [String] {
+        guard let deletes, let mapper = mappers[entity] else { return [] }
+        let gone = try await deletes.reconcile(entity, mapper: mapper)
+        try await store.markReconciled(entity, at: Date())
+        return gone
     }
 
     /// The records of a page that are intermediate states of a write in several requests
@@ -166,11 +206,7 @@ public final class ChangePoller: Service, Sendable {
     }
 
     func change(_ entity: CanonicalEntityType, id: String, modifiedAt: Int64?, record: JSONObject) throws -> OutgoingMessage {
-        let time = modifiedAt.map { Date(timeIntervalSince1970: Double($0) / 1000) } ?? Date()
-        let envelope = try Envelope(kind: .change, system: connector.system, entityType: entity.messagingEntityType, entityId: id,
-                                    time: time, payload: ChangePayload(record: .object(record)).json)
-        return OutgoingMessage(envelope: envelope, exchange: ParleyTopology.Exchanges.changes,
-                               routingKey: ParleyTopology.routingKey(system: connector.system, entityType: envelope.entityType, kind: .change))
+        try ChangeMessage.upsert(system: connector.system, entity: entity, id: id, modifiedAt: modifiedAt, record: record)
     }
 
     /// Publishes with confirms; any failure throws, so the position does not move past it.

@@ -13,7 +13,9 @@ import ParleyMessaging
 /// Transient errors (5xx, 429, timeouts) are retried here with backoff that honours
 /// `Retry-After`; when the schedule runs out the failure is reported as transient and the link
 /// service tries again later. A create that may already have happened (a redelivered command)
-/// first asks the system for a record with its idempotency key, where the system can say.
+/// first asks the system for a record with its idempotency key, where the system can say. A
+/// create refused because a record with the same natural key exists ends in that record being
+/// linked, never in a permanent failure (``linkExisting(_:key:refusal:command:mapper:cause:)``).
 public struct CommandWriter: Sendable {
     let connector: any SystemConnector
     let mappings: Mappings
@@ -93,12 +95,18 @@ public struct CommandWriter: Sendable {
             // Half done, maybe: what the write left is not reported either (its retry, or the
             // next change, writes the whole record again).
             if let marked { await settle(entity, id: marked, modifiedAt: nil) }
-            let failure = error as? SystemError ?? .transient("\(error)", retryAfter: nil)
-            let kind: String
-            switch failure {
-            case .transient: kind = "transient"
-            case .permanent(let status, _): kind = "http\(status)"
+            var failure = error as? SystemError ?? .transient("\(error)", retryAfter: nil)
+            if command.operation == .create, case .keyInUse(_, _, let key) = failure {
+                do {
+                    if let event = try await linkExisting(entity, key: key, refusal: failure, command: command, mapper: mapper, cause: cause) {
+                        return event
+                    }
+                    // Not found by its key: the refusal was something else; reported as it is.
+                } catch let lookup as SystemError {
+                    failure = lookup  // the look-up failed: reported as its own failure (transient: the create is sent again)
+                }
             }
+            let kind = failure.status.map { "http\($0)" } ?? "transient"
             AdapterMetrics.command(connector.system, failure.isTransient ? .failedTransient : .failedPermanent)
             MessagingMetrics.failure(failure.isTransient ? .transient : .apiError)
             logger.warning("write failed", metadata: ["system": "\(connector.system)", "entity": "\(entity)",
@@ -107,6 +115,33 @@ public struct CommandWriter: Sendable {
                                         kind: kind, reason: failure.description, transient: failure.isTransient, targetId: command.targetId)
             return try Envelope.caused(by: cause, kind: .failed, entityId: command.targetId ?? command.idempotencyKey, payload: payload.json)
         }
+    }
+
+    /// A create refused because a record with the same natural key exists: that record, looked
+    /// up by its key, is published as a change — exactly as the feed would report it — so it
+    /// goes through the mapping service to the link service, which links it by its natural key;
+    /// the command is reported `failed` with kind `exists`, `transient` (the link service sends
+    /// it again after a short backoff, by when the record is linked and the create became an
+    /// update) and the record's id as `existingId`. `nil` when no record has the key.
+    func linkExisting(_ entity: CanonicalEntityType, key: NaturalKey, refusal: SystemError, command: CommandPayload, mapper: Mapper,
+                      cause: Envelope) async throws -> Envelope? {
+        let connector = self.connector
+        let found = try await schedule.run { () async throws(SystemError) -> JSONObject? in try await connector.existing(entity, key: key) }
+        guard let found, case let (id?, modifiedAt) = mapper.identity(of: found) else { return nil }
+        do {
+            try await publisher.publish(try ChangeMessage.upsert(system: connector.system, entity: entity, id: id, modifiedAt: modifiedAt, record: found))
+        } catch {
+            throw HandlerFailure.transient("cannot publish the existing \(connector.system) \(entity) \(id) as a change: \(error)")
+        }
+        AdapterMetrics.command(connector.system, .failedTransient)
+        MessagingMetrics.failure(.transient)
+        logger.info("create refused: the record exists; published it to be linked",
+                    metadata: ["system": "\(connector.system)", "entity": "\(entity)", "key": "\(key.field)", "existingId": "\(id)"])
+        let reason = "\(connector.system) already has a \(entity) with \(key): id \(id) (\(refusal)); "
+            + "published it as a change to be linked; the create is to be sent again"
+        let payload = FailedPayload(stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
+                                    kind: "exists", reason: reason, transient: true, existingId: id)
+        return try Envelope.caused(by: cause, kind: .failed, entityId: command.idempotencyKey, payload: payload.json)
     }
 
     func settle(_ entity: CanonicalEntityType, id: String, modifiedAt: Int64?) async {

@@ -32,25 +32,30 @@ public struct HTTPJSONClient: Sendable {
         public var status: Int
         public var body: JSONValue?
         public var headers: [(String, String)]
+        /// For a status the caller asked to read itself (`reading:`): the error ``send`` would
+        /// otherwise have thrown, classified and with the system's message.
+        public var refusal: SystemError? = nil
     }
 
-    /// Sends `body` (JSON) and returns the JSON answer; a status of 400 or more throws.
+    /// Sends `body` (JSON) and returns the JSON answer; a status of 400 or more throws, except
+    /// those in `reading`: they are returned (with ``Response/refusal``) for the caller to read
+    /// the system's answer itself (a connector recognising a particular refusal).
     public func send(
         _ method: HTTPMethod, _ path: String, query: [(String, String)] = [], body: JSONValue? = nil,
-        contentType: String = "application/json", extraHeaders: [(String, String)] = []
+        contentType: String = "application/json", extraHeaders: [(String, String)] = [], reading: Set<Int> = []
     ) async throws(SystemError) -> Response {
         do {
-            return try await sendOnce(method, path, query: query, body: body, contentType: contentType, extraHeaders: extraHeaders)
+            return try await sendOnce(method, path, query: query, body: body, contentType: contentType, extraHeaders: extraHeaders, reading: reading)
         } catch {
             guard case .permanent(401, _) = error else { throw error }
             await onUnauthorized()
-            return try await sendOnce(method, path, query: query, body: body, contentType: contentType, extraHeaders: extraHeaders)
+            return try await sendOnce(method, path, query: query, body: body, contentType: contentType, extraHeaders: extraHeaders, reading: reading)
         }
     }
 
     func sendOnce(
         _ method: HTTPMethod, _ path: String, query: [(String, String)], body: JSONValue?,
-        contentType: String, extraHeaders: [(String, String)]
+        contentType: String, extraHeaders: [(String, String)], reading: Set<Int>
     ) async throws(SystemError) -> Response {
         var url = baseURL + path
         if !query.isEmpty {
@@ -80,10 +85,12 @@ public struct HTTPJSONClient: Sendable {
         let json = text.isEmpty ? nil : try? JSONValue.parse(text)
         let status = Int(response.status.code)
         let headers = response.headers.map { ($0.name, $0.value) }
-        guard status < 400 else {
+        if status >= 400 {
             let message = json?["detail"]?.string ?? json?["title"]?.string ?? json?["message"]?.string ?? (text.isEmpty ? response.status.reasonPhrase : String(text.prefix(500)))
-            throw SystemError.http(status: status, message: "\(method) \(path): \(message)",
-                                   retryAfter: Self.retryAfter(response.headers.first(name: "Retry-After")))
+            let error = SystemError.http(status: status, message: "\(method) \(path): \(message)",
+                                         retryAfter: Self.retryAfter(response.headers.first(name: "Retry-After")))
+            guard reading.contains(status) else { throw error }
+            return Response(status: status, body: json, headers: headers, refusal: error)
         }
         if !text.isEmpty, json == nil { throw .permanent(status: status, "\(method) \(path): the answer is not JSON") }
         return Response(status: status, body: json, headers: headers)

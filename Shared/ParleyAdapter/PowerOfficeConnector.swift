@@ -13,7 +13,9 @@ import ParleyMessaging
 /// - At most `requestsPerSecond` calls (10 by default, Go's limit): a client-side token bucket.
 /// - Reads: `lastChangedDateTimeOffsetGreaterThan` with `PageNumber`/`PageSize` paging ordered
 ///   by `LastChangedDateTimeOffset`; sales orders are read whole with `/SalesOrders/{id}/Complete`.
-/// - Writes: `POST` creates with `ExternalImportReference` (customers, orders); updates as JSON
+/// - Deletes: not in the feed; noticed by listing ids (`Fields=Id`, ``ids(_:cursor:)``).
+/// - Writes: `POST` creates with `ExternalImportReference` (customers, orders); a product whose
+///   `Code` is taken is ``SystemError/keyInUse(status:_:key:)``, found by `codes`; updates as JSON
 ///   Patch (`application/json-patch+json`, a `replace` per written field, `null` for cleared
 ///   ones); order lines are replaced through `/SalesOrders/{id}/Lines`, a confirmed order
 ///   unlocked (status Draft) for the edit and confirmed again after; archive is
@@ -22,6 +24,9 @@ public struct PowerOfficeConnector: SystemConnector {
     public let system: SystemName = .powerofficego
     let http: HTTPJSONClient
     let pageSize: Int
+    /// Records per page of an id listing (``ids(_:cursor:)``): Go's default page size; its
+    /// maximum is 20,000.
+    let idPageSize: Int
 
     public struct Credentials: Sendable {
         public var tokenURL: String
@@ -37,7 +42,8 @@ public struct PowerOfficeConnector: SystemConnector {
         }
     }
 
-    public init(baseURL: String, credentials: Credentials, requestsPerSecond: Double = 10, pageSize: Int = 500, client: HTTPClient = .shared) {
+    public init(baseURL: String, credentials: Credentials, requestsPerSecond: Double = 10, pageSize: Int = 500, idPageSize: Int = 5000,
+                client: HTTPClient = .shared) {
         let tokens = TokenSource(credentials: credentials, client: client)
         let bucket = RateLimiter(perSecond: requestsPerSecond)
         self.http = HTTPJSONClient(client: client, baseURL: baseURL) { () async throws(SystemError) -> [(String, String)] in
@@ -47,6 +53,7 @@ public struct PowerOfficeConnector: SystemConnector {
             await tokens.invalidate()
         }
         self.pageSize = pageSize
+        self.idPageSize = idPageSize
     }
 
     func collection(_ entity: CanonicalEntityType) -> String {
@@ -89,20 +96,57 @@ public struct PowerOfficeConnector: SystemConnector {
         var body = record
         if entity != .product { body["ExternalImportReference"] = .string(idempotencyKey) }  // ProductPostDto has none
         let path = entity == .order ? "/SalesOrders/Complete" : collection(entity)
-        let response: HTTPJSONClient.Response
-        do {
-            response = try await http.send(.POST, path, body: .object(body))
-        } catch {
+        let response = try await http.send(.POST, path, body: .object(body), reading: [400])
+        if let refusal = response.refusal {
+            let detail = response.body?["detail"]?.string ?? ""
             // Go refuses a second create with the same reference (400 "ExternalImportReference is
             // already in use"): the first one happened, so that record is the result.
-            if case .permanent(400, let message) = error, message.contains("ExternalImportReference"),
-               let existing = try await find(entity, idempotencyKey: idempotencyKey) {
+            if entity != .product, detail.contains("ExternalImportReference"), let existing = try await find(entity, idempotencyKey: idempotencyKey) {
                 return existing
             }
-            throw error
+            if entity == .product, let key = Self.codeInUse(detail: detail, record: record), case .permanent(let status, let message) = refusal {
+                throw .keyInUse(status: status, message, key: key)
+            }
+            throw refusal
         }
         guard case .object(let created)? = response.body else { throw .permanent(status: response.status, "create \(entity): expected an object") }
         return created
+    }
+
+    /// A product create's 400 that says its `Code` is taken ("Product code 'X' is already in
+    /// use on product Id = N"): codes are unique among Go's products, archived ones included.
+    /// The key is the code the create sent (Go may quote it in another case).
+    static func codeInUse(detail: String, record: JSONObject) -> NaturalKey? {
+        let text = detail.lowercased()
+        guard text.contains("code"), text.contains("already in use"),
+              let code = record["Code"]?.string, !code.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
+        return NaturalKey(field: "Code", value: code)
+    }
+
+    /// A product by its `Code`: `GET /Products?codes=…`, the answer checked (the same code, else
+    /// the same code in another case, as Go compares them). A code with a comma cannot be asked
+    /// for (the filter separates codes by commas): `nil`.
+    public func existing(_ entity: CanonicalEntityType, key: NaturalKey) async throws(SystemError) -> JSONObject? {
+        guard entity == .product, key.field == "Code", !key.value.contains(",") else { return nil }
+        let code = key.value.trimmingCharacters(in: .whitespaces)
+        let products = try await http.send(.GET, "/Products", query: [("codes", code)]).body?.array?.compactMap(\.object) ?? []
+        return products.first { $0["Code"]?.string == code }
+            ?? products.first { $0["Code"]?.string?.lowercased() == code.lowercased() }
+    }
+
+    /// Deletes do not show in Go's feed (it only has `LastChangedDateTimeOffset`): the adapter
+    /// compares the ids it reported with these lists (``DeleteDetector``). Go deletes customers
+    /// and products not in use and draft sales orders.
+    public func listsIds(_ entity: CanonicalEntityType) -> Bool { true }
+
+    /// `GET /<collection>?Fields=Id&OrderBy=Id` (the `resourceParameter` members: only the id of
+    /// each record, pages of `idPageSize`).
+    public func ids(_ entity: CanonicalEntityType, cursor: String?) async throws(SystemError) -> ChangePage {
+        let page = Int(cursor ?? "1") ?? 1
+        let response = try await http.send(.GET, collection(entity), query: [("PageNumber", String(page)), ("PageSize", String(idPageSize)),
+                                                                              ("Fields", "Id"), ("OrderBy", "Id")])
+        let items = response.body?.array?.compactMap(\.object) ?? []  // 204: no content
+        return ChangePage(records: items, nextCursor: items.count < idPageSize ? nil : String(page + 1))
     }
 
     /// An order's update is several requests (unlock, header, each line, lock), each visible in
@@ -183,7 +227,7 @@ public struct PowerOfficeConnector: SystemConnector {
             guard let id = orders.first(where: { $0["ExternalImportReference"]?.string == idempotencyKey })?["Id"]?.string else { return nil }
             return try await complete(id)
         case .product:
-            return nil  // products carry no reference; Go refuses a second product with the same Code (409)
+            return nil  // products carry no reference; Go refuses a second product with the same Code (``existing(_:key:)``)
         }
     }
 

@@ -8,6 +8,11 @@ import ParleyMessaging
 /// `{items, nextCursor}`, `POST` with `Idempotency-Key` (a retried create returns the first
 /// result, so `find` is never needed), update by `PUT` (ERP) or `PATCH` (webshop) where `null`
 /// clears a field, and `POST /<entities>/{id}/archive`.
+///
+/// A create refused with `409` whose problem `errors` name the entity's unique member (the
+/// webshop's customer `email`, product `sku`) is ``SystemError/keyInUse(status:_:key:)``: the
+/// contract lists records by that member (`GET /customers?email=`, `GET /products?sku=`), so
+/// ``existing(_:key:)`` finds the record that has it.
 public struct RESTContractConnector: SystemConnector {
     public struct Style: Sendable {
         public var pageSizeParameter: String
@@ -16,9 +21,36 @@ public struct RESTContractConnector: SystemConnector {
         /// Where a create also stores its idempotency key in the record, for the system to report
         /// back (the mapping table's `origin`), when the contract has such a place.
         public var originPath: [String]? = nil
+        /// Per entity, the unique member a create can collide on, which the contract also lists
+        /// records by (a query parameter of the same name).
+        public var naturalKeys: [CanonicalEntityType: KeyRule] = [:]
 
         public static let erp = Style(pageSizeParameter: "limit", pageSize: 200, update: .PUT)
-        public static let webshop = Style(pageSizeParameter: "per_page", pageSize: 100, update: .PATCH, originPath: ["meta_data", "parley_key"])
+        public static let webshop = Style(pageSizeParameter: "per_page", pageSize: 100, update: .PATCH, originPath: ["meta_data", "parley_key"],
+                                          naturalKeys: [.customer: KeyRule(field: "email", caseInsensitive: true),
+                                                        .product: KeyRule(field: "sku", caseInsensitive: false)])
+    }
+
+    /// A unique member and how the system compares its values (trimmed; maybe case-insensitively).
+    public struct KeyRule: Sendable, Hashable {
+        public var field: String
+        public var caseInsensitive: Bool
+
+        public init(field: String, caseInsensitive: Bool) {
+            self.field = field
+            self.caseInsensitive = caseInsensitive
+        }
+
+        func normalised(_ value: String) -> String {
+            let trimmed = value.trimmingCharacters(in: .whitespaces)
+            return caseInsensitive ? trimmed.lowercased() : trimmed
+        }
+
+        /// The key of a record, when it has a non-empty one.
+        func key(of record: JSONObject) -> NaturalKey? {
+            guard let value = record[field]?.string, !normalised(value).isEmpty else { return nil }
+            return NaturalKey(field: field, value: value)
+        }
     }
 
     public let system: SystemName
@@ -57,10 +89,32 @@ public struct RESTContractConnector: SystemConnector {
     }
 
     public func create(_ entity: CanonicalEntityType, record: JSONObject, idempotencyKey: String) async throws(SystemError) -> JSONObject {
-        var record = record
-        if let originPath = style.originPath { record.set(.string(idempotencyKey), at: originPath) }
-        return try Self.object(try await http.send(.POST, collection(entity), body: .object(record), extraHeaders: [("Idempotency-Key", idempotencyKey)]),
-                               "create \(entity)")
+        var body = record
+        if let originPath = style.originPath { body.set(.string(idempotencyKey), at: originPath) }
+        let response = try await http.send(.POST, collection(entity), body: .object(body), extraHeaders: [("Idempotency-Key", idempotencyKey)],
+                                           reading: [409])
+        if let refusal = response.refusal { throw classify(refusal, problem: response.body, entity: entity, record: record) }
+        return try Self.object(response, "create \(entity)")
+    }
+
+    /// A create's `409`: ``SystemError/keyInUse(status:_:key:)`` when its problem's `errors` name
+    /// the entity's unique member and the record sent has a value there; else the refusal as
+    /// it is (an `Idempotency-Key` used with another body is a 409 too, naming that header).
+    func classify(_ refusal: SystemError, problem: JSONValue?, entity: CanonicalEntityType, record: JSONObject) -> SystemError {
+        guard case .permanent(let status, let message) = refusal, let rule = style.naturalKeys[entity], let key = rule.key(of: record),
+              let errors = problem?["errors"]?.array, errors.contains(where: { $0["field"]?.string == rule.field })
+        else { return refusal }
+        return .keyInUse(status: status, message, key: key)
+    }
+
+    /// `GET /<entities>?<member>=<value>`; the answer is checked (the system's comparison), so a
+    /// system that ignored the filter yields nothing rather than some other record.
+    public func existing(_ entity: CanonicalEntityType, key: NaturalKey) async throws(SystemError) -> JSONObject? {
+        guard let rule = style.naturalKeys[entity], rule.field == key.field else { return nil }
+        let wanted = rule.normalised(key.value)
+        let page = try Self.object(try await http.send(.GET, collection(entity), query: [(rule.field, key.value), (style.pageSizeParameter, "10")]),
+                                   "find \(entity) by \(key.field)")
+        return page["items"]?.array?.compactMap(\.object).first { rule.key(of: $0).map { rule.normalised($0.value) } == wanted }
     }
 
     public func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String]) async throws(SystemError) -> JSONObject {

@@ -33,10 +33,47 @@ public protocol SystemConnector: Sendable {
     /// Whether an update or archive of `entity` takes several requests, each visible in the
     /// feed (``WriteMarkers``). Default: no.
     func writesInSteps(_ entity: CanonicalEntityType) -> Bool
+
+    /// The record of `entity` whose natural key is `key`, as the feed would report it; `nil`
+    /// when there is none or the system cannot be asked. A create the system refused with
+    /// ``SystemError/keyInUse(status:_:key:)`` names the key; the writer looks the record up
+    /// through this and has it linked (``CommandWriter``). Default: `nil`.
+    func existing(_ entity: CanonicalEntityType, key: NaturalKey) async throws(SystemError) -> JSONObject?
+
+    /// Whether ``ids(_:cursor:)`` lists `entity`: the system deletes records without saying so
+    /// in its feed, and the adapter notices deletes by comparing the ids it reported with the
+    /// ids the system lists (``DeleteDetector``). Default: no.
+    func listsIds(_ entity: CanonicalEntityType) -> Bool
+
+    /// One page of every record of `entity` that exists now, archived ones included, each with
+    /// at least the member the mapping table's `id` path names — as little else as the API
+    /// allows — continuing from `cursor` (the previous page's). Only called where
+    /// ``listsIds(_:)``.
+    func ids(_ entity: CanonicalEntityType, cursor: String?) async throws(SystemError) -> ChangePage
 }
 
 extension SystemConnector {
     public func writesInSteps(_ entity: CanonicalEntityType) -> Bool { false }
+    public func existing(_ entity: CanonicalEntityType, key: NaturalKey) async throws(SystemError) -> JSONObject? { nil }
+    public func listsIds(_ entity: CanonicalEntityType) -> Bool { false }
+    public func ids(_ entity: CanonicalEntityType, cursor: String?) async throws(SystemError) -> ChangePage {
+        throw .permanent(status: 501, "\(system) cannot list the ids of its \(entity) records")
+    }
+}
+
+/// A record's natural key as the system names it: the member the system keeps unique (the
+/// webshop's `sku` or `email`, PowerOffice Go's product `Code`) and the value the refused create
+/// sent. The system's own rule says how values compare (the webshop's e-mails case-insensitively).
+public struct NaturalKey: Sendable, Hashable, CustomStringConvertible {
+    public var field: String
+    public var value: String
+
+    public init(field: String, value: String) {
+        self.field = field
+        self.value = value
+    }
+
+    public var description: String { "\(field) '\(value)'" }
 }
 
 /// One page of a change feed.
@@ -59,12 +96,26 @@ public enum SystemError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The system refused the request for good (4xx other than 408/429): its message, for the
     /// operator. Retrying the same request gives the same answer.
     case permanent(status: Int, String)
+    /// A create refused because a record with the same natural key exists (the webshop's 409
+    /// naming `sku` or `email`, PowerOffice Go's 400 "Product code … already in use"): as
+    /// permanent as ``permanent(status:_:)``, but the record can be found by `key`
+    /// (``SystemConnector/existing(_:key:)``). Only the connector, which knows the system's
+    /// answers, decides that a refusal is this one.
+    case keyInUse(status: Int, String, key: NaturalKey)
 
     public var description: String {
         switch self {
         case .transient(let reason, let retryAfter):
             retryAfter.map { "\(reason) (retry after \($0))" } ?? reason
-        case .permanent(let status, let reason): "HTTP \(status): \(reason)"
+        case .permanent(let status, let reason), .keyInUse(let status, let reason, _): "HTTP \(status): \(reason)"
+        }
+    }
+
+    /// The HTTP status of a refusal; `nil` for a transient failure.
+    public var status: Int? {
+        switch self {
+        case .transient: nil
+        case .permanent(let status, _), .keyInUse(let status, _, _): status
         }
     }
 

@@ -44,17 +44,14 @@ public struct WebhookHandler: Sendable {
         }
         do {
             let record = event.event == "deleted" ? nil : try await connector.record(event.entity, id: event.id)
-            var time = Date()
-            if let record, let mapper = mappings.mapper(system: connector.system, entity: event.entity),
-               let modified = mapper.identity(of: record).modifiedAt {
-                time = Date(timeIntervalSince1970: Double(modified) / 1000)
+            let message: OutgoingMessage
+            if let record {
+                let modified = mappings.mapper(system: connector.system, entity: event.entity)?.identity(of: record).modifiedAt
+                message = try ChangeMessage.upsert(system: connector.system, entity: event.entity, id: event.id, modifiedAt: modified, record: record)
+            } else {
+                message = try ChangeMessage.delete(system: connector.system, entity: event.entity, id: event.id)
             }
-            let payload = record.map { ChangePayload(record: .object($0)) } ?? ChangePayload(operation: .delete, record: nil)
-            let envelope = try Envelope(kind: .change, system: connector.system, entityType: event.entity.messagingEntityType,
-                                        entityId: event.id, time: time, payload: payload.json)
-            try await publisher.publish(OutgoingMessage(
-                envelope: envelope, exchange: ParleyTopology.Exchanges.changes,
-                routingKey: ParleyTopology.routingKey(system: connector.system, entityType: envelope.entityType, kind: .change)))
+            try await publisher.publish(message)
             return 204
         } catch {
             logger.warning("webhook not published; the sender will retry", metadata: ["error": "\(error)"])

@@ -356,16 +356,23 @@ public struct FailedPayload: Sendable, Hashable {
     public var writeId: String?
     public var globalId: String?
     public var operation: WriteOperation?
-    /// `validation`, `conversion`, `unresolvedReference`, `http4xx`, `http5xx`, `timeout`, …
+    /// `validation`, `conversion`, `unresolvedReference`, `http4xx`, `http5xx`, `timeout`, …;
+    /// `exists`: a create the target refused because a record with the same natural key is there
+    /// already (`existingId`).
     public var kind: String
     public var reason: String
     /// Worth retrying by itself (5xx, 429, timeouts); otherwise it waits for a change.
     public var transient: Bool
     public var field: String?
     public var targetId: String?
+    /// `exists`: the native id, in the target, of the record that has the create's natural key.
+    /// The adapter published that record as a change, so the link service links it (matching by
+    /// natural key) and the retried create becomes an update — unless it belongs to another
+    /// entity already (a duplicate conflict).
+    public var existingId: String?
 
     public init(stage: String, writeId: String?, globalId: String?, operation: WriteOperation?, kind: String, reason: String,
-                transient: Bool = false, field: String? = nil, targetId: String? = nil) {
+                transient: Bool = false, field: String? = nil, targetId: String? = nil, existingId: String? = nil) {
         self.stage = stage
         self.writeId = writeId
         self.globalId = globalId
@@ -375,6 +382,7 @@ public struct FailedPayload: Sendable, Hashable {
         self.transient = transient
         self.field = field
         self.targetId = targetId
+        self.existingId = existingId
     }
 
     public var json: JSONValue {
@@ -385,11 +393,13 @@ public struct FailedPayload: Sendable, Hashable {
         if transient { o["transient"] = true }
         if let field { o["field"] = .string(field) }
         if let targetId { o["targetId"] = .string(targetId) }
+        if let existingId { o["existingId"] = .string(existingId) }
         return .object(o)
     }
 
     public init(json: JSONValue) throws(PayloadError) {
-        let r = try PayloadReader(json, at: "", allowed: ["stage", "writeId", "globalId", "operation", "kind", "reason", "transient", "field", "targetId"])
+        let r = try PayloadReader(json, at: "", allowed: ["stage", "writeId", "globalId", "operation", "kind", "reason", "transient", "field",
+                                                          "targetId", "existingId"])
         stage = try r.string("stage")
         writeId = try r.optionalString("writeId")
         globalId = try r.optionalString("globalId")
@@ -406,5 +416,6 @@ public struct FailedPayload: Sendable, Hashable {
         }
         field = r.optional("field")?.string
         targetId = try r.optionalString("targetId")
+        existingId = try r.optionalString("existingId")
     }
 }

@@ -23,13 +23,18 @@ public struct EntityAPI: Sendable {
     public var maxLimit: Int
     /// The optimistic-lock header on updates, if the contract has one.
     public var preconditionHeader: String?
+    /// List filters by a unique member (the webshop's `email`, `sku`): the query parameter is
+    /// the rule's `field`, and a record matches when its value compares equal by the rule
+    /// (`UniqueRule.caseInsensitive` for e-mails) — the record a duplicate's 409 refers to.
+    public var filters: [UniqueRule]
 
     public init(
         name: String, schema: ObjectSchema,
         derive: @escaping @Sendable ([String: JSONValue], StoredRecord?, SimulatorDatabase) throws -> [String: JSONValue],
         render: @escaping @Sendable (StoredRecord) -> JSONValue, updateMethod: UpdateMethod, limitName: String,
-        defaultLimit: Int, maxLimit: Int, preconditionHeader: String? = nil
+        defaultLimit: Int, maxLimit: Int, preconditionHeader: String? = nil, filters: [UniqueRule] = []
     ) {
+        self.filters = filters
         self.name = name
         self.schema = schema
         self.derive = derive
@@ -62,7 +67,8 @@ public enum EntityRoutes {
 
         router.get(path) { request, _ in
             let q = try request.listQuery(limitName: api.limitName, defaultLimit: api.defaultLimit, maxLimit: api.maxLimit)
-            let page = try await state.read { db in try db.list(api.name, since: q.since, cursor: q.cursor, limit: q.limit) }
+            let filter = try request.listFilter(api.filters)
+            let page = try await state.read { db in try db.list(api.name, since: q.since, cursor: q.cursor, limit: q.limit, where: filter) }
             return Response.json(
                 JSONValue.object([
                     "items": .array(page.items.map(api.render)),

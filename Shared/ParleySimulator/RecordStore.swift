@@ -178,13 +178,15 @@ public struct EntityStore: Sendable {
         return (record, true)
     }
 
-    /// An incremental page: records with `modifiedAt >= since` (all when `since` is nil),
-    /// ordered by (modifiedAt, id), starting after `cursor` when given, at most `limit`.
-    public func page(since: Timestamp?, after cursor: PageCursor?, limit: Int) -> Page {
+    /// An incremental page: records with `modifiedAt >= since` (all when `since` is nil) that
+    /// `filter` accepts (all when nil), ordered by (modifiedAt, id), starting after `cursor`
+    /// when given, at most `limit`.
+    public func page(since: Timestamp?, after cursor: PageCursor?, limit: Int, where filter: ((StoredRecord) -> Bool)? = nil) -> Page {
         let ordered = records.values
             .filter { r in
                 if let since, r.modifiedAt < since { return false }
                 if let c = cursor, (r.modifiedAt, r.id) <= (c.modifiedAt, c.id) { return false }
+                if let filter, !filter(r) { return false }
                 return true
             }
             .sorted { ($0.modifiedAt, $0.id) < ($1.modifiedAt, $1.id) }

@@ -90,13 +90,15 @@ public struct SimulatorDatabase: Sendable {
         return result
     }
 
-    public func list(_ entity: String, since: Timestamp?, cursor: String?, limit: Int) throws(StoreError) -> Page {
+    /// An incremental page of `entity`, only records `filter` accepts when given.
+    public func list(_ entity: String, since: Timestamp?, cursor: String?, limit: Int,
+                     where filter: ((StoredRecord) -> Bool)? = nil) throws(StoreError) -> Page {
         var after: PageCursor?
         if let cursor {
             guard let c = PageCursor(token: cursor) else { throw .invalidCursor }
             after = c
         }
-        return store(entity).page(since: since, after: after, limit: limit)
+        return store(entity).page(since: since, after: after, limit: limit, where: filter)
     }
 
     /// Forgets every record and key; ids and the clock keep counting up, so nothing a client

@@ -109,6 +109,23 @@ extension Request {
         }
         return (since, q.get("cursor"), limit)
     }
+
+    /// The list filters of `rules` present in the query (`?email=…`, `?sku=…`), as one
+    /// predicate; `nil` when none is. An empty value is a 400 (it would match nothing).
+    public func listFilter(_ rules: [UniqueRule]) throws -> (@Sendable (StoredRecord) -> Bool)? {
+        let q = uri.queryParameters
+        var wanted: [(UniqueRule, String)] = []
+        for rule in rules {
+            guard let raw = q.get(rule.field) else { continue }
+            guard let key = rule.key([rule.field: .string(raw)]), !key.isEmpty else {
+                throw Problem.badRequest("\(rule.field) must not be empty.", field: rule.field)
+            }
+            wanted.append((rule, key))
+        }
+        guard !wanted.isEmpty else { return nil }
+        let filters = wanted
+        return { record in filters.allSatisfy { rule, key in rule.key(record.fields) == key } }
+    }
 }
 
 /// Turns thrown problems and store errors into problem+json responses, and any route the

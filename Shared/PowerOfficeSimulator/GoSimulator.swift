@@ -163,8 +163,9 @@ public actor GoSimulator {
             }
             do { return try JSONValue.parse(request.body) } catch { throw .badRequest("The request body is not valid JSON.") }
         }
-        func list(_ items: [JSONObject]) -> SimResponse {
-            items.isEmpty ? SimResponse(status: 204) : .json(200, .array(items.map { .object($0) }))
+        func list(_ items: [JSONObject], _ dto: String) throws(GoError) -> SimResponse {
+            let shaped = try query.shape(items, as: dto)
+            return shaped.isEmpty ? SimResponse(status: 204) : .json(200, .array(shaped.map { .object($0) }))
         }
         func int64(_ s: String) throws(GoError) -> Int64 {
             guard let i = Int64(s) else { throw .badRequest("The value '\(s)' is not a valid id.") }
@@ -175,26 +176,26 @@ public actor GoSimulator {
             (index == 1 && !(lower[0] == "salesorders" && segment == "complete" && lower.count == 2)) || index == 3 ? "*" : segment
         }.joined(separator: "/")
         switch (m, shape) {
-        case ("GET", "customers"): return list(try store.listCustomers(query))
+        case ("GET", "customers"): return try list(try store.listCustomers(query), "CustomerDto")
         case ("POST", "customers"): return .json(201, .object(try store.createCustomer(try body())))
         case ("GET", "customers/*"): return .json(200, .object(try store.customer(try int64(segments[1]))))
         case ("PATCH", "customers/*"): return .json(200, .object(try store.patchCustomer(try int64(segments[1]), try body())))
         case ("DELETE", "customers/*"): try store.deleteCustomer(try int64(segments[1])); return SimResponse(status: 200)
 
-        case ("GET", "products"): return list(try store.listProducts(query))
+        case ("GET", "products"): return try list(try store.listProducts(query), "ProductDto")
         // The spec documents 200 (not 201) for a created product.
         case ("POST", "products"): return .json(200, .object(try store.createProduct(try body())))
         case ("GET", "products/*"): return .json(200, .object(try store.product(try int64(segments[1]))))
         case ("PATCH", "products/*"): return .json(200, .object(try store.patchProduct(try int64(segments[1]), try body())))
         case ("DELETE", "products/*"): try store.deleteProduct(try int64(segments[1])); return SimResponse(status: 200)
 
-        case ("GET", "salesorders"): return list(try store.listSalesOrders(query))
+        case ("GET", "salesorders"): return try list(try store.listSalesOrders(query), "SalesOrderDto")
         case ("POST", "salesorders/complete"): return .json(201, .object(try store.createSalesOrder(try body())))
         case ("GET", "salesorders/*"): return .json(200, .object(try store.salesOrder(segments[1])))
         case ("PATCH", "salesorders/*"): return .json(200, .object(try store.patchSalesOrder(segments[1], try body())))
         case ("DELETE", "salesorders/*"): try store.deleteSalesOrder(segments[1]); return SimResponse(status: 200)
         case ("GET", "salesorders/*/complete"): return .json(200, .object(try store.salesOrderComplete(segments[1])))
-        case ("GET", "salesorders/*/lines"): return list(try store.salesOrderLines(segments[1], query))
+        case ("GET", "salesorders/*/lines"): return try list(try store.salesOrderLines(segments[1], query), "SalesOrderLineDto")
         case ("POST", "salesorders/*/lines"): return .json(201, .object(try store.addSalesOrderLine(segments[1], try body())))
         case ("GET", "salesorders/*/lines/*"): return .json(200, .object(try store.salesOrderLine(segments[1], segments[3])))
         case ("PATCH", "salesorders/*/lines/*"):

@@ -54,6 +54,21 @@ public struct ListQuery: Sendable {
         return ranges
     }
 
+    /// `Fields` (a `resourceParameter` member: "Define desired fields that should be returned
+    /// in Json (All fields by default)"): comma-separated property names of the list's DTO,
+    /// matched case-insensitively; each item keeps only those (a property the record has no
+    /// value for stays absent, as Go leaves out nulls). A name the DTO does not have is a 400.
+    public func shape(_ items: [JSONObject], as dto: String) throws(GoError) -> [JSONObject] {
+        guard let names = list("Fields"), !names.isEmpty else { return items }
+        let schema = GoSchema.schema(dto)
+        var keep: Set<String> = []
+        for name in names {
+            guard let property = schema.canonicalName(name) else { throw .badRequest("The field '\(name)' does not exist on \(dto).") }
+            keep.insert(property)
+        }
+        return items.map { $0.filter { keep.contains($0.key) } }
+    }
+
     /// The requested page of `items`, 1-based `PageNumber`, `PageSize` at most `MaxPageSize`.
     public func page<T>(_ items: [T]) throws(GoError) -> [T] {
         let size = try self["PageSize"].map { (raw: String) throws(GoError) -> Int in

@@ -233,6 +233,46 @@ actor Receiver {
         }
     }
 
+    @Test("Lists filter by e-mail (any case) and SKU (exactly): the record a duplicate's 409 names, archived ones too; an empty filter is 400")
+    func keyFilters() async throws {
+        try await app(seed: 5).test(.router) { client in
+            let customers = json(try await client.execute(uri: "/customers?per_page=100", method: .get, headers: Self.headers).body)["items"]!.arrayValue!
+            #expect(customers.count == 5)
+            let target = customers[2]
+            let email = target["email"]!.stringValue!
+            let query = email.uppercased().addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            let byEmail = json(try await client.execute(uri: "/customers?email=\(query)", method: .get, headers: Self.headers).body)
+            #expect(byEmail["items"]?.arrayValue?.map { $0["id"] } == [target["id"]], "one customer, found in any case")
+            #expect(byEmail["nextCursor"] == .null)
+            let none = json(try await client.execute(uri: "/customers?email=nobody%40example.no", method: .get, headers: Self.headers).body)
+            #expect(none["items"]?.arrayValue?.isEmpty == true)
+            let empty = try await client.execute(uri: "/customers?email=", method: .get, headers: Self.headers)
+            #expect(empty.status == .badRequest)
+            #expect(json(empty.body)["errors"]?.arrayValue?.first?["field"] == .string("email"))
+
+            // The 409 for a taken SKU names the member; the filter finds the record that has it, archived or not.
+            let created = try await client.execute(
+                uri: "/products", method: .post, headers: with(Self.headers, "Idempotency-Key", "p-1"),
+                body: body(.object(["sku": .string("Ost-1"), "name": .string("Brunost"), "price": .string("124.50")])))
+            let id = json(created.body)["id"]!
+            _ = try await client.execute(uri: "/products/\(id.intValue!)/archive", method: .post, headers: Self.headers)
+            let dup = try await client.execute(
+                uri: "/products", method: .post, headers: with(Self.headers, "Idempotency-Key", "p-2"),
+                body: body(.object(["sku": .string("Ost-1"), "name": .string("Geitost")])))
+            #expect(dup.status == .conflict)
+            #expect(json(dup.body)["errors"]?.arrayValue?.first?["field"] == .string("sku"))
+            let bySku = json(try await client.execute(uri: "/products?sku=Ost-1", method: .get, headers: Self.headers).body)["items"]!.arrayValue!
+            #expect(bySku.map { $0["id"] } == [id])
+            #expect(bySku.first?["archived"] == .bool(true))
+            let otherCase = json(try await client.execute(uri: "/products?sku=OST-1", method: .get, headers: Self.headers).body)["items"]!.arrayValue!
+            #expect(otherCase.isEmpty, "SKUs compare exactly, as their uniqueness does")
+            // With the incremental read and paging: only the filtered records.
+            let since = json(try await client.execute(uri: "/products?sku=Ost-1&updated_since=2000-01-01T00:00:00Z&per_page=1", method: .get,
+                                                      headers: Self.headers).body)
+            #expect(since["items"]?.arrayValue?.map { $0["id"] } == [id] && since["nextCursor"] == .null)
+        }
+    }
+
     @Test("A change sends a webhook with a valid signature to a local receiver, retried after a failure")
     func webhook() async throws {
         let receiver = Receiver(failFirst: 1)

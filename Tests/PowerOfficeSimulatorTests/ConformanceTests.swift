@@ -74,6 +74,9 @@ struct ConformanceTests {
         // Customers
         let listed = try await client.call(.GET, "/Customers?PageSize=3&PageNumber=1", template: "/Customers")
         #expect(listed.status == 200)
+        let ids = try await client.call(.GET, "/Customers?Fields=Id&OrderBy=Id&PageSize=3", template: "/Customers")
+        #expect(ids.status == 200 && ids.json.map { if case .array(let a) = $0 { a.allSatisfy { $0.objectValue?.keys.sorted() == ["Id"] } } else { false } } == true)
+        #expect(try await client.call(.GET, "/Customers?Fields=Colour", template: "/Customers").status == 400)
         let created = try await client.call(.POST, "/Customers", template: "/Customers", json: json(#"""
             {"Name": "Fjordkraft Handel AS", "OrganizationNumber": "923609016", "EmailAddress": "post@fjordkraft.example.no",
              "ExternalImportReference": "parley:customer:1", "IsPerson": false,
@@ -115,6 +118,7 @@ struct ConformanceTests {
         #expect(try await client.call(.PATCH, "/Products/\(productId)", template: "/Products/{id}", json: json(#"[{"op": "replace", "path": "/StockAvailable", "value": 1}]"#)).status == 400)
         #expect(try await client.call(.GET, "/Products?codes=SKU-GENSER&isArchived=false", template: "/Products").status == 200)
         #expect(try await client.call(.GET, "/Products?codes=NO-SUCH-CODE", template: "/Products").status == 204)
+        #expect(try await client.call(.GET, "/Products?resourceParameter.fields=id,Code", template: "/Products").status == 200)
         let spare = try await client.call(.POST, "/Products", template: "/Products", json: json(#"{"Name": "Spare"}"#))
         #expect(try await client.call(.DELETE, "/Products/\(spare.json!["Id"]!.int64Value!)", template: "/Products/{id}").status == 200)
 
@@ -148,6 +152,7 @@ struct ConformanceTests {
         #expect(try await client.call(.PATCH, "/SalesOrders/\(orderId)/Lines/\(lineId)", template: "/SalesOrders/{id}/Lines/{lineId}", json: json(#"[{"op": "replace", "path": "/VatRate", "value": 0.15}]"#)).status == 400)
         #expect(try await client.call(.DELETE, "/SalesOrders/\(orderId)/Lines/\(lineId)", template: "/SalesOrders/{id}/Lines/{lineId}").status == 200)
         #expect(try await client.call(.GET, "/SalesOrders?orderStatus=Draft&lastChangedDateTimeOffsetGreaterThan=2000-01-01T00:00:00Z", template: "/SalesOrders").status == 200)
+        #expect(try await client.call(.GET, "/SalesOrders?Fields=Id&PageSize=2", template: "/SalesOrders").status == 200)
         let empty = try await client.call(.POST, "/SalesOrders/Complete", template: "/SalesOrders/Complete", json: json(#"{"CustomerId": \#(customerId)}"#))
         let emptyId = empty.json!["Id"]!.stringValue!
         #expect(try await client.call(.GET, "/SalesOrders/\(emptyId)/Lines", template: "/SalesOrders/{id}/Lines").status == 204)

@@ -140,6 +140,20 @@ struct GoStoreTests {
         #expect(throws: GoError.self) { try s.listProducts(ListQuery([("PageSize", "20001")])) }
     }
 
+    @Test("Fields (resourceParameter) keeps only the named properties, case-insensitively; an unknown one is 400")
+    func fieldSelection() throws {
+        var s = store()
+        for i in 0..<3 { _ = try s.createProduct(json(#"{"Name": "P\#(i)", "Code": "C\#(i)"}"#)) }
+        let query = ListQuery([("resourceParameter.Fields", "id, CODE"), ("PageSize", "2")])
+        let shaped = try query.shape(try s.listProducts(query), as: "ProductDto")
+        #expect(shaped.count == 2)
+        #expect(shaped.allSatisfy { Set($0.keys) == ["Id", "Code"] })
+        #expect(shaped.map { $0["Code"] } == [.string("C0"), .string("C1")])
+        let all = try s.listProducts(ListQuery([]))
+        #expect(try ListQuery([]).shape(all, as: "ProductDto") == all, "no Fields: every property")
+        #expect(throws: GoError.self) { try ListQuery([("Fields", "Id,Colour")]).shape(all, as: "ProductDto") }
+    }
+
     @Test func salesOrdersComputeAmountsAndLockWhenConfirmed() throws {
         var s = store()
         let c = try s.createCustomer(json(#"{"Name": "Kunde AS"}"#))
