@@ -572,6 +572,20 @@ struct Context {
             try close(slot, global: global, in: system)
             return .recorded(global: global, writes: writes)
         }
+        // Refused because the target has a record with this entity's key (`exists`): the adapter
+        // found it by that key and reported it as a change, which matches it here (rule 3), and
+        // the create, tried again as a transient failure, becomes an update. Unless that record
+        // is another entity's member already: two entities for one record, a duplicate conflict
+        // (held and reported, rule 3) that no retry can resolve.
+        if payload.operation == .create, let existing = payload.existingId,
+           let other = try store.member(system, entity, existing), other != global {
+            let reason = "\(system) already has this \(entity.rawValue) as \(existing), which is linked to \(ref(other)): "
+                + "two global entities for one record (a duplicate conflict)"
+            try store.recordConflict(global, system, nativeId: existing, memberId: existing, reason: reason)
+            _ = try store.recordFailure(global, system, kind: "duplicate", reason: reason, transient: false, retryAt: nil)
+            try close(slot, global: global, in: system)
+            return .conflict
+        }
         // Rule 10: recorded with its reason; transient failures come back after a backoff
         // (the slot's lease is the timer), permanent ones wait for a change or a retry request.
         if payload.transient {
