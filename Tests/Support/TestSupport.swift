@@ -26,14 +26,26 @@ public struct ScratchVhost: Sendable {
         try await ServerDisruption.shared { try await withoutLock(prefix, body) }
     }
 
+    /// A vhost on a broker of the caller's own (not the shared one `make test` started), which
+    /// the caller may restart: no ``ServerDisruption`` lock is taken.
+    public static func with<T: Sendable>(_ prefix: String, amqpURL: String, managementURL: String,
+                                         _ body: (ScratchVhost) async throws -> T) async throws -> T {
+        try await withoutLock(prefix, amqpURL: amqpURL, managementURL: managementURL, body)
+    }
+
     static func withoutLock<T: Sendable>(_ prefix: String, _ body: (ScratchVhost) async throws -> T) async throws -> T {
         guard let base = ProcessInfo.processInfo.environment["PARLEY_AMQP_URL"], !base.isEmpty else { throw MissingServer(variable: "PARLEY_AMQP_URL") }
+        return try await withoutLock(prefix, amqpURL: base, managementURL: ProcessInfo.processInfo.environment["PARLEY_AMQP_MANAGEMENT_URL"], body)
+    }
+
+    static func withoutLock<T: Sendable>(_ prefix: String, amqpURL base: String, managementURL: String?,
+                                         _ body: (ScratchVhost) async throws -> T) async throws -> T {
         let endpoint = try AMQPEndpoint(url: base)
         let name = "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
         let password = endpoint.password.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? endpoint.password
         let vhost = ScratchVhost(
             name: name, url: "amqp://\(endpoint.user):\(password)@\(endpoint.host):\(endpoint.port)/\(name)",
-            management: ProcessInfo.processInfo.environment["PARLEY_AMQP_MANAGEMENT_URL"] ?? "http://\(endpoint.host):15672",
+            management: managementURL.flatMap { $0.isEmpty ? nil : $0 } ?? "http://\(endpoint.host):15672",
             authorization: "Basic " + Data("\(endpoint.user):\(endpoint.password)".utf8).base64EncodedString())
         // Right after a test restarted the broker its management listener may still be starting.
         var created = -1
@@ -97,8 +109,20 @@ public enum ScratchDatabase {
         try await ServerDisruption.shared { try await withoutLock(prefix, body) }
     }
 
+    /// A database on a server of the caller's own (not the shared one `make test` started),
+    /// which the caller may restart: no ``ServerDisruption`` lock is taken.
+    public static func with<T: Sendable>(_ prefix: String, serverURL: String,
+                                         _ body: (PostgresConfiguration, String) async throws -> T) async throws -> T {
+        try await withoutLock(prefix, serverURL: serverURL, body)
+    }
+
     static func withoutLock<T: Sendable>(_ prefix: String, _ body: (PostgresConfiguration, String) async throws -> T) async throws -> T {
         guard let url = ProcessInfo.processInfo.environment["PARLEY_DATABASE_URL"], !url.isEmpty else { throw MissingServer(variable: "PARLEY_DATABASE_URL") }
+        return try await withoutLock(prefix, serverURL: url, body)
+    }
+
+    static func withoutLock<T: Sendable>(_ prefix: String, serverURL url: String,
+                                         _ body: (PostgresConfiguration, String) async throws -> T) async throws -> T {
         let base = try PostgresConfiguration(url: url)
         let name = try PostgresIdentifier(prefix + "_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12))
         let admin = PostgresPool(configuration: base, maxConnections: 1)
