@@ -80,18 +80,7 @@ struct EndToEndTests {
     /// Waits until no adapter has received a command for `settle`, then counts the commands of
     /// the next `window`: after convergence there must be none (rule 5: a quiet system stays quiet).
     func quietWrites(_ stack: Stack, window: Duration = .seconds(10)) async throws -> Int {
-        var previous = try await stack.commandsDelivered()
-        for _ in 0..<60 {
-            try await Task.sleep(for: .seconds(3))
-            let now = try await stack.commandsDelivered()
-            if now == previous { break }
-            previous = now
-        }
-        try await Task.sleep(for: window)
-        let after = try await stack.commandsDelivered()
-        let writes = after.filter { $0.value != previous[$0.key] }.map { "\($0.key) +\($0.value - (previous[$0.key] ?? 0))" }
-        if !writes.isEmpty { print("writes after convergence: \(writes.sorted()) (logs: \(stack.logs.path))") }
-        return after.values.reduce(0, +) - previous.values.reduce(0, +)
+        try await stack.quietWrites(window: window)
     }
 
     // MARK: scenarios

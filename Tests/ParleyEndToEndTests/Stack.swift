@@ -23,9 +23,43 @@ final class Stack: Sendable {
     let logs: URL
     let vhost: ScratchVhost
     let database: PostgresConfiguration
-    private let processes: Locked<[Process]>
+    private let processes: Locked<[Managed]>
     /// Each adapter process's `/metrics` address.
     private let adapterMetrics: Locked<[String]>
+
+    /// One process of the stack: how it was started (so it can be started again the same way,
+    /// with the same ports) and whether it was stopped on purpose.
+    struct Managed: @unchecked Sendable {
+        let name: String
+        let replica: Int
+        let arguments: [String]
+        let environment: [String: String]
+        let log: URL
+        var process: Process
+        /// Killed by the test and not started again yet: its exit is no crash.
+        var killed = false
+        var label: String { "\(name)-\(replica)" }
+    }
+
+    /// The services of the product (not the simulators), as `kill`/`restart` name them.
+    static let services = ["link-service", "mapping-service", "customerp-adapter", "customwebshop-adapter", "powerofficego-adapter"]
+
+    /// Where the stack's servers are: the shared local ones (each test a scratch vhost and
+    /// database there), or a private instance a test may restart (infra/local/parley-private).
+    struct Servers: Sendable {
+        var amqpURL: String
+        var managementURL: String
+        var databaseURL: String
+        /// `true` for the shared servers: scratch vhosts and databases take ``ServerDisruption``'s shared lock.
+        var shared: Bool
+
+        /// The servers `make test` started (`PARLEY_AMQP_URL`, `PARLEY_DATABASE_URL`, `PARLEY_AMQP_MANAGEMENT_URL`).
+        static var local: Servers {
+            let env = ProcessInfo.processInfo.environment
+            return Servers(amqpURL: env["PARLEY_AMQP_URL"] ?? "", managementURL: env["PARLEY_AMQP_MANAGEMENT_URL"] ?? "",
+                           databaseURL: env["PARLEY_DATABASE_URL"] ?? "", shared: true)
+        }
+    }
 
     static let erpKey = "e2e-erp-key"
     static let shopKey = "ck_e2e", shopSecret = "cs_e2e"
@@ -35,19 +69,27 @@ final class Stack: Sendable {
     /// Starts everything and waits until the simulators answer; the services then find each
     /// other through the broker.
     static func run<T: Sendable>(_ name: String, replicas: Int = 1, seed: (erp: Int, shop: Int, go: Int) = (0, 0, 0),
-                                 _ body: @Sendable (Stack) async throws -> T) async throws -> T {
-        try await ScratchVhost.with("parley-e2e") { vhost in
-            try await ScratchDatabase.with("parley_e2e") { database, databaseURL in
-                let stack = try await Stack(name: name, vhost: vhost, database: database, databaseURL: databaseURL, replicas: replicas, seed: seed)
-                do {
-                    let value = try await body(stack)
-                    await stack.stop()
-                    return value
-                } catch {
-                    await stack.stop()
-                    print("end-to-end stack logs: \(stack.logs.path)")
-                    throw error
-                }
+                                 on servers: Servers = .local, _ body: @Sendable (Stack) async throws -> T) async throws -> T {
+        @Sendable func inside(_ vhost: ScratchVhost, _ database: PostgresConfiguration, _ databaseURL: String) async throws -> T {
+            let stack = try await Stack(name: name, vhost: vhost, database: database, databaseURL: databaseURL, replicas: replicas, seed: seed)
+            do {
+                let value = try await body(stack)
+                await stack.stop()
+                return value
+            } catch {
+                await stack.stop()
+                print("end-to-end stack logs: \(stack.logs.path)")
+                throw error
+            }
+        }
+        if servers.shared {
+            return try await ScratchVhost.with("parley-e2e") { vhost in
+                try await ScratchDatabase.with("parley_e2e") { database, databaseURL in try await inside(vhost, database, databaseURL) }
+            }
+        }
+        return try await ScratchVhost.with("parley-e2e", amqpURL: servers.amqpURL, managementURL: servers.managementURL) { vhost in
+            try await ScratchDatabase.with("parley_e2e", serverURL: servers.databaseURL) { database, databaseURL in
+                try await inside(vhost, database, databaseURL)
             }
         }
     }
@@ -115,32 +157,83 @@ final class Stack: Sendable {
     }
 
     private func start(_ name: String, _ arguments: [String], env extra: [String: String] = [:], replica: Int = 0) throws {
+        var env = ProcessInfo.processInfo.environment
+        for (k, v) in extra { env[k] = v }
+        let log = logs.appendingPathComponent("\(name)-\(replica).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        let process = try Self.launch(name, arguments, environment: env, log: log)
+        processes.withLock { $0.append(Managed(name: name, replica: replica, arguments: arguments, environment: env, log: log, process: process)) }
+    }
+
+    /// Starts `name` with its output appended to `log`.
+    private static func launch(_ name: String, _ arguments: [String], environment: [String: String], log: URL) throws -> Process {
         guard let executable = builtExecutable(name) else { throw HTTPError(description: "\(name) is not built next to the tests (swift build --build-tests)") }
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
-        for (k, v) in extra { env[k] = v }
-        process.environment = env
-        let log = logs.appendingPathComponent("\(name)-\(replica).log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        process.environment = environment
         let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
         process.standardOutput = handle
         process.standardError = handle
         try process.run()
-        processes.withLock { $0.append(process) }
+        return process
     }
 
-    /// Every process still running (a crash shows up here rather than as a time-out).
+    /// Every process that exited without the test stopping it (a crash shows up here rather than as a time-out).
     func exited() -> [String] {
-        processes.withLock { $0.filter { !$0.isRunning }.map { "\($0.executableURL?.lastPathComponent ?? "?") (status \($0.terminationStatus))" } }
+        processes.withLock { $0.filter { !$0.killed && !$0.process.isRunning }.map { "\($0.label) (status \($0.process.terminationStatus))" } }
+    }
+
+    /// The processes of one service (every replica), as `Stack.services` names them.
+    func labels(of name: String) -> [String] {
+        processes.withLock { $0.filter { $0.name == name }.map(\.label) }
+    }
+
+    /// SIGKILLs one process (`<name>-<replica>`) and waits until it is gone; ``restart(_:)`` starts it again.
+    func kill(_ label: String) async throws {
+        guard let process = processes.withLock({ all -> Process? in
+            guard let i = all.firstIndex(where: { $0.label == label }) else { return nil }
+            all[i].killed = true
+            return all[i].process
+        }) else { throw HTTPError(description: "no process \(label)") }
+        if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
+        for _ in 0..<600 where process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
+        appendToLog(label, "----- killed with SIGKILL by the test -----")
+    }
+
+    /// Starts a process again with the arguments, environment and ports it had (its log continues).
+    func restart(_ label: String) throws {
+        guard let entry = processes.withLock({ all in all.first { $0.label == label } }) else { throw HTTPError(description: "no process \(label)") }
+        appendToLog(label, "----- started again by the test -----")
+        let process = try Self.launch(entry.name, entry.arguments, environment: entry.environment, log: entry.log)
+        processes.withLock { all in
+            guard let i = all.firstIndex(where: { $0.label == label }) else { return }
+            all[i].process = process
+            all[i].killed = false
+        }
+    }
+
+    /// Restarts every process that exited on its own; returns their labels and exit statuses.
+    func restartExited() throws -> [String] {
+        let gone = processes.withLock { $0.filter { !$0.killed && !$0.process.isRunning }.map { ($0.label, $0.process.terminationStatus) } }
+        for (label, _) in gone { try restart(label) }
+        return gone.map { "\($0.0) (status \($0.1))" }
+    }
+
+    private func appendToLog(_ label: String, _ line: String) {
+        guard let log = processes.withLock({ all in all.first { $0.label == label }?.log }),
+              let handle = try? FileHandle(forWritingTo: log) else { return }
+        handle.seekToEndOfFile()
+        handle.write(Data("\(line)\n".utf8))
+        try? handle.close()
     }
 
     func stop() async {
-        let all = processes.withLock { $0 }
+        let all = processes.withLock { $0.map(\.process) }
         for process in all.reversed() where process.isRunning { process.terminate() }
         for _ in 0..<300 where all.contains(where: \.isRunning) { try? await Task.sleep(for: .milliseconds(50)) }
-        for process in all where process.isRunning { kill(process.processIdentifier, SIGKILL) }
+        for process in all where process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
     }
 
     // MARK: The systems' APIs
@@ -166,7 +259,19 @@ final class Stack: Sendable {
     /// A call that must succeed (2xx); returns the body.
     @discardableResult
     func call(_ system: SystemName, _ method: String, _ path: String, _ body: JSONValue? = nil) async throws -> JSONValue? {
-        var headers: [String: String] = [:]
+        let (status, answer) = try await request(system, method, path, body)
+        guard (200..<300).contains(status) else {
+            throw HTTPError(description: "\(method) \(system) \(path): HTTP \(status) \(answer.map { $0.serializedString() } ?? "")")
+        }
+        return answer
+    }
+
+    /// A call to a system's API as its users make them (credentials, `Idempotency-Key` on a
+    /// create, JSON Patch for PowerOffice Go), whatever the answer: its status and body. The
+    /// simulators' rate limits apply to tests too, so a 429 is waited out and tried again.
+    func request(_ system: SystemName, _ method: String, _ path: String, _ body: JSONValue? = nil,
+                 headers extra: [String: String] = [:]) async throws -> (Int, JSONValue?) {
+        var headers: [String: String] = extra
         var base: String
         var contentType = "application/json"
         switch system {
@@ -180,25 +285,25 @@ final class Stack: Sendable {
             if method == "POST" { headers["Idempotency-Key"] = UUID().uuidString }
         case .powerofficego:
             base = go + "/v2"
-            headers["Authorization"] = "Bearer " + (try await goToken())
             headers["Ocp-Apim-Subscription-Key"] = Self.goKeys.subscription
             if method == "PATCH" { contentType = "application/json-patch+json" }
         default:
             throw HTTPError(description: "no simulator for \(system)")
         }
-        // The simulators' rate limits apply to tests too: wait and try again.
-        for _ in 0..<20 {
+        for _ in 0..<40 {
+            if system == .powerofficego { headers["Authorization"] = "Bearer " + (try await goToken()) }
             let (status, answer) = try await Self.http(method, base + path, headers: headers, body: body, contentType: contentType)
             if status == 429 { try await Task.sleep(for: .milliseconds(500)); continue }
-            guard (200..<300).contains(status) else {
-                throw HTTPError(description: "\(method) \(system) \(path): HTTP \(status) \(answer.map { $0.serializedString() } ?? "")")
-            }
-            return answer
+            if status == 401 && system == .powerofficego { token.withLock { $0 = nil }; continue }
+            return (status, answer)
         }
-        throw HTTPError(description: "\(method) \(system) \(path): still 429 after 20 tries")
+        throw HTTPError(description: "\(method) \(system) \(path): still 429 after 40 tries")
     }
 
+    private let token = Locked<String?>(nil)
+
     private func goToken() async throws -> String {
+        if let cached = token.withLock({ $0 }) { return cached }
         var request = URLRequest(url: URL(string: go + "/OAuth/Token")!)
         request.httpMethod = "POST"
         request.setValue("Basic " + Data("\(Self.goKeys.application):\(Self.goKeys.client)".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
@@ -206,10 +311,11 @@ final class Stack: Sendable {
         request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
         request.httpBody = Data("grant_type=client_credentials".utf8)
         let (data, _) = try await URLSession.shared.data(for: request)
-        guard case .string(let token)? = (try? JSONValue.parse(String(decoding: data, as: UTF8.self)))?["access_token"] else {
+        guard case .string(let fresh)? = (try? JSONValue.parse(String(decoding: data, as: UTF8.self)))?["access_token"] else {
             throw HTTPError(description: "no PowerOffice Go token: \(String(decoding: data, as: UTF8.self))")
         }
-        return token
+        token.withLock { $0 = fresh }
+        return fresh
     }
 
     /// Every record a simulator holds, by its collection name (`customers`, `products`, and
@@ -262,6 +368,24 @@ final class Stack: Sendable {
         return counts
     }
 
+    /// Waits until no adapter has carried out a command for three seconds, then counts the
+    /// commands of the next `window`: after convergence there must be none (rule 5: a quiet
+    /// system stays quiet). Read from the adapters' own `/metrics`, so it is exact.
+    func quietWrites(window: Duration = .seconds(10)) async throws -> Int {
+        var previous = try await commandsDelivered()
+        for _ in 0..<60 {
+            try await Task.sleep(for: .seconds(3))
+            let now = try await commandsDelivered()
+            if now == previous { break }
+            previous = now
+        }
+        try await Task.sleep(for: window)
+        let after = try await commandsDelivered()
+        let writes = after.filter { $0.value != previous[$0.key] }.map { "\($0.key) +\($0.value - (previous[$0.key] ?? 0))" }
+        if !writes.isEmpty { print("writes after convergence: \(writes.sorted()) (logs: \(logs.path))") }
+        return after.values.reduce(0, +) - previous.values.reduce(0, +)
+    }
+
     private func management(_ path: String, method: String = "GET", body: String? = nil) async throws -> JSONValue? {
         try JSONValue.parse(String(decoding: try await vhost.management(method, path, body: body), as: UTF8.self))
     }
@@ -271,6 +395,52 @@ final class Stack: Sendable {
         let messages = try await management("/api/queues/\(vhost.name)/\(queue).dead/get", method: "POST",
                                             body: #"{"count":50,"ackmode":"ack_requeue_true","encoding":"auto"}"#)
         return (messages?.array ?? []).compactMap { $0["properties"]?["headers"]?["parley-error"]?.string }
+    }
+
+    /// Every message waiting in any dead-letter queue of the stack's vhost, as `<queue>: <reason>`.
+    /// Read with `get` (and put back), not from the queue statistics, which are sampled.
+    func deadLettered() async throws -> [String] {
+        let queues = try await management("/api/queues/\(vhost.name)")?.array ?? []
+        var out: [String] = []
+        for name in queues.compactMap({ $0["name"]?.string }).filter({ $0.hasSuffix(".dead") }).sorted() {
+            let base = String(name.dropLast(".dead".count))
+            let messages = try await management("/api/queues/\(vhost.name)/\(name)/get", method: "POST",
+                                                body: #"{"count":50,"ackmode":"ack_requeue_true","encoding":"auto"}"#)?.array ?? []
+            for message in messages {
+                let reason = message["properties"]?["headers"]?["parley-error"]?.string ?? "no parley-error header"
+                out.append("\(base): \(reason)")
+            }
+        }
+        return out
+    }
+
+    /// A queue of the test's own bound to every exchange of the product (`#`): a copy of every
+    /// message between the services, for the record of a failed run. Durable, so it outlives a
+    /// broker restart. Waits until the services have declared the exchanges.
+    func startTrace() async throws {
+        let exchanges = ["parley.changes", "parley.canonical", "parley.sync", "parley.commands", "parley.events"]
+        for _ in 0..<240 {
+            let names = Set(((try? await management("/api/exchanges/\(vhost.name)"))??.array ?? []).compactMap { $0["name"]?.string })
+            if names.isSuperset(of: exchanges) { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        _ = try await vhost.management("PUT", "/api/queues/\(vhost.name)/test.trace", body: #"{"durable":true,"auto_delete":false,"arguments":{"x-queue-type":"classic"}}"#)
+        for exchange in exchanges {
+            _ = try await vhost.management("POST", "/api/bindings/\(vhost.name)/e/\(exchange)/q/test.trace", body: ##"{"routing_key":"#"}"##)
+        }
+    }
+
+    /// Everything the trace queue holds, one line per message: routing key and body.
+    func drainTrace() async throws -> [String] {
+        var out: [String] = []
+        while true {
+            let batch = try await management("/api/queues/\(vhost.name)/test.trace/get", method: "POST",
+                                             body: #"{"count":2000,"ackmode":"ack_requeue_false","encoding":"auto"}"#)?.array ?? []
+            for message in batch {
+                out.append("\(message["exchange"]?.string ?? "?") \(message["routing_key"]?.string ?? "?") \(message["payload"]?.string ?? "")")
+            }
+            if batch.count < 2000 { return out }
+        }
     }
 
     /// The reasons the link service recorded for failed entities.
