@@ -1,12 +1,13 @@
 # Parley's two entry points on a fresh Debian machine (Swift 6 toolchain on PATH):
 #   make demo   start RabbitMQ and PostgreSQL locally and run the demo
 #   make test   start RabbitMQ and PostgreSQL locally and run every test against them
+#   make soak   the convergence test for many seeds, chaos on (docs/testing.md)
 SHELL := /bin/bash
 LOCAL := infra/local/parley-local
 LOCAL_DIR ?= /var/tmp/parley-local
 WITH_ENV = set -a && . $(LOCAL_DIR)/parley.env && set +a &&
 
-.PHONY: test demo infra infra-down build bench bench-mapping bench-link test-tools dataflows
+.PHONY: test soak demo infra infra-down build bench bench-mapping bench-link test-tools dataflows
 
 infra:
 	@PARLEY_LOCAL_DIR=$(LOCAL_DIR) $(LOCAL) up
@@ -33,6 +34,22 @@ dataflows:
 
 test: infra test-tools
 	$(WITH_ENV) swift test
+
+# The convergence test (docs/testing.md) for many seeds: by default 20 seeds with chaos on (each
+# service SIGKILLed once, the private broker and database restarted; SOAK_CHAOS=0 without, both
+# for each seed twice). Prints each seed's outcome and `N passed, N failed`; the full report,
+# with each failing seed's operations, findings and logs directory, is in $(SOAK_LOG).
+SOAK_SEEDS ?= 1-20
+SOAK_CHAOS ?= 1
+SOAK_OPS ?= 60
+SOAK_LOG ?= $(LOCAL_DIR)/soak.log
+soak: infra
+	swift build --build-tests
+	@infra/local/parley-private up
+	@$(WITH_ENV) PARLEY_CONVERGENCE_SEEDS='$(SOAK_SEEDS)' PARLEY_CONVERGENCE_CHAOS='$(SOAK_CHAOS)' PARLEY_CONVERGENCE_OPS='$(SOAK_OPS)' \
+	  swift test --skip-build --filter Convergence > $(SOAK_LOG) 2>&1; status=$$?; \
+	  grep -E '^(convergence|  replay|  logs)' $(SOAK_LOG); echo "full report: $(SOAK_LOG)"; \
+	  infra/local/parley-private down; exit $$status
 
 # The whole system with demo data: the three simulators (seeded), the three adapters, the mapping
 # and link services, then `parley top`; Ctrl-C stops everything it started (infra/local/parley-stack).
