@@ -197,8 +197,8 @@ extension ConvergenceRun {
         for (table, sql) in queries.sorted(by: { $0.key < $1.key }) {
             out += "== \(table)\n"
             do {
-                for row in try await link.query(sql) {
-                    out += (0..<row.count).map { (try? row.decode(String?.self, at: $0)) ?? nil }.map { $0 ?? "null" }.joined(separator: " | ") + "\n"
+                for row in try await link.query("select row_to_json(t)::text from (\(sql)) t") {
+                    out += ((try? row.decode(String.self, at: 0)) ?? "?") + "\n"
                 }
             } catch { out += "(\(error))\n" }
         }

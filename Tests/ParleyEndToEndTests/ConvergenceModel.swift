@@ -35,9 +35,15 @@ struct Thing: Sendable {
     var provenance: [String: Stamp] = [:]
     /// Systems where the test deleted the record (PowerOffice Go): it must be gone there.
     var deletedIn: Set<SystemName> = []
-    /// The test's last write to the thing's record in each system (modification time): an edit
-    /// waits until the link service has seen it (member.source_modified_at), see ``ConvergenceRun``.
-    var lastWrite: [SystemName: Int64] = [:]
+    /// The test's last write to the thing's record in each system (modification time, and the
+    /// canonical values it wrote): an edit waits until the link service has seen it
+    /// (member.source_modified_at), or the record no longer holds any of it, see ``ConvergenceRun``.
+    var lastWrite: [SystemName: LastWrite] = [:]
+
+    struct LastWrite: Sendable {
+        var at: Int64
+        var values: [String: JSONValue]
+    }
     /// After near-simultaneous edits nothing touches the thing until every system agrees again.
     var needsFullSettle = false
     /// Products: on an order line (their SKU is then never edited: a line keeps the SKU it was

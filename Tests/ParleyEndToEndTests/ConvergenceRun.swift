@@ -295,8 +295,17 @@ actor ConvergenceRun {
                 waiting.append("no record in \(system) yet")
                 continue
             }
-            if let written = thing.lastWrite[system], (view.modified(system, thing.entity, native) ?? 0) < written {
-                waiting.append("the link service has not seen the test's write in \(system) of \(CivilTime.formatInstant(ms: written))")
+            // A write the link service has not seen yet could still reach it with a later
+            // modification time; once the record holds none of it (Parley overwrote it: a lost
+            // edit, which the field checks report when it should have won), it cannot.
+            if let written = thing.lastWrite[system], (view.modified(system, thing.entity, native) ?? 0) < written.at,
+               let current = try? modelValues(oracle.canonical(system, thing.entity, record), view),
+               written.values.contains(where: { field, value in
+                   field == "customer" ? current[field] == value
+                       : Canonical.equal(current[field], value, field: field, entity: thing.entity,
+                                         lineMembers: field == "lines" ? Array(lineMembers(system)).sorted() + ["product"] : nil)
+               }) {
+                waiting.append("the link service has not seen the test's write in \(system) of \(CivilTime.formatInstant(ms: written.at))")
             }
             waiting += differences(thing, system, record, view, only: fields)
         }
@@ -354,7 +363,12 @@ actor ConvergenceRun {
            let first = things[id]!.values["firstName"]?.string, let last = things[id]!.values["lastName"]?.string {
             if things[id]!.write("name", .string("\(first) \(last)"), by: stamp) { recorded.append("name (derived)") }
         }
-        if !recorded.isEmpty || !lost.isEmpty { things[id]!.lastWrite[system] = max(things[id]!.lastWrite[system] ?? 0, at) }
+        if !recorded.isEmpty || !lost.isEmpty {
+            // What the record now holds of the fields written (as the system reports it).
+            var written: [String: JSONValue] = [:]
+            for field in recorded + lost where !field.hasSuffix("(derived)") { written[field] = afterValues[field] ?? .null }
+            things[id]!.lastWrite[system] = Thing.LastWrite(at: max(things[id]!.lastWrite[system]?.at ?? 0, at), values: written)
+        }
         note("  \(what): \(thing.label) in \(system) at \(stamp.description): wrote \(recorded.isEmpty ? "nothing" : recorded.joined(separator: ", "))"
              + (lost.isEmpty ? "" : "; lost to later writes: \(lost.joined(separator: ", "))")
              + (recorded.isEmpty ? "" : " → " + recorded.compactMap { f in things[id]!.values[f].map { "\(f)=\(Self.short($0))" } }.joined(separator: " ")))

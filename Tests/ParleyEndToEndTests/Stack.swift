@@ -135,7 +135,8 @@ final class Stack: Sendable {
                       env: adapter([
                         "PARLEY_CUSTOMWEBSHOP_URL": shop, "PARLEY_CUSTOMWEBSHOP_KEY": Self.shopKey, "PARLEY_CUSTOMWEBSHOP_SECRET": Self.shopSecret,
                         "PARLEY_CUSTOMWEBSHOP_WEBHOOK_SECRET": Self.webhookSecret]), replica: replica)
-            try start("powerofficego-adapter", ["--poll-seconds", "0.5"], env: adapter([
+            // Go's feed has no deletes; the adapter finds them by comparing ids, every 2 s here (300 by default).
+            try start("powerofficego-adapter", ["--poll-seconds", "0.5", "--reconcile-seconds", "2"], env: adapter([
                 "PARLEY_POWEROFFICE_URL": go + "/v2", "PARLEY_POWEROFFICE_TOKEN_URL": go + "/OAuth/Token",
                 "PARLEY_POWEROFFICE_APPLICATION_KEY": Self.goKeys.application, "PARLEY_POWEROFFICE_CLIENT_KEY": Self.goKeys.client,
                 "PARLEY_POWEROFFICE_SUBSCRIPTION_KEY": Self.goKeys.subscription]), replica: replica)
