@@ -47,12 +47,27 @@ extension ConvergenceRun {
         let deadline = ContinuousClock.now.advanced(by: settings.convergeLimit)
         var last: [String] = []
         var rounds = 0
+        // The same differences for 30 s with no write in flight or waiting (no write slot, an
+        // empty outbox) and no adapter command: nothing is going to change them, so a failing
+        // run does not sit out the whole limit.
+        var stable: (findings: [String], since: ContinuousClock.Instant, commands: [String: Int])?
         while ContinuousClock.now < deadline {
             rounds += 1
             do { last = try await check(final: false) } catch { last = ["the check itself failed: \(error)"] }
             if last.isEmpty {
                 note("converged after \(rounds) check(s)")
                 return []
+            }
+            let commands = (try? await stack.commandsDelivered()) ?? [:]
+            let idle = ((try? await link.query("select (select count(*) from write_slot) + (select count(*) from outbox)"))?.first
+                .flatMap { try? $0.decode(Int.self, at: 0) }) == 0
+            if idle, let s = stable, s.findings == last, s.commands == commands {
+                if ContinuousClock.now - s.since > .seconds(30) {
+                    note("no write in flight and the same \(last.count) difference(s) for 30 s: not converging")
+                    return last
+                }
+            } else {
+                stable = idle ? (last, ContinuousClock.now, commands) : nil
             }
             try? await Task.sleep(for: .seconds(2))
         }

@@ -48,7 +48,7 @@ struct ConvergenceTests {
                         avoid: Set((env["PARLEY_CONVERGENCE_AVOID"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }),
                         waitSeconds: env["PARLEY_CONVERGENCE_WAIT_SECONDS"].flatMap { Int($0) },
                         convergeSeconds: env["PARLEY_CONVERGENCE_SECONDS"].flatMap { Int($0) },
-                        runMinutes: env["PARLEY_CONVERGENCE_RUN_MINUTES"].flatMap { Int($0) } ?? 15)
+                        runMinutes: env["PARLEY_CONVERGENCE_RUN_MINUTES"].flatMap { Int($0) } ?? 12)
         }
     }
 
