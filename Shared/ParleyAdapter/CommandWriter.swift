@@ -71,6 +71,11 @@ public struct CommandWriter: Sendable {
             marked = id
         }
         do {
+            // A conditional write: a record modified since the state was merged is not overwritten.
+            if let stale = try await checkBase(command, entity: entity, mapper: mapper, cause: cause) {
+                if let marked { await settle(entity, id: marked, modifiedAt: nil) }
+                return stale
+            }
             let result: JSONObject = try await schedule.run { () async throws(SystemError) -> JSONObject in
                 switch command.operation {
                 case .create:
@@ -90,11 +95,13 @@ public struct CommandWriter: Sendable {
                 throw SystemError.permanent(status: 502, "\(connector.system) answered without the record's id")
             }
             AdapterMetrics.command(connector.system, .written)
-            return try Envelope.caused(by: cause, kind: .written, entityId: nativeId, payload: WrittenPayload(command: command).json)
+            let written = WrittenPayload(command: command, modifiedAt: identity.modifiedAt.map { CivilTime.formatInstant(ms: $0) })
+            return try Envelope.caused(by: cause, kind: .written, entityId: nativeId, payload: written.json)
         } catch {
             // Half done, maybe: what the write left is not reported either (its retry, or the
             // next change, writes the whole record again).
             if let marked { await settle(entity, id: marked, modifiedAt: nil) }
+            if let handler = error as? HandlerFailure { throw handler }
             var failure = error as? SystemError ?? .transient("\(error)", retryAfter: nil)
             if command.operation == .create, case .keyInUse(_, _, let key) = failure {
                 do {
@@ -104,6 +111,16 @@ public struct CommandWriter: Sendable {
                     // Not found by its key: the refusal was something else; reported as it is.
                 } catch let lookup as SystemError {
                     failure = lookup  // the look-up failed: reported as its own failure (transient: the create is sent again)
+                }
+            }
+            // An update or archive of a record that is not there any more: the system deleted it.
+            if command.operation != .create, failure.status == 404, let id = command.targetId {
+                do {
+                    if try await schedule.run({ () async throws(SystemError) -> JSONObject? in try await connector.record(entity, id: id) }) == nil {
+                        return try await gone(entity, id: id, command: command, cause: cause)
+                    }
+                } catch let lookup as SystemError {
+                    failure = lookup
                 }
             }
             let kind = failure.status.map { "http\($0)" } ?? "transient"
@@ -142,6 +159,64 @@ public struct CommandWriter: Sendable {
         let payload = FailedPayload(stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
                                     kind: "exists", reason: reason, transient: true, existingId: id)
         return try Envelope.caused(by: cause, kind: .failed, entityId: command.idempotencyKey, payload: payload.json)
+    }
+
+    /// The precondition of an update or archive that names its base (`baseModifiedAt`, the
+    /// record's modification time the link service merged the state with): the record is read
+    /// first, and written only if it has not been modified since. Otherwise the write would
+    /// overwrite an edit the link service has not seen — a polled system reports it only on its
+    /// next poll, and would then report Parley's write instead, the edit lost. A modified record
+    /// is published as a change, exactly as the feed would report it, and the command reported
+    /// `failed` with kind `changed`: the link service merges that change (last writer wins by
+    /// field) and writes the result back with the new base. A record that is not there any more
+    /// is reported `gone` (``gone(_:id:command:cause:)``). `nil`: write.
+    ///
+    /// None of the three systems' write APIs can make the write itself conditional on this (the
+    /// ERP's `If-Unmodified-Since-Modified-At` compares exact times, which a base read through
+    /// another precision would never match), so an edit landing between this read and the write
+    /// is still overwritten: a window of one round trip instead of a poll interval.
+    func checkBase(_ command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper, cause: Envelope) async throws -> Envelope? {
+        guard command.operation != .create, let id = command.targetId, let baseText = command.baseModifiedAt,
+              let base = try? CivilTime.parseInstant(baseText) else { return nil }
+        let connector = self.connector
+        guard let current = try await schedule.run({ () async throws(SystemError) -> JSONObject? in try await connector.record(entity, id: id) }) else {
+            return try await gone(entity, id: id, command: command, cause: cause)
+        }
+        guard let modifiedAt = mapper.identity(of: current).modifiedAt, modifiedAt > base else { return nil }
+        do {
+            try await publisher.publish(try ChangeMessage.upsert(system: connector.system, entity: entity, id: id, modifiedAt: modifiedAt, record: current))
+        } catch {
+            throw HandlerFailure.transient("cannot publish the modified \(connector.system) \(entity) \(id) as a change: \(error)")
+        }
+        AdapterMetrics.command(connector.system, .failedTransient)
+        MessagingMetrics.failure(.transient)
+        let now = CivilTime.formatInstant(ms: modifiedAt)
+        logger.info("write not made: the record changed since the state was merged; published it as a change",
+                    metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)", "base": "\(baseText)", "modifiedAt": "\(now)"])
+        let reason = "\(connector.system) \(entity) \(id) was modified at \(now), after \(baseText) which the state was merged with; "
+            + "published it as a change to be merged, then written again"
+        let payload = FailedPayload(stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
+                                    kind: "changed", reason: reason, transient: true, targetId: id)
+        return try Envelope.caused(by: cause, kind: .failed, entityId: id, payload: payload.json)
+    }
+
+    /// An update or archive of a record the system no longer has (it answered 404, or the read
+    /// before the write found nothing): the system deleted it, so its delete is published as a
+    /// change — the linked records are archived (DESIGN rule 9) — and the command reported
+    /// `failed` with kind `gone`, which the link service takes as no failure.
+    func gone(_ entity: CanonicalEntityType, id: String, command: CommandPayload, cause: Envelope) async throws -> Envelope {
+        do {
+            try await publisher.publish(try ChangeMessage.delete(system: connector.system, entity: entity, id: id))
+        } catch {
+            throw HandlerFailure.transient("cannot publish the delete of \(connector.system) \(entity) \(id): \(error)")
+        }
+        AdapterMetrics.command(connector.system, .failedPermanent)
+        logger.info("write not made: the record is gone; published its delete",
+                    metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)"])
+        let payload = FailedPayload(stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
+                                    kind: "gone", reason: "\(connector.system) has no \(entity) \(id) any more (deleted there); published its delete",
+                                    transient: false, targetId: id)
+        return try Envelope.caused(by: cause, kind: .failed, entityId: id, payload: payload.json)
     }
 
     func settle(_ entity: CanonicalEntityType, id: String, modifiedAt: Int64?) async {

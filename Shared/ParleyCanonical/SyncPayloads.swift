@@ -156,13 +156,20 @@ public struct SyncRequestPayload: Sendable, Hashable {
     public var targetIds: [String: String]
     /// The link service's token for this write, handed back in `written`/`failed`.
     public var writeId: String?
+    /// The target record's modification time (canonical instant) the state was merged with:
+    /// the last the link service saw of it, by its change or by Parley's own write. The adapter
+    /// writes only if the record has not been modified since (a conditional write): an edit the
+    /// link service has not seen yet is never overwritten unmerged (`failed` kind `changed`).
+    public var baseModifiedAt: String?
 
-    public init(operation: WriteOperation, targetId: String?, entity: JSONValue, targetIds: [String: String] = [:], writeId: String? = nil) {
+    public init(operation: WriteOperation, targetId: String?, entity: JSONValue, targetIds: [String: String] = [:], writeId: String? = nil,
+                baseModifiedAt: String? = nil) {
         self.operation = operation
         self.targetId = targetId
         self.entity = entity
         self.targetIds = targetIds
         self.writeId = writeId
+        self.baseModifiedAt = baseModifiedAt
     }
 
     public var json: JSONValue {
@@ -171,11 +178,12 @@ public struct SyncRequestPayload: Sendable, Hashable {
         o["entity"] = entity
         o["targetIds"] = .object(JSONObject(targetIds.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.string($0.value)) }))
         if let writeId { o["writeId"] = .string(writeId) }
+        if let baseModifiedAt { o["baseModifiedAt"] = .string(baseModifiedAt) }
         return .object(o)
     }
 
     public init(json: JSONValue) throws(PayloadError) {
-        let r = try PayloadReader(json, at: "", allowed: ["operation", "targetId", "entity", "targetIds", "writeId"])
+        let r = try PayloadReader(json, at: "", allowed: ["operation", "targetId", "entity", "targetIds", "writeId", "baseModifiedAt"])
         operation = try r.enumeration("operation", default: nil)
         targetId = try r.optionalString("targetId")
         if operation != .create, targetId == nil { throw r.fail("targetId", "an \(operation.rawValue) needs the target's id") }
@@ -190,6 +198,7 @@ public struct SyncRequestPayload: Sendable, Hashable {
         }
         targetIds = ids
         writeId = try r.optionalString("writeId")
+        baseModifiedAt = try r.instant("baseModifiedAt")
     }
 }
 
@@ -208,9 +217,12 @@ public struct CommandPayload: Sendable, Hashable {
     /// adapter hands it back in `written`.
     public var expected: CanonicalPayload
     public var writeId: String?
+    /// The request's `baseModifiedAt`: write only if the record was not modified since.
+    public var baseModifiedAt: String?
 
     public init(operation: WriteOperation, targetId: String?, idempotencyKey: String, record: JSONObject, cleared: [String],
-                expected: CanonicalPayload, writeId: String?) {
+                expected: CanonicalPayload, writeId: String?, baseModifiedAt: String? = nil) {
+        self.baseModifiedAt = baseModifiedAt
         self.operation = operation
         self.targetId = targetId
         self.idempotencyKey = idempotencyKey
@@ -228,11 +240,13 @@ public struct CommandPayload: Sendable, Hashable {
         o["cleared"] = .array(cleared.map(JSONValue.string))
         o["expected"] = expected.json
         if let writeId { o["writeId"] = .string(writeId) }
+        if let baseModifiedAt { o["baseModifiedAt"] = .string(baseModifiedAt) }
         return .object(o)
     }
 
     public init(json: JSONValue) throws(PayloadError) {
-        let r = try PayloadReader(json, at: "", allowed: ["operation", "targetId", "idempotencyKey", "record", "cleared", "expected", "writeId"])
+        let r = try PayloadReader(json, at: "", allowed: ["operation", "targetId", "idempotencyKey", "record", "cleared", "expected", "writeId",
+                                                          "baseModifiedAt"])
         operation = try r.enumeration("operation", default: nil)
         targetId = try r.optionalString("targetId")
         idempotencyKey = try r.string("idempotencyKey")
@@ -245,6 +259,7 @@ public struct CommandPayload: Sendable, Hashable {
             throw PayloadError(field: "expected." + error.field, reason: error.reason)
         }
         writeId = try r.optionalString("writeId")
+        baseModifiedAt = try r.instant("baseModifiedAt")
     }
 }
 
@@ -287,6 +302,13 @@ struct PayloadReader {
         return s
     }
 
+    /// An optional canonical instant (RFC 3339, UTC), checked.
+    func instant(_ key: String) throws(PayloadError) -> String? {
+        guard let text = try optionalString(key) else { return nil }
+        do { _ = try CivilTime.parseInstant(text) } catch { throw fail(key, "not an instant: \(error)") }
+        return text
+    }
+
     func array(_ key: String) throws(PayloadError) -> [JSONValue] {
         guard let v = optional(key) else { return [] }
         guard case .array(let a) = v else { throw fail(key, "expected an array, got \(v.typeName)") }
@@ -319,25 +341,33 @@ public struct WrittenPayload: Sendable, Hashable {
     public var operation: WriteOperation
     /// The command's `expected`, handed back unchanged: the target's new last-known state.
     public var expected: CanonicalPayload
+    /// The record's modification time after the write (canonical instant), when the system's
+    /// answer says: the base of the next conditional write to it (`SyncRequestPayload`).
+    public var modifiedAt: String?
 
-    public init(writeId: String, globalId: String, operation: WriteOperation, expected: CanonicalPayload) {
+    public init(writeId: String, globalId: String, operation: WriteOperation, expected: CanonicalPayload, modifiedAt: String? = nil) {
         self.writeId = writeId
         self.globalId = globalId
         self.operation = operation
         self.expected = expected
+        self.modifiedAt = modifiedAt
     }
 
     /// The `written` event for a command the adapter carried out.
-    public init(command: CommandPayload) {
-        self.init(writeId: command.writeId ?? "", globalId: command.idempotencyKey, operation: command.operation, expected: command.expected)
+    public init(command: CommandPayload, modifiedAt: String? = nil) {
+        self.init(writeId: command.writeId ?? "", globalId: command.idempotencyKey, operation: command.operation, expected: command.expected,
+                  modifiedAt: modifiedAt)
     }
 
     public var json: JSONValue {
-        ["writeId": .string(writeId), "globalId": .string(globalId), "operation": .string(operation.rawValue), "expected": expected.json]
+        var o: JSONObject = ["writeId": .string(writeId), "globalId": .string(globalId), "operation": .string(operation.rawValue),
+                             "expected": expected.json]
+        if let modifiedAt { o["modifiedAt"] = .string(modifiedAt) }
+        return .object(o)
     }
 
     public init(json: JSONValue) throws(PayloadError) {
-        let r = try PayloadReader(json, at: "", allowed: ["writeId", "globalId", "operation", "expected"])
+        let r = try PayloadReader(json, at: "", allowed: ["writeId", "globalId", "operation", "expected", "modifiedAt"])
         writeId = try r.string("writeId")
         globalId = try r.string("globalId")
         operation = try r.enumeration("operation", default: nil)
@@ -346,6 +376,7 @@ public struct WrittenPayload: Sendable, Hashable {
         } catch {
             throw PayloadError(field: "expected." + error.field, reason: error.reason)
         }
+        modifiedAt = try r.instant("modifiedAt")
     }
 }
 
@@ -358,7 +389,9 @@ public struct FailedPayload: Sendable, Hashable {
     public var operation: WriteOperation?
     /// `validation`, `conversion`, `unresolvedReference`, `http4xx`, `http5xx`, `timeout`, …;
     /// `exists`: a create the target refused because a record with the same natural key is there
-    /// already (`existingId`).
+    /// already (`existingId`). `changed`: a conditional update or archive not made because the
+    /// record was modified after the request's `baseModifiedAt` (the adapter published the record
+    /// as a change). `gone`: the record no longer exists (the adapter published its delete).
     public var kind: String
     public var reason: String
     /// Worth retrying by itself (5xx, 429, timeouts); otherwise it waits for a change.

@@ -288,7 +288,9 @@ struct Context {
         if let existing = try store.lockMemberEntity(source, entity, nativeId) {
             // Its own: locked and read with its snapshot and members in two statements.
             global = existing.global
-            if let lastModified = existing.modifiedAt, modifiedAt < lastModified { return .stale }
+            // (A held change was checked when it was held; since then only Parley's write moved
+            // the record's time, which the report may predate.)
+            if held == nil, let lastModified = existing.modifiedAt, modifiedAt < lastModified { return .stale }
             // Rule 5: while a write to this record is in flight, what it reports may be that
             // write's echo (the record's feed or webhook can beat the write's answer), and the
             // echo is only known with the answer. Kept until then (`written`/`failed` handle it).
@@ -489,9 +491,11 @@ struct Context {
         let key = ref(global)
         try store.openSlot(global, system, writeId: writeId, operation: operation, key: key,
                            leaseUntil: now.addingTimeInterval(Context.seconds(configuration.lease)))
+        // The record's time as last seen: the adapter writes only if it has not changed since.
+        let base = targetId == nil ? nil : try store.readEntityInfo(global, snapshotOf: system).modifiedAt
         let request = SyncRequestPayload(
             operation: operation, targetId: targetId, entity: CanonicalJSON.nest(state.values, entity: entity),
-            targetIds: targetIds, writeId: writeId)
+            targetIds: targetIds, writeId: writeId, baseModifiedAt: base.map { CivilTime.formatInstant(ms: $0) })
         let envelope = try Envelope.caused(by: cause, kind: .syncRequest, system: system, entityType: entity.messagingEntityType,
                                            entityId: key, time: now, payload: request.json)
         try store.enqueue(envelope, exchange: ParleyTopology.Exchanges.sync,
@@ -541,7 +545,8 @@ struct Context {
         }
         let snapshot = Snapshot(fields: payload.expected.carried, values: expected)
         let previous = slot.held == nil ? nil : try store.readEntityInfo(global, snapshotOf: system).0
-        try store.saveSnapshot(global, system, snapshot, entity: entity, modifiedAt: nil)
+        // The record's time after the write is the base of the next conditional write to it.
+        try store.saveSnapshot(global, system, snapshot, entity: entity, modifiedAt: payload.modifiedAt.flatMap(Context.milliseconds))
         try store.saveWrittenHash(global, system, CanonicalHash.hex(flat: expected, entity: entity,
                                                                       fields: snapshot.fields.compactMap { CanonicalField.named($0, entity: entity) }))
         try store.clearFailure(global, system)
@@ -585,6 +590,26 @@ struct Context {
             _ = try store.recordFailure(global, system, kind: "duplicate", reason: reason, transient: false, retryAt: nil)
             try close(slot, global: global, in: system)
             return .conflict
+        }
+        // Not written because the record was modified after the state was merged (`changed`): the
+        // adapter published it as a change. The write waits for that change like a write to a
+        // record whose own change waits (`send`): parked without references, and `canonical`
+        // writes the merged state back with the new base once the change is handled — also if it
+        // was held meanwhile and is handled right here.
+        if payload.kind == "changed" {
+            try store.park(global, system, waitingFor: [], reason: "its record in \(system) changed since the state was merged: \(payload.reason)")
+            parked += 1
+            try store.closeSlot(global, system)
+            if let held = slot.held { _ = try handleHeld(held) }
+            return .recorded(global: global, writes: writes)
+        }
+        // The record is gone from the target (`gone`: deleted there; the adapter published the
+        // delete, which archives the other members, rule 9). Nothing failed and nothing waits.
+        if payload.kind == "gone" {
+            try store.clearFailure(global, system)
+            try store.closeSlot(global, system)
+            if let held = slot.held { _ = try handleHeld(held) }
+            return .recorded(global: global, writes: writes)
         }
         // Rule 10: recorded with its reason; transient failures come back after a backoff
         // (the slot's lease is the timer), permanent ones wait for a change or a retry request.

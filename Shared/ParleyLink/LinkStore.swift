@@ -301,12 +301,13 @@ struct LinkStore {
             saveSnapshot(buffered: global, system, snapshot, entity: entity, modifiedAt: modifiedAt)
             return
         }
-        cache.snapshots[LinkCache.MemberRef(global, system)] = LinkCache.MemberSnapshot(snapshot: snapshot, modifiedAt: modifiedAt)
+        let ref = LinkCache.MemberRef(global, system)
+        cache.snapshots[ref] = LinkCache.MemberSnapshot(snapshot: snapshot, modifiedAt: Self.later(modifiedAt, cache.snapshots[ref]?.modifiedAt))
         let (values, provenance) = Self.stateColumns(state)
         let (snapshotJSON, hash, modified) = Self.snapshotColumns(snapshot, entity: entity, modifiedAt: modifiedAt)
         _ = try execute("""
             with g as (update global_entity set state = $3, provenance = $4, updated_at = now() where id = $1)
-            update member set snapshot = $5, snapshot_hash = $6, source_modified_at = coalesce($7, source_modified_at)
+            update member set snapshot = $5, snapshot_hash = $6, source_modified_at = greatest(source_modified_at, $7)
             where global_id = $1 and system = $2
             """, [global, system.rawValue, values, provenance, snapshotJSON, hash, modified])
     }
@@ -331,6 +332,15 @@ struct LinkStore {
         CanonicalHash.hex(flat: snapshot.values, entity: entity, fields: snapshot.fields.compactMap { CanonicalField.named($0, entity: entity) })
     }
 
+    /// A member's source time only moves forward: it is the record's last modification time the
+    /// link service knows (by its change or by Parley's write), the base of the next conditional
+    /// write to it, and a held report older than the write it waited for must not move it back.
+    static func later(_ a: Int64?, _ b: Int64?) -> Int64? {
+        guard let a else { return b }
+        guard let b else { return a }
+        return max(a, b)
+    }
+
     static func snapshotColumns(_ snapshot: Snapshot, entity: CanonicalEntityType, modifiedAt: Int64?) -> (PostgresJSON, String, Date?) {
         let modified: Date? = modifiedAt.map { Date(timeIntervalSince1970: Double($0) / 1000) }
         return (PostgresJSON(snapshotJSON(snapshot).serializedString()), snapshotHash(snapshot, entity: entity), modified)
@@ -342,11 +352,11 @@ struct LinkStore {
             return
         }
         let ref = LinkCache.MemberRef(global, system)
-        cache.snapshots[ref] = LinkCache.MemberSnapshot(snapshot: snapshot, modifiedAt: modifiedAt ?? cache.snapshots[ref]?.modifiedAt)
+        cache.snapshots[ref] = LinkCache.MemberSnapshot(snapshot: snapshot, modifiedAt: Self.later(modifiedAt, cache.snapshots[ref]?.modifiedAt))
         let (json, hash, modified) = Self.snapshotColumns(snapshot, entity: entity, modifiedAt: modifiedAt)
         _ = try execute("""
             update member set snapshot = $3, snapshot_hash = $4,
-                source_modified_at = coalesce($5, source_modified_at)
+                source_modified_at = greatest(source_modified_at, $5)
             where global_id = $1 and system = $2
             """, [global, system.rawValue, json, hash, modified])
     }
@@ -354,7 +364,7 @@ struct LinkStore {
     /// A snapshot written by the next ``flush()`` (the member's source time kept when `nil`).
     private func saveSnapshot(buffered global: UUID, _ system: SystemName, _ snapshot: Snapshot, entity: CanonicalEntityType, modifiedAt: Int64?) {
         let ref = LinkCache.MemberRef(global, system)
-        let modifiedAt = modifiedAt ?? cache.snapshots[ref]?.modifiedAt
+        let modifiedAt = Self.later(modifiedAt, cache.snapshots[ref]?.modifiedAt)
         cache.snapshots[ref] = LinkCache.MemberSnapshot(snapshot: snapshot, modifiedAt: modifiedAt)
         if cache.newEntities[global]?.system == system {
             cache.newEntities[global]?.snapshot = snapshot
@@ -727,7 +737,7 @@ struct LinkStore {
             }
             ctes.append("""
                 um as (update member m set snapshot = x.snapshot, snapshot_hash = x.snapshot_hash,
-                           source_modified_at = coalesce(x.modified, m.source_modified_at)
+                           source_modified_at = greatest(m.source_modified_at, x.modified)
                        from jsonb_to_recordset(\(param(rows))) as x (global_id uuid, system text, snapshot jsonb, snapshot_hash text,
                            modified timestamptz)
                        where m.global_id = x.global_id and m.system = x.system)

@@ -92,7 +92,7 @@ public struct MappingProcessor: Sendable {
                 record: write.record, cleared: request.operation == .create ? [] : write.cleared,
                 expected: CanonicalPayload(operation: .upsert, entity: echo.canonicalJSON, carried: echo.carried,
                                            references: echo.references, modifiedAt: nil),
-                writeId: request.writeId)
+                writeId: request.writeId, baseModifiedAt: request.operation == .create ? nil : request.baseModifiedAt)
             return try output(caused: envelope, kind: .command, entityId: request.targetId ?? envelope.entityId,
                               payload: command.json, exchange: ParleyTopology.Exchanges.commands)
         case .failure(let error):

@@ -93,9 +93,12 @@ final class LinkHarness: @unchecked Sendable {
     }
 
     /// The written event the adapter sends for a sync request's command.
-    func writtenEvent(_ request: Envelope, nativeId: String) throws -> Envelope {
+    /// `modifiedAt`: the record's time after the write (seconds, as `at` of ``change``), when
+    /// the target said.
+    func writtenEvent(_ request: Envelope, nativeId: String, modifiedAt seconds: Int? = nil) throws -> Envelope {
         let (command, payload) = try command(for: request)
-        return try Envelope.caused(by: command, kind: .written, entityId: nativeId, payload: WrittenPayload(command: payload).json)
+        let modifiedAt = seconds.map { CivilTime.formatInstant(ms: (1_700_000_000 + Int64($0)) * 1000) }
+        return try Envelope.caused(by: command, kind: .written, entityId: nativeId, payload: WrittenPayload(command: payload, modifiedAt: modifiedAt).json)
     }
 
     func count(_ table: String) async throws -> Int {
