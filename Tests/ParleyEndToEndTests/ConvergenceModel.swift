@@ -86,6 +86,74 @@ struct Thing: Sendable {
         return true
     }
 
+    /// Order lines as the link service merges them (docs/canonical-model.md, "Order lines"): per
+    /// line (its identity: product, else SKU, and occurrence) who added it, and per member who
+    /// set it, each falling back to the line's and then to `lines`' provenance.
+    var lineStamps: [String: Stamp] = [:]
+
+    static func lineIds(_ lines: [JSONObject]) -> [String] {
+        var seen: [String: Int] = [:]
+        return lines.map { line in
+            let key = line["product"]?.string ?? "sku:" + (line["sku"]?.string ?? "")
+            let n = seen[key, default: 0]
+            seen[key] = n + 1
+            return "\(key)#\(n)"
+        }
+    }
+
+    /// One system's edit of an order's lines, `before` and `after` as it reported them: each
+    /// member it carries (`members`) that it changed on a line it had is written by the
+    /// last-writer rule for that line and member; a line it added is added (after the line
+    /// before it); a line it removed is removed unless the line or a member of it was set later
+    /// elsewhere. A member it did not change is no write, whatever it holds (the webshop's price
+    /// with VAT, PowerOffice Go's rounded one). Returns whether anything was written.
+    mutating func writeLines(before: JSONValue?, after: JSONValue?, members: [String], by stamp: Stamp) -> Bool {
+        let old = (before?.array ?? []).compactMap(\.object), new = (after?.array ?? []).compactMap(\.object)
+        let oldIds = Self.lineIds(old), newIds = Self.lineIds(new)
+        var lines = (values["lines"]?.array ?? []).compactMap(\.object)
+        var ids = Self.lineIds(lines)
+        func wins(_ keys: [String]) -> Bool {
+            keys.allSatisfy { key in (lineStamps[key] ?? provenance["lines"]).map { $0.isOverridden(by: stamp.system, at: stamp.at) } ?? true }
+            // (A line without a stamp of its own is from before lines were stamped: the lines' stamp.)
+        }
+        var changed = false
+        for (i, id) in newIds.enumerated() {
+            if let j = oldIds.firstIndex(of: id) {
+                for member in members where !Self.sameMember(old[j][member], new[i][member], member) {
+                    guard wins([lineStamps["\(id).\(member)"] != nil ? "\(id).\(member)" : id]) else { continue }
+                    guard let k = ids.firstIndex(of: id) else { continue }
+                    lines[k][member] = new[i][member]
+                    lineStamps["\(id).\(member)"] = stamp
+                    changed = true
+                }
+            } else if !ids.contains(id) {
+                let previous = i > 0 ? ids.firstIndex(of: newIds[i - 1]) : nil
+                let at = previous.map { $0 + 1 } ?? (i == 0 ? 0 : lines.count)
+                lines.insert(new[i], at: at)
+                ids.insert(id, at: at)
+                lineStamps[id] = stamp
+                changed = true
+            }
+        }
+        for id in oldIds where !newIds.contains(id) {
+            guard let k = ids.firstIndex(of: id) else { continue }
+            let keys = [id] + lineStamps.keys.filter { $0.hasPrefix(id + ".") }
+            guard wins(keys) else { continue }
+            lines.remove(at: k)
+            ids.remove(at: k)
+            changed = true
+        }
+        guard changed else { return false }
+        values["lines"] = .array(lines.map(JSONValue.object))
+        if provenance["lines"].map({ $0.isOverridden(by: stamp.system, at: stamp.at) }) ?? true { provenance["lines"] = stamp }
+        return true
+    }
+
+    static func sameMember(_ a: JSONValue?, _ b: JSONValue?, _ member: String) -> Bool {
+        Canonical.equal(.array([.object(a.map { [member: $0] } ?? [:])]), .array([.object(b.map { [member: $0] } ?? [:])]),
+                        field: "lines", entity: .order, lineMembers: [member])
+    }
+
     static func ref(_ id: Int) -> JSONValue { .string("thing:\(id)") }
     static func thingId(_ value: JSONValue?) -> Int? {
         guard let text = value?.string, text.hasPrefix("thing:") else { return nil }

@@ -351,7 +351,20 @@ actor ConvergenceRun {
             if before != nil, same { continue }
             if before == nil, afterValues[field] == nil { continue }  // a create's empty field is no write (rule 4: first contact erases nothing)
             if field == "lines" { afterValues["lines"] = completeLines(afterValues["lines"], from: system, previous: thing.values["lines"]) }
+            if field == "lines", before != nil {
+                // Line by line and member by member, as the link service merges them.
+                let carried = Array(lineMembers(system).subtracting(["product"])).sorted()
+                if things[id]!.writeLines(before: beforeValues["lines"], after: afterValues["lines"], members: carried, by: stamp) {
+                    recorded.append(field)
+                } else {
+                    lost.append(field)
+                }
+                continue
+            }
             if things[id]!.write(field, afterValues[field], by: stamp, assigned: assigned.contains(field)) {
+                if field == "lines" {
+                    for line in Thing.lineIds((afterValues["lines"]?.array ?? []).compactMap(\.object)) { things[id]!.lineStamps[line] = stamp }
+                }
                 recorded.append(field)
             } else {
                 lost.append(field)

@@ -49,6 +49,10 @@ struct LinkServiceStartTests {
                 relay.arguments = ["python3", "-c", Self.relayScript, String(port), real.host, String(real.port)]
                 try relay.run()
                 try await Self.waitUntil("the service to start once the database is reachable", within: .seconds(60)) { logText().contains("database ready") }
+                // Consuming: the service group runs, with its SIGTERM handler (a SIGTERM before that ends the process as a signal does).
+                try await Self.waitUntil("the service to consume both queues", within: .seconds(30)) {
+                    logText().components(separatedBy: "AMQP consuming").count > 2
+                }
                 #expect(service.isRunning)
                 service.terminate()
                 try await Self.waitUntil("the service to stop on SIGTERM", within: .seconds(10)) { !service.isRunning }
