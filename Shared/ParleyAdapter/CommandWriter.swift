@@ -72,9 +72,12 @@ public struct CommandWriter: Sendable {
         }
         do {
             // A conditional write: a record modified since the state was merged is not overwritten.
-            if let stale = try await checkBase(command, entity: entity, mapper: mapper, cause: cause) {
+            var current: JSONObject? = nil
+            switch try await checkBase(command, entity: entity, mapper: mapper, cause: cause) {
+            case .write(let read): current = read
+            case .stop(let event):
                 if let marked { await settle(entity, id: marked, modifiedAt: nil) }
-                return stale
+                return event
             }
             let result: JSONObject = try await schedule.run { () async throws(SystemError) -> JSONObject in
                 switch command.operation {
@@ -83,10 +86,10 @@ public struct CommandWriter: Sendable {
                     return try await connector.create(entity, record: command.record, idempotencyKey: command.idempotencyKey)
                 case .update:
                     guard let id = command.targetId else { throw .permanent(status: 400, "an update without the target's id") }
-                    return try await connector.update(entity, id: id, record: command.record, cleared: command.cleared)
+                    return try await connector.update(entity, id: id, record: command.record, cleared: command.cleared, current: current)
                 case .archive:
                     guard let id = command.targetId else { throw .permanent(status: 400, "an archive without the target's id") }
-                    return try await connector.archive(entity, id: id, record: command.record)
+                    return try await connector.archive(entity, id: id, record: command.record, current: current)
                 }
             }
             let identity = mapper.identity(of: result)
@@ -111,6 +114,16 @@ public struct CommandWriter: Sendable {
                     // Not found by its key: the refusal was something else; reported as it is.
                 } catch let lookup as SystemError {
                     failure = lookup  // the look-up failed: reported as its own failure (transient: the create is sent again)
+                }
+            }
+            // Refused because the record changed between the read and the write: merged first.
+            if case .modified = failure, let id = command.targetId {
+                do {
+                    let read = try await schedule.run { () async throws(SystemError) -> JSONObject? in try await connector.record(entity, id: id) }
+                    guard let read else { return try await gone(entity, id: id, command: command, cause: cause) }
+                    return try await changed(read, entity: entity, id: id, command: command, mapper: mapper, cause: cause)
+                } catch let lookup as SystemError {
+                    failure = lookup
                 }
             }
             // An update or archive of a record that is not there any more: the system deleted it.
@@ -175,14 +188,30 @@ public struct CommandWriter: Sendable {
     /// ERP's `If-Unmodified-Since-Modified-At` compares exact times, which a base read through
     /// another precision would never match), so an edit landing between this read and the write
     /// is still overwritten: a window of one round trip instead of a poll interval.
-    func checkBase(_ command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper, cause: Envelope) async throws -> Envelope? {
+    func checkBase(_ command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper, cause: Envelope) async throws -> Base {
         guard command.operation != .create, let id = command.targetId, let baseText = command.baseModifiedAt,
-              let base = try? CivilTime.parseInstant(baseText) else { return nil }
+              let base = try? CivilTime.parseInstant(baseText) else { return .write(current: nil) }
         let connector = self.connector
         guard let current = try await schedule.run({ () async throws(SystemError) -> JSONObject? in try await connector.record(entity, id: id) }) else {
-            return try await gone(entity, id: id, command: command, cause: cause)
+            return .stop(try await gone(entity, id: id, command: command, cause: cause))
         }
-        guard let modifiedAt = mapper.identity(of: current).modifiedAt, modifiedAt > base else { return nil }
+        guard let modifiedAt = mapper.identity(of: current).modifiedAt, modifiedAt > base else { return .write(current: current) }
+        return .stop(try await changed(current, entity: entity, id: id, command: command, mapper: mapper, cause: cause))
+    }
+
+    /// What ``checkBase(_:entity:mapper:cause:)`` found: write (with the record as read, which
+    /// the connector makes the write conditional on where its system can), or report `event`.
+    enum Base {
+        case write(current: JSONObject?)
+        case stop(Envelope)
+    }
+
+    /// A record modified since the state the command carries was merged: published as a change,
+    /// exactly as the feed would report it, and the command reported `failed` kind `changed`.
+    func changed(_ current: JSONObject, entity: CanonicalEntityType, id: String, command: CommandPayload, mapper: Mapper,
+                 cause: Envelope) async throws -> Envelope {
+        let modifiedAt = mapper.identity(of: current).modifiedAt
+        let baseText = command.baseModifiedAt ?? "the state's merge"
         do {
             try await publisher.publish(try ChangeMessage.upsert(system: connector.system, entity: entity, id: id, modifiedAt: modifiedAt, record: current))
         } catch {
@@ -190,7 +219,7 @@ public struct CommandWriter: Sendable {
         }
         AdapterMetrics.command(connector.system, .failedTransient)
         MessagingMetrics.failure(.transient)
-        let now = CivilTime.formatInstant(ms: modifiedAt)
+        let now = modifiedAt.map { CivilTime.formatInstant(ms: $0) } ?? "an unknown time"
         logger.info("write not made: the record changed since the state was merged; published it as a change",
                     metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)", "base": "\(baseText)", "modifiedAt": "\(now)"])
         let reason = "\(connector.system) \(entity) \(id) was modified at \(now), after \(baseText) which the state was merged with; "

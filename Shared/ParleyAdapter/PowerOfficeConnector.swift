@@ -153,14 +153,26 @@ public struct PowerOfficeConnector: SystemConnector {
     /// the feed: the adapter marks it (``WriteMarkers``).
     public func writesInSteps(_ entity: CanonicalEntityType) -> Bool { entity == .order }
 
-    public func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String]) async throws(SystemError) -> JSONObject {
-        if entity == .order { return try await updateOrder(id, record: record, cleared: cleared) }
-        let patch = Self.patch(record, cleared: cleared)
+    /// A customer or product: one JSON Patch, conditional on `current` — each value it replaces
+    /// is first `test`ed to be what the writer read (RFC 6902; the OpenAPI document lists `test`),
+    /// so an edit of those fields since then refuses the whole patch
+    /// (``SystemError/modified(status:_:)``). A sales order takes several requests and is not
+    /// conditional beyond the writer's read.
+    public func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String],
+                       current: JSONObject?) async throws(SystemError) -> JSONObject {
+        if entity == .order { return try await updateOrder(id, record: record, cleared: cleared, current: current) }
+        let replaced = Self.patch(record, cleared: cleared)
+        let patch = (current.map { Self.tests(of: replaced, in: $0) } ?? []) + replaced
         var result: JSONObject = [:]
-        if !patch.isEmpty {
-            if case .object(let updated)? = try await http.send(.PATCH, "\(collection(entity))/\(id)", body: .array(patch),
-                                                                contentType: "application/json-patch+json").body {
-                result = updated
+        if !replaced.isEmpty {
+            do {
+                if case .object(let updated)? = try await http.send(.PATCH, "\(collection(entity))/\(id)", body: .array(patch),
+                                                                    contentType: "application/json-patch+json").body {
+                    result = updated
+                }
+            } catch {
+                if case .permanent(400, let message) = error, Self.isFailedTest(message) { throw .modified(status: 400, message) }
+                throw error
             }
         }
         if result.isEmpty, case .object(let current)? = try await http.send(.GET, "\(collection(entity))/\(id)").body { result = current }
@@ -171,11 +183,17 @@ public struct PowerOfficeConnector: SystemConnector {
     /// order from edit ("Can be unlocked by changing state to draft again", OrderStatus in the
     /// OpenAPI document), so an edit of a confirmed order unlocks it first and confirms it again
     /// after, unless the update itself asks for another status.
-    func updateOrder(_ id: String, record: JSONObject, cleared: [String]) async throws(SystemError) -> JSONObject {
+    ///
+    /// With `current` (the order as the writer read it), the header's patch first `test`s each
+    /// value it replaces, so an edit of the header since the read refuses the write before any
+    /// line is touched (the status is restored, ``SystemError/modified(status:_:)``). The lines,
+    /// replaced after it, have no such test.
+    func updateOrder(_ id: String, record: JSONObject, cleared: [String], current: JSONObject? = nil) async throws(SystemError) -> JSONObject {
         var header = record
         let lines = header.removeValue("SalesOrderLines")
         let wanted = header.removeValue("SalesOrderStatus")?.string
-        let patch = Self.patch(header, cleared: cleared)
+        let replaced = Self.patch(header, cleared: cleared)
+        let patch = replaced.isEmpty ? [] : (current.map { Self.tests(of: replaced, in: $0) } ?? []) + replaced
         let edits = !patch.isEmpty || lines != nil
         var status = try await complete(id)["SalesOrderStatus"]?.string
         let target = wanted ?? status
@@ -193,6 +211,7 @@ public struct PowerOfficeConnector: SystemConnector {
         } catch {
             // Not left unlocked: confirmed again (best effort) before the failure is reported.
             if status != target, let target { try? await setStatus(target) }
+            if case .permanent(400, let message) = error, Self.isFailedTest(message) { throw .modified(status: 400, message) }
             throw error
         }
         if let target, status != target { try await setStatus(target) }
@@ -208,11 +227,32 @@ public struct PowerOfficeConnector: SystemConnector {
         for line in lines { _ = try await http.send(.POST, "/SalesOrders/\(id)/Lines", body: line) }
     }
 
-    public func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject) async throws(SystemError) -> JSONObject {
+    public func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject, current: JSONObject?) async throws(SystemError) -> JSONObject {
         guard entity != .order else { throw .permanent(status: 400, "PowerOffice Go sales orders cannot be archived") }
         var body = record
         body["IsArchived"] = true
-        return try await update(entity, id: id, record: body, cleared: [])
+        return try await update(entity, id: id, record: body, cleared: [], current: current)
+    }
+
+    /// A `test` of each path the patch replaces, with the value `current` has there (`null` when
+    /// it has none: Go's typed DTOs hold every property).
+    static func tests(of patch: [JSONValue], in current: JSONObject) -> [JSONValue] {
+        patch.compactMap { operation -> JSONValue? in
+            guard case .string(let path)? = operation["path"] else { return nil }
+            var value: JSONValue = .object(current)
+            for token in path.split(separator: "/", omittingEmptySubsequences: false).dropFirst() {
+                let key = token.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+                value = value[key] ?? .null
+            }
+            return ["op": "test", "path": .string(path), "value": value]
+        }
+    }
+
+    /// Go's answer to a patch whose `test` failed: the simulator's "The test at '/Name' failed.",
+    /// ASP.NET Core JsonPatch's "The current value '…' at path '…' is not equal to the test value '…'".
+    static func isFailedTest(_ message: String) -> Bool {
+        let text = message.lowercased()
+        return text.contains("test value") || (text.contains("the test at") && text.contains("failed"))
     }
 
     public func find(_ entity: CanonicalEntityType, idempotencyKey: String) async throws(SystemError) -> JSONObject? {

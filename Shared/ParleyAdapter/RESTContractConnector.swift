@@ -24,8 +24,13 @@ public struct RESTContractConnector: SystemConnector {
         /// Per entity, the unique member a create can collide on, which the contract also lists
         /// records by (a query parameter of the same name).
         public var naturalKeys: [CanonicalEntityType: KeyRule] = [:]
+        /// The header that makes an update conditional on the record's modification time, and
+        /// the record's member it is read from (the ERP's `If-Unmodified-Since-Modified-At`,
+        /// exact comparison, `412` on mismatch), when the contract has one.
+        public var unmodifiedSince: (header: String, member: String)? = nil
 
-        public static let erp = Style(pageSizeParameter: "limit", pageSize: 200, update: .PUT)
+        public static let erp = Style(pageSizeParameter: "limit", pageSize: 200, update: .PUT,
+                                      unmodifiedSince: (header: "If-Unmodified-Since-Modified-At", member: "modifiedAt"))
         public static let webshop = Style(pageSizeParameter: "per_page", pageSize: 100, update: .PATCH, originPath: ["meta_data", "parley_key"],
                                           naturalKeys: [.customer: KeyRule(field: "email", caseInsensitive: true),
                                                         .product: KeyRule(field: "sku", caseInsensitive: false)])
@@ -117,14 +122,28 @@ public struct RESTContractConnector: SystemConnector {
         return page["items"]?.array?.compactMap(\.object).first { rule.key(of: $0).map { rule.normalised($0.value) } == wanted }
     }
 
-    public func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String]) async throws(SystemError) -> JSONObject {
+    /// The ERP's contract makes the write conditional: `If-Unmodified-Since-Modified-At` with the
+    /// `modifiedAt` the record had when read (its own text, so the exact comparison holds); a
+    /// `412` is ``SystemError/modified(status:_:)``. The webshop's contract has no such lock.
+    public func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String],
+                       current: JSONObject?) async throws(SystemError) -> JSONObject {
         var body = record
         for path in cleared { body.set(.null, at: path.split(separator: ".").map(String.init)) }
-        return try Self.object(try await http.send(style.update, "\(collection(entity))/\(Self.escape(id))", body: .object(body)), "update \(entity) \(id)")
+        var headers: [(String, String)] = []
+        if let condition = style.unmodifiedSince, case .string(let modifiedAt)? = current?[condition.member] {
+            headers.append((condition.header, modifiedAt))
+        }
+        do {
+            return try Self.object(try await http.send(style.update, "\(collection(entity))/\(Self.escape(id))", body: .object(body), extraHeaders: headers),
+                                   "update \(entity) \(id)")
+        } catch {
+            if case .permanent(412, let message) = error { throw .modified(status: 412, message) }
+            throw error
+        }
     }
 
-    public func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject) async throws(SystemError) -> JSONObject {
-        if !record.isEmpty { _ = try await update(entity, id: id, record: record, cleared: []) }
+    public func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject, current: JSONObject?) async throws(SystemError) -> JSONObject {
+        if !record.isEmpty { _ = try await update(entity, id: id, record: record, cleared: [], current: current) }
         return try Self.object(try await http.send(.POST, "\(collection(entity))/\(Self.escape(id))/archive"), "archive \(entity) \(id)")
     }
 

@@ -18,10 +18,15 @@ public protocol SystemConnector: Sendable {
     func create(_ entity: CanonicalEntityType, record: JSONObject, idempotencyKey: String) async throws(SystemError) -> JSONObject
 
     /// Updates a record: the members of `record` are set, the native paths in `cleared` emptied.
-    func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String]) async throws(SystemError) -> JSONObject
+    /// `current`: the record as the writer read it just before (a conditional write, see
+    /// ``CommandWriter``); where the system can, the write is made only if the record is still
+    /// that (the ERP's `If-Unmodified-Since-Modified-At`, a JSON Patch `test` of each replaced
+    /// value in PowerOffice Go), and refused as ``SystemError/modified(status:_:)`` otherwise.
+    func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String], current: JSONObject?) async throws(SystemError) -> JSONObject
 
-    /// Archives a record (DESIGN rule 9), applying `record` first when it is not empty.
-    func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject) async throws(SystemError) -> JSONObject
+    /// Archives a record (DESIGN rule 9), applying `record` first when it is not empty (under the
+    /// same condition as ``update(_:id:record:cleared:current:)``).
+    func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject, current: JSONObject?) async throws(SystemError) -> JSONObject
 
     /// One record by its native id, as the feed would report it; `nil` when it does not exist.
     func record(_ entity: CanonicalEntityType, id: String) async throws(SystemError) -> JSONObject?
@@ -102,12 +107,16 @@ public enum SystemError: Error, Sendable, Hashable, CustomStringConvertible {
     /// (``SystemConnector/existing(_:key:)``). Only the connector, which knows the system's
     /// answers, decides that a refusal is this one.
     case keyInUse(status: Int, String, key: NaturalKey)
+    /// A conditional update the system refused because the record is no longer what the writer
+    /// read just before (the ERP's `412`, PowerOffice Go's failed JSON Patch `test`): someone
+    /// edited it in between. The writer has the record merged before writing again.
+    case modified(status: Int, String)
 
     public var description: String {
         switch self {
         case .transient(let reason, let retryAfter):
             retryAfter.map { "\(reason) (retry after \($0))" } ?? reason
-        case .permanent(let status, let reason), .keyInUse(let status, let reason, _): "HTTP \(status): \(reason)"
+        case .permanent(let status, let reason), .keyInUse(let status, let reason, _), .modified(let status, let reason): "HTTP \(status): \(reason)"
         }
     }
 
@@ -115,7 +124,7 @@ public enum SystemError: Error, Sendable, Hashable, CustomStringConvertible {
     public var status: Int? {
         switch self {
         case .transient: nil
-        case .permanent(let status, _), .keyInUse(let status, _, _): status
+        case .permanent(let status, _), .keyInUse(let status, _, _), .modified(let status, _): status
         }
     }
 

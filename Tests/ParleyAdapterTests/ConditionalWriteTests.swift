@@ -106,3 +106,78 @@ struct ConditionalWriteTests {
         }
     }
 }
+
+/// The connectors make the write itself conditional on the record as read, where the system can:
+/// an edit between the writer's read and its write refuses the write (`SystemError.modified`).
+@Suite("Conditional writes: the systems' own locks", .serialized, .timeLimit(.minutes(3)))
+struct ConnectorConditionTests {
+    typealias P = AdapterProcessTests
+
+    static func isModified(_ body: () async throws -> Void) async -> Bool {
+        do {
+            try await body()
+            return false
+        } catch {
+            if case .modified? = error as? SystemError { return true }
+            Issue.record("expected modified, got \(error)")
+            return false
+        }
+    }
+
+    @Test("the ERP: If-Unmodified-Since-Modified-At with the modifiedAt read; a 412 after an edit in between is 'modified', the edit kept")
+    func erp() async throws {
+        let port = P.port()
+        let erp = "http://127.0.0.1:\(port)"
+        let simulator = try P.start("customerp-simulator", ["--port", "\(port)", "--api-key", "test-key"])
+        defer { simulator.terminate() }
+        try await P.waitUntilUp(erp + "/_admin/records")
+        let connector = RESTContractConnector(system: .customerp, http: HTTPJSONClient(baseURL: erp) { [("X-Api-Key", "test-key")] }, style: .erp)
+        let created = try await connector.create(.customer, record: ["customerType": "COMPANY", "name": "Kunde AS", "email": "kunde@example.no"],
+                                                 idempotencyKey: "customer/1")
+        let id = try #require(created["id"]?.string)
+        let read = try #require(try await connector.record(.customer, id: id))
+        _ = try await connector.update(.customer, id: id, record: ["name": "Kunde AS (brukeren)"], cleared: [], current: nil)
+        #expect(await Self.isModified { _ = try await connector.update(.customer, id: id, record: ["name": "Kunde AS (Parley)"], cleared: [], current: read) })
+        #expect(try await connector.record(.customer, id: id)?["name"] == "Kunde AS (brukeren)")
+        let fresh = try #require(try await connector.record(.customer, id: id))
+        #expect(try await connector.update(.customer, id: id, record: ["name": "Kunde AS (Parley)"], cleared: [], current: fresh)["name"] == "Kunde AS (Parley)")
+    }
+
+    @Test("PowerOffice Go: each replaced value tested first; an edit in between refuses the patch as 'modified' — a product, and a confirmed order's header (left confirmed)")
+    func powerOffice() async throws {
+        let port = P.port()
+        let go = "http://127.0.0.1:\(port)"
+        let simulator = try P.start("powerofficego-simulator", ["--port", "\(port)", "--rate-limit", "0"])
+        defer { simulator.terminate() }
+        try await P.waitUntilUp(go + "/_admin/faults")
+        let env = P.powerOffice(go)
+        let connector = PowerOfficeConnector(
+            baseURL: env["PARLEY_POWEROFFICE_URL"]!,
+            credentials: .init(tokenURL: env["PARLEY_POWEROFFICE_TOKEN_URL"]!, applicationKey: env["PARLEY_POWEROFFICE_APPLICATION_KEY"]!,
+                               clientKey: env["PARLEY_POWEROFFICE_CLIENT_KEY"]!, subscriptionKey: env["PARLEY_POWEROFFICE_SUBSCRIPTION_KEY"]!))
+        let product = try await connector.create(.product, record: ["Code": "KAFFE-500", "Name": "Kaffe", "UnitPrice": 79.2], idempotencyKey: "product/x")
+        let productId = try #require(product["Id"]?.number?.text)
+        let read = try #require(try await connector.record(.product, id: productId))
+        _ = try await connector.update(.product, id: productId, record: ["Name": "Kaffe (brukeren)"], cleared: [], current: nil)
+        #expect(await Self.isModified { _ = try await connector.update(.product, id: productId, record: ["Name": "Kaffe (Parley)", "UnitPrice": 80], cleared: [], current: read) })
+        #expect(try await connector.record(.product, id: productId)?["Name"] == "Kaffe (brukeren)")
+        let fresh = try #require(try await connector.record(.product, id: productId))
+        #expect(try await connector.update(.product, id: productId, record: ["Name": "Kaffe (Parley)"], cleared: [], current: fresh)["Name"] == "Kaffe (Parley)")
+
+        let customer = try await connector.create(.customer, record: ["IsPerson": false, "Name": "Fjord Fisk AS"], idempotencyKey: "customer/x")
+        let line: JSONValue = ["ProductId": try #require(product["Id"]), "Description": "Kaffe", "Quantity": 2, "ProductUnitPrice": 79.2]
+        let order = try await connector.create(.order, record: [
+            "CustomerId": try #require(customer["Id"]), "CurrencyCode": "NOK", "SalesOrderStatus": "Confirmed", "SalesOrderDate": "2026-11-05",
+            "SalesOrderLines": [line],
+        ], idempotencyKey: "order/0b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11")
+        let orderId = try #require(order["Id"]?.string)
+        let before = try #require(try await connector.record(.order, id: orderId))
+        _ = try await connector.update(.order, id: orderId, record: ["CurrencyCode": "SEK"], cleared: [], current: nil)
+        #expect(await Self.isModified {
+            _ = try await connector.update(.order, id: orderId, record: ["CurrencyCode": "NOK", "SalesOrderLines": [line]], cleared: [], current: before)
+        })
+        let after = try #require(try await connector.record(.order, id: orderId))
+        #expect(after["CurrencyCode"] == "SEK")
+        #expect(after["SalesOrderStatus"] == "Confirmed")
+    }
+}

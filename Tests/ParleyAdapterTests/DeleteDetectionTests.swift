@@ -48,11 +48,11 @@ struct DeleteDetectionTests {
         func create(_ entity: CanonicalEntityType, record: JSONObject, idempotencyKey: String) async throws(SystemError) -> JSONObject {
             try await inner.create(entity, record: record, idempotencyKey: idempotencyKey)
         }
-        func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String]) async throws(SystemError) -> JSONObject {
-            try await inner.update(entity, id: id, record: record, cleared: cleared)
+        func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String], current: JSONObject?) async throws(SystemError) -> JSONObject {
+            try await inner.update(entity, id: id, record: record, cleared: cleared, current: current)
         }
-        func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject) async throws(SystemError) -> JSONObject {
-            try await inner.archive(entity, id: id, record: record)
+        func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject, current: JSONObject?) async throws(SystemError) -> JSONObject {
+            try await inner.archive(entity, id: id, record: record, current: current)
         }
         func record(_ entity: CanonicalEntityType, id: String) async throws(SystemError) -> JSONObject? {
             asked.withLock { $0.append(id) }

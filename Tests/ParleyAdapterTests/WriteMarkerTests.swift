@@ -24,8 +24,8 @@ struct WriteMarkerTests {
             ChangePage(records: entity == .order ? records.withLock { $0 } : [], nextCursor: nil)
         }
         func create(_ entity: CanonicalEntityType, record: JSONObject, idempotencyKey: String) async throws(SystemError) -> JSONObject { record }
-        func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String]) async throws(SystemError) -> JSONObject { record }
-        func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject) async throws(SystemError) -> JSONObject { record }
+        func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String], current: JSONObject?) async throws(SystemError) -> JSONObject { record }
+        func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject, current: JSONObject?) async throws(SystemError) -> JSONObject { record }
         func record(_ entity: CanonicalEntityType, id: String) async throws(SystemError) -> JSONObject? { nil }
         func find(_ entity: CanonicalEntityType, idempotencyKey: String) async throws(SystemError) -> JSONObject? { nil }
         func writesInSteps(_ entity: CanonicalEntityType) -> Bool { entity == .order }
@@ -128,12 +128,12 @@ struct WriteMarkerTests {
         let id = try #require(created["Id"]?.string)
         #expect(created["SalesOrderStatus"] == "Confirmed")
         // The status left as it is: unlocked for the edit, confirmed again.
-        let edited = try await connector.update(.order, id: id, record: ["CustomerReference": "PO-1", "SalesOrderLines": [line(3), line(1)]], cleared: [])
+        let edited = try await connector.update(.order, id: id, record: ["CustomerReference": "PO-1", "SalesOrderLines": [line(3), line(1)]], cleared: [], current: nil)
         #expect(edited["SalesOrderStatus"] == "Confirmed")
         #expect(edited["CustomerReference"] == "PO-1")
         #expect(edited["SalesOrderLines"]?.array?.compactMap { $0["Quantity"]?.int } == [3, 1])
         // Asked for Draft: the order is left unlocked.
-        let draft = try await connector.update(.order, id: id, record: ["SalesOrderStatus": "Draft", "SalesOrderLines": [line(4)]], cleared: [])
+        let draft = try await connector.update(.order, id: id, record: ["SalesOrderStatus": "Draft", "SalesOrderLines": [line(4)]], cleared: [], current: nil)
         #expect(draft["SalesOrderStatus"] == "Draft")
         #expect(draft["SalesOrderLines"]?.array?.compactMap { $0["Quantity"]?.int } == [4])
     }
