@@ -13,7 +13,7 @@ import ParleyTestSupport
 /// - `PARLEY_CONVERGENCE_OPS`: operations per seed (default 60)
 /// - `PARLEY_CONVERGENCE_WAIT_SECONDS`, `PARLEY_CONVERGENCE_SECONDS`, `PARLEY_CONVERGENCE_RUN_MINUTES`:
 ///   how long one operation may wait, how long convergence may take, and one seed at most
-/// - `PARLEY_CONVERGENCE_GO_LINE_ADDS=1`: also add order lines in PowerOffice Go
+/// - `PARLEY_CONVERGENCE_GO_LINE_ADDS=0`: no order lines added in PowerOffice Go
 /// - `PARLEY_CONVERGENCE_CONFLICTS=0`: no near-simultaneous edits of one field in two systems
 /// - `PARLEY_CONVERGENCE_AVOID`: operations to leave out, comma-separated (`customwebshop.lines`,
 ///   `lineDiscount`, `powerofficego.firstName`, `twin`, `archive`, `delete`; see ``ConvergenceRun/Settings/avoid``)
@@ -43,7 +43,7 @@ struct ConvergenceTests {
                 }
             }
             return Plan(runs: runs, operations: env["PARLEY_CONVERGENCE_OPS"].flatMap { Int($0) } ?? 60,
-                        goLineAdds: env["PARLEY_CONVERGENCE_GO_LINE_ADDS"] == "1",
+                        goLineAdds: env["PARLEY_CONVERGENCE_GO_LINE_ADDS"] != "0",
                         conflicts: env["PARLEY_CONVERGENCE_CONFLICTS"] != "0",
                         avoid: Set((env["PARLEY_CONVERGENCE_AVOID"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }),
                         waitSeconds: env["PARLEY_CONVERGENCE_WAIT_SECONDS"].flatMap { Int($0) },
@@ -103,7 +103,7 @@ struct ConvergenceTests {
 
     static func replay(_ settings: ConvergenceRun.Settings) -> String {
         "PARLEY_CONVERGENCE_SEEDS=\(settings.seed) PARLEY_CONVERGENCE_CHAOS=\(settings.chaos ? 1 : 0) PARLEY_CONVERGENCE_OPS=\(settings.operations)"
-            + (settings.goLineAdds ? " PARLEY_CONVERGENCE_GO_LINE_ADDS=1" : "") + (settings.conflicts ? "" : " PARLEY_CONVERGENCE_CONFLICTS=0")
+            + (settings.goLineAdds ? "" : " PARLEY_CONVERGENCE_GO_LINE_ADDS=0") + (settings.conflicts ? "" : " PARLEY_CONVERGENCE_CONFLICTS=0")
             + (settings.avoid.isEmpty ? "" : " PARLEY_CONVERGENCE_AVOID=\(settings.avoid.sorted().joined(separator: ","))")
             + " swift test --filter Convergence"
     }
