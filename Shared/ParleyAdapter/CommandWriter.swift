@@ -16,6 +16,9 @@ import ParleyMessaging
 /// first asks the system for a record with its idempotency key, where the system can say. A
 /// create refused because a record with the same natural key exists ends in that record being
 /// linked, never in a permanent failure (``linkExisting(_:key:refusal:command:mapper:cause:)``).
+/// An update or archive is conditional: it is not made over a record modified since the state
+/// was merged, which is merged first (``checkBase(_:entity:mapper:cause:)``), nor to a record
+/// that is gone.
 public struct CommandWriter: Sendable {
     let connector: any SystemConnector
     let mappings: Mappings
@@ -106,45 +109,53 @@ public struct CommandWriter: Sendable {
             if let marked { await settle(entity, id: marked, modifiedAt: nil) }
             if let handler = error as? HandlerFailure { throw handler }
             var failure = error as? SystemError ?? .transient("\(error)", retryAfter: nil)
-            if command.operation == .create, case .keyInUse(_, _, let key) = failure {
-                do {
-                    if let event = try await linkExisting(entity, key: key, refusal: failure, command: command, mapper: mapper, cause: cause) {
-                        return event
-                    }
-                    // Not found by its key: the refusal was something else; reported as it is.
-                } catch let lookup as SystemError {
-                    failure = lookup  // the look-up failed: reported as its own failure (transient: the create is sent again)
-                }
+            do {
+                if let event = try await recover(from: failure, command: command, entity: entity, mapper: mapper, cause: cause) { return event }
+            } catch let lookup as SystemError {
+                failure = lookup  // the look-up failed: reported as its own failure
             }
-            // Refused because the record changed between the read and the write: merged first.
-            if case .modified = failure, let id = command.targetId {
-                do {
-                    let read = try await schedule.run { () async throws(SystemError) -> JSONObject? in try await connector.record(entity, id: id) }
-                    guard let read else { return try await gone(entity, id: id, command: command, cause: cause) }
-                    return try await changed(read, entity: entity, id: id, command: command, mapper: mapper, cause: cause)
-                } catch let lookup as SystemError {
-                    failure = lookup
-                }
-            }
-            // An update or archive of a record that is not there any more: the system deleted it.
-            if command.operation != .create, failure.status == 404, let id = command.targetId {
-                do {
-                    if try await schedule.run({ () async throws(SystemError) -> JSONObject? in try await connector.record(entity, id: id) }) == nil {
-                        return try await gone(entity, id: id, command: command, cause: cause)
-                    }
-                } catch let lookup as SystemError {
-                    failure = lookup
-                }
-            }
-            let kind = failure.status.map { "http\($0)" } ?? "transient"
-            AdapterMetrics.command(connector.system, failure.isTransient ? .failedTransient : .failedPermanent)
-            MessagingMetrics.failure(failure.isTransient ? .transient : .apiError)
-            logger.warning("write failed", metadata: ["system": "\(connector.system)", "entity": "\(entity)",
-                                                      "operation": "\(command.operation)", "error": "\(failure)"])
-            let payload = FailedPayload(stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
-                                        kind: kind, reason: failure.description, transient: failure.isTransient, targetId: command.targetId)
-            return try Envelope.caused(by: cause, kind: .failed, entityId: command.targetId ?? command.idempotencyKey, payload: payload.json)
+            return try failed(failure, command: command, entity: entity, cause: cause)
         }
+    }
+
+    /// What a refusal ends in when it is no failure: a create refused because a record with its
+    /// key exists → that record linked (`exists`, ``linkExisting(_:key:refusal:command:mapper:cause:)``);
+    /// a write refused because the record changed since it was read → the record merged first
+    /// (`changed`); an update or archive of a record that is not there any more → `gone`. `nil`:
+    /// the refusal is reported as it is. A look-up that fails throws its own ``SystemError``
+    /// (a transient one: the command is sent again and the look-up retried).
+    func recover(from failure: SystemError, command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper,
+                 cause: Envelope) async throws -> Envelope? {
+        let connector = self.connector, schedule = self.schedule
+        func read(_ id: String) async throws(SystemError) -> JSONObject? {
+            try await schedule.run { () async throws(SystemError) -> JSONObject? in try await connector.record(entity, id: id) }
+        }
+        switch failure {
+        case .keyInUse(_, _, let key) where command.operation == .create:
+            // Not found by its key: the refusal was something else (`nil`).
+            return try await linkExisting(entity, key: key, refusal: failure, command: command, mapper: mapper, cause: cause)
+        case .modified:
+            guard let id = command.targetId else { return nil }
+            guard let current = try await read(id) else { return try await gone(entity, id: id, command: command, cause: cause) }
+            return try await changed(current, entity: entity, id: id, command: command, mapper: mapper, cause: cause)
+        case .permanent(404, _) where command.operation != .create:
+            guard let id = command.targetId, try await read(id) == nil else { return nil }
+            return try await gone(entity, id: id, command: command, cause: cause)
+        default:
+            return nil
+        }
+    }
+
+    /// The `failed` event for a refusal or an error, with the system's message.
+    func failed(_ failure: SystemError, command: CommandPayload, entity: CanonicalEntityType, cause: Envelope) throws -> Envelope {
+        let kind = failure.status.map { "http\($0)" } ?? "transient"
+        AdapterMetrics.command(connector.system, failure.isTransient ? .failedTransient : .failedPermanent)
+        MessagingMetrics.failure(failure.isTransient ? .transient : .apiError)
+        logger.warning("write failed", metadata: ["system": "\(connector.system)", "entity": "\(entity)",
+                                                  "operation": "\(command.operation)", "error": "\(failure)"])
+        let payload = FailedPayload(stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
+                                    kind: kind, reason: failure.description, transient: failure.isTransient, targetId: command.targetId)
+        return try Envelope.caused(by: cause, kind: .failed, entityId: command.targetId ?? command.idempotencyKey, payload: payload.json)
     }
 
     /// A create refused because a record with the same natural key exists: that record, looked
