@@ -25,6 +25,10 @@ enum AdapterMetrics {
         case written
         case failedTransient = "failed_transient"
         case failedPermanent = "failed_permanent"
+        /// Not written: the record was modified since the state was merged (merged first).
+        case changed
+        /// Not written: the record is gone from the system (its delete published).
+        case gone
     }
 
     static func command(_ system: SystemName, _ outcome: CommandOutcome) {

@@ -228,8 +228,7 @@ public struct CommandWriter: Sendable {
         } catch {
             throw HandlerFailure.transient("cannot publish the modified \(connector.system) \(entity) \(id) as a change: \(error)")
         }
-        AdapterMetrics.command(connector.system, .failedTransient)
-        MessagingMetrics.failure(.transient)
+        AdapterMetrics.command(connector.system, .changed)
         let now = modifiedAt.map { CivilTime.formatInstant(ms: $0) } ?? "an unknown time"
         logger.info("write not made: the record changed since the state was merged; published it as a change",
                     metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)", "base": "\(baseText)", "modifiedAt": "\(now)"])
@@ -250,7 +249,7 @@ public struct CommandWriter: Sendable {
         } catch {
             throw HandlerFailure.transient("cannot publish the delete of \(connector.system) \(entity) \(id): \(error)")
         }
-        AdapterMetrics.command(connector.system, .failedPermanent)
+        AdapterMetrics.command(connector.system, .gone)
         logger.info("write not made: the record is gone; published its delete",
                     metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)"])
         let payload = FailedPayload(stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
