@@ -126,24 +126,26 @@ public struct CommandWriter: Sendable {
     /// (a transient one: the command is sent again and the look-up retried).
     func recover(from failure: SystemError, command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper,
                  cause: Envelope) async throws -> Envelope? {
-        let connector = self.connector, schedule = self.schedule
-        func read(_ id: String) async throws(SystemError) -> JSONObject? {
-            try await schedule.run { () async throws(SystemError) -> JSONObject? in try await connector.record(entity, id: id) }
-        }
         switch failure {
         case .keyInUse(_, _, let key) where command.operation == .create:
             // Not found by its key: the refusal was something else (`nil`).
             return try await linkExisting(entity, key: key, refusal: failure, command: command, mapper: mapper, cause: cause)
         case .modified:
             guard let id = command.targetId else { return nil }
-            guard let current = try await read(id) else { return try await gone(entity, id: id, command: command, cause: cause) }
+            guard let current = try await read(entity, id: id) else { return try await gone(entity, id: id, command: command, cause: cause) }
             return try await changed(current, entity: entity, id: id, command: command, mapper: mapper, cause: cause)
         case .permanent(404, _) where command.operation != .create:
-            guard let id = command.targetId, try await read(id) == nil else { return nil }
+            guard let id = command.targetId, try await read(entity, id: id) == nil else { return nil }
             return try await gone(entity, id: id, command: command, cause: cause)
         default:
             return nil
         }
+    }
+
+    /// The record as the system has it now (`nil`: it has none), transient failures retried.
+    func read(_ entity: CanonicalEntityType, id: String) async throws(SystemError) -> JSONObject? {
+        let connector = self.connector
+        return try await schedule.run { () async throws(SystemError) -> JSONObject? in try await connector.record(entity, id: id) }
     }
 
     /// The `failed` event for a refusal or an error, with the system's message.
@@ -193,17 +195,18 @@ public struct CommandWriter: Sendable {
     /// is published as a change, exactly as the feed would report it, and the command reported
     /// `failed` with kind `changed`: the link service merges that change (last writer wins by
     /// field) and writes the result back with the new base. A record that is not there any more
-    /// is reported `gone` (``gone(_:id:command:cause:)``). `nil`: write.
+    /// is reported `gone` (``gone(_:id:command:cause:)``).
     ///
-    /// None of the three systems' write APIs can make the write itself conditional on this (the
-    /// ERP's `If-Unmodified-Since-Modified-At` compares exact times, which a base read through
-    /// another precision would never match), so an edit landing between this read and the write
-    /// is still overwritten: a window of one round trip instead of a poll interval.
+    /// The record as read goes to the connector, which makes the write itself conditional on it
+    /// where the system can (the ERP's `If-Unmodified-Since-Modified-At` with the `modifiedAt`
+    /// text read — the base itself, read through another precision, might never match exactly —
+    /// and PowerOffice Go's JSON Patch `test`). Where it cannot (the webshop, a Go order's lines),
+    /// an edit landing between this read and the write is still overwritten: a window of one
+    /// round trip instead of a poll interval.
     func checkBase(_ command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper, cause: Envelope) async throws -> Base {
         guard command.operation != .create, let id = command.targetId, let baseText = command.baseModifiedAt,
               let base = try? CivilTime.parseInstant(baseText) else { return .write(current: nil) }
-        let connector = self.connector
-        guard let current = try await schedule.run({ () async throws(SystemError) -> JSONObject? in try await connector.record(entity, id: id) }) else {
+        guard let current = try await read(entity, id: id) else {
             return .stop(try await gone(entity, id: id, command: command, cause: cause))
         }
         guard let modifiedAt = mapper.identity(of: current).modifiedAt, modifiedAt > base else { return .write(current: current) }

@@ -32,14 +32,19 @@ struct ConditionalWriteScenarioTests {
         _ = try await h.takeRequests()
     }
 
+    /// ``linked(_:)``, then the ERP's edit of the name at 2 s: the update it sends the webshop.
+    static func edited(_ h: LinkHarness) async throws -> Envelope {
+        try await linked(h)
+        var edited = try #require(S.erpProduct.object)
+        edited["description"] = "Kaffe mørk"
+        try await h.change(.customerp, .product, "P-1", .object(edited), at: 2)
+        return try #require(try await h.takeRequests().first { $0.system == .customwebshop })
+    }
+
     @Test("An update's base is the record's time after Parley's last write to it, then the time of its own last change")
     func baseFollowsTheRecord() async throws {
         try await LinkHarness.run { h in
-            try await Self.linked(h)
-            var edited = try #require(S.erpProduct.object)
-            edited["description"] = "Kaffe mørk"
-            try await h.change(.customerp, .product, "P-1", .object(edited), at: 2)
-            let update = try #require(try await h.takeRequests().first { $0.system == .customwebshop })
+            let update = try await Self.edited(h)
             let request = try SyncRequestPayload(json: update.payload)
             #expect(request.operation == .update && request.targetId == "702")
             #expect(request.baseModifiedAt == Self.instant(1))
@@ -50,8 +55,9 @@ struct ConditionalWriteScenarioTests {
             var shop = try #require(Self.shopProduct.object)
             shop["name"] = "Kaffe mørk"
             try await h.change(.customwebshop, .product, "702", .object(shop), at: 4)
-            edited["description"] = "Kaffe lys"
-            try await h.change(.customerp, .product, "P-1", .object(edited), at: 5)
+            var later = try #require(S.erpProduct.object)
+            later["description"] = "Kaffe lys"
+            try await h.change(.customerp, .product, "P-1", .object(later), at: 5)
             let next = try #require(try await h.takeRequests().last { $0.system == .customwebshop })
             #expect(try SyncRequestPayload(json: next.payload).baseModifiedAt == Self.instant(4))
         }
@@ -60,11 +66,7 @@ struct ConditionalWriteScenarioTests {
     @Test("changed: the write waits for the record's change, which is merged (its edit kept) and the merged state written back with the new base; nothing is recorded as failed")
     func changedRecordMergedThenWritten() async throws {
         try await LinkHarness.run { h in
-            try await Self.linked(h)
-            var edited = try #require(S.erpProduct.object)
-            edited["description"] = "Kaffe mørk"
-            try await h.change(.customerp, .product, "P-1", .object(edited), at: 2)
-            let update = try #require(try await h.takeRequests().first { $0.system == .customwebshop })
+            let update = try await Self.edited(h)
             // The webshop's price was edited at 3 s, not yet reported: the adapter did not write.
             try await h.deliver(try Self.failed(update, kind: "changed", transient: true))
             #expect(try await h.count("write_slot where system = 'customwebshop'") == 0)
@@ -88,11 +90,7 @@ struct ConditionalWriteScenarioTests {
     @Test("changed, with the record's change held while the write was in flight: handled when the refusal arrives, and the merged state written back")
     func changedWithHeldChange() async throws {
         try await LinkHarness.run { h in
-            try await Self.linked(h)
-            var edited = try #require(S.erpProduct.object)
-            edited["description"] = "Kaffe mørk"
-            try await h.change(.customerp, .product, "P-1", .object(edited), at: 2)
-            let update = try #require(try await h.takeRequests().first { $0.system == .customwebshop })
+            let update = try await Self.edited(h)
             var shop = try #require(Self.shopProduct.object)
             shop["price"] = "114.00"
             #expect(try await h.change(.customwebshop, .product, "702", .object(shop), at: 3) == .held(global: try #require(
@@ -108,11 +106,7 @@ struct ConditionalWriteScenarioTests {
     @Test("gone: no failure and no retry; the record's delete, published by the adapter, archives the other members")
     func goneRecord() async throws {
         try await LinkHarness.run { h in
-            try await Self.linked(h)
-            var edited = try #require(S.erpProduct.object)
-            edited["description"] = "Kaffe mørk"
-            try await h.change(.customerp, .product, "P-1", .object(edited), at: 2)
-            let update = try #require(try await h.takeRequests().first { $0.system == .customwebshop })
+            let update = try await Self.edited(h)
             try await h.deliver(try Self.failed(update, kind: "gone", transient: false))
             #expect(try await h.count("write_slot where system = 'customwebshop'") == 0)
             #expect(try await h.count("failed") == 0)
