@@ -120,12 +120,22 @@ public struct WriteMarkers: Sendable {
         self.system = system
     }
 
-    /// Before the write's first request.
-    public func begin(_ entity: CanonicalEntityType, id: String) async throws {
-        _ = try await pool.execute("""
+    /// Before the write's first request. `true`: an earlier write of the record is still marked
+    /// running — it died half-way (the process killed) or failed half-way and is to be retried
+    /// (the writer left its mark unsettled) — so what the record holds now may be that write's half, which this
+    /// write is to finish, not anyone's edit.
+    @discardableResult
+    public func begin(_ entity: CanonicalEntityType, id: String) async throws -> Bool {
+        let rows = try await pool.query("""
+            with earlier as (
+                select settled_ms is null and started_at > now() - make_interval(secs => $4) as running
+                from parley_adapter.write_in_progress where system = $1 and entity_type = $2 and native_id = $3
+            )
             insert into parley_adapter.write_in_progress (system, entity_type, native_id) values ($1, $2, $3)
             on conflict (system, entity_type, native_id) do update set started_at = now(), settled_ms = null
-            """, [system.rawValue, entity.rawValue, id])
+            returning coalesce((select running from earlier), false)
+            """, [system.rawValue, entity.rawValue, id, Self.lifetime.components.seconds])
+        return try rows.first?.decode(Bool.self, at: 0) ?? false
     }
 
     /// After its last: `modifiedAt` is the record's modification time as the write left it;

@@ -17,7 +17,7 @@ import ParleyMessaging
 /// create refused because a record with the same natural key exists ends in that record being
 /// linked, never in a permanent failure (``linkExisting(_:key:refusal:command:mapper:cause:)``).
 /// An update or archive is conditional: it is not made over a record modified since the state
-/// was merged, which is merged first (``checkBase(_:entity:mapper:cause:)``), nor to a record
+/// was merged, which is merged first (``checkBase(_:entity:mapper:resumes:cause:)``), nor to a record
 /// that is gone.
 public struct CommandWriter: Sendable {
     let connector: any SystemConnector
@@ -65,23 +65,26 @@ public struct CommandWriter: Sendable {
         let connector = self.connector
         // A write in steps is marked before its first request and settled after its last.
         var marked: String? = nil
+        var resumes = false
         if command.operation != .create, connector.writesInSteps(entity), let id = command.targetId, let markers {
             do {
-                try await markers.begin(entity, id: id)
+                resumes = try await markers.begin(entity, id: id)
             } catch {
                 throw HandlerFailure.transient("cannot mark the write of \(connector.system) \(entity) \(id) in the adapter's database: \(error)")
             }
             marked = id
         }
+        var requested = false
         do {
             // A conditional write: a record modified since the state was merged is not overwritten.
             var current: JSONObject? = nil
-            switch try await checkBase(command, entity: entity, mapper: mapper, cause: cause) {
+            switch try await checkBase(command, entity: entity, mapper: mapper, resumes: resumes, cause: cause) {
             case .write(let read): current = read
             case .stop(let event):
                 if let marked { await settle(entity, id: marked, modifiedAt: nil) }
                 return event
             }
+            requested = true
             let result: JSONObject = try await schedule.run { () async throws(SystemError) -> JSONObject in
                 switch command.operation {
                 case .create:
@@ -95,20 +98,24 @@ public struct CommandWriter: Sendable {
                     return try await connector.archive(entity, id: id, record: command.record, current: current)
                 }
             }
-            let identity = mapper.identity(of: result)
-            if let marked { await settle(entity, id: marked, modifiedAt: identity.modifiedAt) }
-            guard let nativeId = identity.id ?? command.targetId else {
-                throw SystemError.permanent(status: 502, "\(connector.system) answered without the record's id")
-            }
-            AdapterMetrics.command(connector.system, .written)
-            let written = WrittenPayload(command: command, modifiedAt: identity.modifiedAt.map { CivilTime.formatInstant(ms: $0) })
-            return try Envelope.caused(by: cause, kind: .written, entityId: nativeId, payload: written.json)
+            if let marked { await settle(entity, id: marked, modifiedAt: mapper.identity(of: result).modifiedAt) }
+            return try written(result, command: command, mapper: mapper, cause: cause)
         } catch {
-            // Half done, maybe: what the write left is not reported either (its retry, or the
-            // next change, writes the whole record again).
-            if let marked { await settle(entity, id: marked, modifiedAt: nil) }
-            if let handler = error as? HandlerFailure { throw handler }
             var failure = error as? SystemError ?? .transient("\(error)", retryAfter: nil)
+            if let marked {
+                // Half done, maybe. To be retried: the mark stays running, so the feed keeps
+                // leaving out what the write left and the retry finishes it (a process killed
+                // mid-write leaves its mark so too). Not retried: what it left is not reported
+                // either; the next change writes the whole record again.
+                let retried = requested && (error is HandlerFailure || failure.isTransient)
+                if retried {
+                    logger.warning("a write in steps failed half-way; its mark stays until a retry finishes it",
+                                   metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(marked)"])
+                } else {
+                    await settle(entity, id: marked, modifiedAt: nil)
+                }
+            }
+            if let handler = error as? HandlerFailure { throw handler }
             do {
                 if let event = try await recover(from: failure, command: command, entity: entity, mapper: mapper, cause: cause) { return event }
             } catch let lookup as SystemError {
@@ -187,6 +194,17 @@ public struct CommandWriter: Sendable {
         return try Envelope.caused(by: cause, kind: .failed, entityId: command.idempotencyKey, payload: payload.json)
     }
 
+    /// The `written` event for the record as the write left it.
+    func written(_ record: JSONObject, command: CommandPayload, mapper: Mapper, cause: Envelope) throws -> Envelope {
+        let identity = mapper.identity(of: record)
+        guard let nativeId = identity.id ?? command.targetId else {
+            throw SystemError.permanent(status: 502, "\(connector.system) answered without the record's id")
+        }
+        AdapterMetrics.command(connector.system, .written)
+        let written = WrittenPayload(command: command, modifiedAt: identity.modifiedAt.map { CivilTime.formatInstant(ms: $0) })
+        return try Envelope.caused(by: cause, kind: .written, entityId: nativeId, payload: written.json)
+    }
+
     /// The precondition of an update or archive that names its base (`baseModifiedAt`, the
     /// record's modification time the link service merged the state with): the record is read
     /// first, and written only if it has not been modified since. Otherwise the write would
@@ -203,17 +221,57 @@ public struct CommandWriter: Sendable {
     /// and PowerOffice Go's JSON Patch `test`). Where it cannot (the webshop, a Go order's lines),
     /// an edit landing between this read and the write is still overwritten: a window of one
     /// round trip instead of a poll interval.
-    func checkBase(_ command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper, cause: Envelope) async throws -> Base {
+    ///
+    /// A write that `resumes` one that died or failed half-way (``WriteMarkers/begin(_:id:)``)
+    /// skips the comparison: the record was modified since the base by that write itself, and
+    /// reporting its half as an edit would spread it (an order with half its lines) everywhere.
+    func checkBase(_ command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper, resumes: Bool = false,
+                   cause: Envelope) async throws -> Base {
         guard command.operation != .create, let id = command.targetId, let baseText = command.baseModifiedAt,
               let base = try? CivilTime.parseInstant(baseText) else { return .write(current: nil) }
         guard let current = try await read(entity, id: id) else {
             return .stop(try await gone(entity, id: id, command: command, cause: cause))
         }
-        guard let modifiedAt = mapper.identity(of: current).modifiedAt, modifiedAt > base else { return .write(current: current) }
+        guard !resumes, let modifiedAt = mapper.identity(of: current).modifiedAt, modifiedAt > base else { return .write(current: current) }
+        // Modified, but to what the command writes: this command's own write, made before the
+        // process died and the command came again (or the same values written by anyone). It is
+        // written; reported as an edit, it would count as the system's at its newer time and
+        // win over edits made elsewhere meanwhile.
+        if Self.holds(.object(current), .object(command.record), cleared: command.cleared) {
+            logger.info("write already made: the record holds what the command writes",
+                        metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)"])
+            return .stop(try written(current, command: command, mapper: mapper, cause: cause))
+        }
         return .stop(try await changed(current, entity: entity, id: id, command: command, mapper: mapper, cause: cause))
     }
 
-    /// What ``checkBase(_:entity:mapper:cause:)`` found: write (with the record as read, which
+    /// Whether `current` holds `wanted`: every member of an object (others may be there too),
+    /// every element of an array in order, numbers by value, and nothing at the `cleared` paths
+    /// (dotted, as the command names them).
+    static func holds(_ current: JSONValue?, _ wanted: JSONValue, cleared: [String] = []) -> Bool {
+        for path in cleared {
+            var value = current
+            for key in path.split(separator: ".") { value = value?[String(key)] }
+            if let value, value != .null { return false }
+        }
+        switch wanted {
+        case .object(let members):
+            guard case .object? = current else { return false }
+            return members.allSatisfy { holds(current?[$0.key], $0.value) }
+        case .array(let elements):
+            guard case .array(let have)? = current, have.count == elements.count else { return false }
+            return zip(have, elements).allSatisfy { holds($0, $1) }
+        case .number(let number):
+            guard case .number(let have)? = current else { return false }
+            return have == number || (have.decimal != nil && have.decimal == number.decimal)
+        case .null:
+            return current == nil || current == .null
+        default:
+            return current == wanted
+        }
+    }
+
+    /// What ``checkBase(_:entity:mapper:resumes:cause:)`` found: write (with the record as read, which
     /// the connector makes the write conditional on where its system can), or report `event`.
     enum Base {
         case write(current: JSONObject?)

@@ -31,6 +31,24 @@ struct AdapterLogicTests {
         #expect(position.seen == ["f@10000"], "the seen set keeps only the window")
     }
 
+    @Test("A record holds what a command writes: members of objects, arrays element by element, numbers by value, cleared paths empty")
+    func holds() throws {
+        let current = try JSONValue.parse(#"{"Id": 7, "Name": "Genser", "SalesPrice": 79.20, "MailAddress": {"City": "Oslo", "Zip": null},"#
+            + #" "Lines": [{"Id": 1, "Quantity": 2}, {"Id": 2, "Quantity": 3}]}"#)
+        func holds(_ wanted: String, cleared: [String] = []) throws -> Bool {
+            CommandWriter.holds(current, try JSONValue.parse(wanted), cleared: cleared)
+        }
+        #expect(try holds(#"{"Name": "Genser", "SalesPrice": 79.2}"#), "other members may be there; 79.20 is 79.2")
+        #expect(try holds(#"{"MailAddress": {"City": "Oslo", "Zip": null}, "Lines": [{"Quantity": 2}, {"Quantity": 3}]}"#))
+        #expect(try holds(#"{"Name": "Genser"}"#, cleared: ["MailAddress.Zip", "Gtin"]))
+        #expect(try !holds(#"{"Name": "Genser"}"#, cleared: ["MailAddress.City"]), "a cleared path with a value")
+        #expect(try !holds(#"{"Name": "Lue"}"#))
+        #expect(try !holds(#"{"Gtin": "7311"}"#), "a member it lacks")
+        #expect(try !holds(#"{"Lines": [{"Quantity": 2}]}"#), "a line too many")
+        #expect(try !holds(#"{"Lines": [{"Quantity": 3}, {"Quantity": 2}]}"#), "lines in another order")
+        #expect(try !holds(#"{"SalesPrice": "79.2"}"#), "a number is no string")
+    }
+
     @Test("Retry-After is honoured (seconds or an HTTP date) and capped; without it, exponential backoff with jitter")
     func retrySchedule() {
         let schedule = RetrySchedule(attempts: 5, base: .milliseconds(100), maximum: .seconds(10))

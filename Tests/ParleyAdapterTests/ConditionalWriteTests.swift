@@ -86,6 +86,12 @@ struct ConditionalWriteTests {
                 #expect(try CivilTime.parseInstant(after) >= CivilTime.parseInstant(current))
                 let (_, read) = try await DeleteDetectionTests.goCall(go, "GET", "/v2/Products/\(product)")
                 #expect(read?["Name"] == "Genser")
+                // The same command again (redelivered: the process died before it reported): the
+                // record was modified since its base, but by this write — written, not "changed".
+                try await send(Self.update(product, key: "product/00000000-0000-4000-8000-000000000001", record: ["Name": "Genser"], writeId: "w-2", base: current))
+                let again = try await P.drain(ParleyTopology.Queues.linkEvents, amqp, atLeast: 1, quiet: .milliseconds(500))
+                #expect(again.first?.kind == .written, "\(String(describing: again.first?.payload))")
+                #expect(try WrittenPayload(json: try #require(again.first).payload).modifiedAt == after)
 
                 // Deleted in Go: gone, and its delete published (the linked records are archived).
                 try await send(Self.update(deleted, key: "product/00000000-0000-4000-8000-000000000002", record: ["Name": "Lue"], writeId: "w-3", base: current))

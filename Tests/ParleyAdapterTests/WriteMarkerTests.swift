@@ -48,7 +48,12 @@ struct WriteMarkerTests {
             #expect(try await marks.hidden(.order, [("A", 100), ("A", 999_999), ("B", 100)]) == ["A"])
             #expect(try await WriteMarkers(pool: pool, system: .customerp).hidden(.order, [("A", 100)]).isEmpty, "per system")
             #expect(try await marks.hidden(.customer, [("A", 100)]).isEmpty, "per entity type")
+            #expect(try await marks.begin(.order, id: "B") == false, "nothing earlier")
+            #expect(try await marks.begin(.order, id: "B") == true, "an earlier write of B still running: died or failed half-way")
             try await marks.settle(.order, id: "A", modifiedAt: 500)
+            #expect(try await marks.begin(.order, id: "C") == false)
+            try await marks.settle(.order, id: "C", modifiedAt: 500)
+            #expect(try await marks.begin(.order, id: "C") == false, "the earlier write settled")
             #expect(try await marks.hidden(.order, [("A", 499)]) == ["A"])
             #expect(try await marks.hidden(.order, [("A", 500)]).isEmpty)
             #expect(try await marks.hidden(.order, [("A", 501)]).isEmpty)
@@ -59,7 +64,79 @@ struct WriteMarkerTests {
             _ = try await pool.execute("update parley_adapter.write_in_progress set started_at = now() - interval '11 minutes'")
             #expect(try await marks.hidden(.order, [("A", 501)]).isEmpty)
             try await marks.prune()
-            #expect(try await pool.query("select count(*) from parley_adapter.write_in_progress")[0].decode(Int.self, at: 0) == 0)
+            #expect(try await pool.query("select count(*) from parley_adapter.write_in_progress where native_id = 'A'")[0].decode(Int.self, at: 0) == 0)
+        }
+    }
+
+    /// An order in PowerOffice Go whose update fails half-way once: its lines deleted, the new
+    /// ones not yet posted, the record's time moved on.
+    final class HalfWritingOrders: SystemConnector, @unchecked Sendable {
+        let system: SystemName = .powerofficego
+        let order = Locked<JSONObject>([:])
+        let failNext = Locked(true)
+        func changes(_ entity: CanonicalEntityType, since: Date?, cursor: String?) async throws(SystemError) -> ChangePage { ChangePage(records: [], nextCursor: nil) }
+        func create(_ entity: CanonicalEntityType, record: JSONObject, idempotencyKey: String) async throws(SystemError) -> JSONObject { record }
+        func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String], current: JSONObject?) async throws(SystemError) -> JSONObject {
+            let half = failNext.withLock { fail in defer { fail = false }; return fail }
+            let written = order.withLock { order -> JSONObject in
+                let at = (try? CivilTime.parseInstant(order["LastChangedDateTimeOffset"]?.string ?? "")) ?? 0
+                order["LastChangedDateTimeOffset"] = .string(CivilTime.formatInstant(ms: at + 1000))
+                order["SalesOrderLines"] = half ? [] : record["SalesOrderLines"]
+                return order
+            }
+            if half { throw .transient("HTTP 503: the line's POST failed", retryAfter: nil) }
+            return written
+        }
+        func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject, current: JSONObject?) async throws(SystemError) -> JSONObject { record }
+        func record(_ entity: CanonicalEntityType, id: String) async throws(SystemError) -> JSONObject? { order.withLock { $0 } }
+        func find(_ entity: CanonicalEntityType, idempotencyKey: String) async throws(SystemError) -> JSONObject? { nil }
+        func writesInSteps(_ entity: CanonicalEntityType) -> Bool { entity == .order }
+    }
+
+    @Test("A write in steps that failed half-way is finished by its retry, not reported as an edit made since its base; its mark hides the half meanwhile")
+    func halfWrittenOrderIsFinished() async throws {
+        try await ScratchVhost.with("parley-test-half") { vhost in
+            try await ScratchDatabase.with("parley_marks_half") { configuration in
+                let pool = PostgresPool(configuration: configuration, maxConnections: 1)
+                defer { Task { await pool.close() } }
+                _ = try await Migrator(migrations: AdapterSchema.migrations, schema: AdapterSchema.name).migrate(on: pool)
+                let publisher = AMQPPublisher(configuration: try vhost.configuration("test-half"), topology: ParleyTopology.standard)
+                defer { Task { await publisher.close() } }
+                let id = "38ecfc1a-bf51-448f-99a8-a61bc5771109"
+                let t0: Int64 = 1_800_000_000_000
+                let connector = HalfWritingOrders()
+                var order = Self.order(id, at: t0)
+                order["SalesOrderLines"] = [["ProductId": 1, "Quantity": 2]]
+                connector.order.withLock { $0 = order }
+                let marks = WriteMarkers(pool: pool, system: .powerofficego)
+                let mappings = try Mappings.load(repositoryRoot: Self.root)
+                let writer = CommandWriter(connector: connector, mappings: mappings, publisher: publisher,
+                                           schedule: RetrySchedule(attempts: 1), markers: marks, logger: Logger(label: "test"))
+                let mapper = try #require(mappings.mapper(system: .powerofficego, entity: .order))
+                let command = ConditionalWriteTests.update(id, key: "order/00000000-0000-4000-8000-000000000001",
+                                                           record: ["SalesOrderLines": [["ProductId": 1, "Quantity": 3]]],
+                                                           writeId: "w-1", base: CivilTime.formatInstant(ms: t0))
+                let cause = try Envelope(kind: .command, system: .powerofficego, entityType: .order, entityId: id, payload: command.json)
+                let first = try await writer.write(command, entity: .order, mapper: mapper, retried: false, cause: cause)
+                #expect(try first.kind == .failed && FailedPayload(json: first.payload).transient)
+                #expect(try await marks.hidden(.order, [(id, t0 + 1000)]) == [id], "the half is left out of the feed")
+                // The retry, same base: the record's newer time is the failed write's own.
+                let second = try await writer.write(command, entity: .order, mapper: mapper, retried: true, cause: cause)
+                #expect(second.kind == .written, "\(second.payload)")
+                #expect(connector.order.withLock { $0["SalesOrderLines"]?.array?.first?["Quantity"] } == 3)
+                #expect(try await marks.hidden(.order, [(id, t0 + 2000)]).isEmpty, "settled at the finished write's time")
+                // The command once more (redelivered after its write landed): the record holds
+                // what it writes, so it is written, though modified since its base.
+                let third = try await writer.write(command, entity: .order, mapper: mapper, retried: true, cause: cause)
+                #expect(third.kind == .written, "\(third.payload)")
+                // Other lines on that old base: modified since, by a write this command does not
+                // know of, so the order is merged first.
+                #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout))
+                var other = command
+                other.record = ["SalesOrderLines": [["ProductId": 1, "Quantity": 4]]]
+                let fourth = try await writer.write(other, entity: .order, mapper: mapper, retried: false, cause: cause)
+                #expect(try fourth.kind == .failed && FailedPayload(json: fourth.payload).kind == "changed")
+            }
         }
     }
 
