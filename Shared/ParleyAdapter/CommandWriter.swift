@@ -98,7 +98,12 @@ public struct CommandWriter: Sendable {
                     return try await connector.archive(entity, id: id, record: command.record, current: current)
                 }
             }
-            if let marked { await settle(entity, id: marked, modifiedAt: mapper.identity(of: result).modifiedAt) }
+            if let marked {
+                await settle(entity, id: marked, modifiedAt: mapper.identity(of: result).modifiedAt)
+                if !Self.holds(.object(result), .object(command.record), cleared: command.cleared) {
+                    return try await interleaved(result, entity: entity, id: marked, command: command, mapper: mapper, cause: cause)
+                }
+            }
             return try written(result, command: command, mapper: mapper, cause: cause)
         } catch {
             var failure = error as? SystemError ?? .transient("\(error)", retryAfter: nil)
@@ -194,15 +199,44 @@ public struct CommandWriter: Sendable {
         return try Envelope.caused(by: cause, kind: .failed, entityId: command.idempotencyKey, payload: payload.json)
     }
 
-    /// The `written` event for the record as the write left it.
-    func written(_ record: JSONObject, command: CommandPayload, mapper: Mapper, cause: Envelope) throws -> Envelope {
+    /// The `written` event for the record as the write left it; `timed: false` leaves out its
+    /// modification time (``interleaved(_:entity:id:command:mapper:cause:)``).
+    func written(_ record: JSONObject, command: CommandPayload, mapper: Mapper, cause: Envelope, timed: Bool = true) throws -> Envelope {
         let identity = mapper.identity(of: record)
         guard let nativeId = identity.id ?? command.targetId else {
             throw SystemError.permanent(status: 502, "\(connector.system) answered without the record's id")
         }
         AdapterMetrics.command(connector.system, .written)
-        let written = WrittenPayload(command: command, modifiedAt: identity.modifiedAt.map { CivilTime.formatInstant(ms: $0) })
+        let modifiedAt = timed ? identity.modifiedAt.map { CivilTime.formatInstant(ms: $0) } : nil
+        let written = WrittenPayload(command: command, modifiedAt: modifiedAt)
         return try Envelope.caused(by: cause, kind: .written, entityId: nativeId, payload: written.json)
+    }
+
+    /// A write in steps is not atomic: an edit someone made between its steps and the read that
+    /// ends it shows in that read (`result`), which then does not hold what the command wrote.
+    /// Reported as plainly `written` at the read's time, the edit would be lost: the link service
+    /// would take what was written as the record's state at that time, the feed leaves the
+    /// record's states up to it out, and the next conditional write would find nothing
+    /// modified since. So the record as read is published as a change, exactly as the feed
+    /// would report it (merged against what was written, only the edit differs), and the write
+    /// is reported `written` without a time: the record's base stays the one before the write,
+    /// so should that change be lost, the next write to the record finds it modified since and
+    /// merges it first (``checkBase(_:entity:mapper:resumes:cause:)``). An edit that lands
+    /// before a step which replaces it (a line deleted and posted again) is beyond this: it is
+    /// overwritten — the window of a write without a condition (docs/adapters.md).
+    func interleaved(_ result: JSONObject, entity: CanonicalEntityType, id: String, command: CommandPayload, mapper: Mapper,
+                     cause: Envelope) async throws -> Envelope {
+        let modifiedAt = mapper.identity(of: result).modifiedAt
+        logger.info("an edit landed during a write in steps; publishing the record as a change",
+                    metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)",
+                               "modifiedAt": "\(modifiedAt.map { CivilTime.formatInstant(ms: $0) } ?? "unknown")"])
+        do {
+            try await publisher.publish(try ChangeMessage.upsert(system: connector.system, entity: entity, id: id, modifiedAt: modifiedAt, record: result))
+        } catch {
+            logger.warning("could not publish the record edited during a write; the next write to it merges the edit first",
+                           metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)", "error": "\(error)"])
+        }
+        return try written(result, command: command, mapper: mapper, cause: cause, timed: false)
     }
 
     /// The precondition of an update or archive that names its base (`baseModifiedAt`, the

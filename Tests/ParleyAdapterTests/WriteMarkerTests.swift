@@ -68,12 +68,14 @@ struct WriteMarkerTests {
         }
     }
 
-    /// An order in PowerOffice Go whose update fails half-way once: its lines deleted, the new
-    /// ones not yet posted, the record's time moved on.
-    final class HalfWritingOrders: SystemConnector, @unchecked Sendable {
+    /// An order in PowerOffice Go whose update takes steps: the next one fails half-way when
+    /// `failNext` (its lines deleted, the new ones not yet posted, the record's time moved on);
+    /// `editDuringNext` is an edit someone makes between its last step and the read that ends it.
+    final class SteppedOrders: SystemConnector, @unchecked Sendable {
         let system: SystemName = .powerofficego
         let order = Locked<JSONObject>([:])
         let failNext = Locked(true)
+        let editDuringNext = Locked<JSONObject?>(nil)
         func changes(_ entity: CanonicalEntityType, since: Date?, cursor: String?) async throws(SystemError) -> ChangePage { ChangePage(records: [], nextCursor: nil) }
         func create(_ entity: CanonicalEntityType, record: JSONObject, idempotencyKey: String) async throws(SystemError) -> JSONObject { record }
         func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String], current: JSONObject?) async throws(SystemError) -> JSONObject {
@@ -82,6 +84,10 @@ struct WriteMarkerTests {
                 let at = (try? CivilTime.parseInstant(order["LastChangedDateTimeOffset"]?.string ?? "")) ?? 0
                 order["LastChangedDateTimeOffset"] = .string(CivilTime.formatInstant(ms: at + 1000))
                 order["SalesOrderLines"] = half ? [] : record["SalesOrderLines"]
+                if !half, let edit = editDuringNext.withLock({ edit in defer { edit = nil }; return edit }) {
+                    for (key, value) in edit { order[key] = value }
+                    order["LastChangedDateTimeOffset"] = .string(CivilTime.formatInstant(ms: at + 1500))
+                }
                 return order
             }
             if half { throw .transient("HTTP 503: the line's POST failed", retryAfter: nil) }
@@ -104,7 +110,7 @@ struct WriteMarkerTests {
                 defer { Task { await publisher.close() } }
                 let id = "38ecfc1a-bf51-448f-99a8-a61bc5771109"
                 let t0: Int64 = 1_800_000_000_000
-                let connector = HalfWritingOrders()
+                let connector = SteppedOrders()
                 var order = Self.order(id, at: t0)
                 order["SalesOrderLines"] = [["ProductId": 1, "Quantity": 2]]
                 connector.order.withLock { $0 = order }
@@ -136,6 +142,51 @@ struct WriteMarkerTests {
                 other.record = ["SalesOrderLines": [["ProductId": 1, "Quantity": 4]]]
                 let fourth = try await writer.write(other, entity: .order, mapper: mapper, retried: false, cause: cause)
                 #expect(try fourth.kind == .failed && FailedPayload(json: fourth.payload).kind == "changed")
+            }
+        }
+    }
+
+    @Test("An edit that lands during a write in steps is published as a change, and the write reported without a time, so the next write's base still predates it")
+    func editDuringWriteIsReported() async throws {
+        try await ScratchVhost.with("parley-test-interleaved") { vhost in
+            try await ScratchDatabase.with("parley_marks_interleaved") { configuration in
+                let pool = PostgresPool(configuration: configuration, maxConnections: 1)
+                defer { Task { await pool.close() } }
+                _ = try await Migrator(migrations: AdapterSchema.migrations, schema: AdapterSchema.name).migrate(on: pool)
+                let amqp = try vhost.configuration("test-interleaved")
+                let publisher = AMQPPublisher(configuration: amqp, topology: ParleyTopology.standard)
+                defer { Task { await publisher.close() } }
+                #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout))
+                let id = "38ecfc1a-bf51-448f-99a8-a61bc5771109"
+                let t0: Int64 = 1_800_000_000_000
+                let connector = SteppedOrders()
+                connector.failNext.withLock { $0 = false }
+                var order = Self.order(id, at: t0)
+                order["SalesOrderLines"] = [["ProductId": 1, "Quantity": 2]]
+                connector.order.withLock { $0 = order }
+                let mappings = try Mappings.load(repositoryRoot: Self.root)
+                let writer = CommandWriter(connector: connector, mappings: mappings, publisher: publisher, schedule: RetrySchedule(attempts: 1),
+                                           markers: WriteMarkers(pool: pool, system: .powerofficego), logger: Logger(label: "test"))
+                let mapper = try #require(mappings.mapper(system: .powerofficego, entity: .order))
+                let command = ConditionalWriteTests.update(id, key: "order/00000000-0000-4000-8000-000000000001",
+                                                           record: ["SalesOrderLines": [["ProductId": 1, "Quantity": 3]]],
+                                                           writeId: "w-1", base: CivilTime.formatInstant(ms: t0))
+                let cause = try Envelope(kind: .command, system: .powerofficego, entityType: .order, entityId: id, payload: command.json)
+                // Undisturbed: written at the record's time after the write.
+                let plain = try await writer.write(command, entity: .order, mapper: mapper, retried: false, cause: cause)
+                #expect(try plain.kind == .written && WrittenPayload(json: plain.payload).modifiedAt == CivilTime.formatInstant(ms: t0 + 1000))
+                // Someone sets the line's quantity to 7 between the last step and the read.
+                connector.editDuringNext.withLock { $0 = ["SalesOrderLines": [["ProductId": 1, "Quantity": 7]]] }
+                var next = command
+                next.record = ["SalesOrderLines": [["ProductId": 1, "Quantity": 4]]]
+                next.baseModifiedAt = CivilTime.formatInstant(ms: t0 + 1000)
+                let edited = try await writer.write(next, entity: .order, mapper: mapper, retried: false, cause: cause)
+                #expect(try edited.kind == .written && WrittenPayload(json: edited.payload).modifiedAt == nil, "\(edited.payload)")
+                let published = try await AdapterProcessTests.drain(ParleyTopology.Queues.mappingChanges, amqp, atLeast: 1, quiet: .milliseconds(300))
+                #expect(published.count == 1)
+                #expect(published.first?.entityId == id)
+                #expect(published.first?.payload["record"]?["SalesOrderLines"]?.array?.first?["Quantity"] == 7, "the edit, as the feed would report it")
+                #expect(published.first?.payload["record"]?["LastChangedDateTimeOffset"]?.string == CivilTime.formatInstant(ms: t0 + 2500))
             }
         }
     }
