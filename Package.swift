@@ -212,7 +212,7 @@ let package = Package(
         .target(name: "ParleyTestSupport", dependencies: ["ParleyAMQP", "ParleyPostgres"], path: "Tests/Support"),
         .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyLink", "ParleyPostgres", "ParleyMapping", "ParleyTestSupport"], path: "Tests/ParleyLinkTests"),
         // Every service as a real process with the simulators, RabbitMQ and PostgreSQL (the whole product).
-        .testTarget(name: "ParleyEndToEndTests", dependencies: ["ParleyMapping", "ParleyCanonical", "ParleyMessaging", "ParleyPostgres", "ParleyTestSupport"], path: "Tests/ParleyEndToEndTests"),
+        .testTarget(name: "ParleyEndToEndTests", dependencies: ["ParleyMapping", "ParleyCanonical", "ParleyLink", "ParleyMessaging", "ParleyPostgres", "ParleyTestSupport"], path: "Tests/ParleyEndToEndTests"),
         .testTarget(name: "ParleyAdapterTests", dependencies: ["ParleyAdapter", "ParleyCore", "ParleyCanonical", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAdapterTests"),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], path: "Tests/ParleyCoreTests"),
         // PowerOffice Go v2 simulator: the store, JSON Patch, tokens, rate limit and faults as pure

@@ -33,9 +33,11 @@ public final class OutboxCollector {
 ///   queued them stopped before publishing or its publish failed — are claimed
 ///   (`for update skip locked`, so replicas share them), published in id order and deleted.
 ///
-/// Nothing is lost: a row is deleted only after its confirm. A message may go out twice (the
-/// broker's confirm lost, or a sweep overtaking a hand-over stuck longer than the claim);
-/// consumers deduplicate by message id. Order across transactions is not kept, and need not be:
+/// Nothing is lost: a row is deleted only after its confirm. A confirmed row whose delete
+/// failed (PostgreSQL restarting) is deleted again at the next sweep, before anything is
+/// claimed, so it does not wait out its claim to go out a second time. A message may still go
+/// out twice (the broker's confirm lost, the process gone before the delete, or a sweep
+/// overtaking a hand-over stuck longer than the claim); consumers deduplicate by message id. Order across transactions is not kept, and need not be:
 /// one write is in flight per record and target (rule 8), so two sync requests for the same
 /// record and target are never in the outbox at once.
 public final class OutboxRelay: Service, Sendable {
@@ -55,6 +57,8 @@ public final class OutboxRelay: Service, Sendable {
     let committed: AsyncStream<[OutboxMessage]>
     let handOver: AsyncStream<[OutboxMessage]>.Continuation
     let held = Mutex(0)
+    /// Message ids the broker confirmed whose rows could not be deleted yet.
+    let undeleted = Mutex<Set<String>>([])
 
     init(pool: PostgresPool, publisher: AMQPPublisher, logger: Logger) {
         self.pool = pool
@@ -125,8 +129,9 @@ public final class OutboxRelay: Service, Sendable {
         do {
             _ = try await publishAndDelete(messages, unconfirmed: "the sweep takes it when its claim runs out")
         } catch {
-            // Published but still there: the sweep publishes them again after their claim (a
-            // duplicate the consumers drop by message id).
+            // Published but still there: the next sweep deletes the confirmed ones; what was not
+            // confirmed it publishes again after the claim (a duplicate the consumers drop by
+            // message id).
             logger.warning("outbox rows published but not deleted", metadata: ["count": "\(messages.count)", "error": "\(error)"])
         }
     }
@@ -135,6 +140,7 @@ public final class OutboxRelay: Service, Sendable {
     /// Returns how many went out.
     @discardableResult
     public func sweep() async throws -> Int {
+        try await deleteConfirmed()
         let rows = try await pool.query("""
             update outbox set claimed_until = now() + make_interval(secs => $1)
             where id in (select id from outbox where claimed_until is null or claimed_until < now()
@@ -167,8 +173,22 @@ public final class OutboxRelay: Service, Sendable {
             }
         }
         if !done.isEmpty {
-            _ = try await pool.execute("delete from outbox where message_id = any($1::uuid[])", ["{" + done.joined(separator: ",") + "}"])
+            do {
+                _ = try await pool.execute("delete from outbox where message_id = any($1::uuid[])", ["{" + done.joined(separator: ",") + "}"])
+            } catch {
+                undeleted.withLock { $0.formUnion(done) }
+                throw error
+            }
         }
         return done.count
+    }
+
+    /// Deletes the rows of confirmed messages whose delete failed before.
+    func deleteConfirmed() async throws {
+        let ids = undeleted.withLock { $0 }
+        guard !ids.isEmpty else { return }
+        _ = try await pool.execute("delete from outbox where message_id = any($1::uuid[])", ["{" + ids.sorted().joined(separator: ",") + "}"])
+        undeleted.withLock { $0.subtract(ids) }
+        logger.info("outbox rows of confirmed messages deleted after a failed delete", metadata: ["count": "\(ids.count)"])
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import ParleyCanonical
+import ParleyLink
 import ParleyMapping
 import ParleyMessaging
 import ParleyPostgres
@@ -189,8 +190,16 @@ extension ConvergenceRun {
             for row in try await link.query("select global_id::text, system, operation, pending from write_slot") {
                 out.append("write still in flight: \(try row.decode(String.self, at: 2)) of \(try row.decode(String.self, at: 0)) in \(try row.decode(String.self, at: 1))")
             }
-            let outbox = try await link.query("select count(*)::int from outbox")
-            if let count = try outbox.first?.decode(Int.self, at: 0), count > 0 { out.append("\(count) messages left in the outbox") }
+            // A row whose message went out but whose delete did not (the link service killed
+            // in between) waits out its claim before the sweep sends it again: the outbox
+            // drains within that, or it is stuck.
+            let drained = ContinuousClock.now.advanced(by: OutboxRelay.claim + .seconds(15))
+            var count = 0
+            repeat {
+                count = try await link.query("select count(*)::int from outbox").first?.decode(Int.self, at: 0) ?? 0
+                if count > 0 { try await Task.sleep(for: .seconds(1)) }
+            } while count > 0 && ContinuousClock.now < drained
+            if count > 0 { out.append("\(count) messages left in the outbox \(OutboxRelay.claim + .seconds(15)) after convergence") }
             out += try await stack.deadLettered().map { "dead-lettered: \($0)" }
         }
         return out
