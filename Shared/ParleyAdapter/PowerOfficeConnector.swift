@@ -17,9 +17,9 @@ import ParleyMessaging
 /// - Writes: `POST` creates with `ExternalImportReference` (customers, orders); a product whose
 ///   `Code` is taken is ``SystemError/keyInUse(status:_:key:)``, found by `codes`; updates as JSON
 ///   Patch (`application/json-patch+json`, a `replace` per written field, `null` for cleared
-///   ones); order lines are replaced through `/SalesOrders/{id}/Lines`, a confirmed order
-///   unlocked (status Draft) for the edit and confirmed again after; archive is
-///   `IsArchived: true`.
+///   ones); order lines are patched (conditional, with `test`), deleted and posted through
+///   `/SalesOrders/{id}/Lines` (``writeLines(of:_:read:)``), a confirmed order unlocked (status
+///   Draft) for the edit and confirmed again after; archive is `IsArchived: true`.
 public struct PowerOfficeConnector: SystemConnector {
     public let system: SystemName = .powerofficego
     let http: HTTPJSONClient
@@ -179,15 +179,15 @@ public struct PowerOfficeConnector: SystemConnector {
         return result
     }
 
-    /// A sales order: header fields as JSON Patch, the lines replaced whole. Go locks a confirmed
+    /// A sales order: header fields as JSON Patch, then the lines (``writeLines(of:_:read:)``). Go locks a confirmed
     /// order from edit ("Can be unlocked by changing state to draft again", OrderStatus in the
     /// OpenAPI document), so an edit of a confirmed order unlocks it first and confirms it again
     /// after, unless the update itself asks for another status.
     ///
     /// With `current` (the order as the writer read it), the header's patch first `test`s each
     /// value it replaces, so an edit of the header since the read refuses the write before any
-    /// line is touched (the status is restored, ``SystemError/modified(status:_:)``). The lines,
-    /// replaced after it, have no such test.
+    /// line is touched (the status is restored, ``SystemError/modified(status:_:)``); each line
+    /// patched is tested likewise, and one edited since is left as it is.
     func updateOrder(_ id: String, record: JSONObject, cleared: [String], current: JSONObject? = nil) async throws(SystemError) -> JSONObject {
         var header = record
         let lines = header.removeValue("SalesOrderLines")
@@ -195,7 +195,8 @@ public struct PowerOfficeConnector: SystemConnector {
         let replaced = Self.patch(header, cleared: cleared)
         let patch = replaced.isEmpty ? [] : (current.map { Self.tests(of: replaced, in: $0) } ?? []) + replaced
         let edits = !patch.isEmpty || lines != nil
-        var status = try await complete(id)["SalesOrderStatus"]?.string
+        let now = try await complete(id)
+        var status = now["SalesOrderStatus"]?.string
         let target = wanted ?? status
         func setStatus(_ value: String) async throws(SystemError) {
             _ = try await http.send(.PATCH, "/SalesOrders/\(id)", body: .array(Self.patch(["SalesOrderStatus": .string(value)], cleared: [])),
@@ -207,7 +208,7 @@ public struct PowerOfficeConnector: SystemConnector {
             if !patch.isEmpty {
                 _ = try await http.send(.PATCH, "/SalesOrders/\(id)", body: .array(patch), contentType: "application/json-patch+json")
             }
-            if case .array(let newLines)? = lines { try await replaceLines(of: id, with: newLines) }
+            if case .array(let newLines)? = lines { try await writeLines(of: id, newLines, read: (current ?? now)["SalesOrderLines"]?.array) }
         } catch {
             // Not left unlocked: confirmed again (best effort) before the failure is reported.
             if status != target, let target { try? await setStatus(target) }
@@ -218,13 +219,57 @@ public struct PowerOfficeConnector: SystemConnector {
         return try await complete(id)
     }
 
-    /// Lines have no identity shared with other systems: the order's lines are replaced whole.
-    func replaceLines(of id: String, with lines: [JSONValue]) async throws(SystemError) {
-        let existing = try await http.send(.GET, "/SalesOrders/\(id)/Lines").body?.array ?? []
-        for line in existing {
-            if let lineId = line["Id"]?.string { _ = try await http.send(.DELETE, "/SalesOrders/\(id)/Lines/\(lineId)") }
+    /// Makes the order's lines `lines`, in order. Lines have no identity shared with other
+    /// systems, so they are paired by position: while the line there is of the same product (its
+    /// `ProductId` and `ProductCode`, which a line keeps from when it was added), the members
+    /// that differ are patched, each `test`ed first to be what the writer read (`read`, the
+    /// lines of the order as read before the write; without it they are read now). From the
+    /// first line that is not, the rest are deleted and the wanted ones posted, which keeps
+    /// their order. An edit someone made to a line since the read — the patch's `test` failed,
+    /// or the line is gone — is left as it is, and the write goes on: the read that ends the
+    /// write shows it, and the writer reports it
+    /// (``CommandWriter/interleaved(_:entity:id:command:mapper:cause:)``). A line deleted or
+    /// posted is not conditional.
+    func writeLines(of id: String, _ lines: [JSONValue], read: [JSONValue]?) async throws(SystemError) {
+        var existing: [JSONValue]
+        if let read { existing = read } else { existing = try await http.send(.GET, "/SalesOrders/\(id)/Lines").body?.array ?? [] }
+        let kept = zip(existing, lines).prefix { Self.sameProduct($0, $1) }.count
+        for (have, want) in zip(existing, lines).prefix(kept) {
+            guard let lineId = have["Id"]?.string, case .object(let wanted) = want else { continue }
+            var patch: [JSONValue] = []
+            for (member, value) in wanted where !Self.lineIdentity.contains(member) && !CommandWriter.holds(have[member], value) {
+                let path = JSONValue.string("/" + member)
+                patch += [["op": "test", "path": path, "value": have[member] ?? .null], ["op": "replace", "path": path, "value": value]]
+            }
+            guard !patch.isEmpty else { continue }
+            do {
+                _ = try await http.send(.PATCH, "/SalesOrders/\(id)/Lines/\(lineId)", body: .array(patch), contentType: "application/json-patch+json")
+            } catch {
+                // Edited or removed since the read: left as it is (the writer reports it).
+                if case .permanent(400, let message) = error, Self.isFailedTest(message) { continue }
+                if case .permanent(404, _) = error { continue }
+                throw error
+            }
         }
-        for line in lines { _ = try await http.send(.POST, "/SalesOrders/\(id)/Lines", body: line) }
+        for line in existing.dropFirst(kept) {
+            guard let lineId = line["Id"]?.string else { continue }
+            do {
+                _ = try await http.send(.DELETE, "/SalesOrders/\(id)/Lines/\(lineId)")
+            } catch {
+                if case .permanent(404, _) = error { continue }  // removed meanwhile: as wanted
+                throw error
+            }
+        }
+        for line in lines.dropFirst(kept) { _ = try await http.send(.POST, "/SalesOrders/\(id)/Lines", body: line) }
+    }
+
+    /// The members that say which product a line is of; a line is never patched to another.
+    static let lineIdentity: Set<String> = ["Id", "ProductId", "ProductCode"]
+
+    /// Whether line `have` is of the product `want` names (by each identity member `want` has).
+    static func sameProduct(_ have: JSONValue, _ want: JSONValue) -> Bool {
+        guard case .object(let wanted) = want else { return false }
+        return lineIdentity.allSatisfy { member in wanted[member].map { CommandWriter.holds(have[member], $0) } ?? true }
     }
 
     public func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject, current: JSONObject?) async throws(SystemError) -> JSONObject {

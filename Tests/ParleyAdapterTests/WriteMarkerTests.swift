@@ -229,7 +229,7 @@ struct WriteMarkerTests {
         }
     }
 
-    @Test("PowerOffice Go: editing a confirmed order's lines unlocks it, replaces them and confirms it again")
+    @Test("PowerOffice Go: editing a confirmed order's lines unlocks it, writes them (lines of the same product patched in place, conditional on the read; others deleted and posted) and confirms it again")
     func confirmedOrderEdit() async throws {
         let port = AdapterProcessTests.port()
         let go = "http://127.0.0.1:\(port)"
@@ -264,5 +264,18 @@ struct WriteMarkerTests {
         let draft = try await connector.update(.order, id: id, record: ["SalesOrderStatus": "Draft", "SalesOrderLines": [line(4)]], cleared: [], current: nil)
         #expect(draft["SalesOrderStatus"] == "Draft")
         #expect(draft["SalesOrderLines"]?.array?.compactMap { $0["Quantity"]?.int } == [4])
+
+        // Lines of the same product are patched in place, conditional on the read: a line
+        // someone edited since is left with their edit, the others written.
+        let two = try await connector.update(.order, id: id, record: ["SalesOrderLines": [line(4), line(5)]], cleared: [], current: nil)
+        let read = try #require(two["SalesOrderLines"]?.array)
+        let ids = read.compactMap { $0["Id"]?.string }
+        #expect(ids.count == 2 && ids.first == draft["SalesOrderLines"]?.array?.first?["Id"]?.string, "the first line patched, not posted again")
+        // Someone's edit (through the same client: Go cannot tell).
+        _ = try await connector.http.send(.PATCH, "/SalesOrders/\(id)/Lines/\(ids[1])", body: [["op": "replace", "path": "/Quantity", "value": 9]],
+                                          contentType: "application/json-patch+json")
+        let raced = try await connector.update(.order, id: id, record: ["SalesOrderLines": [line(6), line(7)]], cleared: [], current: two)
+        #expect(raced["SalesOrderLines"]?.array?.compactMap { $0["Quantity"]?.int } == [6, 9], "the edit made since the read stays")
+        #expect(raced["SalesOrderLines"]?.array?.compactMap { $0["Id"]?.string } == ids)
     }
 }
