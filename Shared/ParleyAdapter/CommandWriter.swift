@@ -27,6 +27,8 @@ public struct CommandWriter: Sendable {
     /// Marks writes that take several requests, so the feed does not report their steps
     /// (``WriteMarkers``); needed where the connector ``SystemConnector/writesInSteps(_:)``.
     let markers: WriteMarkers?
+    /// Writes in steps of one record, one at a time.
+    let turns = RecordTurns()
     let logger: Logger
 
     public init(connector: any SystemConnector, mappings: Mappings, publisher: AMQPPublisher,
@@ -60,8 +62,29 @@ public struct CommandWriter: Sendable {
             routingKey: ParleyTopology.routingKey(system: connector.system, entityType: event.entityType, kind: event.kind)))
     }
 
-    /// Writes and returns the event to report.
+    /// Writes and returns the event to report. Writes in steps of one record are made one at a
+    /// time in this process (``RecordTurns``): the link service sends one write per record and
+    /// target at a time (rule 8), but a command redelivered after a broker restart — its write
+    /// long landed and reported — can arrive beside the record's next command. Run at once,
+    /// their steps interleaved (one confirmed the order while the other posted its lines, which
+    /// Go refused), and each took the other's running mark for a write that died half-way.
     func write(_ command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper, retried: Bool, cause: Envelope) async throws -> Envelope {
+        guard command.operation != .create, connector.writesInSteps(entity), let id = command.targetId else {
+            return try await writeNow(command, entity: entity, mapper: mapper, retried: retried, cause: cause)
+        }
+        let key = "\(entity.rawValue)/\(id)"
+        await turns.wait(key)
+        do {
+            let event = try await writeNow(command, entity: entity, mapper: mapper, retried: retried, cause: cause)
+            await turns.done(key)
+            return event
+        } catch {
+            await turns.done(key)
+            throw error
+        }
+    }
+
+    func writeNow(_ command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper, retried: Bool, cause: Envelope) async throws -> Envelope {
         let connector = self.connector
         // A write in steps is marked before its first request and settled after its last.
         var marked: String? = nil
@@ -361,5 +384,32 @@ public struct CommandWriter: Sendable {
             // then, and reports its state after that.
             logger.warning("could not settle a write's mark", metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)", "error": "\(error)"])
         }
+    }
+}
+
+/// One turn at a time per key, in this process: ``wait(_:)`` returns when the key is free (or
+/// handed over by the turn before, in the order of waiting); ``done(_:)`` ends the turn.
+actor RecordTurns {
+    private var queues: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    func wait(_ key: String) async {
+        guard queues[key] != nil else {
+            queues[key] = []  // taken, nobody waiting
+            return
+        }
+        await withCheckedContinuation { queues[key]!.append($0) }
+    }
+
+    /// How many wait for `key`.
+    func waiting(_ key: String) -> Int { queues[key]?.count ?? 0 }
+
+    func done(_ key: String) {
+        guard var waiting = queues[key], !waiting.isEmpty else {
+            queues[key] = nil
+            return
+        }
+        let next = waiting.removeFirst()
+        queues[key] = waiting
+        next.resume()  // the key stays taken: its turn now
     }
 }

@@ -104,6 +104,49 @@ struct AdapterLogicTests {
             return value
         }
     }
+
+    /// How many turns run at once per key, at most, and in which order they ran.
+    actor Overlap {
+        var running: [String: Int] = [:]
+        var most: [String: Int] = [:]
+        var order: [Int] = []
+        func enter(_ key: String, _ n: Int) {
+            running[key, default: 0] += 1
+            most[key] = max(most[key] ?? 0, running[key]!)
+            order.append(n)
+        }
+        func leave(_ key: String) { running[key]! -= 1 }
+    }
+
+    @Test("Record turns: one turn at a time per key, in the order of waiting; other keys are not held up")
+    func recordTurns() async {
+        let turns = RecordTurns(), overlap = Overlap()
+        await turns.wait("order/1")  // taken: the others queue behind it
+        let other = Task {
+            await turns.wait("order/2")
+            await turns.done("order/2")
+            return true
+        }
+        #expect(await other.value, "another key goes while order/1 is taken")
+        var queued: [Task<Void, Never>] = []
+        for n in 1...5 {
+            queued.append(Task {
+                await turns.wait("order/1")
+                await overlap.enter("order/1", n)
+                try? await Task.sleep(for: .milliseconds(5))
+                await overlap.leave("order/1")
+                await turns.done("order/1")
+            })
+            while await turns.waiting("order/1") < n { await Task.yield() }  // queued in this order
+        }
+        #expect(await overlap.order.isEmpty, "nobody runs while the first turn holds the key")
+        await turns.done("order/1")
+        for task in queued { await task.value }
+        #expect(await overlap.most["order/1"] == 1)
+        #expect(await overlap.order == [1, 2, 3, 4, 5])
+        await turns.wait("order/1")  // free again
+        await turns.done("order/1")
+    }
 }
 
 @Suite("Webhook signatures")
