@@ -179,10 +179,10 @@ public struct PowerOfficeConnector: SystemConnector {
         return result
     }
 
-    /// A sales order: header fields as JSON Patch, then the lines (``writeLines(of:_:read:)``). Go locks a confirmed
-    /// order from edit ("Can be unlocked by changing state to draft again", OrderStatus in the
-    /// OpenAPI document), so an edit of a confirmed order unlocks it first and confirms it again
-    /// after, unless the update itself asks for another status.
+    /// A sales order: header fields as JSON Patch, then the lines (``writeLines(of:_:read:)``).
+    /// Go locks a confirmed order from edit ("Can be unlocked by changing state to draft again",
+    /// OrderStatus in the OpenAPI document), so an edit of a confirmed order unlocks it first and
+    /// confirms it again after, unless the update itself asks for another status.
     ///
     /// With `current` (the order as the writer read it), the header's patch first `test`s each
     /// value it replaces, so an edit of the header since the read refuses the write before any
@@ -231,8 +231,7 @@ public struct PowerOfficeConnector: SystemConnector {
     /// (``CommandWriter/interleaved(_:entity:id:command:mapper:cause:)``). A line deleted or
     /// posted is not conditional.
     func writeLines(of id: String, _ lines: [JSONValue], read: [JSONValue]?) async throws(SystemError) {
-        var existing: [JSONValue]
-        if let read { existing = read } else { existing = try await http.send(.GET, "/SalesOrders/\(id)/Lines").body?.array ?? [] }
+        let existing = if let read { read } else { try await http.send(.GET, "/SalesOrders/\(id)/Lines").body?.array ?? [] }
         let kept = zip(existing, lines).prefix { Self.sameProduct($0, $1) }.count
         for (have, want) in zip(existing, lines).prefix(kept) {
             guard let lineId = have["Id"]?.string, case .object(let wanted) = want else { continue }

@@ -37,9 +37,10 @@ public final class OutboxCollector {
 /// failed (PostgreSQL restarting) is deleted again at the next sweep, before anything is
 /// claimed, so it does not wait out its claim to go out a second time. A message may still go
 /// out twice (the broker's confirm lost, the process gone before the delete, or a sweep
-/// overtaking a hand-over stuck longer than the claim); consumers deduplicate by message id. Order across transactions is not kept, and need not be:
-/// one write is in flight per record and target (rule 8), so two sync requests for the same
-/// record and target are never in the outbox at once.
+/// overtaking a hand-over stuck longer than the claim); consumers deduplicate by message id.
+/// Order across transactions is not kept, and need not be: one write is in flight per record
+/// and target (rule 8), so two sync requests for the same record and target are never in the
+/// outbox at once.
 public final class OutboxRelay: Service, Sendable {
     /// How long a transaction's own rows are held for its process to publish them.
     public static let claim: Duration = .seconds(30)
