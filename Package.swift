@@ -26,6 +26,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        // SHA-256 and HMAC (already in the graph: swift-nio-extras and swift-certificates use it).
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.0"),
@@ -53,8 +55,8 @@ let package = Package(
             dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log"),
                            .product(name: "CoreMetrics", package: "swift-metrics")],
             path: "Shared/ParleyAMQP"),
-        // Small Foundation-only pieces more than one library needs.
-        .target(name: "ParleyCore", path: "Shared/ParleyCore"),
+        // Small pieces more than one library needs (hashes through swift-crypto).
+        .target(name: "ParleyCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")], path: "Shared/ParleyCore"),
         .target(
             name: "ParleyPostgres",
             dependencies: ["CLibPQ", "ParleyCore", .product(name: "Logging", package: "swift-log")],
