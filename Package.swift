@@ -52,7 +52,7 @@ let package = Package(
 
         .target(
             name: "ParleyAMQP",
-            dependencies: ["CRabbitMQ", .product(name: "Logging", package: "swift-log"),
+            dependencies: ["CRabbitMQ", "ParleyCore", .product(name: "Logging", package: "swift-log"),
                            .product(name: "CoreMetrics", package: "swift-metrics")],
             path: "Shared/ParleyAMQP"),
         // Small pieces more than one library needs (hashes through swift-crypto).
@@ -306,7 +306,7 @@ let package = Package(
 package.targets.append(.target(
     name: "ParleyOperations",
     dependencies: [
-        "ParleyAMQP", "ParleyMessaging", "ParleyCanonical", "ParleyLink",
+        "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyCanonical", "ParleyLink",
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
     ],
     path: "Shared/ParleyOperations"))

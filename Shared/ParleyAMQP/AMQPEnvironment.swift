@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 
 extension AMQPConfiguration {
     /// The names of the settings `fromEnvironment` reads, so deployment files and their test
@@ -31,17 +32,9 @@ extension AMQPConfiguration {
     public static func fromEnvironment(
         _ environment: [String: String] = ProcessInfo.processInfo.environment, connectionName: String
     ) throws -> AMQPConfiguration {
-        let urls: String
-        if let file = environment[EnvironmentKey.urlFile], !file.isEmpty {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw AMQPError.invalidURL("PARLEY_AMQP_URL_FILE: cannot read \(file)")
-            }
-            urls = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        } else if let value = environment[EnvironmentKey.url], !value.isEmpty {
-            urls = value
-        } else {
-            throw AMQPError.invalidURL("set PARLEY_AMQP_URL or PARLEY_AMQP_URL_FILE")
-        }
+        let given: String?
+        do { given = try Secret.read(EnvironmentKey.url, from: environment) } catch { throw AMQPError.invalidURL(error.description) }
+        guard let urls = given else { throw AMQPError.invalidURL("set PARLEY_AMQP_URL or PARLEY_AMQP_URL_FILE") }
         var configuration = try AMQPConfiguration(urls: urls, connectionName: connectionName)
         configuration.tls = AMQPTLSOptions(
             caCertificatePath: environment[EnvironmentKey.caFile].flatMap { $0.isEmpty ? nil : $0 },

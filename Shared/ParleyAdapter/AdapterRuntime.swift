@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 import Logging
 import ParleyAMQP
 import ParleyMapping
@@ -53,13 +54,7 @@ public struct AdapterEnvironment: Sendable {
 
     /// A setting given directly or as `<NAME>_FILE` (a Docker secret).
     public func optional(_ name: String) throws -> String? {
-        if let file = values[name + "_FILE"], !file.isEmpty {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw Missing(description: "\(name)_FILE: cannot read \(file)")
-            }
-            return text.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        return values[name]
+        do { return try Secret.read(name, from: values) } catch { throw Missing(description: error.description) }
     }
 
     /// An `http(s)://` base URL.

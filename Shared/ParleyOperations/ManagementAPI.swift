@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import ParleyCore
 import NIOCore
 import NIOHTTP1
 import ParleyAMQP
@@ -109,14 +110,9 @@ public struct ManagementAPI: Sendable {
         } catch {
             broker = nil
         }
-        var url: String? = environment["PARLEY_AMQP_MANAGEMENT_URL"].flatMap { $0.isEmpty ? nil : $0 }
-        if let file = environment["PARLEY_AMQP_MANAGEMENT_URL_FILE"], !file.isEmpty {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw OperationsError("PARLEY_AMQP_MANAGEMENT_URL_FILE: cannot read \(file)")
-            }
-            url = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        }
-        guard let url = url ?? broker.map({ "http://\($0.host):15672/" }) else {
+        let given: String?
+        do { given = try Secret.read("PARLEY_AMQP_MANAGEMENT_URL", from: environment) } catch { throw OperationsError(error.description) }
+        guard let url = given ?? broker.map({ "http://\($0.host):15672/" }) else {
             throw OperationsError("set PARLEY_AMQP_MANAGEMENT_URL (e.g. http://127.0.0.1:15672/) and PARLEY_AMQP_URL (its user and vhost)")
         }
         return try ManagementAPI(url: url, user: broker?.user, password: broker?.password, vhost: broker?.vhost ?? "/")

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 
 /// How to reach a PostgreSQL server.
 ///
@@ -171,15 +172,13 @@ extension PostgresConfiguration {
     public static func fromEnvironment(
         _ environment: [String: String] = ProcessInfo.processInfo.environment, applicationName: String
     ) throws -> PostgresConfiguration {
-        let url: String
-        if let file = environment[EnvironmentKey.urlFile], !file.isEmpty {
-            guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw PostgresError(kind: .invalidConfiguration, message: "PARLEY_DATABASE_URL_FILE: cannot read \(file)")
-            }
-            url = text.trimmingCharacters(in: .whitespacesAndNewlines)
-        } else if let value = environment[EnvironmentKey.url], !value.isEmpty {
-            url = value
-        } else {
+        let given: String?
+        do {
+            given = try Secret.read(EnvironmentKey.url, from: environment)
+        } catch {
+            throw PostgresError(kind: .invalidConfiguration, message: error.description)
+        }
+        guard let url = given else {
             throw PostgresError(kind: .invalidConfiguration, message: "set PARLEY_DATABASE_URL or PARLEY_DATABASE_URL_FILE")
         }
         var configuration = try PostgresConfiguration(url: url)
