@@ -206,12 +206,12 @@ let package = Package(
             dependencies: ["ParleyMessaging", "ParleyAMQP"],
             path: "Tests/Fixtures/AMQPShutdownFixture"),
 
-        .testTarget(name: "ParleyAMQPTests", dependencies: ["ParleyAMQP", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAMQPTests"),
+        .testTarget(name: "ParleyAMQPTests", dependencies: ["ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAMQPTests"),
         .testTarget(name: "ParleyPostgresTests", dependencies: ["ParleyPostgres", "ParleyCore", "ParleyTestSupport"], path: "Tests/ParleyPostgresTests"),
         .testTarget(name: "ParleyMessagingTests", dependencies: ["ParleyMessaging"], path: "Tests/ParleyMessagingTests"),
         .testTarget(name: "ParleyMappingTests", dependencies: ["ParleyMapping", "ParleyTestSupport", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyMappingTests", exclude: ["Golden"]),
         // What the integration tests share: scratch vhosts and databases, service binaries, deadlines.
-        .target(name: "ParleyTestSupport", dependencies: ["ParleyAMQP", "ParleyPostgres"], path: "Tests/Support"),
+        .target(name: "ParleyTestSupport", dependencies: ["ParleyAMQP", "ParleyCore", "ParleyPostgres"], path: "Tests/Support"),
         .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyLink", "ParleyPostgres", "ParleyMapping", "ParleyTestSupport"], path: "Tests/ParleyLinkTests"),
         // Every service as a real process with the simulators, RabbitMQ and PostgreSQL (the whole product).
         .testTarget(name: "ParleyEndToEndTests", dependencies: ["ParleyMapping", "ParleyCanonical", "ParleyLink", "ParleyMessaging", "ParleyPostgres", "ParleyTestSupport"], path: "Tests/ParleyEndToEndTests"),
@@ -295,7 +295,7 @@ let package = Package(
             path: "Shared/ParleyDeployment"),
         .testTarget(
             name: "ParleyDeploymentTests",
-            dependencies: ["ParleyDeployment", "ParleyAMQP", "ParleyMessaging", "ParleyTestSupport", .product(name: "Yams", package: "Yams")],
+            dependencies: ["ParleyDeployment", "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyTestSupport", .product(name: "Yams", package: "Yams")],
             path: "Tests/ParleyDeploymentTests"),
     ],
     swiftLanguageModes: [.v6]
@@ -312,7 +312,7 @@ package.targets.append(.target(
     path: "Shared/ParleyOperations"))
 package.targets.append(.testTarget(
     name: "ParleyOperationsTests",
-    dependencies: ["ParleyOperations", "ParleyAMQP", "ParleyMessaging", "ParleyCanonical", "ParleyLink", "ParleyPostgres", "ParleyTestSupport"],
+    dependencies: ["ParleyOperations", "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyCanonical", "ParleyLink", "ParleyPostgres", "ParleyTestSupport"],
     path: "Tests/ParleyOperationsTests"))
 // Added here rather than by editing the `parley` target's line above.
 package.targets.first { $0.name == "parley" }!.dependencies += ["ParleyOperations", "ParleyAdapter", "ParleyAMQP"]

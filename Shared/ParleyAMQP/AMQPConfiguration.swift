@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 
 /// One broker address, parsed from `amqp://user:pass@host:port/vhost` or `amqps://…`.
 /// `description` never shows the password.

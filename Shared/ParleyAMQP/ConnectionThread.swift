@@ -1,5 +1,6 @@
 import CRabbitMQ
 import Foundation
+import ParleyCore
 import Logging
 import Synchronization
 

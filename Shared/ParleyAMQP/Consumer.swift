@@ -1,5 +1,6 @@
 import CRabbitMQ
 import Foundation
+import ParleyCore
 import Logging
 
 /// A message delivered to a consumer. Acknowledge it exactly once, from any task: `ack`,

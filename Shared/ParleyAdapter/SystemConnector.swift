@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 import ParleyCanonical
 import ParleyMessaging
 
@@ -155,8 +156,7 @@ public struct RetrySchedule: Sendable, Hashable {
     /// gave one (capped at `maximum`), else exponential with full jitter.
     public func delay(attempt: Int, retryAfter: Duration?, random: Double = Double.random(in: 0...1)) -> Duration {
         if let retryAfter { return min(retryAfter, maximum) }
-        let exponential = base * Double(1 << min(attempt - 1, 20))
-        return min(exponential, maximum) * random
+        return Backoff(initial: base, maximum: maximum, jitter: 0).ceiling(forAttempt: attempt - 1) * random
     }
 
     /// Runs `body`, retrying transient failures; a permanent one, or the last transient one,

@@ -615,7 +615,8 @@ struct Context {
         // (the slot's lease is the timer), permanent ones wait for a change or a retry request.
         if payload.transient {
             let attempts = try store.recordFailure(global, system, kind: payload.kind, reason: payload.reason, transient: true, retryAt: nil)
-            let delay = min(Context.seconds(configuration.retryBase) * pow(2, Double(max(0, attempts - 1))), Context.seconds(configuration.retryMax))
+            let backoff = Backoff(initial: configuration.retryBase, maximum: configuration.retryMax, jitter: 0)
+            let delay = Context.seconds(backoff.ceiling(forAttempt: max(0, attempts - 1)))
             let retryAt = now.addingTimeInterval(delay)
             try store.setRetryAt(global, system, retryAt)
             try store.extendLease(global, system, until: retryAt)

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 import Logging
 import ParleyAMQP
 import ParleyCanonical
@@ -63,6 +64,8 @@ public final class LinkConsumer: Service, Sendable {
     let batchSize: Int
     let transactions: Int
     let logger: Logger
+    /// Between tries of a batch while the database is away: 0.2 s doubling to 5 s.
+    static let databaseBackoff = Backoff(initial: .milliseconds(100), maximum: .seconds(5), jitter: 0)
 
     init(amqp: AMQPConfiguration, queue: String, topology: Topology, pool: PostgresPool, engine: LinkEngine,
          publisher: AMQPPublisher, relay: OutboxRelay, batchSize: Int, transactions: Int, logger: Logger) {
@@ -160,7 +163,7 @@ public final class LinkConsumer: Service, Sendable {
                 if Task.isCancelled { return }
                 // Conflicts between replicas: again at once. The database away: back off, and
                 // keep the deliveries (unacked) until it is back.
-                try? await Task.sleep(for: retryNow ? .milliseconds(Int64.random(in: 1...20)) : .milliseconds(min(5000, 100 << min(attempt, 6))))
+                try? await Task.sleep(for: retryNow ? .milliseconds(Int64.random(in: 1...20)) : Self.databaseBackoff.ceiling(forAttempt: attempt))
             }
         }
         for (index, delivery) in deliveries.enumerated() {

@@ -181,14 +181,14 @@ extension Migrator {
     /// migration that fails, a changed checksum) is thrown at once; so is cancellation.
     @discardableResult
     public func migrateWhenReachable(on pool: PostgresPool) async throws -> MigrationReport {
-        var delay = Duration.milliseconds(500)
+        var backoff = Backoff(initial: .milliseconds(500), maximum: .seconds(10), jitter: 0)
         while true {
             do {
                 return try await migrate(on: pool)
             } catch let error as PostgresError where error.isConnectionError {
+                let delay = backoff.next()
                 logger.warning("database unreachable; migrating when it is", metadata: ["error": "\(error)", "retryIn": "\(delay)"])
                 try await Task.sleep(for: delay)
-                delay = min(delay * 2, .seconds(10))
             }
         }
     }

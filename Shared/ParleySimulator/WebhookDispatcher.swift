@@ -59,7 +59,7 @@ public final class WebhookDispatcher: Sendable {
 
     func deliver(_ event: WebhookEvent) async {
         let body = Array(JSONCoding.encode(event))
-        var backoff = initialBackoff
+        var backoff = Backoff(initial: initialBackoff, maximum: max(initialBackoff, .seconds(30)), jitter: 0)
         for attempt in 1...maxAttempts {
             let timestamp = Int64(Date().timeIntervalSince1970)
             var request = HTTPClientRequest(url: url)
@@ -83,8 +83,7 @@ public final class WebhookDispatcher: Sendable {
             }
             stats.withLock { $0.failedAttempts += 1 }
             if attempt < maxAttempts {
-                try? await Task.sleep(for: backoff)
-                backoff = min(backoff * 2, .seconds(30))
+                try? await Task.sleep(for: backoff.next())
             }
         }
         stats.withLock { $0.abandoned += 1 }

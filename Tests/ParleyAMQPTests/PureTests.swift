@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 import Testing
 import ParleyTestSupport
 @testable import ParleyAMQP

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyCore
 import Synchronization
 import Testing
 import ParleyTestSupport

@@ -2,6 +2,7 @@
 // their own per test, the services' binaries, and deadlines. Real servers only: the tests fail
 // (not skip) when the environment does not name them.
 import Foundation
+import ParleyCore
 import Synchronization
 import ParleyAMQP
 import ParleyPostgres

@@ -1,6 +1,9 @@
-/// Capped exponential backoff with full jitter, as a pure value: `next()` gives the delay
-/// before attempt n+1; `reset()` after a success. The random source is injectable so tests can
-/// drive it deterministically.
+/// Capped exponential backoff with jitter, as a pure value: `next()` gives the delay before
+/// attempt n+1; `reset()` after a success; `ceiling(forAttempt:)` the un-jittered delay for
+/// callers that count attempts themselves. The random source is injectable so tests can drive
+/// it deterministically. The one backoff of Parley: broker reconnects, adapter retries, the
+/// link service's retries and batch backoff, migrations waiting for the database, the
+/// simulators' webhook retries.
 public struct Backoff: Sendable, Equatable {
     public var initial: Duration
     public var maximum: Duration
@@ -20,12 +23,12 @@ public struct Backoff: Sendable, Equatable {
 
     /// The un-jittered delay for the given attempt (0-based), capped at `maximum`.
     public func ceiling(forAttempt n: Int) -> Duration {
-        let base = initial.seconds * pow(multiplier, Double(min(n, 64)))
+        let base = initial.inSeconds * pow(multiplier, Double(min(n, 64)))
         return min(Duration.microseconds(Int64((base * 1e6).rounded())), maximum)
     }
 
     public mutating func next<R: RandomNumberGenerator>(using rng: inout R) -> Duration {
-        let ceiling = ceiling(forAttempt: attempt).seconds
+        let ceiling = ceiling(forAttempt: attempt).inSeconds
         attempt += 1
         let low = ceiling * (1 - jitter)
         let value = low == ceiling ? ceiling : Double.random(in: low...ceiling, using: &rng)
@@ -42,7 +45,7 @@ public struct Backoff: Sendable, Equatable {
 
 extension Duration {
     /// The duration in seconds as a Double.
-    var seconds: Double {
+    fileprivate var inSeconds: Double {
         let (s, atto) = components
         return Double(s) + Double(atto) / 1e18
     }
