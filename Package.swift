@@ -62,10 +62,15 @@ let package = Package(
             dependencies: ["CLibPQ", "ParleyCore", .product(name: "Logging", package: "swift-log")],
             path: "Shared/ParleyPostgres",
             resources: []),
+        // Pure: JSON values, their parser and serializer.
+        .target(name: "ParleyJSON", dependencies: ["ParleyCore"], path: "Shared/ParleyJSON"),
+        // Pure: the message envelope every Parley message carries, and its fields.
+        .target(name: "ParleyEnvelope", dependencies: ["ParleyCore", "ParleyJSON"], path: "Shared/ParleyEnvelope"),
+        // The envelope on the broker: consumers, topology, messaging metrics (re-exports the two above).
         .target(
             name: "ParleyMessaging",
             dependencies: [
-                "ParleyAMQP", "ParleyCore",
+                "ParleyAMQP", "ParleyCore", "ParleyJSON", "ParleyEnvelope",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -99,7 +104,7 @@ let package = Package(
         // and the converters the mapping tables name.
         .target(
             name: "ParleyCanonical",
-            dependencies: ["ParleyCore", "ParleyMessaging"],
+            dependencies: ["ParleyCore", "ParleyJSON", "ParleyEnvelope"],
             path: "Shared/ParleyCanonical"),
 
         // The mapping tables (mappings/<system>/<entity>.yaml): loaded and validated against
@@ -107,7 +112,7 @@ let package = Package(
         .target(
             name: "ParleyMapping",
             dependencies: [
-                "ParleyCanonical", .product(name: "Yams", package: "Yams"),
+                "ParleyCanonical", "ParleyJSON", "ParleyEnvelope", "ParleyMessaging", .product(name: "Yams", package: "Yams"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Shared/ParleyMapping"),
@@ -208,7 +213,7 @@ let package = Package(
 
         .testTarget(name: "ParleyAMQPTests", dependencies: ["ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAMQPTests"),
         .testTarget(name: "ParleyPostgresTests", dependencies: ["ParleyPostgres", "ParleyCore", "ParleyTestSupport"], path: "Tests/ParleyPostgresTests"),
-        .testTarget(name: "ParleyMessagingTests", dependencies: ["ParleyMessaging"], path: "Tests/ParleyMessagingTests"),
+        .testTarget(name: "ParleyMessagingTests", dependencies: ["ParleyMessaging", "ParleyJSON", "ParleyEnvelope"], path: "Tests/ParleyMessagingTests"),
         .testTarget(name: "ParleyMappingTests", dependencies: ["ParleyMapping", "ParleyTestSupport", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyMappingTests", exclude: ["Golden"]),
         // What the integration tests share: scratch vhosts and databases, service binaries, deadlines.
         .target(name: "ParleyTestSupport", dependencies: ["ParleyAMQP", "ParleyCore", "ParleyPostgres"], path: "Tests/Support"),
@@ -246,7 +251,7 @@ let package = Package(
             path: "Tests/PowerOfficeSimulatorTests"),
         .testTarget(
             name: "ParleyCanonicalTests",
-            dependencies: ["ParleyCanonical", .product(name: "PropertyBased", package: "swift-property-based")],
+            dependencies: ["ParleyCanonical", "ParleyJSON", "ParleyEnvelope", .product(name: "PropertyBased", package: "swift-property-based")],
             path: "Tests/ParleyCanonicalTests"),
 
         // The simulators of the ERP and the webshop: what they share (record store, paging,

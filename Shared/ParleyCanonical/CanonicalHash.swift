@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCore
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// A stable SHA-256 (lower-case hex) of a set of canonical fields of an entity: the fields a
 /// system carries. The link service keeps one per member to tell a real change from an echo

@@ -1,5 +1,6 @@
 import Foundation
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// Why canonical JSON could not be read: the field path (`postalAddress.city`,
 /// `lines[2].quantity`, or empty for the document itself) and the reason.

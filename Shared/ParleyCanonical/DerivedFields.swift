@@ -1,5 +1,6 @@
 import Foundation
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// A canonical field whose value follows from other fields of the same entity
 /// (docs/canonical-model.md, "Derived fields").

@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCore
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 // The canonical model: the one shape of Customer, Product and Order that every system's
 // native records are normalised into. Every field is optional: `nil` means "not carried or
@@ -10,7 +11,7 @@ import ParleyMessaging
 // Money, prices, quantities and rates are `Decimal`, never `Double`.
 
 /// The three kinds of global entity Parley syncs. (Named apart from the envelope's open
-/// `ParleyMessaging.EntityType`; see ``messagingEntityType``.)
+/// `ParleyEnvelope.EntityType`; see ``messagingEntityType``.)
 public enum CanonicalEntityType: String, Sendable, Hashable, CaseIterable {
     case customer
     case order
@@ -268,9 +269,9 @@ public struct Order: Sendable, Hashable {
 }
 
 extension CanonicalEntityType {
-    /// The envelope's entity type name (`ParleyMessaging.EntityType` is an open, validated
+    /// The envelope's entity type name (`ParleyEnvelope.EntityType` is an open, validated
     /// name; this one is the closed set the canonical model knows).
-    public var messagingEntityType: ParleyMessaging.EntityType {
+    public var messagingEntityType: ParleyEnvelope.EntityType {
         switch self {
         case .customer: .customer
         case .order: .order
@@ -279,7 +280,7 @@ extension CanonicalEntityType {
     }
 
     /// `nil` for an entity type the canonical model does not know.
-    public init?(_ messaging: ParleyMessaging.EntityType) {
+    public init?(_ messaging: ParleyEnvelope.EntityType) {
         self.init(rawValue: messaging.rawValue)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// Which line of an order a line is, across systems and across versions of one system, so the
 /// link service can merge order lines member by member (docs/canonical-model.md, "Order lines").

@@ -1,5 +1,6 @@
 import Foundation
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 // The payloads of the messages around the mapping service (docs/mapping-service.md):
 //

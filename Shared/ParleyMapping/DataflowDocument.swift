@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCanonical
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// A dataflow: records of `source` are created in `target` (DESIGN's flow table), and once
 /// linked stay in sync both ways.

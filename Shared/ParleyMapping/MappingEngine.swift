@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCanonical
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// A native record normalised to the canonical model.
 public struct NormalisedRecord: Sendable, Hashable {

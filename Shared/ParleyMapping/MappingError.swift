@@ -1,5 +1,6 @@
 import ParleyCanonical
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// Why a record could not be mapped or may not be written: the system, the entity, the field
 /// and the reason, e.g.

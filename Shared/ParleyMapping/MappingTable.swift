@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCanonical
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// One mapping table: how one system's record of one entity type maps onto the canonical model
 /// (`mappings/<system>/<entity>.yaml`; the format is in docs/mappings.md).

@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCanonical
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 import Yams
 
 /// Loads and validates mapping tables. Validation is strict, so a mistake is a startup error

@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCanonical
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// Every compiled mapping table, by system and entity: the whole of what the mapping service
 /// knows about the systems' schemas.

@@ -1,4 +1,5 @@
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// A native field path from a mapping table, parsed once: `billing.city`, `MailAddress.ZipCode`,
 /// or a line member `line_items[].sku` (the array `line_items`, then `sku` inside each element).

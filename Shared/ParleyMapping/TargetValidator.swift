@@ -1,7 +1,8 @@
 import Foundation
 import ParleyCanonical
 import ParleyCore
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// Checks a native payload against what its target accepts, before anything is written:
 /// the contract's write schema (types, `nullable`, `required`, `maxLength`, `enum`,

@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCanonical
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 import Testing
 
 /// The ERP's and the webshop's own enums (values read from docs/contracts/*.openapi.yaml).

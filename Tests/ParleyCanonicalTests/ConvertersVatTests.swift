@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCanonical
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 import PropertyBased
 import Testing
 

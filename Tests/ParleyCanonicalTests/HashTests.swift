@@ -1,5 +1,6 @@
 import Foundation
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 import PropertyBased
 import Testing
 

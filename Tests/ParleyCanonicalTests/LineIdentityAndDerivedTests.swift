@@ -1,6 +1,7 @@
 import Foundation
 import Testing
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 @testable import ParleyCanonical
 
 @Suite("Order line identity and derived fields")

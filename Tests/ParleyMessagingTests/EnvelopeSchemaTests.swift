@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import ParleyEnvelope
+@testable import ParleyJSON
 @testable import ParleyMessaging
 
 /// Checks docs/schemas/envelope.v1.schema.json against what the Swift code actually does:

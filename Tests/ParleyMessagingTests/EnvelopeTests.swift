@@ -1,6 +1,8 @@
 import Foundation
 import Testing
 
+@testable import ParleyEnvelope
+@testable import ParleyJSON
 @testable import ParleyMessaging
 
 enum Fixtures {

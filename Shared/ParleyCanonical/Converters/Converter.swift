@@ -1,5 +1,6 @@
 import Foundation
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// A named, two-way conversion between one native value and one canonical value.
 ///

@@ -1,5 +1,6 @@
 import Foundation
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// Countries. Canonical form: ISO 3166-1 alpha-2 code in upper case (`"NO"`).
 public enum Countries {

@@ -1,6 +1,7 @@
 import ParleyCore
 import Foundation
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// Dates and instants, without `DateFormatter` (no locale, no shared mutable state).
 ///

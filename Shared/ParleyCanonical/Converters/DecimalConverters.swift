@@ -1,6 +1,7 @@
 import ParleyCore
 import Foundation
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 // Numbers. Canonical numbers are always JSON numbers spelt as `Decimal.description` (shortest
 // exact text: `12.5`, never `12.50` or `1.25e1`), so the canonical hash does not depend on how

@@ -1,5 +1,6 @@
 import Foundation
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// A table between native enum values and canonical enum values, for `enum:<table>` converters.
 ///

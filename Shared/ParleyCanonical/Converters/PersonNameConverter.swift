@@ -1,5 +1,6 @@
 import Foundation
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// `personName`: the name group of a PowerOffice Go customer ⇄ the canonical name group.
 ///

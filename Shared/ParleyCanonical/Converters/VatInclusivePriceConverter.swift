@@ -1,5 +1,6 @@
 import Foundation
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// `vatInclusivePrice` (native JSON number) / `vatInclusivePriceString` (native decimal text):
 /// a native price INCLUDING VAT (webshops) ⇄ the canonical price EXCLUDING VAT, using the

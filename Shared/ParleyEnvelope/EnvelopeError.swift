@@ -1,3 +1,4 @@
+import ParleyJSON
 /// Why bytes are not a valid envelope, or why envelope fields are invalid. Every case names
 /// the field (dotted path for nested fields, e.g. `trace.traceparent`) and the reason.
 public enum EnvelopeError: Error, Sendable, Equatable, CustomStringConvertible {

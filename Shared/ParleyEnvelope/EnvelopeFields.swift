@@ -1,4 +1,5 @@
 import Foundation
+import ParleyJSON
 
 /// A name from an open set (message kinds, systems, entity types): a validated string whose
 /// known values are static members of the conforming type. Conformers supply the rule; the

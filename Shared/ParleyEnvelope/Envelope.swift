@@ -1,4 +1,5 @@
 import Foundation
+import ParleyJSON
 import ParleyCore
 
 /// The one envelope every Parley message travels in: versioned JSON

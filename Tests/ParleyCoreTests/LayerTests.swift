@@ -1,0 +1,83 @@
+import Foundation
+import Testing
+
+/// The layers point one way: the pure libraries build without the broker or database clients.
+/// Read from Package.swift itself, so a dependency added there is caught here.
+@Suite struct LayerTests {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    /// Libraries with no I/O: JSON, the envelope, the canonical model and what they stand on.
+    static let pure = ["ParleyCore", "ParleyJSON", "ParleyEnvelope", "ParleyCanonical"]
+    /// The C clients and the libraries that wrap them.
+    static let io: Set<String> = ["CRabbitMQ", "CLibPQ", "ParleyAMQP", "ParleyPostgres", "ParleyMessaging"]
+
+    @Test("No pure library depends, directly or through another, on librabbitmq or libpq, nor imports a library that does")
+    func pureLayers() throws {
+        let manifest = try String(contentsOf: Self.root.appendingPathComponent("Package.swift"), encoding: .utf8)
+        let targets = Self.targets(in: manifest)
+        // The reading itself: what is known to depend on the broker client is seen to.
+        #expect(targets["ParleyMessaging"]?.dependencies.contains("ParleyAMQP") == true)
+        #expect(targets["ParleyAMQP"]?.dependencies.contains("CRabbitMQ") == true)
+        #expect(targets["ParleyOperations"]?.dependencies.contains("ParleyLink") == true, "targets appended after the package")
+        for name in Self.pure {
+            let target = try #require(targets[name], "\(name) is a target of Package.swift")
+            var reached: Set<String> = [], queue = target.dependencies
+            while let next = queue.popLast() {
+                guard reached.insert(next).inserted else { continue }
+                queue += targets[next]?.dependencies ?? []
+            }
+            #expect(reached.isDisjoint(with: Self.io), "\(name) reaches \(reached.intersection(Self.io).sorted())")
+            let sources = FileManager.default.enumerator(at: Self.root.appendingPathComponent(target.path), includingPropertiesForKeys: nil)
+            for case let file as URL in sources?.allObjects ?? [] where file.pathExtension == "swift" {
+                for line in try String(contentsOf: file, encoding: .utf8).split(separator: "\n") {
+                    let words = line.split(separator: " ")
+                    guard let at = words.firstIndex(of: "import"), at + 1 < words.count else { continue }
+                    #expect(!Self.io.contains(String(words[at + 1])), "\(file.lastPathComponent): \(line)")
+                }
+            }
+        }
+    }
+
+    /// Each target's name, path and the targets it names as dependencies (products of packages
+    /// are left out): every `.target(`, `.testTarget(`, `.executableTarget(` and
+    /// `.systemLibrary(` call, its parentheses balanced.
+    static func targets(in manifest: String) -> [String: (path: String, dependencies: [String])] {
+        let text = Array(manifest.unicodeScalars)
+        var out: [String: (path: String, dependencies: [String])] = [:]
+        let calls = [".target(", ".testTarget(", ".executableTarget(", ".systemLibrary("].map { Array($0.unicodeScalars) }
+        var i = 0
+        while i < text.count {
+            guard let call = calls.first(where: { i + $0.count <= text.count && Array(text[i..<i + $0.count]) == $0 }) else { i += 1; continue }
+            var depth = 0, j = i + call.count - 1
+            repeat {
+                if text[j] == "(" { depth += 1 } else if text[j] == ")" { depth -= 1 }
+                j += 1
+            } while depth > 0 && j < text.count
+            let body = String(String.UnicodeScalarView(text[i..<j]))
+            if let name = quoted(after: "name:", in: body) {
+                let path = quoted(after: "path:", in: body) ?? "Sources/\(name)"
+                var dependencies: [String] = []
+                if let open = body.range(of: "dependencies:"), let start = body[open.upperBound...].firstIndex(of: "[") {
+                    var level = 0, end = start
+                    for index in body[start...].indices {
+                        if body[index] == "[" { level += 1 } else if body[index] == "]" { level -= 1 }
+                        if level == 0 { end = index; break }
+                    }
+                    // Bare string literals are targets; `.product(name: …, package: …)` is not.
+                    var list = String(body[body.index(after: start)..<end])
+                    while let product = list.range(of: #"\.product\([^)]*\)"#, options: .regularExpression) { list.removeSubrange(product) }
+                    dependencies = list.split(separator: "\"", omittingEmptySubsequences: false).enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
+                }
+                out[name] = (path, dependencies)
+            }
+            i = j
+        }
+        return out
+    }
+
+    static func quoted(after label: String, in text: String) -> String? {
+        guard let at = text.range(of: label) else { return nil }
+        let rest = text[at.upperBound...]
+        guard let open = rest.firstIndex(of: "\""), let close = rest[rest.index(after: open)...].firstIndex(of: "\"") else { return nil }
+        return String(rest[rest.index(after: open)..<close])
+    }
+}
