@@ -112,10 +112,18 @@ let package = Package(
         .target(
             name: "ParleyMapping",
             dependencies: [
-                "ParleyCanonical", "ParleyJSON", "ParleyEnvelope", "ParleyMessaging", .product(name: "Yams", package: "Yams"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "ParleyCanonical", "ParleyJSON", "ParleyEnvelope", .product(name: "Yams", package: "Yams"),
             ],
             path: "Shared/ParleyMapping"),
+        // The mapping service on the broker: its two consumers around MappingProcessor.
+        .target(
+            name: "ParleyMappingService",
+            dependencies: [
+                "ParleyMapping", "ParleyMessaging", "ParleyAMQP",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Shared/ParleyMappingService"),
 
         .executableTarget(
             name: "parley-bench",
@@ -182,7 +190,7 @@ let package = Package(
         .executableTarget(
             name: "mapping-service",
             dependencies: [
-                "ParleyMapping", "ParleyAMQP",
+                "ParleyMapping", "ParleyMappingService", "ParleyAMQP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -4,6 +4,7 @@ import Foundation
 import Logging
 import ParleyAMQP
 import ParleyMapping
+import ParleyMappingService
 import ParleyMessaging
 import ParleyObservability
 import ServiceLifecycle

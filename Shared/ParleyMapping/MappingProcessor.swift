@@ -1,7 +1,7 @@
 import Foundation
-import ParleyAMQP
 import ParleyCanonical
-import ParleyMessaging
+import ParleyEnvelope
+import ParleyJSON
 
 /// What the mapping service does with one message, without any I/O: a `change` becomes a
 /// `canonical` message for the link service; a `syncRequest` becomes a `command` for the
@@ -21,8 +21,6 @@ public struct MappingProcessor: Sendable {
         public var envelope: Envelope
         public var exchange: String
         public var routingKey: String
-
-        public var message: OutgoingMessage { OutgoingMessage(envelope: envelope, exchange: exchange, routingKey: routingKey) }
     }
 
     // MARK: change → canonical

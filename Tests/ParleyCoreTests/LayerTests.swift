@@ -5,8 +5,9 @@ import Testing
 /// Read from Package.swift itself, so a dependency added there is caught here.
 @Suite struct LayerTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    /// Libraries with no I/O: JSON, the envelope, the canonical model and what they stand on.
-    static let pure = ["ParleyCore", "ParleyJSON", "ParleyEnvelope", "ParleyCanonical"]
+    /// Libraries with no I/O: JSON, the envelope, the canonical model, the mapping engine and
+    /// what they stand on.
+    static let pure = ["ParleyCore", "ParleyJSON", "ParleyEnvelope", "ParleyCanonical", "ParleyMapping"]
     /// The C clients and the libraries that wrap them.
     static let io: Set<String> = ["CRabbitMQ", "CLibPQ", "ParleyAMQP", "ParleyPostgres", "ParleyMessaging"]
 

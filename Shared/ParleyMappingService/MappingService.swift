@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ParleyAMQP
+import ParleyMapping
 import ParleyMessaging
 import ServiceLifecycle
 
@@ -66,4 +67,9 @@ public struct MappingService: Sendable {
         }
         try await publisher.publish(output.message)
     }
+}
+
+extension MappingProcessor.Output {
+    /// The output as the message to publish.
+    public var message: OutgoingMessage { OutgoingMessage(envelope: envelope, exchange: exchange, routingKey: routingKey) }
 }
