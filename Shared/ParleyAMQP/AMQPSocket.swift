@@ -1,3 +1,4 @@
+import ParleyCore
 import CRabbitMQ
 import Foundation
 
@@ -50,7 +51,7 @@ final class AMQPSocket {
         try check(amqp_socket_open_noblock(socket, endpoint.host, Int32(endpoint.port), &timeout), "connect to \(endpoint.host):\(endpoint.port)")
         _ = amqp_set_handshake_timeout(state, &timeout)
         let reply = parley_amqp_login_plain(state, endpoint.vhost, 16, configuration.frameMax,
-                                            Int32(configuration.heartbeat.seconds.rounded()),
+                                            Int32(configuration.heartbeat.inSeconds.rounded()),
                                             endpoint.user, endpoint.password, configuration.connectionName)
         try check(reply, "login to \(endpoint)")
         heartbeat = amqp_get_heartbeat(state)

@@ -57,7 +57,7 @@ final class Mailbox<Command: Sendable>: Sendable {
         var fds = [pollfd(fd: eventFD, events: Int16(POLLIN), revents: 0)]
         if let socket, socket >= 0 { fds.append(pollfd(fd: socket, events: Int16(POLLIN), revents: 0)) }
         guard asleep || fds.count > 1 else { return false }
-        let ms = asleep ? Int32(min(max(timeout.seconds * 1000, 0), 3_600_000).rounded(.up)) : 0
+        let ms = asleep ? Int32(min(max(timeout.inSeconds * 1000, 0), 3_600_000).rounded(.up)) : 0
         _ = poll(&fds, nfds_t(fds.count), ms)
         if asleep { state.withLock { $0.sleeping = false } }
         if fds[0].revents != 0 {

@@ -1,3 +1,5 @@
+import ParleyCore
+
 /// The broker topology as one declarative value. Every service declares the same value on
 /// every (re)connect; declaring is idempotent, so the order services start in does not matter.
 ///
@@ -92,7 +94,7 @@ public struct Topology: Sendable, Hashable {
     public static func deadLetterQueue(for queue: String) -> String { "\(queue).dead" }
 
     public static func retryQueue(delay: Duration) -> String {
-        let ms = Int64((delay.seconds * 1000).rounded())
+        let ms = Int64((delay.inSeconds * 1000).rounded())
         return "parley.retry.\(ms)ms"
     }
 
@@ -134,7 +136,7 @@ public struct Topology: Sendable, Hashable {
         }
         for delay in retryDelays {
             var args = quorum
-            args["x-message-ttl"] = .int64(Int64((delay.seconds * 1000).rounded()))
+            args["x-message-ttl"] = .int64(Int64((delay.inSeconds * 1000).rounded()))
             args["x-dead-letter-exchange"] = .string(requeueExchange)
             args["x-dead-letter-strategy"] = "at-least-once"
             args["x-overflow"] = "reject-publish"

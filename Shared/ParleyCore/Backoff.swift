@@ -45,7 +45,7 @@ public struct Backoff: Sendable, Equatable {
 
 extension Duration {
     /// The duration in seconds as a Double.
-    fileprivate var inSeconds: Double {
+    public var inSeconds: Double {
         let (s, atto) = components
         return Double(s) + Double(atto) / 1e18
     }

@@ -86,7 +86,7 @@ struct BackoffTests {
         var rng = SystemRandomNumberGenerator()
         let expectedCeilings: [Double] = [0.1, 0.2, 0.4, 0.8, 1.6, 2, 2, 2]
         for ceiling in expectedCeilings {
-            let d = b.next(using: &rng).seconds
+            let d = b.next(using: &rng).inSeconds
             #expect(d <= ceiling + 1e-9 && d >= ceiling * 0.5 - 1e-9, "\(d) outside [\(ceiling / 2), \(ceiling)]")
         }
         b.reset()
