@@ -128,17 +128,31 @@ let package = Package(
         .executableTarget(
             name: "parley-bench",
             dependencies: [
-                "ParleyAMQP", "CRabbitMQ", "ParleyMapping", "ParleyMessaging", "ParleyLink", "ParleyPostgres",
+                "ParleyAMQP", "CRabbitMQ", "ParleyMapping", "ParleyMessaging", "ParleyLink", "ParleyLinkCore", "ParleyPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             path: "Services/parley-bench"),
 
-        // The link service's decisions as pure values: flows, field-level merge, write slots.
+        // Pure: the link service's rules (LinkRules: one message's decisions as effects on a
+        // store it reads through LinkStoring), field-level merge and flows.
+        .target(
+            name: "ParleyLinkCore",
+            dependencies: ["ParleyCore", "ParleyJSON", "ParleyEnvelope", "ParleyCanonical"],
+            path: "Shared/ParleyLinkCore"),
+        .testTarget(
+            name: "ParleyLinkCoreTests",
+            dependencies: [
+                "ParleyLinkCore", "ParleyCanonical", "ParleyMapping", "ParleyJSON", "ParleyEnvelope",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ],
+            path: "Tests/ParleyLinkCoreTests"),
+        // The link service: its store (PostgreSQL), consumers, outbox relay and maintenance
+        // around ParleyLinkCore's rules.
         .target(
             name: "ParleyLink",
             dependencies: [
-                "ParleyCanonical", "ParleyCore", "ParleyPostgres", "ParleyMessaging",
+                "ParleyLinkCore", "ParleyCanonical", "ParleyCore", "ParleyPostgres", "ParleyMessaging",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -200,7 +214,7 @@ let package = Package(
         .executableTarget(
             name: "link-service",
             dependencies: [
-                "ParleyLink", "ParleyMapping", "ParleyAMQP", "ParleyPostgres",
+                "ParleyLink", "ParleyLinkCore", "ParleyMapping", "ParleyAMQP", "ParleyPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -225,7 +239,7 @@ let package = Package(
         .testTarget(name: "ParleyMappingTests", dependencies: ["ParleyMapping", "ParleyTestSupport", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyMappingTests", exclude: ["Golden"]),
         // What the integration tests share: scratch vhosts and databases, service binaries, deadlines.
         .target(name: "ParleyTestSupport", dependencies: ["ParleyAMQP", "ParleyCore", "ParleyPostgres"], path: "Tests/Support"),
-        .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyLink", "ParleyPostgres", "ParleyMapping", "ParleyTestSupport"], path: "Tests/ParleyLinkTests"),
+        .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyLink", "ParleyLinkCore", "ParleyPostgres", "ParleyMapping", "ParleyTestSupport", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyLinkTests"),
         // Every service as a real process with the simulators, RabbitMQ and PostgreSQL (the whole product).
         .testTarget(name: "ParleyEndToEndTests", dependencies: ["ParleyMapping", "ParleyCanonical", "ParleyLink", "ParleyMessaging", "ParleyPostgres", "ParleyTestSupport"], path: "Tests/ParleyEndToEndTests"),
         .testTarget(name: "ParleyAdapterTests", dependencies: ["ParleyAdapter", "ParleyCore", "ParleyCanonical", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAdapterTests"),

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import ParleyAMQP
 import ParleyLink
+import ParleyLinkCore
 import ParleyMapping
 import ParleyMessaging
 import ParleyObservability

@@ -13,6 +13,7 @@ import Logging
 import ParleyAMQP
 import ParleyCanonical
 import ParleyLink
+import ParleyLinkCore
 import ParleyMapping
 import ParleyMessaging
 import ParleyPostgres

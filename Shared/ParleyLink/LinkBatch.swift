@@ -1,4 +1,5 @@
 import Foundation
+import ParleyLinkCore
 import ParleyMessaging
 import ParleyPostgres
 

@@ -1,5 +1,6 @@
 import CoreMetrics
 import Foundation
+import ParleyLinkCore
 import ParleyCore
 import Logging
 import ParleyAMQP

@@ -1,4 +1,5 @@
 import Foundation
+import ParleyLinkCore
 import ParleyCanonical
 import ParleyMessaging
 import ParleyPostgres
@@ -332,7 +333,7 @@ public struct LinkQueries: Sendable {
     }
 
     /// Makes a permanently failed entity try again in `system`: queues a sync request with its
-    /// current state through the engine's own path (`Context.request`: references resolved or
+    /// current state through the engine's own path (`WriteRequests.request`: references resolved or
     /// parked, a new write id, the same idempotency key), as a change would. Does nothing when a
     /// write to that system is already in flight. The failure stays recorded until a write
     /// succeeds. `lease` should be the service's
@@ -352,11 +353,10 @@ public struct LinkQueries: Sendable {
             if let slot = try store.lockSlot(globalId.id, system) { return .inFlight(writeId: slot.writeId) }
             let cause = try Envelope(kind: "retryRequested", system: system, entityType: type.messagingEntityType,
                                      entityId: globalId.description, time: now, payload: .null)
-            var context = Context(store: store, entity: type, cause: cause, now: now,
-                                  configuration: LinkConfiguration(writtenFields: [:], lease: lease))
-            try context.request(global: globalId.id, to: system, state: state)
-            if context.parked > 0 { return .parked }
-            guard context.writes > 0,
+            var requests = WriteRequests(store: store, entity: type, cause: cause, now: now, lease: lease)
+            try requests.request(global: globalId.id, to: system, state: state)
+            if requests.parked > 0 { return .parked }
+            guard requests.sent > 0,
                   let slot = try tx.query("select write_id, operation from write_slot where global_id = $1 and system = $2",
                                           [globalId.id, system.rawValue]).first,
                   let operation = WriteOperation(rawValue: try slot.decode(String.self, at: 1))

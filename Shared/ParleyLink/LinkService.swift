@@ -1,4 +1,5 @@
 import Foundation
+import ParleyLinkCore
 import ParleyCore
 import Logging
 import ParleyAMQP
@@ -132,40 +133,7 @@ public final class LinkConsumer: Service, Sendable {
                 results[index] = .rejected("malformed message: \(error)", .malformed)
             }
         }
-        let engine = self.engine
-        let batch = envelopes
-        var attempt = 0
-        var writesConfirmed: [SyncLatency.Write] = []
-        while true {
-            do {
-                let processed = try await LinkBatch.process(batch.map(\.1), engine: engine, pool: pool)
-                relay.publish(committed: processed.outbox)
-                var confirmed: [SyncLatency.Write] = []
-                for ((index, envelope), outcome) in zip(batch, processed.results) {
-                    switch outcome {
-                    case .rejected(let reason):
-                        results[index] = .rejected(reason, .permanent)
-                    case .done:
-                        // A written event that committed (a stale one, ignored by the engine, counts too).
-                        if envelope.kind == .written, let written = try? WrittenPayload(json: envelope.payload),
-                           let ref = GlobalRef(written.globalId) {
-                            confirmed.append(SyncLatency.Write(global: ref.id, target: envelope.system))
-                        }
-                    }
-                }
-                writesConfirmed = confirmed
-                break
-            } catch {
-                attempt += 1
-                MessagingMetrics.failure(.transient)
-                let retryNow = (error as? PostgresError).map { $0.isDeadlock || $0.isSerializationFailure } ?? false
-                logger.warning("link batch failed; retrying", metadata: ["queue": "\(queue)", "attempt": "\(attempt)", "error": "\(error)"])
-                if Task.isCancelled { return }
-                // Conflicts between replicas: again at once. The database away: back off, and
-                // keep the deliveries (unacked) until it is back.
-                try? await Task.sleep(for: retryNow ? .milliseconds(Int64.random(in: 1...20)) : Self.databaseBackoff.ceiling(forAttempt: attempt))
-            }
-        }
+        guard let writesConfirmed = await handle(envelopes, results: &results) else { return }
         for (index, delivery) in deliveries.enumerated() {
             var outcome = MessagingMetrics.Outcome.ack
             if case .rejected(let reason, let failureClass) = results[index] {
@@ -184,6 +152,42 @@ public final class LinkConsumer: Service, Sendable {
             MessagingMetrics.consumed(queue: queue, outcome: outcome, elapsed: ContinuousClock.now - started)
         }
         if !writesConfirmed.isEmpty { await SyncLatency.record(writesConfirmed, pool: pool, logger: logger) }
+    }
+
+    /// The batch through the engine until it commits (the database away: backed off, the
+    /// deliveries kept unacked until it is back); records the rejected in `results` and returns
+    /// the writes confirmed by written events, or `nil` when cancelled meanwhile.
+    func handle(_ batch: [(Int, Envelope)], results: inout [Result]) async -> [SyncLatency.Write]? {
+        var attempt = 0
+        while true {
+            do {
+                let processed = try await LinkBatch.process(batch.map(\.1), engine: engine, pool: pool)
+                relay.publish(committed: processed.outbox)
+                var confirmed: [SyncLatency.Write] = []
+                for ((index, envelope), outcome) in zip(batch, processed.results) {
+                    switch outcome {
+                    case .rejected(let reason):
+                        results[index] = .rejected(reason, .permanent)
+                    case .done:
+                        // A written event that committed (a stale one, ignored by the engine, counts too).
+                        if envelope.kind == .written, let written = try? WrittenPayload(json: envelope.payload),
+                           let ref = GlobalRef(written.globalId) {
+                            confirmed.append(SyncLatency.Write(global: ref.id, target: envelope.system))
+                        }
+                    }
+                }
+                return confirmed
+            } catch {
+                attempt += 1
+                MessagingMetrics.failure(.transient)
+                let retryNow = (error as? PostgresError).map { $0.isDeadlock || $0.isSerializationFailure } ?? false
+                logger.warning("link batch failed; retrying", metadata: ["queue": "\(queue)", "attempt": "\(attempt)", "error": "\(error)"])
+                if Task.isCancelled { return nil }
+                // Conflicts between replicas: again at once. The database away: back off, and
+                // keep the deliveries (unacked) until it is back.
+                try? await Task.sleep(for: retryNow ? .milliseconds(Int64.random(in: 1...20)) : Self.databaseBackoff.ceiling(forAttempt: attempt))
+            }
+        }
     }
 }
 

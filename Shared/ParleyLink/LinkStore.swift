@@ -2,6 +2,7 @@ import Foundation
 import ParleyCore
 import ParleyAMQP
 import ParleyCanonical
+import ParleyLinkCore
 import ParleyMessaging
 import ParleyPostgres
 
@@ -211,14 +212,12 @@ struct LinkStore {
     /// (``LinkCache``): every change to them for this entity goes through this store while the
     /// row lock is held. `nil` when the record is no member. A batch's ``prefetch(_:)`` has
     /// usually read all of it already.
-    func lockMemberEntity(_ system: SystemName, _ entity: CanonicalEntityType, _ nativeId: String) throws
-        -> (global: UUID, state: GlobalState, snapshot: Snapshot?, modifiedAt: Int64?)?
-    {
+    func lockMemberEntity(_ system: SystemName, _ entity: CanonicalEntityType, _ nativeId: String) throws -> MemberView? {
         let key = LinkCache.MemberKey(system, entity, nativeId)
         if cache.absent.contains(key) { return nil }
         if let global = cache.memberOf[key], let state = cache.states[global], cache.entities[global] != nil,
            let known = cache.snapshots[LinkCache.MemberRef(global, system)] {
-            return (global, state, known.snapshot, known.modifiedAt)
+            return MemberView(global: global, state: state, snapshot: known.snapshot, modifiedAt: known.modifiedAt)
         }
         guard let row = try query("""
             select id, state::text, provenance::text from global_entity
@@ -229,7 +228,7 @@ struct LinkStore {
         cache.memberOf[key] = global
         cache.states[global] = state
         let (snapshot, modifiedAt) = try readEntityInfo(global, snapshotOf: system)
-        return (global, state, snapshot, modifiedAt)
+        return MemberView(global: global, state: state, snapshot: snapshot, modifiedAt: modifiedAt)
     }
 
     /// Reads (after the entity's row lock) its members with their snapshots, write slots and
@@ -380,16 +379,8 @@ struct LinkStore {
 
     // MARK: Natural keys
 
-    static func kind(_ key: NaturalKey) -> String {
-        switch key {
-        case .organizationNumber: "organizationNumber"
-        case .email: "email"
-        case .sku: "sku"
-        }
-    }
-
     static func keyRows(_ keys: [NaturalKey]) -> JSONValue {
-        .array(keys.map { .array([.string(kind($0)), .string($0.value)]) })
+        .array(keys.map { .array([.string($0.kind), .string($0.value)]) })
     }
 
     static func lockName(_ key: NaturalKey, entity: CanonicalEntityType) -> String { "\(entity.rawValue)|\(key.description)" }
@@ -412,14 +403,14 @@ struct LinkStore {
     /// Every global entity holding one of `keys`, with its organisation number: the matching
     /// candidates for all keys in one statement, oldest id first per key. Keys a batch's
     /// ``prefetch(_:)`` looked up are answered from the cache (with what the transaction added).
-    func candidates(for keys: [NaturalKey], entity: CanonicalEntityType) throws -> [(kind: String, value: String, global: UUID, organizationNumber: String?)] {
+    func candidates(for keys: [NaturalKey], entity: CanonicalEntityType) throws -> [KeyCandidate] {
         guard !keys.isEmpty else { return [] }
-        let refs = keys.map { LinkCache.KeyRef(entity: entity, kind: Self.kind($0), value: $0.value) }
+        let refs = keys.map { LinkCache.KeyRef(entity: entity, kind: $0.kind, value: $0.value) }
         if !refs.allSatisfy({ cache.candidates[$0] != nil }) { try loadCandidates(refs) }
-        var result: [(kind: String, value: String, global: UUID, organizationNumber: String?)] = []
+        var result: [KeyCandidate] = []
         for ref in refs {
             for candidate in cache.candidates[ref] ?? [] {
-                result.append((ref.kind, ref.value, candidate.global, candidate.organizationNumber))
+                result.append(KeyCandidate(kind: ref.kind, value: ref.value, global: candidate.global, organizationNumber: candidate.organizationNumber))
             }
         }
         return result.sorted { $0.global.uuidString < $1.global.uuidString }
@@ -450,7 +441,7 @@ struct LinkStore {
             _ = try execute("delete from natural_key where global_id = $1", [global])
             for key in keys {
                 _ = try execute("insert into natural_key (entity_type, kind, value, global_id) values ($1, $2, $3, $4) on conflict do nothing",
-                                [entity.rawValue, Self.kind(key), key.value, global])
+                                [entity.rawValue, key.kind, key.value, global])
             }
         }
         cache.keysChanged(global, entity: entity, to: keys)
@@ -467,20 +458,12 @@ struct LinkStore {
 
     // MARK: Write slots
 
-    struct Slot {
-        var writeId: String
-        var pending: Bool
-        /// The target's own change that arrived while this write was in flight (its canonical
-        /// envelope), to be handled once the write's outcome is known.
-        var held: Envelope?
-    }
-
-    func lockSlot(_ global: UUID, _ system: SystemName) throws -> Slot? {
+    func lockSlot(_ global: UUID, _ system: SystemName) throws -> OpenWrite? {
         if let known = cache.entities[global], !known.slots.contains(system) { return nil }
         guard let row = try query("select write_id, pending, (held->'envelope')::text from write_slot where global_id = $1 and system = $2 for update",
                                   [global, system.rawValue]).first else { return nil }
         let held = try row.decode(String?.self, at: 2).flatMap { try? Envelope.decode(Array($0.utf8)) }
-        return Slot(writeId: try row.decode(String.self, at: 0), pending: try row.decode(Bool.self, at: 1), held: held)
+        return OpenWrite(writeId: try row.decode(String.self, at: 0), pending: try row.decode(Bool.self, at: 1), held: held)
     }
 
     /// Whether a write to `system` is in flight for the entity (its row locked and read).
@@ -582,13 +565,13 @@ struct LinkStore {
             .map { try $0.decode(UUID.self, at: 0) }
     }
 
-    func recordFailure(_ global: UUID, _ system: SystemName, kind: String, reason: String, transient: Bool, retryAt: Date?) throws -> Int {
+    func recordFailure(_ global: UUID, _ system: SystemName, kind: String, reason: String, transient: Bool) throws -> Int {
         try query("""
-            insert into failed (global_id, system, kind, reason, transient, retry_at) values ($1, $2, $3, $4, $5, $6)
+            insert into failed (global_id, system, kind, reason, transient, retry_at) values ($1, $2, $3, $4, $5, null)
             on conflict (global_id, system) do update set kind = excluded.kind, reason = excluded.reason,
                 transient = excluded.transient, retry_at = excluded.retry_at, attempts = failed.attempts + 1, failed_at = now()
             returning attempts
-            """, [global, system.rawValue, kind, reason, transient, retryAt]).first?.decode(Int.self, at: 0) ?? 1
+            """, [global, system.rawValue, kind, reason, transient]).first?.decode(Int.self, at: 0) ?? 1
     }
 
     func setRetryAt(_ global: UUID, _ system: SystemName, _ retryAt: Date) throws {
@@ -686,22 +669,52 @@ struct LinkStore {
     /// ``RaceLost`` when a new entity's member existed by then (nothing of it was written).
     func flush() throws {
         guard cache.hasPending else { return }
+        var statement = FlushStatement()
+        let newEntities = cache.newEntities
+        if !newEntities.isEmpty { statement.insertEntities(newEntities) }
+        if !cache.stateSaves.isEmpty { statement.updateStates(cache.stateSaves) }
+        if !cache.snapshotSaves.isEmpty { statement.updateSnapshots(cache.snapshotSaves) }
+        if !cache.slots.isEmpty {
+            // Not for a new entity whose member another transaction inserted meanwhile (left out
+            // of `ng`): its slot would fail the foreign key before the count below can tell.
+            let lost = newEntities.isEmpty ? "" : " where (r->>0)::uuid not in (select id from nx except select id from ng)"
+            statement.ctes.append("""
+                ws as (insert into write_slot (global_id, system, write_id, operation, idempotency_key, lease_until, pending)
+                       select (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, (r->>5)::timestamptz, false
+                       from jsonb_array_elements(\(statement.param(cache.slots))) r\(lost))
+                """)
+        }
+        if !cache.outbox.isEmpty { statement.insertOutbox(cache.outbox) }
+        let sql = "with " + statement.ctes.joined(separator: ",\n") + "\nselect " + (newEntities.isEmpty ? "0" : "(select count(*) from nm)")
+        cache.clearPending()
+        let created = try tx.query(sql, statement.binds, planning: .perExecution).first?.decode(Int.self, at: 0) ?? 0
+        if created != newEntities.count { throw RaceLost() }
+    }
+
+    /// The one statement ``flush()`` sends: a data-modifying CTE per kind of buffered row,
+    /// each kind's rows in one `jsonb` parameter.
+    struct FlushStatement {
         var ctes: [String] = []
         var binds: [any PostgresEncodable] = []
-        func param(_ rows: [JSONValue]) -> String {
+
+        /// Binds `rows` and returns the parameter's reference.
+        mutating func param(_ rows: [JSONValue]) -> String {
             binds.append(PostgresJSON(JSONValue.array(rows).serializedString()))
             return "$\(binds.count)::jsonb"
         }
-        let newEntities = cache.newEntities
-        if !newEntities.isEmpty {
+
+        /// New entities with their members and keys (`nx`, `nm`, `ng`, `nk`); foreign keys are
+        /// checked at the end of the statement, when the entities are in.
+        mutating func insertEntities(_ newEntities: [UUID: LinkCache.NewEntity]) {
             let rows: [JSONValue] = newEntities.map { global, new in
-                let (values, provenance) = Self.stateJSON(new.state)
+                let (values, provenance) = LinkStore.stateJSON(new.state)
                 return [
                     "id": .string(global.lowercasedString), "entity_type": .string(new.entity.rawValue),
                     "system": .string(new.system.rawValue), "native_id": .string(new.nativeId),
-                    "snapshot": Self.snapshotJSON(new.snapshot), "snapshot_hash": .string(Self.snapshotHash(new.snapshot, entity: new.entity)),
-                    "modified": new.modifiedAt.map { .string(PostgresTimestamp.format(Date(timeIntervalSince1970: Double($0) / 1000))) } ?? .null,
-                    "state": values, "provenance": provenance, "keys": Self.keyRows(new.keys),
+                    "snapshot": LinkStore.snapshotJSON(new.snapshot),
+                    "snapshot_hash": .string(LinkStore.snapshotHash(new.snapshot, entity: new.entity)),
+                    "modified": LinkStore.timestampJSON(new.modifiedAt),
+                    "state": values, "provenance": provenance, "keys": LinkStore.keyRows(new.keys),
                 ]
             }
             ctes.append("""
@@ -717,9 +730,10 @@ struct LinkStore {
                        where nx.id in (select id from ng) on conflict do nothing)
                 """)
         }
-        if !cache.stateSaves.isEmpty {
-            let rows: [JSONValue] = cache.stateSaves.map { global, state in
-                let (values, provenance) = Self.stateJSON(state)
+
+        mutating func updateStates(_ saves: [UUID: GlobalState]) {
+            let rows: [JSONValue] = saves.map { global, state in
+                let (values, provenance) = LinkStore.stateJSON(state)
                 return ["id": .string(global.lowercasedString), "state": values, "provenance": provenance]
             }
             ctes.append("""
@@ -727,12 +741,14 @@ struct LinkStore {
                        from jsonb_to_recordset(\(param(rows))) as x (id uuid, state jsonb, provenance jsonb) where g.id = x.id)
                 """)
         }
-        if !cache.snapshotSaves.isEmpty {
-            let rows: [JSONValue] = cache.snapshotSaves.map { ref, save in
+
+        mutating func updateSnapshots(_ saves: [LinkCache.MemberRef: LinkCache.SnapshotSave]) {
+            let rows: [JSONValue] = saves.map { ref, save in
                 [
                     "global_id": .string(ref.global.lowercasedString), "system": .string(ref.system.rawValue),
-                    "snapshot": Self.snapshotJSON(save.snapshot), "snapshot_hash": .string(Self.snapshotHash(save.snapshot, entity: save.entity)),
-                    "modified": save.modifiedAt.map { .string(PostgresTimestamp.format(Date(timeIntervalSince1970: Double($0) / 1000))) } ?? .null,
+                    "snapshot": LinkStore.snapshotJSON(save.snapshot),
+                    "snapshot_hash": .string(LinkStore.snapshotHash(save.snapshot, entity: save.entity)),
+                    "modified": LinkStore.timestampJSON(save.modifiedAt),
                 ]
             }
             ctes.append("""
@@ -743,18 +759,10 @@ struct LinkStore {
                        where m.global_id = x.global_id and m.system = x.system)
                 """)
         }
-        if !cache.slots.isEmpty {
-            // Not for a new entity whose member another transaction inserted meanwhile (left out
-            // of `ng`): its slot would fail the foreign key before the count below can tell.
-            let lost = newEntities.isEmpty ? "" : " where (r->>0)::uuid not in (select id from nx except select id from ng)"
-            ctes.append("""
-                ws as (insert into write_slot (global_id, system, write_id, operation, idempotency_key, lease_until, pending)
-                       select (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, (r->>5)::timestamptz, false
-                       from jsonb_array_elements(\(param(cache.slots))) r\(lost))
-                """)
-        }
-        if !cache.outbox.isEmpty {
-            binds.append(Self.outboxParameter(cache.outbox))  // text, cast to json: a jsonb parameter would reorder the bodies' keys
+
+        /// Outbox rows in the order they were queued (the relay publishes by id).
+        mutating func insertOutbox(_ rows: [LinkCache.OutboxRow]) {
+            binds.append(LinkStore.outboxParameter(rows))  // text, cast to json: a jsonb parameter would reorder the bodies' keys
             ctes.append("""
                 ob as (insert into outbox (message_id, exchange, routing_key, body, claimed_until)
                        select (r->>0)::uuid, r->>1, r->>2, convert_to((r->4)::text, 'UTF8'),
@@ -762,10 +770,11 @@ struct LinkStore {
                        from json_array_elements($\(binds.count)::json) with ordinality t (r, n) order by n)
                 """)
         }
-        let sql = "with " + ctes.joined(separator: ",\n") + "\nselect " + (newEntities.isEmpty ? "0" : "(select count(*) from nm)")
-        cache.clearPending()
-        let created = try tx.query(sql, binds, planning: .perExecution).first?.decode(Int.self, at: 0) ?? 0
-        if created != newEntities.count { throw RaceLost() }
+    }
+
+    /// A source time (ms) as the `timestamptz` text a flush row carries, or JSON null.
+    static func timestampJSON(_ ms: Int64?) -> JSONValue {
+        ms.map { .string(PostgresTimestamp.format(Date(timeIntervalSince1970: Double($0) / 1000))) } ?? .null
     }
 
     /// Claims a batch's message ids in one statement; returns the ones claimed now.
@@ -815,51 +824,7 @@ struct LinkStore {
     /// written event releases that was parked after the look-up) is locked then.
     func prefetch(_ plan: Prefetch) throws {
         let lookedUp = Set(plan.records.keys).union(plan.references)
-        // Entities found here that are not members of the looked-up records: those parked on the
-        // written events' entities, and what the orders among the batch's entities refer to
-        // (their sends share-lock those; read before the locks, a reference added meanwhile is
-        // locked when it is met).
-        var found: Set<UUID> = []
-        if !lookedUp.isEmpty || !plan.entities.isEmpty || !plan.releases.isEmpty {
-            let members = JSONValue.array(lookedUp.map { .array([.string($0.system), .string($0.entity), .string($0.nativeId)]) })
-            let releases = JSONValue.array(plan.releases.map { .array([.string($0.ref.description), .string($0.system.rawValue)]) })
-            let named = JSONValue.array(plan.entities.map { .string($0.lowercasedString) })
-            var absent = lookedUp
-            for row in try query("""
-                with x as (select e->>0 s, e->>1 t, e->>2 n from jsonb_array_elements($1::jsonb) e),
-                m as (select m.system, m.entity_type, m.native_id, m.global_id from member m
-                      join x on m.system = x.s and m.entity_type = x.t and m.native_id = x.n),
-                y as (select e->>0 ref, e->>1 system from jsonb_array_elements($2::jsonb) e),
-                d as (select p.global_id from parked p join y on p.system = y.system and p.waiting_for @> jsonb_build_array(y.ref)),
-                ent as (select v::uuid id from jsonb_array_elements_text($3::jsonb) v union select global_id from d
-                        union select global_id from m)
-                select 0, system, entity_type, native_id, global_id from m
-                union all select 1, null, null, null, global_id from d
-                union all select 1, null, null, null, split_part(r, '/', 2)::uuid from global_entity g join ent on g.id = ent.id
-                  cross join lateral (select g.state->>'customer' union all select l->>'product' from jsonb_array_elements(
-                      case when jsonb_typeof(g.state->'lines') = 'array' then g.state->'lines' else '[]'::jsonb end) l) refs (r)
-                  where g.entity_type = 'order' and r like '%/%'
-                union all select 2, w.system, w.entity_type, w.native_id, null from waiting_change w
-                  join x on w.system = x.s and w.entity_type = x.t and w.native_id = x.n
-                """, [PostgresJSON(members.serializedString()), PostgresJSON(releases.serializedString()), PostgresJSON(named.serializedString())],
-                planning: .perExecution) {
-                let kind = try row.decode(Int.self, at: 0)
-                if kind == 1 {
-                    found.insert(try row.decode(UUID.self, at: 4))
-                    continue
-                }
-                let key = LinkCache.MemberKey(system: try row.decode(String.self, at: 1), entity: try row.decode(String.self, at: 2),
-                                              nativeId: try row.decode(String.self, at: 3))
-                if kind == 2 {
-                    cache.waiting.insert(key)
-                    continue
-                }
-                absent.remove(key)
-                cache.memberOf[key] = try row.decode(UUID.self, at: 4)
-            }
-            cache.absent.formUnion(absent)
-            cache.waitingKnown.formUnion(lookedUp)
-        }
+        let found = try lookUp(plan, records: lookedUp)
 
         // New records' natural keys: locked (sorted), then who holds them.
         var byEntity: [CanonicalEntityType: [NaturalKey]] = [:]
@@ -868,7 +833,7 @@ struct LinkStore {
             byEntity[entity, default: []].append(contentsOf: keys)
         }
         try lockKeys(byEntity.flatMap { entity, keys in keys.map { Self.lockName($0, entity: entity) } }, planning: .perExecution)
-        let refs = Set(byEntity.flatMap { entity, keys in keys.map { LinkCache.KeyRef(entity: entity, kind: Self.kind($0), value: $0.value) } })
+        let refs = Set(byEntity.flatMap { entity, keys in keys.map { LinkCache.KeyRef(entity: entity, kind: $0.kind, value: $0.value) } })
         let unknown = refs.filter { cache.candidates[$0] == nil }
         if !unknown.isEmpty { try loadCandidates(Array(unknown)) }
 
@@ -892,19 +857,61 @@ struct LinkStore {
         try readEntityInfo(locked)
     }
 
+    /// The first statement of ``prefetch(_:)``: which looked-up records are members (cached,
+    /// the others as absent) and which have a change waiting; returns the entities found that
+    /// are no member of them — those parked on the written events' entities, and what the
+    /// orders among the batch's entities refer to (their sends share-lock those; read before
+    /// the locks, a reference added meanwhile is locked when it is met).
+    private func lookUp(_ plan: Prefetch, records lookedUp: Set<LinkCache.MemberKey>) throws -> Set<UUID> {
+        var found: Set<UUID> = []
+        guard !lookedUp.isEmpty || !plan.entities.isEmpty || !plan.releases.isEmpty else { return found }
+        let members = JSONValue.array(lookedUp.map { .array([.string($0.system), .string($0.entity), .string($0.nativeId)]) })
+        let releases = JSONValue.array(plan.releases.map { .array([.string($0.ref.description), .string($0.system.rawValue)]) })
+        let named = JSONValue.array(plan.entities.map { .string($0.lowercasedString) })
+        var absent = lookedUp
+        for row in try query("""
+            with x as (select e->>0 s, e->>1 t, e->>2 n from jsonb_array_elements($1::jsonb) e),
+            m as (select m.system, m.entity_type, m.native_id, m.global_id from member m
+                  join x on m.system = x.s and m.entity_type = x.t and m.native_id = x.n),
+            y as (select e->>0 ref, e->>1 system from jsonb_array_elements($2::jsonb) e),
+            d as (select p.global_id from parked p join y on p.system = y.system and p.waiting_for @> jsonb_build_array(y.ref)),
+            ent as (select v::uuid id from jsonb_array_elements_text($3::jsonb) v union select global_id from d
+                    union select global_id from m)
+            select 0, system, entity_type, native_id, global_id from m
+            union all select 1, null, null, null, global_id from d
+            union all select 1, null, null, null, split_part(r, '/', 2)::uuid from global_entity g join ent on g.id = ent.id
+              cross join lateral (select g.state->>'customer' union all select l->>'product' from jsonb_array_elements(
+                  case when jsonb_typeof(g.state->'lines') = 'array' then g.state->'lines' else '[]'::jsonb end) l) refs (r)
+              where g.entity_type = 'order' and r like '%/%'
+            union all select 2, w.system, w.entity_type, w.native_id, null from waiting_change w
+              join x on w.system = x.s and w.entity_type = x.t and w.native_id = x.n
+            """, [PostgresJSON(members.serializedString()), PostgresJSON(releases.serializedString()), PostgresJSON(named.serializedString())],
+            planning: .perExecution) {
+            let kind = try row.decode(Int.self, at: 0)
+            if kind == 1 {
+                found.insert(try row.decode(UUID.self, at: 4))
+                continue
+            }
+            let key = LinkCache.MemberKey(system: try row.decode(String.self, at: 1), entity: try row.decode(String.self, at: 2),
+                                          nativeId: try row.decode(String.self, at: 3))
+            if kind == 2 {
+                cache.waiting.insert(key)
+                continue
+            }
+            absent.remove(key)
+            cache.memberOf[key] = try row.decode(UUID.self, at: 4)
+        }
+        cache.absent.formUnion(absent)
+        cache.waitingKnown.formUnion(lookedUp)
+        return found
+    }
+
     // MARK: JSON
 
     static func object(_ text: String) throws -> [String: JSONValue] {
         guard case .object(let o) = try JSONValue.parse(text) else { throw LinkError("expected a JSON object in the database") }
         return Dictionary(uniqueKeysWithValues: o.map { ($0.key, $0.value) })
     }
-}
-
-/// Something the link service cannot do with a message or a row; the message is dead-lettered.
-public struct LinkError: Error, Sendable, CustomStringConvertible {
-    public let reason: String
-    public init(_ reason: String) { self.reason = reason }
-    public var description: String { reason }
 }
 
 /// What one transaction knows without asking the database again, and — in a batch — what it
@@ -918,21 +925,7 @@ public struct LinkError: Error, Sendable, CustomStringConvertible {
 /// cache (the batch path never does: it rolls back the whole transaction and runs the batch
 /// again with one store per message).
 final class LinkCache {
-    struct MemberKey: Hashable {
-        var system: String
-        var entity: String
-        var nativeId: String
-
-        init(system: String, entity: String, nativeId: String) {
-            self.system = system
-            self.entity = entity
-            self.nativeId = nativeId
-        }
-
-        init(_ system: SystemName, _ entity: CanonicalEntityType, _ nativeId: String) {
-            self.init(system: system.rawValue, entity: entity.rawValue, nativeId: nativeId)
-        }
-    }
+    typealias MemberKey = RecordKey
 
     /// A member of a global entity, by system.
     struct MemberRef: Hashable {
@@ -978,14 +971,6 @@ final class LinkCache {
         var keys: [NaturalKey]
     }
 
-    /// A canonical message's payload and flat values, parsed once per batch.
-    struct Parsed {
-        var payload: CanonicalPayload
-        var values: [String: JSONValue]
-        /// The natural keys of `values` (matching order).
-        var keys: [NaturalKey]
-    }
-
     struct SnapshotSave {
         var entity: CanonicalEntityType
         var snapshot: Snapshot
@@ -1013,7 +998,7 @@ final class LinkCache {
     /// Every entity holding the key (an empty list: none), as this transaction sees it.
     var candidates: [KeyRef: [Candidate]] = [:]
     /// Canonical payloads the batch parsed ahead, by message id.
-    var parsed: [UUID: Parsed] = [:]
+    var parsed: [UUID: ParsedCanonical] = [:]
     /// The keys each entity is listed under in `candidates`.
     var listed: [UUID: Set<KeyRef>] = [:]
 
@@ -1059,7 +1044,7 @@ final class LinkCache {
         listed[global] = nil
         let org = keys.first { if case .organizationNumber = $0 { true } else { false } }?.value
         for key in keys {
-            let ref = KeyRef(entity: entity, kind: LinkStore.kind(key), value: key.value)
+            let ref = KeyRef(entity: entity, kind: key.kind, value: key.value)
             if candidates[ref] != nil { add(Candidate(global: global, organizationNumber: org), for: ref) }
         }
     }
@@ -1068,5 +1053,50 @@ final class LinkCache {
     func add(_ candidate: Candidate, for ref: KeyRef) {
         candidates[ref, default: []].append(candidate)
         listed[candidate.global, default: []].insert(ref)
+    }
+}
+
+/// The rules' store in production: reads answered from the transaction's cache or the
+/// database, effects written at once or — in a batch — at the flush.
+extension LinkStore: LinkStoring {
+    func parsed(_ message: UUID) -> ParsedCanonical? { cache.parsed[message] }
+
+    func memberAppeared(_ record: RecordKey) { cache.absent.remove(record) }
+
+    func snapshot(of global: UUID, in system: SystemName) throws -> (snapshot: Snapshot?, modifiedAt: Int64?) {
+        let (snapshot, modifiedAt) = try readEntityInfo(global, snapshotOf: system)
+        return (snapshot, modifiedAt)
+    }
+
+    func createEntity(_ new: NewEntity) throws -> Bool {
+        try createEntity(new.global, new.entity, state: new.state, member: new.system, nativeId: new.nativeId, snapshot: new.snapshot,
+                         modifiedAt: new.modifiedAt, keys: new.keys)
+    }
+
+    func apply(_ effect: LinkEffect) throws {
+        switch effect {
+        case .saveState(let global, let state, let system, let snapshot, let modifiedAt):
+            try saveStateAndSnapshot(global, state, system, snapshot, entity: state.entity, modifiedAt: modifiedAt)
+        case .saveSnapshot(let global, let system, let snapshot, let entity, let modifiedAt):
+            try saveSnapshot(global, system, snapshot, entity: entity, modifiedAt: modifiedAt)
+        case .saveWrittenHash(let global, let system, let hash): try saveWrittenHash(global, system, hash)
+        case .replaceKeys(let global, let keys, let entity): try replaceKeys(global, keys, entity: entity)
+        case .recordConflict(let global, let system, let nativeId, let memberId, let reason):
+            try recordConflict(global, system, nativeId: nativeId, memberId: memberId, reason: reason)
+        case .wait(let change, let record, let missing, let modifiedAt, let reason):
+            try wait(change, record, for: missing, modifiedAt: modifiedAt, reason: reason)
+        case .resolveWaiting(let record, let modifiedAt): try resolveWaiting(record, modifiedAt: modifiedAt)
+        case .hold(let change, let global, let system, let modifiedAt): try hold(change, global, system, modifiedAt: modifiedAt)
+        case .markPending(let global, let system): try markPending(global, system)
+        case .openSlot(let global, let system, let writeId, let operation, let key, let leaseUntil):
+            try openSlot(global, system, writeId: writeId, operation: operation, key: key, leaseUntil: leaseUntil)
+        case .closeSlot(let global, let system): try closeSlot(global, system)
+        case .extendLease(let global, let system, let until): try extendLease(global, system, until: until)
+        case .park(let global, let system, let refs, let reason): try park(global, system, waitingFor: refs, reason: reason)
+        case .unpark(let global, let system): try unpark(global, system)
+        case .setRetryAt(let global, let system, let at): try setRetryAt(global, system, at)
+        case .clearFailure(let global, let system): try clearFailure(global, system)
+        case .enqueue(let envelope, let exchange, let routingKey): try enqueue(envelope, exchange: exchange, routingKey: routingKey)
+        }
     }
 }

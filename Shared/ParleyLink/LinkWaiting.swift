@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import ParleyCore
+import ParleyLinkCore
 import ParleyMessaging
 import ParleyPostgres
 import ServiceLifecycle
@@ -73,8 +74,7 @@ public final class LinkWaiting: Service, Sendable {
                        try row.decode(Int64.self, at: 4))
             do {
                 let original = try Envelope.decode(try row.decode([UInt8].self, at: 0))
-                envelopes.append(try Envelope.caused(by: original, id: releasedId(of: original.id), kind: original.kind,
-                                                     time: original.time, payload: original.payload))
+                envelopes.append(try WaitingChange.released(original))
                 keys.append(key)
             } catch {
                 // Stored by this service, so never expected; kept visible rather than dropped.
@@ -97,13 +97,4 @@ public final class LinkWaiting: Service, Sendable {
             """, [key.system, key.entity, key.nativeId, key.modifiedAt, "could not be handled: \(reason)"])
     }
 
-    /// The message id of a released change: derived from the id it waited with, the same in
-    /// every replica, so the inbox takes it once.
-    static func releasedId(of id: UUID) -> UUID {
-        var bytes = SHA256.hash(Array("parley-waiting-release:\(id.lowercasedString)".utf8))
-        bytes[6] = (bytes[6] & 0x0F) | 0x50  // version 5 (name-based, SHA)
-        bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 4122 variant
-        return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-                           bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
-    }
 }

@@ -7,9 +7,55 @@ import Testing
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     /// Libraries with no I/O: JSON, the envelope, the canonical model, the mapping engine and
     /// what they stand on.
-    static let pure = ["ParleyCore", "ParleyJSON", "ParleyEnvelope", "ParleyCanonical", "ParleyMapping"]
+    static let pure = ["ParleyCore", "ParleyJSON", "ParleyEnvelope", "ParleyCanonical", "ParleyMapping", "ParleyLinkCore"]
     /// The C clients and the libraries that wrap them.
     static let io: Set<String> = ["CRabbitMQ", "CLibPQ", "ParleyAMQP", "ParleyPostgres", "ParleyMessaging"]
+
+    /// The link service's libraries keep their functions short (issue 15: the rules were one
+    /// 124-line function re-entering itself; now each step is its own).
+    static let shortFunctions = ["Shared/ParleyLink", "Shared/ParleyLinkCore"]
+
+    @Test("No function or initialiser in the link service's libraries is longer than 60 lines")
+    func shortFunctions() throws {
+        for folder in Self.shortFunctions {
+            let files = try FileManager.default.contentsOfDirectory(atPath: Self.root.appendingPathComponent(folder).path)
+            #expect(!files.isEmpty)
+            for file in files where file.hasSuffix(".swift") {
+                let text = try String(contentsOf: Self.root.appendingPathComponent(folder).appendingPathComponent(file), encoding: .utf8)
+                for (line, length) in Self.functionLengths(in: text) {
+                    #expect(length <= 60, "\(folder)/\(file):\(line) is \(length) lines")
+                }
+            }
+        }
+        // The reading itself: a function's lines are counted from its declaration to its closing brace.
+        let sample = "struct A {\n    func f() {\n        g()\n    }\n    func h() -> Int\n}\n"
+        #expect(Self.functionLengths(in: sample).map(\.length) == [3])
+    }
+
+    /// Each function or initialiser with a body: its first line (1-based) and how many lines it
+    /// spans, declaration to the closing brace at the declaration's indentation.
+    static func functionLengths(in text: String) -> [(line: Int, length: Int)] {
+        let lines = text.components(separatedBy: "\n")
+        var result: [(Int, Int)] = []
+        for (index, line) in lines.enumerated() {
+            let trimmed = line.drop { $0 == " " }
+            let words = trimmed.split(separator: " ").map(String.init)
+            let modifiers: Set<String> = ["public", "private", "fileprivate", "internal", "static", "mutating", "override", "nonisolated",
+                                          "@discardableResult", "@inlinable", "final", "convenience", "required"]
+            guard let keyword = words.first(where: { !modifiers.contains($0) }),
+                  keyword.hasPrefix("func") || keyword.hasPrefix("init(") || keyword.hasPrefix("init?(") || keyword == "init" else { continue }
+            let indent = String(line.prefix(line.count - trimmed.count))
+            // A body opens on the declaration's lines (a requirement in a protocol has none).
+            var opens = false
+            for next in lines[index...] {
+                if next.hasSuffix("{") { opens = true; break }
+                if next.trimmingCharacters(in: .whitespaces).isEmpty || next.hasSuffix("}") { break }
+            }
+            guard opens, let end = lines[index...].firstIndex(where: { $0 == indent + "}" }) else { continue }
+            result.append((index + 1, end - index + 1))
+        }
+        return result
+    }
 
     @Test("No pure library depends, directly or through another, on librabbitmq or libpq, nor imports a library that does")
     func pureLayers() throws {

@@ -13,7 +13,7 @@ struct Stamp: Sendable, Hashable, CustomStringConvertible {
     var system: SystemName
     var at: Int64
 
-    /// DESIGN rule 4 as `Provenance.isOverridden` (Shared/ParleyLink/FieldMerge.swift) states
+    /// DESIGN rule 4 as `Provenance.isOverridden` (Shared/ParleyLinkCore/FieldMerge.swift) states
     /// it: the later modification wins; at the same instant the system whose name sorts first.
     func isOverridden(by other: SystemName, at time: Int64) -> Bool {
         if time != at { return time > at }

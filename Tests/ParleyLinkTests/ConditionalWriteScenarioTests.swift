@@ -4,6 +4,7 @@ import ParleyCanonical
 import ParleyMapping
 import ParleyMessaging
 @testable import ParleyLink
+import ParleyLinkCore
 
 /// Conditional writes (issue 17): an update names the record's time the state was merged with
 /// (`baseModifiedAt`); the adapter does not overwrite a record modified since (`changed`, its
@@ -41,9 +42,9 @@ struct ConditionalWriteScenarioTests {
         return try #require(try await h.takeRequests().first { $0.system == .customwebshop })
     }
 
-    @Test("An update's base is the record's time after Parley's last write to it, then the time of its own last change")
-    func baseFollowsTheRecord() async throws {
-        try await LinkHarness.run { h in
+    @Test("An update's base is the record's time after Parley's last write to it, then the time of its own last change", arguments: LinkHarness.Backend.allCases)
+    func baseFollowsTheRecord(backend: LinkHarness.Backend) async throws {
+        try await LinkHarness.run(backend) { h in
             let update = try await Self.edited(h)
             let request = try SyncRequestPayload(json: update.payload)
             #expect(request.operation == .update && request.targetId == "702")
@@ -63,9 +64,9 @@ struct ConditionalWriteScenarioTests {
         }
     }
 
-    @Test("changed: the write waits for the record's change, which is merged (its edit kept) and the merged state written back with the new base; nothing is recorded as failed")
-    func changedRecordMergedThenWritten() async throws {
-        try await LinkHarness.run { h in
+    @Test("changed: the write waits for the record's change, which is merged (its edit kept) and the merged state written back with the new base; nothing is recorded as failed", arguments: LinkHarness.Backend.allCases)
+    func changedRecordMergedThenWritten(backend: LinkHarness.Backend) async throws {
+        try await LinkHarness.run(backend) { h in
             let update = try await Self.edited(h)
             // The webshop's price was edited at 3 s, not yet reported: the adapter did not write.
             try await h.deliver(try Self.failed(update, kind: "changed", transient: true))
@@ -103,9 +104,9 @@ struct ConditionalWriteScenarioTests {
         }
     }
 
-    @Test("gone: no failure and no retry; the record's delete, published by the adapter, archives the other members")
-    func goneRecord() async throws {
-        try await LinkHarness.run { h in
+    @Test("gone: no failure and no retry; the record's delete, published by the adapter, archives the other members", arguments: LinkHarness.Backend.allCases)
+    func goneRecord(backend: LinkHarness.Backend) async throws {
+        try await LinkHarness.run(backend) { h in
             let update = try await Self.edited(h)
             try await h.deliver(try Self.failed(update, kind: "gone", transient: false))
             #expect(try await h.count("write_slot where system = 'customwebshop'") == 0)

@@ -4,6 +4,7 @@ import ParleyCanonical
 import ParleyMapping
 import ParleyMessaging
 @testable import ParleyLink
+import ParleyLinkCore
 
 /// A create the target refuses because it already has a record with the entity's key (issue 17):
 /// the adapter reports `exists` with the record it found by that key, and the record's own change.
@@ -20,13 +21,13 @@ struct ExistingRecordScenarioTests {
 
     static let shopProduct: JSONValue = ["id": 702, "sku": "KAFFE-500", "name": "Kaffe", "price": "91.08", "tax_rate": 15, "type": "simple"]
 
-    @Test("The refusal arrives first, then the record found by its key: it is linked, the failure cleared, and the create sent again becomes an update of that record")
-    func linkedThenUpdated() async throws {
-        try await LinkHarness.run(lease: .seconds(60)) { h in
+    @Test("The refusal arrives first, then the record found by its key: it is linked, the failure cleared, and the create sent again becomes an update of that record", arguments: LinkHarness.Backend.allCases)
+    func linkedThenUpdated(backend: LinkHarness.Backend) async throws {
+        try await LinkHarness.run(backend, lease: .seconds(60)) { h in
             try await h.change(.customerp, .product, "P-1", S.erpProduct, at: 0)
             let create = try #require(try await h.takeRequests().first)
             try await h.deliver(try Self.exists(create, existingId: "702"))
-            #expect(try await h.count("failed where transient and kind = 'exists'") == 1)
+            #expect(try await h.failures().filter { $0.transient && $0.kind == "exists" }.count == 1)
             #expect(try await h.count("write_slot") == 1, "kept: the create is sent again after the backoff")
             // The adapter published the webshop's record as a change: it matches by SKU and joins.
             try await h.change(.customwebshop, .product, "702", Self.shopProduct, at: 1)
@@ -34,8 +35,7 @@ struct ExistingRecordScenarioTests {
             #expect(try await h.count("failed") == 0)
             // After the backoff the write goes again: an update of 702, not a second create.
             h.now = h.now.addingTimeInterval(10)
-            let engine = h.engine, now = h.now
-            #expect(try await h.pool.transaction { tx in try engine.expireLeases(in: tx, now: now) } == 1)
+            #expect(try await h.expireLeases(now: h.now) == 1)
             let again = try #require(try await h.takeRequests().first { $0.system == .customwebshop })
             let request = try SyncRequestPayload(json: again.payload)
             #expect(request.operation == .update)
@@ -44,9 +44,9 @@ struct ExistingRecordScenarioTests {
         }
     }
 
-    @Test("The record found by its key already belongs to another entity: a duplicate conflict, reported with its reason, the create not sent again")
-    func duplicateEntity() async throws {
-        try await LinkHarness.run { h in
+    @Test("The record found by its key already belongs to another entity: a duplicate conflict, reported with its reason, the create not sent again", arguments: LinkHarness.Backend.allCases)
+    func duplicateEntity(backend: LinkHarness.Backend) async throws {
+        try await LinkHarness.run(backend) { h in
             try await h.change(.customerp, .product, "P-1", S.erpProduct, at: 0)
             let create = try #require(try await h.takeRequests().first)
             // The webshop's 702 was known under another SKU, and has been given this one since.
@@ -57,7 +57,7 @@ struct ExistingRecordScenarioTests {
             _ = try await h.takeRequests()
             #expect(try await h.deliver(try Self.exists(create, existingId: "702")) == .conflict)
             #expect(try await h.count("conflict where native_id = '702'") == 1)
-            #expect(try await h.count("failed where not transient and kind = 'duplicate' and reason like '%duplicate conflict%'") == 1)
+            #expect(try await h.failures().filter { !$0.transient && $0.kind == "duplicate" && $0.reason.contains("duplicate conflict") }.count == 1)
             #expect(try await h.count("write_slot where system = 'customwebshop'") == 0)
         }
     }

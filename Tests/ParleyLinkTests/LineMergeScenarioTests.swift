@@ -4,6 +4,7 @@ import ParleyCanonical
 import ParleyMapping
 import ParleyMessaging
 @testable import ParleyLink
+import ParleyLinkCore
 
 /// Order lines merged member by member on the real PostgreSQL, with the real mapping logic
 /// (issue 17, cause 2): PowerOffice Go carries no line VAT rate and the webshop no line discount,
@@ -98,9 +99,9 @@ struct LineMergeScenarioTests {
 
     static func lines(_ record: JSONObject, _ array: String) -> [JSONValue] { record[array]?.array ?? [] }
 
-    @Test("PowerOffice Go edits a line's quantity, adds a line and removes one: the ERP and the webshop get each with their VAT rates and discounts intact, and Go is written nothing")
-    func goEditsAddsAndRemovesLines() async throws {
-        try await LinkHarness.run { h in
+    @Test("PowerOffice Go edits a line's quantity, adds a line and removes one: the ERP and the webshop get each with their VAT rates and discounts intact, and Go is written nothing", arguments: LinkHarness.Backend.allCases)
+    func goEditsAddsAndRemovesLines(backend: LinkHarness.Backend) async throws {
+        try await LinkHarness.run(backend) { h in
             var (global, _, go) = try await Self.orderEverywhere(h)
 
             // The issue's case: 16 → 19 in PowerOffice Go.
@@ -150,9 +151,9 @@ struct LineMergeScenarioTests {
         }
     }
 
-    @Test("The webshop, which carries no line discount, edits a quantity: the ERP's discount stays, and PowerOffice Go gets the new quantity with it")
-    func shopKeepsDiscount() async throws {
-        try await LinkHarness.run { h in
+    @Test("The webshop, which carries no line discount, edits a quantity: the ERP's discount stays, and PowerOffice Go gets the new quantity with it", arguments: LinkHarness.Backend.allCases)
+    func shopKeepsDiscount(backend: LinkHarness.Backend) async throws {
+        try await LinkHarness.run(backend) { h in
             var (_, record, _) = try await Self.orderEverywhere(h)
             var items = record["line_items"]?.array ?? []
             items[1]["quantity"] = 3
@@ -172,9 +173,9 @@ struct LineMergeScenarioTests {
 }
 
 extension LineMergeScenarioTests {
-    @Test("A person's first-name edit in the webshop (which has no full name) reaches the ERP's full name too, and nothing echoes back")
-    func personNameFollows() async throws {
-        try await LinkHarness.run { h in
+    @Test("A person's first-name edit in the webshop (which has no full name) reaches the ERP's full name too, and nothing echoes back", arguments: LinkHarness.Backend.allCases)
+    func personNameFollows(backend: LinkHarness.Backend) async throws {
+        try await LinkHarness.run(backend) { h in
             let erpPerson: JSONValue = ["id": "C-7", "customerType": "PERSON", "name": "Kari Nordmann", "contactFirstName": "Kari",
                                         "contactLastName": "Nordmann", "email": "kari@nordmann.no"]
             try await h.change(.customerp, .customer, "C-7", erpPerson, at: 0)

@@ -4,6 +4,7 @@ import ParleyCanonical
 import ParleyMessaging
 import ParleyPostgres
 @testable import ParleyLink
+import ParleyLinkCore
 
 /// The consumers' batches (`LinkBatch`): set-based handling in one transaction must give what
 /// handling the messages one by one gives, and one bad message is still rejected alone.

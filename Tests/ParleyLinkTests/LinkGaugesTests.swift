@@ -3,6 +3,7 @@ import Testing
 import ParleyCanonical
 import ParleyMessaging
 @testable import ParleyLink
+import ParleyLinkCore
 
 /// The link service's gauges read the same numbers the operator CLI's counts show.
 @Suite("Link gauges", .serialized, .timeLimit(.minutes(5)))

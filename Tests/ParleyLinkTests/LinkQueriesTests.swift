@@ -4,6 +4,7 @@ import ParleyCanonical
 import ParleyMapping
 import ParleyMessaging
 @testable import ParleyLink
+import ParleyLinkCore
 
 /// The read API for tooling, on state driven through the real engine (scratch database).
 @Suite("Link queries", .serialized, .timeLimit(.minutes(5)))

@@ -3,6 +3,7 @@ import Testing
 import ParleyPostgres
 import ParleyTestSupport
 @testable import ParleyLink
+import ParleyLinkCore
 
 /// The link schema on the real PostgreSQL, in a scratch database of its own.
 @Suite("Link schema on PostgreSQL", .serialized, .timeLimit(.minutes(5)))

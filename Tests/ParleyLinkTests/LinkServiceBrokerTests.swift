@@ -7,6 +7,7 @@ import ParleyMessaging
 import ParleyPostgres
 import ParleyTestSupport
 @testable import ParleyLink
+import ParleyLinkCore
 
 /// The real processes — `mapping-service` and `link-service` — on RabbitMQ and PostgreSQL, each
 /// run in a vhost and a database of its own; the test plays the three adapters.

@@ -8,6 +8,7 @@ import ParleyMessaging
 import ParleyPostgres
 import ParleyTestSupport
 @testable import ParleyLink
+import ParleyLinkCore
 
 /// The outbox relay on RabbitMQ and PostgreSQL.
 @Suite("Outbox relay", .serialized, .timeLimit(.minutes(3)))

@@ -5,6 +5,7 @@ import ParleyMapping
 import ParleyMessaging
 import ParleyPostgres
 @testable import ParleyLink
+import ParleyLinkCore
 
 /// Rule 6 at the source (issue 17, cause 1): a change that names records its own system has not
 /// reported yet waits for them, so that those records are matched by key (rule 3) like any other
@@ -19,6 +20,7 @@ struct WaitingChangeTests {
     @discardableResult
     static func release(_ h: LinkHarness) async throws -> Int {
         let now = h.now
+        if let memory = h.memory { return try memory.releaseWaiting(now: now) }
         return try await LinkWaiting.release(limit: 100, engine: h.engine, pool: h.pool, now: { now }).count
     }
 
@@ -65,9 +67,9 @@ struct WaitingChangeTests {
         }
     }
 
-    @Test("A newer change of a waiting record replaces the waiting one; a change with every record known ends the wait; an older waiting change handed back late is stale")
-    func newerChangeEndsTheWait() async throws {
-        try await LinkHarness.run { h in
+    @Test("A newer change of a waiting record replaces the waiting one; a change with every record known ends the wait; an older waiting change handed back late is stale", arguments: LinkHarness.Backend.allCases)
+    func newerChangeEndsTheWait(backend: LinkHarness.Backend) async throws {
+        try await LinkHarness.run(backend) { h in
             try await h.change(.customerp, .customer, "C-1", S.erpCustomer("C-1"), at: 0)
             _ = try await h.takeRequests()
             #expect(try await h.change(.customerp, .order, "O-1", S.erpOrder, at: 2) == .waiting)
@@ -99,14 +101,14 @@ struct WaitingChangeTests {
 
             // Handed back twice (two replicas at once), a change has one id: the inbox takes it once.
             let original = try #require(UUID(uuidString: "0b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11"))
-            #expect(LinkWaiting.releasedId(of: original) == LinkWaiting.releasedId(of: original))
-            #expect(LinkWaiting.releasedId(of: original) != original)
+            #expect(WaitingChange.releasedId(of: original) == WaitingChange.releasedId(of: original))
+            #expect(WaitingChange.releasedId(of: original) != original)
         }
     }
 
-    @Test("A write to a record whose own newer change waits is parked, and goes once that change is handled, carrying both")
-    func writeWaitsForTheRecordsOwnChange() async throws {
-        try await LinkHarness.run { h in
+    @Test("A write to a record whose own newer change waits is parked, and goes once that change is handled, carrying both", arguments: LinkHarness.Backend.allCases)
+    func writeWaitsForTheRecordsOwnChange(backend: LinkHarness.Backend) async throws {
+        try await LinkHarness.run(backend) { h in
             try await S.erpCustomerAndProductInWebshop(h)
             try await h.change(.customerp, .order, "O-1", S.erpOrder, at: 2)
             let create = try #require(try await h.takeRequests().first { $0.entityType == .order })

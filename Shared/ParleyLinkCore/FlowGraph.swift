@@ -1,5 +1,6 @@
 import ParleyCanonical
-import ParleyMessaging
+import ParleyJSON
+import ParleyEnvelope
 
 /// The dataflows (DESIGN: "creation follows flow edges; updates follow links").
 ///

@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCanonical
-import ParleyMessaging
+import ParleyJSON
+import ParleyEnvelope
 
 /// Who set a canonical field, and as of when (the source's modification time).
 public struct Provenance: Sendable, Hashable {
@@ -241,15 +242,65 @@ extension FieldMerge {
     /// Lines the source has never seen stay. Lines not reported at all (no `lines` in the
     /// change) are no edit; a reorder alone is none either.
     static func mergeLines(_ change: IncomingChange, into state: inout GlobalState, snapshot: Snapshot?, written: Snapshot?) -> Bool {
-        guard let carriedMembers = change.carriedLineMembers, case .array(let reported)? = change.values["lines"] else { return false }
-        let members = CanonicalField.orderLine.compactMap(\.lineMember).filter(carriedMembers.contains)
-        let source = change.system, at = change.modifiedAt
-        let mine = Provenance(system: source, modifiedAt: at)
-        let incoming = LineSet(reported, listed: carriedMembers)
-        // A snapshot that says nothing of lines is no snapshot for them: the first contact.
-        let previous = snapshot.flatMap(LineSet.init(snapshot:))
-        let echo = written.flatMap(LineSet.init(snapshot:))
-        func wins(_ p: Provenance?) -> Bool { p.map { $0.isOverridden(by: source, at: at) } ?? true }
+        guard var merge = LineMerge(change, state: state, snapshot: snapshot, written: written) else { return false }
+        merge.mergeReported()
+        merge.removeDropped()
+        // No lines yet: the source's `[]` says the order has none.
+        let fills = state.values["lines"] == nil && merge.previous?.hadValue != true && merge.echo?.hadValue != true
+        guard merge.changed || merge.touched || fills else { return false }
+        merge.write(into: &state)
+        return merge.changed || fills
+    }
+
+    /// One change's lines merged into the state's (``mergeLines(_:into:snapshot:written:)``),
+    /// step by step: the lines the source reports, the lines it removed, the result written back.
+    struct LineMerge {
+        let change: IncomingChange
+        let carriedMembers: Set<String>
+        /// The line members the source carries, in canonical order.
+        let members: [String]
+        let reported: Provenance
+        let incoming: LineSet
+        /// The source's snapshot of the lines; `nil` when it says nothing of lines (the first contact).
+        let previous: LineSet?
+        /// What was written to the source, for a held change.
+        let echo: LineSet?
+        /// Who last changed the lines as a whole.
+        let linesProvenance: Provenance?
+        let currentIds: [OrderLineIdentity]
+        let index: [OrderLineIdentity: Int]
+        /// The state's lines, with their provenance (a line's own, else the lines' as a whole:
+        /// states from before lines were merged by member have only that).
+        var work: [WorkLine]
+        /// Lines the source has and the state does not, each after the state's line it follows.
+        var added: [(after: Int?, line: WorkLine)] = []
+        var changed = false
+        /// A member's provenance moved (an edit to the value it already had).
+        var touched = false
+
+        init?(_ change: IncomingChange, state: GlobalState, snapshot: Snapshot?, written: Snapshot?) {
+            guard let carried = change.carriedLineMembers, case .array(let lines)? = change.values["lines"] else { return nil }
+            self.change = change
+            carriedMembers = carried
+            members = CanonicalField.orderLine.compactMap(\.lineMember).filter(carried.contains)
+            reported = Provenance(system: change.system, modifiedAt: change.modifiedAt)
+            incoming = LineSet(lines, listed: carried)
+            previous = snapshot.flatMap(LineSet.init(snapshot:))
+            echo = written.flatMap(LineSet.init(snapshot:))
+            linesProvenance = state.provenance["lines"]
+            let currentLines = state.values["lines"]?.array ?? []
+            currentIds = OrderLineIdentity.identities(of: currentLines)
+            work = zip(currentLines, currentIds).map { line, id in
+                var provenance: [String: Provenance] = [:]
+                for member in FieldMerge.allLineMembers { provenance[member] = state.provenance[FieldMerge.provenanceKey(id, member: member)] }
+                return WorkLine(values: line.object ?? JSONObject(), base: state.provenance[FieldMerge.provenanceKey(id)] ?? state.provenance["lines"],
+                                members: provenance, removed: false)
+            }
+            index = Dictionary(uniqueKeysWithValues: currentIds.enumerated().map { ($1, $0) })
+        }
+
+        /// Whether the change wins over what `p` set (last writer wins, ties by system name).
+        func wins(_ p: Provenance?) -> Bool { p.map { $0.isOverridden(by: change.system, at: change.modifiedAt) } ?? true }
 
         /// Whether the source's line `id` (its `member`, or with `nil` whether it has the line
         /// at all) is an edit: it differs from the snapshot and, for a held change, from what
@@ -260,92 +311,90 @@ extension FieldMerge {
                 if !previous.differs(line, id, member) { return false }
             } else {
                 guard let line else { return false }
-                if let member, !present(line[member], member) { return false }
+                if let member, !FieldMerge.present(line[member], member) { return false }
             }
             if let echo, !echo.differs(line, id, member) { return false }
             return true
         }
 
-        // The state's lines, with their provenance (a line's own, else the lines' as a whole:
-        // states from before lines were merged by member have only that).
-        let currentLines = state.values["lines"]?.array ?? []
-        let currentIds = OrderLineIdentity.identities(of: currentLines)
-        var work: [WorkLine] = zip(currentLines, currentIds).map { line, id in
-            var provenance: [String: Provenance] = [:]
-            for member in allLineMembers { provenance[member] = state.provenance[provenanceKey(id, member: member)] }
-            return WorkLine(values: line.object ?? JSONObject(), base: state.provenance[provenanceKey(id)] ?? state.provenance["lines"],
-                            members: provenance, removed: false)
-        }
-        let index = Dictionary(uniqueKeysWithValues: currentIds.enumerated().map { ($1, $0) })
-        var changed = false, touched = false
-
-        // The lines the source has: members of lines the state has; lines it does not, each to
-        // go after the line it follows in the source, and after the state's lines with its key
-        // (its occurrence is above theirs) and the ones of its key added before it.
-        var added: [(after: Int?, line: WorkLine)] = []
-        var anchor: Int? = nil
-        var lastOfKey: [String: Int] = [:]
-        for (i, id) in currentIds.enumerated() { lastOfKey[id.key] = i }
-        for id in incoming.order {
-            let line = incoming.lines[id]!
-            if let i = index[id] {
-                for member in members where isEdit(id, member) && wins(work[i].provenance(member)) {
-                    touched = true
-                    work[i].members[member] = mine
-                    if sameMember(line[member], work[i].values[member], member) { continue }
-                    work[i].values[member] = line[member]
-                    changed = true
+        /// The lines the source has: members of lines the state has; lines it does not, each to
+        /// go after the line it follows in the source, and after the state's lines with its key
+        /// (its occurrence is above theirs) and the ones of its key added before it.
+        mutating func mergeReported() {
+            var anchor: Int? = nil
+            var lastOfKey: [String: Int] = [:]
+            for (i, id) in currentIds.enumerated() { lastOfKey[id.key] = i }
+            for id in incoming.order {
+                let line = incoming.lines[id]!
+                if let i = index[id] {
+                    for member in members where isEdit(id, member) && wins(work[i].provenance(member)) {
+                        touched = true
+                        work[i].members[member] = reported
+                        if FieldMerge.sameMember(line[member], work[i].values[member], member) { continue }
+                        work[i].values[member] = line[member]
+                        changed = true
+                    }
+                    anchor = i
+                    continue
                 }
-                anchor = i
-                continue
+                // New at the source, or removed elsewhere since the source last reported it: an
+                // edit of it newer than the last change of the lines brings it back.
+                let isNew = isEdit(id, nil)
+                guard isNew || (members.contains { isEdit(id, $0) } && wins(linesProvenance)) else { continue }
+                let after = [anchor, lastOfKey[id.key]].compactMap { $0 }.max()
+                if let after { lastOfKey[id.key] = after }
+                added.append((after, WorkLine(values: addedValues(line), base: reported, members: [:], removed: false)))
+                changed = true
             }
-            // New at the source, or removed elsewhere since the source last reported it: an edit
-            // of it newer than the last change of the lines brings it back.
-            let isNew = isEdit(id, nil)
-            guard isNew || (members.contains { isEdit(id, $0) } && wins(state.provenance["lines"])) else { continue }
+        }
+
+        /// A line the source added, with the members it carries and — when it carries no VAT
+        /// rate — its product's.
+        func addedValues(_ line: JSONObject) -> JSONObject {
             var values = JSONObject(members.compactMap { member in line[member].map { (member, $0) } })
             if !carriedMembers.contains("vatRate"), values["vatRate"] == nil, case .string(let product)? = values["product"],
                let rate = change.productVatRates[product], !rate.isNull {
                 values["vatRate"] = rate  // the product's, for a line the source cannot give one
             }
-            let after = [anchor, lastOfKey[id.key]].compactMap { $0 }.max()
-            if let after { lastOfKey[id.key] = after }
-            added.append((after, WorkLine(values: values, base: mine, members: [:], removed: false)))
-            changed = true
+            return values
         }
 
-        // The lines the source removed since its snapshot (not the echo of Parley's removal):
-        // removed unless a member of it was set later elsewhere.
-        for id in previous?.order ?? [] where incoming.lines[id] == nil && isEdit(id, nil) {
-            guard let i = index[id], !work[i].removed, work[i].allProvenance.allSatisfy(wins) else { continue }
-            work[i].removed = true
-            changed = true
+        /// The lines the source removed since its snapshot (not the echo of Parley's removal):
+        /// removed unless a member of it was set later elsewhere.
+        mutating func removeDropped() {
+            for id in previous?.order ?? [] where incoming.lines[id] == nil && isEdit(id, nil) {
+                guard let i = index[id], !work[i].removed, work[i].allProvenance.allSatisfy(wins) else { continue }
+                work[i].removed = true
+                changed = true
+            }
         }
 
-        // No lines yet: the source's `[]` says the order has none.
-        let fills = state.values["lines"] == nil && previous?.hadValue != true && echo?.hadValue != true
-        guard changed || touched || fills else { return false }
-
-        // The new lines: the state's in their order, the added ones after theirs (at the start
-        // when they follow none, before the first line the source has too).
-        var result: [WorkLine] = []
-        let leading = added.filter { $0.after == nil }.map(\.line)
-        let firstKept = incoming.order.lazy.compactMap { index[$0] }.first
-        for i in work.indices {
-            if i == firstKept { result += leading }
-            if !work[i].removed { result.append(work[i]) }
-            result += added.filter { $0.after == i }.map(\.line)
+        /// The new lines: the state's in their order, the added ones after theirs (at the start
+        /// when they follow none, before the first line the source has too).
+        func result() -> [WorkLine] {
+            var result: [WorkLine] = []
+            let leading = added.filter { $0.after == nil }.map(\.line)
+            let firstKept = incoming.order.lazy.compactMap { index[$0] }.first
+            for i in work.indices {
+                if i == firstKept { result += leading }
+                if !work[i].removed { result.append(work[i]) }
+                result += added.filter { $0.after == i }.map(\.line)
+            }
+            if firstKept == nil { result += leading }
+            return result
         }
-        if firstKept == nil { result += leading }
 
-        state.values["lines"] = .array(result.map { .object($0.values) })
-        for key in state.provenance.keys where key.hasPrefix("lines[") { state.provenance[key] = nil }
-        for (line, id) in zip(result, OrderLineIdentity.identities(of: result.map { .object($0.values) })) {
-            if let base = line.base { state.provenance[provenanceKey(id)] = base }
-            for (member, p) in line.members where p != line.base { state.provenance[provenanceKey(id, member: member)] = p }
+        /// The merged lines and their provenance, into the state.
+        func write(into state: inout GlobalState) {
+            let result = result()
+            state.values["lines"] = .array(result.map { .object($0.values) })
+            for key in state.provenance.keys where key.hasPrefix("lines[") { state.provenance[key] = nil }
+            for (line, id) in zip(result, OrderLineIdentity.identities(of: result.map { .object($0.values) })) {
+                if let base = line.base { state.provenance[FieldMerge.provenanceKey(id)] = base }
+                for (member, p) in line.members where p != line.base { state.provenance[FieldMerge.provenanceKey(id, member: member)] = p }
+            }
+            if wins(state.provenance["lines"]) { state.provenance["lines"] = reported }
         }
-        if wins(state.provenance["lines"]) { state.provenance["lines"] = mine }
-        return changed || fills
     }
 
     /// One line of the state while it is merged: its members and who set them.

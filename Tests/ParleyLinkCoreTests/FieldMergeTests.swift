@@ -1,8 +1,9 @@
 import Foundation
 import Testing
 import ParleyCanonical
-import ParleyMessaging
-@testable import ParleyLink
+import ParleyJSON
+import ParleyEnvelope
+@testable import ParleyLinkCore
 
 @Suite("Field-level merge (DESIGN rules 4 and 5)")
 struct FieldMergeTests {
@@ -532,8 +533,8 @@ struct DerivedNameTests {
     }
 }
 
-@Suite("Flows and write slots")
-struct FlowAndSlotTests {
+@Suite("Flows")
+struct FlowTests {
     @Test("Creation follows flow edges one confirmed member at a time")
     func chain() {
         let graph = FlowGraph.standard
@@ -542,38 +543,5 @@ struct FlowAndSlotTests {
         #expect(graph.creationTargets(entity: .customer, members: [.powerofficego]).isEmpty, "Go creates nothing elsewhere")
         #expect(graph.creationTargets(entity: .order, members: [.customwebshop]) == [.powerofficego])
         #expect(graph.creationTargets(entity: .product, members: [.customerp, .customwebshop, .powerofficego]).isEmpty)
-    }
-
-    @Test("Ten quick edits while a write is in flight cost at most two writes, the last one carrying the final state")
-    func coalescing() {
-        var slot = WriteSlot()
-        var counter = 0
-        func next() -> String { counter += 1; return "w\(counter)" }
-        var sent: [String] = []
-        for _ in 0..<10 {
-            if case .send(let id) = slot.request(writeId: next(), now: 0, lease: 30_000) { sent.append(id) }
-        }
-        #expect(sent == ["w1"])
-        if case .send(let id) = slot.finished(writeId: "w1", nextWriteId: next(), now: 10, lease: 30_000) { sent.append(id) }
-        #expect(sent.count == 2)
-        #expect(slot.finished(writeId: sent[1], nextWriteId: next(), now: 20, lease: 30_000) == .ignore)
-        #expect(slot.state == .idle)
-    }
-
-    @Test("A stale or repeated event does not release the slot")
-    func staleEvents() {
-        var slot = WriteSlot()
-        _ = slot.request(writeId: "w1", now: 0, lease: 100)
-        #expect(slot.finished(writeId: "w0", nextWriteId: "x", now: 1, lease: 100) == .ignore)
-        #expect(slot.state == .inFlight(writeId: "w1", leaseUntil: 100, pending: false))
-    }
-
-    @Test("A lost write is sent again after its lease, with the same write id")
-    func leaseExpiry() {
-        var slot = WriteSlot()
-        _ = slot.request(writeId: "w1", now: 0, lease: 100)
-        #expect(slot.expire(now: 99, lease: 100) == .ignore)
-        #expect(slot.expire(now: 100, lease: 100) == .send(writeId: "w1"))
-        #expect(slot.state == .inFlight(writeId: "w1", leaseUntil: 200, pending: false))
     }
 }
