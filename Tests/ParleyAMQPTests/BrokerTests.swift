@@ -4,10 +4,11 @@ import Testing
 import ParleyTestSupport
 @testable import ParleyAMQP
 import ParleyMessaging
+import ParleyEnvelope
 
 /// Everything that talks to the real broker runs one test at a time: the restart test stops
 /// the broker under everyone's feet.
-@Suite("Against the real RabbitMQ", .serialized)
+@Suite("Against the real RabbitMQ", .serialized, .timeLimit(.minutes(5)))
 struct BrokerTests {
     @Test("10,000 persistent messages published with confirms and consumed with manual acks all arrive, by id")
     func tenThousand() async throws {

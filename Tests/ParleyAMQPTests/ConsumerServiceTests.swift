@@ -6,15 +6,21 @@ import ParleyTestSupport
 @testable import ParleyMessaging
 import ServiceLifecycle
 import Logging
+import ParleyJSON
+import ParleyEnvelope
 
 extension BrokerTests {
     @Test("A handler that always fails: its message is retried through the delay tier, then dead-lettered with the reason; others flow")
     func handlerAlwaysFails() async throws {
         let prefix = Broker.uniquePrefix("handler")
-        defer { Task { await Broker.cleanUp(prefix) } }
         var (topology, exchange, queue) = Broker.scratchTopology(prefix, deliveryLimit: 5, retryDelays: [.milliseconds(200)])
-        // Tier queues are shared by name across tests; keep this test's tier its own.
+        // Tier queues are shared by name across tests; keep this test's tier its own. Its name is
+        // not under the prefix: deleted by name, before (one a killed run left, declared with
+        // another run's dead-letter exchange, would refuse this run's declaration for ever) and after.
         topology.retryDelays = [.milliseconds(200 + Int64.random(in: 1...999))]
+        let tier = Topology.retryQueue(delay: topology.retryDelays[0])
+        try await Broker.deleteQueue(tier)
+        defer { Task { await Broker.cleanUp(prefix); try? await Broker.deleteQueue(tier) } }
         let configuration = try Broker.configuration("test-handler")
         let publisher = AMQPPublisher(configuration: configuration, topology: topology)
         let attempts = Locked([String: Int]())
