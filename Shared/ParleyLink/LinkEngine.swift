@@ -4,6 +4,7 @@ import ParleyCore
 import ParleyLinkCore
 import ParleyMessaging
 import ParleyPostgres
+import ParleyEnvelope
 
 /// The link service's decisions for one message, inside one database transaction (DESIGN
 /// rules 1–10): identity and matching, field-level merge, echo suppression, references and
@@ -19,13 +20,29 @@ public struct LinkEngine: Sendable {
     /// What handling a message did (for logs and tests).
     public typealias Outcome = LinkOutcome
 
-    /// Handles one message in the caller's transaction. With an `outbox` collector, what it
-    /// queues is claimed for this process and collected there, to be handed to the
-    /// ``OutboxRelay`` after the commit (``OutboxRelay/publish(committed:)``).
+    /// Handles one message in the caller's transaction, under a savepoint of its own. With an
+    /// `outbox` collector, what it queues is claimed for this process and collected there, to be
+    /// handed to the ``OutboxRelay`` after the commit (``OutboxRelay/publish(committed:)``).
+    /// Its writes go in one statement at the end, like a batch's; when that finds the record
+    /// it created a member of another entity already (``LinkStore/RaceLost``: another replica
+    /// linked it meanwhile), the message is rolled back to the savepoint and handled again,
+    /// now as that entity's.
     public func handle(_ envelope: Envelope, in tx: PostgresTransaction, now: Date = Date(), outbox: OutboxCollector? = nil) throws -> Outcome {
-        let store = LinkStore(tx: tx, cache: LinkCache(collector: outbox))
-        guard try store.claim(envelope.id) else { return .duplicate }
-        return try handleClaimed(envelope, store: store, now: now)
+        for attempt in 1...2 {
+            _ = try tx.execute("savepoint link_message")
+            let collected = OutboxCollector()
+            let store = LinkStore(tx: tx, cache: LinkCache(collector: outbox == nil ? nil : collected))
+            do {
+                let outcome = try store.claim(envelope.id) ? try handleClaimed(envelope, store: store, now: now) : .duplicate
+                try store.flush()
+                _ = try tx.execute("release savepoint link_message")
+                outbox?.messages.append(contentsOf: collected.messages)
+                return outcome
+            } catch is LinkStore.RaceLost where attempt == 1 {
+                _ = try tx.execute("rollback to savepoint link_message")
+            }
+        }
+        throw LinkStore.RaceLost()
     }
 
     /// A message that failed inside ``handleBatch(_:in:now:)``: the transaction is unusable,
@@ -56,7 +73,7 @@ public struct LinkEngine: Sendable {
     /// earlier attempt met late and found locked (``LinkStore/LockBusy``, which this rethrows).
     func handleBatch(_ envelopes: [Envelope], in tx: PostgresTransaction, now: Date, outbox: OutboxCollector?,
                      lockingFirst: Set<UUID>) throws -> [Outcome] {
-        let store = LinkStore(tx: tx, cache: LinkCache(batched: true, collector: outbox))
+        let store = LinkStore(tx: tx, cache: LinkCache(lateLocksWait: false, collector: outbox))
         var claimed = try store.claim(envelopes.map(\.id))
         // Everything the batch will lock is found first and locked in one order (see
         // LinkStore.prefetch), so two transactions never wait for each other crosswise.
@@ -140,9 +157,7 @@ public struct LinkEngine: Sendable {
             // and waiting for it could wait for a transaction that waits for this one).
             _ = try tx.execute("savepoint lease")
             let sent = OutboxCollector()
-            let cache = LinkCache(collector: outbox == nil ? nil : sent)
-            cache.lateLocksWait = false
-            let store = LinkStore(tx: tx, cache: cache)
+            let store = LinkStore(tx: tx, cache: LinkCache(lateLocksWait: false, collector: outbox == nil ? nil : sent))
             do {
                 // The entity first, as every path locks; one another replica holds is its to handle.
                 guard try store.lockEntityIfFree(global), let writeId = try store.expiredSlot(global, system, now: now),
@@ -154,6 +169,7 @@ public struct LinkEngine: Sendable {
                                          entityId: GlobalRef(entity, id: global).description, time: now, payload: .null)
                 var requests = WriteRequests(store: store, entity: entity, cause: cause, now: now, lease: configuration.lease)
                 try requests.send(global: global, to: system, state: try store.lockEntity(global, entity), writeId: writeId)
+                try store.flush()
                 _ = try tx.execute("release savepoint lease")
                 outbox?.messages.append(contentsOf: sent.messages)
                 count += 1

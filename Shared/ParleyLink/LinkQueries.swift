@@ -3,6 +3,8 @@ import ParleyLinkCore
 import ParleyCanonical
 import ParleyMessaging
 import ParleyPostgres
+import ParleyJSON
+import ParleyEnvelope
 
 /// The link service's state as tooling sees it (the `parley link` commands, docs/cli.md): a
 /// record's global entity with its members, the parked, failed and conflicting entities, and
@@ -355,6 +357,7 @@ public struct LinkQueries: Sendable {
                                      entityId: globalId.description, time: now, payload: .null)
             var requests = WriteRequests(store: store, entity: type, cause: cause, now: now, lease: lease)
             try requests.request(global: globalId.id, to: system, state: state)
+            try store.flush()
             if requests.parked > 0 { return .parked }
             guard requests.sent > 0,
                   let slot = try tx.query("select write_id, operation from write_slot where global_id = $1 and system = $2",

@@ -5,16 +5,20 @@ import ParleyCanonical
 import ParleyLinkCore
 import ParleyMessaging
 import ParleyPostgres
+import ParleyJSON
+import ParleyEnvelope
 
 /// The link service's SQL, one small function per statement, all inside the caller's
 /// transaction (`PostgresTransaction` runs on its connection's own thread, so these are
 /// synchronous). JSON goes to and from `jsonb` as text; numbers keep their decimal text.
 ///
 /// Round trips are the cost (docs/link-service.md, "Batches and round trips"). What the
-/// transaction already knows is kept in its ``LinkCache`` and not asked again; in a batch
-/// (`LinkCache(batched: true)`) what it writes waits there too, and goes in one statement
-/// (``flush()``) before any other statement and at the end. A store made with `LinkStore(tx:)`
-/// writes at once.
+/// transaction already knows is kept in its ``LinkCache`` and not asked again; the rows most
+/// messages write — new entities, states, snapshots, new write slots, outbox rows — wait there
+/// too, and go in one statement (``flush()``) before any other statement and at the end (the
+/// caller's `flush()`), whether the store serves a batch or one message. The rarer changes
+/// (parking, holding, failures, waiting changes, keys of an existing entity) are one statement
+/// each, after a flush.
 struct LinkStore {
     let tx: PostgresTransaction
     let cache: LinkCache
@@ -87,46 +91,21 @@ struct LinkStore {
     }
 
     /// A new global entity with its first member, its merged state, the member's snapshot and
-    /// the natural keys, in one statement. `false` (and nothing written) when the member exists
-    /// already: another replica linked the record meanwhile. In a batch the entity waits in the
-    /// cache for ``flush()`` and this says `true`; a member that exists by then makes the flush
-    /// throw ``RaceLost`` (the batch runs again, one savepoint per message).
-    func createEntity(
-        _ global: UUID, _ entity: CanonicalEntityType, state: GlobalState, member system: SystemName, nativeId: String,
-        snapshot: Snapshot, modifiedAt: Int64?, keys: [NaturalKey]
-    ) throws -> Bool {
-        let key = LinkCache.MemberKey(system, entity, nativeId)
+    /// the natural keys: kept in the cache and written by the ``flush()``. A member that exists
+    /// by then (another replica linked the record meanwhile) makes the flush throw ``RaceLost``;
+    /// the transaction, or the message's savepoint, is rolled back and run again, and the
+    /// record is handled as that entity's. So this always says `true`.
+    func createEntity(_ new: NewEntity) throws -> Bool {
+        let key = LinkCache.MemberKey(new.system, new.entity, new.nativeId)
         cache.absent.remove(key)
-        let created: Bool
-        if cache.batched {
-            cache.newEntities[global] = LinkCache.NewEntity(entity: entity, system: system, nativeId: nativeId, state: state,
-                                                            snapshot: snapshot, modifiedAt: modifiedAt, keys: keys)
-            created = true
-        } else {
-            let (snapshotJSON, hash, modified) = Self.snapshotColumns(snapshot, entity: entity, modifiedAt: modifiedAt)
-            let (values, provenance) = Self.stateColumns(state)
-            let keyRows = Self.keyRows(keys).serializedString()
-            // Foreign keys are checked at the end of the statement, when all three are in.
-            created = try query("""
-                with m as (
-                    insert into member (global_id, system, entity_type, native_id, snapshot, snapshot_hash, source_modified_at)
-                    values ($1, $2, $3, $4, $5, $6, $7)
-                    on conflict (system, entity_type, native_id) do nothing returning global_id),
-                g as (insert into global_entity (id, entity_type, state, provenance) select global_id, $3, $8, $9 from m returning id),
-                k as (insert into natural_key (entity_type, kind, value, global_id)
-                      select $3, x->>0, x->>1, g.id from g, jsonb_array_elements($10::jsonb) x on conflict do nothing)
-                select count(*) from m
-                """, [global, system.rawValue, entity.rawValue, nativeId, snapshotJSON, hash, modified, values, provenance,
-                      PostgresJSON(keyRows)]).first?.decode(Int.self, at: 0) == 1
-        }
-        if created {
-            cache.memberOf[key] = global
-            cache.entities[global] = LinkCache.EntityInfo(members: [system: nativeId])
-            cache.states[global] = state
-            cache.snapshots[LinkCache.MemberRef(global, system)] = LinkCache.MemberSnapshot(snapshot: snapshot, modifiedAt: modifiedAt)
-            cache.keysChanged(global, entity: entity, to: keys)
-        }
-        return created
+        cache.newEntities[new.global] = LinkCache.NewEntity(entity: new.entity, system: new.system, nativeId: new.nativeId, state: new.state,
+                                                            snapshot: new.snapshot, modifiedAt: new.modifiedAt, keys: new.keys)
+        cache.memberOf[key] = new.global
+        cache.entities[new.global] = LinkCache.EntityInfo(members: [new.system: new.nativeId])
+        cache.states[new.global] = new.state
+        cache.snapshots[LinkCache.MemberRef(new.global, new.system)] = LinkCache.MemberSnapshot(snapshot: new.snapshot, modifiedAt: new.modifiedAt)
+        cache.keysChanged(new.global, entity: new.entity, to: new.keys)
+        return true
     }
 
     // MARK: Changes that wait for the records they name
@@ -273,11 +252,6 @@ struct LinkStore {
         for (global, info) in infos { cache.entities[global] = info }
     }
 
-    static func stateColumns(_ state: GlobalState) -> (PostgresJSON, PostgresJSON) {
-        let (values, provenance) = stateJSON(state)
-        return (PostgresJSON(values.serializedString()), PostgresJSON(provenance.serializedString()))
-    }
-
     static func stateJSON(_ state: GlobalState) -> (values: JSONValue, provenance: JSONValue) {
         let values = JSONValue.object(JSONObject(state.values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
         let provenance = JSONValue.object(JSONObject(state.provenance.sorted { $0.key < $1.key }.map { field, p in
@@ -291,24 +265,12 @@ struct LinkStore {
     func saveStateAndSnapshot(_ global: UUID, _ state: GlobalState, _ system: SystemName, _ snapshot: Snapshot,
                               entity: CanonicalEntityType, modifiedAt: Int64?) throws {
         cache.states[global] = state
-        if cache.batched {
-            if cache.newEntities[global] != nil {
-                cache.newEntities[global]?.state = state
-            } else {
-                cache.stateSaves[global] = state
-            }
-            saveSnapshot(buffered: global, system, snapshot, entity: entity, modifiedAt: modifiedAt)
-            return
+        if cache.newEntities[global] != nil {
+            cache.newEntities[global]?.state = state
+        } else {
+            cache.stateSaves[global] = state
         }
-        let ref = LinkCache.MemberRef(global, system)
-        cache.snapshots[ref] = LinkCache.MemberSnapshot(snapshot: snapshot, modifiedAt: Self.later(modifiedAt, cache.snapshots[ref]?.modifiedAt))
-        let (values, provenance) = Self.stateColumns(state)
-        let (snapshotJSON, hash, modified) = Self.snapshotColumns(snapshot, entity: entity, modifiedAt: modifiedAt)
-        _ = try execute("""
-            with g as (update global_entity set state = $3, provenance = $4, updated_at = now() where id = $1)
-            update member set snapshot = $5, snapshot_hash = $6, source_modified_at = greatest(source_modified_at, $7)
-            where global_id = $1 and system = $2
-            """, [global, system.rawValue, values, provenance, snapshotJSON, hash, modified])
+        saveSnapshot(buffered: global, system, snapshot, entity: entity, modifiedAt: modifiedAt)
     }
 
     // MARK: Snapshots
@@ -340,24 +302,8 @@ struct LinkStore {
         return max(a, b)
     }
 
-    static func snapshotColumns(_ snapshot: Snapshot, entity: CanonicalEntityType, modifiedAt: Int64?) -> (PostgresJSON, String, Date?) {
-        let modified: Date? = modifiedAt.map { Date(timeIntervalSince1970: Double($0) / 1000) }
-        return (PostgresJSON(snapshotJSON(snapshot).serializedString()), snapshotHash(snapshot, entity: entity), modified)
-    }
-
     func saveSnapshot(_ global: UUID, _ system: SystemName, _ snapshot: Snapshot, entity: CanonicalEntityType, modifiedAt: Int64?) throws {
-        if cache.batched {
-            saveSnapshot(buffered: global, system, snapshot, entity: entity, modifiedAt: modifiedAt)
-            return
-        }
-        let ref = LinkCache.MemberRef(global, system)
-        cache.snapshots[ref] = LinkCache.MemberSnapshot(snapshot: snapshot, modifiedAt: Self.later(modifiedAt, cache.snapshots[ref]?.modifiedAt))
-        let (json, hash, modified) = Self.snapshotColumns(snapshot, entity: entity, modifiedAt: modifiedAt)
-        _ = try execute("""
-            update member set snapshot = $3, snapshot_hash = $4,
-                source_modified_at = greatest(source_modified_at, $5)
-            where global_id = $1 and system = $2
-            """, [global, system.rawValue, json, hash, modified])
+        saveSnapshot(buffered: global, system, snapshot, entity: entity, modifiedAt: modifiedAt)
     }
 
     /// A snapshot written by the next ``flush()`` (the member's source time kept when `nil`).
@@ -486,7 +432,7 @@ struct LinkStore {
     }
 
     func openSlot(_ global: UUID, _ system: SystemName, writeId: String, operation: WriteOperation, key: String, leaseUntil: Date) throws {
-        if cache.batched, let known = cache.entities[global], !known.slots.contains(system) {
+        if let known = cache.entities[global], !known.slots.contains(system) {
             // None there (the entity is locked or new in this transaction): written by the flush.
             cache.slots.append(.array([.string(global.lowercasedString), .string(system.rawValue), .string(writeId),
                                        .string(operation.rawValue), .string(key), .string(PostgresTimestamp.format(leaseUntil))]))
@@ -622,14 +568,7 @@ struct LinkStore {
         let message = OutgoingMessage(envelope: envelope, exchange: exchange, routingKey: routingKey)
         let claimed = cache.collector != nil
         cache.collector?.messages.append(OutboxMessage(id: envelope.id, message: message))
-        if cache.batched {
-            cache.outbox.append(LinkCache.OutboxRow(id: envelope.id, exchange: exchange, routingKey: routingKey, body: message.body, claimed: claimed))
-            return
-        }
-        _ = try execute("""
-            insert into outbox (message_id, exchange, routing_key, body, claimed_until)
-            values ($1, $2, $3, $4, case when $5 then now() + make_interval(secs => $6) end)
-            """, [envelope.id, exchange, routingKey, message.body, claimed, OutboxRelay.claim.components.seconds])
+        cache.outbox.append(LinkCache.OutboxRow(id: envelope.id, exchange: exchange, routingKey: routingKey, body: message.body, claimed: claimed))
     }
 
     /// The batch's outbox rows as one `json` parameter: `[[id, exchange, routing key, claimed,
@@ -977,8 +916,6 @@ final class LinkCache {
         var modifiedAt: Int64?
     }
 
-    /// Writes wait for ``LinkStore/flush()`` (a batch's transaction); otherwise they go at once.
-    let batched: Bool
     /// Whether a row lock not taken up front may wait (``LinkStore/lateLock(_:_:)``): not in
     /// a batch, whose locks are taken up front in one order, nor in lease expiry.
     var lateLocksWait: Bool
@@ -1002,7 +939,7 @@ final class LinkCache {
     /// The keys each entity is listed under in `candidates`.
     var listed: [UUID: Set<KeyRef>] = [:]
 
-    // Buffered writes (batched only).
+    // Buffered writes, for ``LinkStore/flush()``.
     var newEntities: [UUID: NewEntity] = [:]
     var stateSaves: [UUID: GlobalState] = [:]
     var snapshotSaves: [MemberRef: SnapshotSave] = [:]
@@ -1020,10 +957,9 @@ final class LinkCache {
         var claimed: Bool
     }
 
-    init(batched: Bool = false, collector: OutboxCollector? = nil) {
-        self.batched = batched
+    init(lateLocksWait: Bool = true, collector: OutboxCollector? = nil) {
         self.collector = collector
-        self.lateLocksWait = !batched
+        self.lateLocksWait = lateLocksWait
     }
 
     var hasPending: Bool {
@@ -1066,11 +1002,6 @@ extension LinkStore: LinkStoring {
     func snapshot(of global: UUID, in system: SystemName) throws -> (snapshot: Snapshot?, modifiedAt: Int64?) {
         let (snapshot, modifiedAt) = try readEntityInfo(global, snapshotOf: system)
         return (snapshot, modifiedAt)
-    }
-
-    func createEntity(_ new: NewEntity) throws -> Bool {
-        try createEntity(new.global, new.entity, state: new.state, member: new.system, nativeId: new.nativeId, snapshot: new.snapshot,
-                         modifiedAt: new.modifiedAt, keys: new.keys)
     }
 
     func apply(_ effect: LinkEffect) throws {

@@ -5,6 +5,8 @@ import ParleyMessaging
 import ParleyPostgres
 @testable import ParleyLink
 import ParleyLinkCore
+import ParleyJSON
+import ParleyEnvelope
 
 /// The consumers' batches (`LinkBatch`): set-based handling in one transaction must give what
 /// handling the messages one by one gives, and one bad message is still rejected alone.
@@ -198,20 +200,20 @@ struct LinkBatchTests {
             // uncommitted until told (orders have no natural key, so nothing serialises the two
             // before the member's primary key does).
             let first = try order(at: 2), second = try order(at: 3)
-            let release = DispatchSemaphore(value: 0)
+            let release = DispatchSemaphore(value: 0), handled = DispatchSemaphore(value: 0)
             let engine = h.engine, now = h.now, pool = h.pool
             let other = Task {
                 try await pool.transaction { tx in
                     _ = try engine.handle(first, in: tx, now: now)
+                    handled.signal()
                     release.wait()
                 }
             }
-            // Wait for that transaction to hold the order's member, then run the batch: it finds
-            // no member, creates the order, and its flush waits on the other's row.
-            try await Self.waitFor(pool) { pool in
-                try await pool.query("select count(*) from pg_stat_activity where datname = current_database() and state = 'idle in transaction'")[0]
-                    .decode(Int.self, at: 0) == 1
-            }
+            // Wait for that transaction to have handled the order (it holds the order's member;
+            // "idle in transaction" alone is also seen between its statements, when the batch
+            // could still take the customer's lock first and the two deadlock), then run the
+            // batch: it finds no member, creates the order, and its flush waits on the other's row.
+            try await Self.waitFor(pool) { _ in handled.wait(timeout: .now()) == .success }
             let batch = Task { try await h.deliverBatch([second]) }
             try await Self.waitFor(pool) { pool in
                 try await pool.query("""
