@@ -66,7 +66,7 @@ let package = Package(
         .target(name: "ParleyJSON", dependencies: ["ParleyCore"], path: "Shared/ParleyJSON"),
         // Pure: the message envelope every Parley message carries, and its fields.
         .target(name: "ParleyEnvelope", dependencies: ["ParleyCore", "ParleyJSON"], path: "Shared/ParleyEnvelope"),
-        // The envelope on the broker: consumers, topology, messaging metrics (re-exports the two above).
+        // The envelope on the broker: consumers, topology, messaging metrics.
         .target(
             name: "ParleyMessaging",
             dependencies: [
@@ -93,6 +93,7 @@ let package = Package(
         .testTarget(
             name: "ParleyObservabilityTests",
             dependencies: [
+                "ParleyEnvelope", "ParleyJSON",
                 "ParleyObservability", "ParleyAMQP", "ParleyPostgres", "ParleyMessaging", "ParleyCanonical", "ParleyTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -119,6 +120,7 @@ let package = Package(
         .target(
             name: "ParleyMappingService",
             dependencies: [
+                "ParleyEnvelope",
                 "ParleyMapping", "ParleyMessaging", "ParleyAMQP",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -128,7 +130,7 @@ let package = Package(
         .executableTarget(
             name: "parley-bench",
             dependencies: [
-                "ParleyAMQP", "CRabbitMQ", "ParleyMapping", "ParleyMessaging", "ParleyLink", "ParleyLinkCore", "ParleyPostgres",
+                "ParleyAMQP", "CRabbitMQ", "ParleyMapping", "ParleyMessaging", "ParleyLink", "ParleyLinkCore", "ParleyPostgres", "ParleyEnvelope", "ParleyJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
@@ -152,7 +154,7 @@ let package = Package(
         .target(
             name: "ParleyLink",
             dependencies: [
-                "ParleyLinkCore", "ParleyCanonical", "ParleyCore", "ParleyPostgres", "ParleyMessaging",
+                "ParleyLinkCore", "ParleyCanonical", "ParleyCore", "ParleyPostgres", "ParleyMessaging", "ParleyEnvelope", "ParleyJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
@@ -164,6 +166,7 @@ let package = Package(
         .target(
             name: "ParleyAdapter",
             dependencies: [
+                "ParleyEnvelope", "ParleyJSON",
                 "ParleyMapping", "ParleyPostgres", "ParleyMessaging", "ParleyCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -224,7 +227,7 @@ let package = Package(
         // The operator CLI: dataflow documents and the link service's state.
         .executableTarget(
             name: "parley",
-            dependencies: ["ParleyMapping", "ParleyLink", "ParleyPostgres", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ParleyMapping", "ParleyLink", "ParleyPostgres", "ParleyEnvelope", "ParleyJSON", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Services/parley"),
 
         // A tiny consumer process the graceful-shutdown test starts and sends SIGTERM to.
@@ -233,16 +236,16 @@ let package = Package(
             dependencies: ["ParleyMessaging", "ParleyAMQP"],
             path: "Tests/Fixtures/AMQPShutdownFixture"),
 
-        .testTarget(name: "ParleyAMQPTests", dependencies: ["ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAMQPTests"),
+        .testTarget(name: "ParleyAMQPTests", dependencies: ["ParleyEnvelope", "ParleyJSON", "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAMQPTests"),
         .testTarget(name: "ParleyPostgresTests", dependencies: ["ParleyPostgres", "ParleyCore", "ParleyTestSupport"], path: "Tests/ParleyPostgresTests"),
         .testTarget(name: "ParleyMessagingTests", dependencies: ["ParleyMessaging", "ParleyJSON", "ParleyEnvelope"], path: "Tests/ParleyMessagingTests"),
-        .testTarget(name: "ParleyMappingTests", dependencies: ["ParleyMapping", "ParleyTestSupport", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyMappingTests", exclude: ["Golden"]),
+        .testTarget(name: "ParleyMappingTests", dependencies: ["ParleyEnvelope", "ParleyJSON", "ParleyMapping", "ParleyTestSupport", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyMappingTests", exclude: ["Golden"]),
         // What the integration tests share: scratch vhosts and databases, service binaries, deadlines.
         .target(name: "ParleyTestSupport", dependencies: ["ParleyAMQP", "ParleyCore", "ParleyPostgres"], path: "Tests/Support"),
-        .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyLink", "ParleyLinkCore", "ParleyPostgres", "ParleyMapping", "ParleyTestSupport", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyLinkTests"),
+        .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyEnvelope", "ParleyJSON", "ParleyLink", "ParleyLinkCore", "ParleyPostgres", "ParleyMapping", "ParleyTestSupport", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyLinkTests"),
         // Every service as a real process with the simulators, RabbitMQ and PostgreSQL (the whole product).
-        .testTarget(name: "ParleyEndToEndTests", dependencies: ["ParleyMapping", "ParleyCanonical", "ParleyLink", "ParleyMessaging", "ParleyPostgres", "ParleyTestSupport"], path: "Tests/ParleyEndToEndTests"),
-        .testTarget(name: "ParleyAdapterTests", dependencies: ["ParleyAdapter", "ParleyCore", "ParleyCanonical", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAdapterTests"),
+        .testTarget(name: "ParleyEndToEndTests", dependencies: ["ParleyEnvelope", "ParleyJSON", "ParleyMapping", "ParleyCanonical", "ParleyLink", "ParleyMessaging", "ParleyPostgres", "ParleyTestSupport"], path: "Tests/ParleyEndToEndTests"),
+        .testTarget(name: "ParleyAdapterTests", dependencies: ["ParleyEnvelope", "ParleyJSON", "ParleyAdapter", "ParleyCore", "ParleyCanonical", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAdapterTests"),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], path: "Tests/ParleyCoreTests"),
         // PowerOffice Go v2 simulator: the store, JSON Patch, tokens, rate limit and faults as pure
         // types, a thin Hummingbird layer over them, and the executable that serves it.
@@ -318,11 +321,11 @@ let package = Package(
         // and infra/ against them.
         .target(
             name: "ParleyDeployment",
-            dependencies: ["ParleyAMQP", "ParleyPostgres", "ParleyMessaging", "ParleyMapping", "ParleyAdapter", "ParleySimulator", "ParleyObservability"],
+            dependencies: ["ParleyEnvelope", "ParleyAMQP", "ParleyPostgres", "ParleyMessaging", "ParleyMapping", "ParleyAdapter", "ParleySimulator", "ParleyObservability"],
             path: "Shared/ParleyDeployment"),
         .testTarget(
             name: "ParleyDeploymentTests",
-            dependencies: ["ParleyDeployment", "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyTestSupport", .product(name: "Yams", package: "Yams")],
+            dependencies: ["ParleyEnvelope", "ParleyDeployment", "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyTestSupport", .product(name: "Yams", package: "Yams")],
             path: "Tests/ParleyDeploymentTests"),
     ],
     swiftLanguageModes: [.v6]
@@ -333,13 +336,14 @@ let package = Package(
 package.targets.append(.target(
     name: "ParleyOperations",
     dependencies: [
+                "ParleyEnvelope", "ParleyJSON",
         "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyCanonical", "ParleyLink",
         .product(name: "AsyncHTTPClient", package: "async-http-client"),
     ],
     path: "Shared/ParleyOperations"))
 package.targets.append(.testTarget(
     name: "ParleyOperationsTests",
-    dependencies: ["ParleyOperations", "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyCanonical", "ParleyLink", "ParleyPostgres", "ParleyTestSupport"],
+    dependencies: ["ParleyEnvelope", "ParleyJSON", "ParleyOperations", "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyCanonical", "ParleyLink", "ParleyPostgres", "ParleyTestSupport"],
     path: "Tests/ParleyOperationsTests"))
 // Added here rather than by editing the `parley` target's line above.
 package.targets.first { $0.name == "parley" }!.dependencies += ["ParleyOperations", "ParleyAdapter", "ParleyAMQP"]

@@ -18,6 +18,8 @@ import ParleyMapping
 import ParleyMessaging
 import ParleyPostgres
 import ServiceLifecycle
+import ParleyJSON
+import ParleyEnvelope
 
 struct LinkBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -8,6 +8,8 @@ import Foundation
 import ParleyCanonical
 import ParleyMapping
 import ParleyMessaging
+import ParleyJSON
+import ParleyEnvelope
 
 struct MappingBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

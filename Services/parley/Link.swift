@@ -5,6 +5,8 @@ import ParleyLink
 import ParleyMessaging
 import ParleyOperations
 import ParleyPostgres
+import ParleyJSON
+import ParleyEnvelope
 
 /// `parley link ...`: the link service's state (docs/cli.md), read through ``LinkQueries``.
 struct Link: AsyncParsableCommand {

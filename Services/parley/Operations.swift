@@ -8,6 +8,8 @@ import ParleyOperations
 import ParleyPostgres
 #if canImport(Glibc)
 import Glibc
+import ParleyJSON
+import ParleyEnvelope
 #endif
 
 /// Runs `body`, turning an ``OperationsError`` into its message on standard error and exit

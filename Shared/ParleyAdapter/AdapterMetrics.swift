@@ -4,6 +4,7 @@ import ParleyAMQP
 import ParleyCanonical
 import ParleyMessaging
 import Synchronization
+import ParleyEnvelope
 
 /// The adapters' metrics (docs/monitoring.md): change capture (`ChangePoller`) and command
 /// writing (`CommandWriter`). The `system` label already says which adapter: these carry no

@@ -7,6 +7,7 @@ import ParleyMessaging
 import ParleyObservability
 import ParleyPostgres
 import ServiceLifecycle
+import ParleyEnvelope
 
 /// Settings every adapter reads from its environment, checked at start with messages that
 /// name the variable (never its value).

@@ -2,6 +2,8 @@ import Foundation
 import ParleyCanonical
 import ParleyMessaging
 import ParleyPostgres
+import ParleyJSON
+import ParleyEnvelope
 
 /// The adapters' own schema (`parley_adapter`): each system's feed positions, the marks of
 /// writes in steps, and the ids the feeds reported. Migrations compiled into the binary, as the

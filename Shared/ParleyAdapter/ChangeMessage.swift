@@ -2,6 +2,8 @@ import Foundation
 import ParleyAMQP
 import ParleyCanonical
 import ParleyMessaging
+import ParleyJSON
+import ParleyEnvelope
 
 /// A captured change, built the one way every capture path publishes it — the poller, the
 /// webshop's webhooks, the id reconciliation's deletes (``DeleteDetector``) and the writer's

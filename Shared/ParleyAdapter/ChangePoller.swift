@@ -5,6 +5,7 @@ import ParleyCanonical
 import ParleyMapping
 import ParleyMessaging
 import ServiceLifecycle
+import ParleyJSON
 
 /// Change capture by incremental polling (DESIGN "Adapters"): while this replica holds the
 /// system's poll lease, every `interval` it reads each entity's feed from its durable

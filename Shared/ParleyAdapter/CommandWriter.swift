@@ -4,6 +4,8 @@ import ParleyAMQP
 import ParleyCanonical
 import ParleyMapping
 import ParleyMessaging
+import ParleyJSON
+import ParleyEnvelope
 
 /// Carries out the commands for one system (`<system>-adapter.commands`, competing consumers:
 /// every replica writes): create, update or archive through the connector, then report to the

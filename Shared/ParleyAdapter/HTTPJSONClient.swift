@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import ParleyMessaging
+import ParleyJSON
 
 /// JSON over HTTP for the connectors, on AsyncHTTPClient: sends a request, reads the answer,
 /// and turns every failure into a ``SystemError`` once — transport errors and timeouts are

@@ -4,6 +4,8 @@ import NIOCore
 import NIOHTTP1
 import ParleyCanonical
 import ParleyMessaging
+import ParleyJSON
+import ParleyEnvelope
 
 /// PowerOffice Go v2 (`specs/powerofficego-v2.openapi.yaml`, `docs/contracts/powerofficego.md`).
 ///

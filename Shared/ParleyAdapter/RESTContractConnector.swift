@@ -2,6 +2,8 @@ import Foundation
 import NIOHTTP1
 import ParleyCanonical
 import ParleyMessaging
+import ParleyJSON
+import ParleyEnvelope
 
 /// A connector for the two contracts Parley publishes (`docs/contracts/customerp.openapi.yaml`,
 /// `customwebshop.openapi.yaml`): `GET /<entities>?updated_since=&cursor=` pages of

@@ -2,6 +2,8 @@ import Foundation
 import ParleyCore
 import ParleyCanonical
 import ParleyMessaging
+import ParleyJSON
+import ParleyEnvelope
 
 /// The only code that speaks a system's API: reading its change feed and writing records.
 /// One implementation per kind of API (`RESTContractConnector` for the custom ERP and webshop

@@ -7,6 +7,7 @@ import ParleyCanonical
 import ParleyCore
 import ParleyMapping
 import ParleyMessaging
+import ParleyJSON
 
 /// Receives the webshop's webhooks on any replica: checks the signature (401 and nothing
 /// published when it is wrong or stale), reads the record the event names, publishes it as a

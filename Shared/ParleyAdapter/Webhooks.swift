@@ -2,6 +2,7 @@ import Foundation
 import ParleyCanonical
 import ParleyCore
 import ParleyMessaging
+import ParleyJSON
 
 /// A webhook's event: which record changed and how.
 public struct WebhookEvent: Sendable, Hashable {

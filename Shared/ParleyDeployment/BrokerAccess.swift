@@ -1,5 +1,6 @@
 import ParleyAMQP
 import ParleyMessaging
+import ParleyEnvelope
 
 /// Each service's RabbitMQ permissions, derived from `ParleyTopology.standard` and what the
 /// service does with it. `infra/rabbitmq/permissions.tsv` is checked against this by

@@ -1,6 +1,7 @@
 import Foundation
 import ParleyAMQP
 import ParleyMessaging
+import ParleyEnvelope
 
 /// The topology as a RabbitMQ definitions document for one virtual host
 /// (`POST /api/definitions/<vhost>` of the management API): what `infra/rabbitmq/init.sh`

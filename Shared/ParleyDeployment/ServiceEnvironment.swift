@@ -5,6 +5,7 @@ import ParleyObservability
 import ParleyMessaging
 import ParleyPostgres
 import ParleySimulator
+import ParleyEnvelope
 
 /// What one deployable process reads from its environment.
 public struct EnvironmentSpec: Sendable, Equatable {

@@ -2,6 +2,7 @@ import Foundation
 import ParleyLinkCore
 import ParleyMessaging
 import ParleyPostgres
+import ParleyEnvelope
 
 /// One batch of messages in one transaction, the way the link consumers run it.
 ///

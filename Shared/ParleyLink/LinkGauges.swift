@@ -8,6 +8,8 @@ import ParleyCanonical
 import ParleyMessaging
 import ParleyPostgres
 import ServiceLifecycle
+import ParleyJSON
+import ParleyEnvelope
 
 /// The link service's state as gauges, refreshed by one query every few seconds
 /// (docs/monitoring.md):

@@ -7,6 +7,7 @@ import ParleyCanonical
 import ParleyMessaging
 import ParleyPostgres
 import ServiceLifecycle
+import ParleyEnvelope
 
 /// The link service's running parts, each a ServiceLifecycle service:
 ///

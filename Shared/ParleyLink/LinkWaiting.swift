@@ -5,6 +5,7 @@ import ParleyLinkCore
 import ParleyMessaging
 import ParleyPostgres
 import ServiceLifecycle
+import ParleyEnvelope
 
 /// Hands the changes that waited for the records they name (`waiting_change`, an order whose
 /// customer or products its system had not reported yet) back to the engine once every one of

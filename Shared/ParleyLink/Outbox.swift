@@ -7,6 +7,7 @@ import ParleyMessaging
 import ParleyPostgres
 import ServiceLifecycle
 import Synchronization
+import ParleyEnvelope
 
 /// A message a transaction queued in the outbox: its id (the row's `message_id`) and what goes
 /// to the broker.

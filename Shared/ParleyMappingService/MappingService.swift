@@ -4,6 +4,7 @@ import ParleyAMQP
 import ParleyMapping
 import ParleyMessaging
 import ServiceLifecycle
+import ParleyEnvelope
 
 /// The mapping service's consumers: `mapping.changes` (change → canonical) and `mapping.sync`
 /// (syncRequest → command or failed), each a ``ConsumerService`` publishing through one

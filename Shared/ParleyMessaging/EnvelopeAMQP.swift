@@ -1,4 +1,5 @@
 import ParleyAMQP
+import ParleyEnvelope
 
 /// The envelope on the wire: the body is the envelope's JSON, and the fields tooling needs
 /// without parsing it are copied into AMQP properties (docs/envelope.md, "Mapping onto AMQP").

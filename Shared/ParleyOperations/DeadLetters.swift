@@ -2,6 +2,7 @@ import Foundation
 import ParleyAMQP
 import ParleyMessaging
 import Synchronization
+import ParleyJSON
 
 /// A message in a `<queue>.dead` queue, as `parley dlq list` shows it.
 public struct DeadLetter: Sendable, Hashable {

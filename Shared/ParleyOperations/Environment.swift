@@ -3,6 +3,7 @@ import ParleyAMQP
 import ParleyLink
 import ParleyMessaging
 import ParleyPostgres
+import ParleyEnvelope
 
 extension OperationsError {
     /// A database error as the operator should read it: "cannot reach PostgreSQL at ..." for a

@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import ParleyAMQP
 import ParleyMessaging
+import ParleyJSON
 
 /// One queue's numbers from RabbitMQ's management API.
 public struct QueueStats: Sendable, Hashable {

@@ -4,6 +4,7 @@ import ParleyCanonical
 import ParleyCore
 import ParleyMessaging
 @testable import ParleyAdapter
+import ParleyJSON
 
 @Suite("Adapter logic without I/O")
 struct AdapterLogicTests {

@@ -10,6 +10,8 @@ import ParleyMessaging
 import ParleyPostgres
 import ParleyTestSupport
 @testable import ParleyAdapter
+import ParleyJSON
+import ParleyEnvelope
 
 /// The real adapter processes against the real simulators (HTTP servers), RabbitMQ and
 /// PostgreSQL, each test in a vhost and a database of its own.

@@ -6,6 +6,8 @@ import ParleyCore
 import ParleyMessaging
 import ParleyTestSupport
 @testable import ParleyAdapter
+import ParleyJSON
+import ParleyEnvelope
 
 /// Conditional writes (issue 17): an update names the record's time the state was merged with
 /// (`baseModifiedAt`); the adapter reads the record first and writes only if it has not been

@@ -11,6 +11,8 @@ import ParleyMessaging
 import ParleyPostgres
 import ParleyTestSupport
 @testable import ParleyAdapter
+import ParleyJSON
+import ParleyEnvelope
 
 /// Deletes PowerOffice Go's feed does not show: the ids the feed reported against the ids Go
 /// lists now (`DeleteDetector`).

@@ -6,6 +6,8 @@ import ParleyCore
 import ParleyMessaging
 import ParleyTestSupport
 @testable import ParleyAdapter
+import ParleyJSON
+import ParleyEnvelope
 
 /// A create refused because a record with the same natural key exists ends in that record being
 /// linked, never in a permanent failure: the adapter finds it by its key, publishes it as a

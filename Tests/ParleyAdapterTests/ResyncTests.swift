@@ -6,6 +6,7 @@ import ParleyMessaging
 import ParleyPostgres
 import ParleyTestSupport
 @testable import ParleyAdapter
+import ParleyEnvelope
 
 /// `parley resync`: a request recorded in the adapters' database makes the poller that holds
 /// the lease re-read the whole feed once, then clears it.

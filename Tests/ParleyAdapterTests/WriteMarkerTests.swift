@@ -8,6 +8,8 @@ import ParleyMessaging
 import ParleyPostgres
 import ParleyTestSupport
 @testable import ParleyAdapter
+import ParleyJSON
+import ParleyEnvelope
 
 /// Writes in several requests (PowerOffice Go's orders): the feed leaves out their
 /// intermediate states (`WriteMarkers`), and a confirmed Go order is unlocked for an edit and

@@ -5,6 +5,7 @@ import ParleyDeployment
 import ParleyMessaging
 import ParleyTestSupport
 import Testing
+import ParleyEnvelope
 
 /// The deployment's RabbitMQ users, for real: with the permissions `BrokerAccess` derives, a
 /// service that verifies the topology (`PARLEY_AMQP_TOPOLOGY=verify`) publishes and consumes,

@@ -4,6 +4,7 @@ import ParleyDeployment
 import ParleyMessaging
 import Testing
 import Yams
+import ParleyEnvelope
 
 /// The repository root (this file is Tests/ParleyDeploymentTests/DeploymentTests.swift).
 let repositoryRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

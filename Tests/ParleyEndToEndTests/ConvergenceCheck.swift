@@ -4,6 +4,7 @@ import ParleyLink
 import ParleyMapping
 import ParleyMessaging
 import ParleyPostgres
+import ParleyEnvelope
 
 /// The convergence test's checks (docs/testing.md, "What it checks").
 extension ConvergenceRun {

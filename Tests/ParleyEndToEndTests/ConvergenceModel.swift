@@ -2,6 +2,8 @@ import Foundation
 import ParleyCanonical
 import ParleyMapping
 import ParleyMessaging
+import ParleyJSON
+import ParleyEnvelope
 
 // The convergence test's model of what the systems must hold (docs/testing.md, "The
 // convergence test"): every record the test created is a *thing*; each edit the test makes is

@@ -2,6 +2,8 @@ import Foundation
 import ParleyCanonical
 import ParleyMapping
 import ParleyMessaging
+import ParleyJSON
+import ParleyEnvelope
 
 /// What the convergence test does to the systems, through their own APIs, as their users would.
 extension ConvergenceRun {

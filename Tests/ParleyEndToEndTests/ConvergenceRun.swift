@@ -4,6 +4,8 @@ import ParleyMapping
 import ParleyMessaging
 import ParleyPostgres
 import ParleyTestSupport
+import ParleyJSON
+import ParleyEnvelope
 
 /// One seed of the convergence test (docs/testing.md): random operations through the systems'
 /// own APIs, the model of what every field must end as, then convergence, quiet and the checks.

@@ -1,6 +1,7 @@
 import Foundation
 import ParleyCanonical
 import ParleyMessaging
+import ParleyJSON
 
 /// The convergence test's one source of randomness: SplitMix64, seeded. Every choice the test
 /// makes (which operation, which record, which value, when a service is killed) is drawn from

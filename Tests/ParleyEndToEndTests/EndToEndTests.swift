@@ -4,6 +4,8 @@ import ParleyCanonical
 import ParleyMessaging
 import ParleyPostgres
 import ParleyTestSupport
+import ParleyJSON
+import ParleyEnvelope
 
 /// The whole product across real processes: the three simulators, the three adapters, the
 /// mapping service and the link service, with RabbitMQ and PostgreSQL (docs/testing.md).

@@ -2,6 +2,8 @@ import Foundation
 import ParleyCanonical
 import ParleyMapping
 import ParleyMessaging
+import ParleyJSON
+import ParleyEnvelope
 
 /// How the end-to-end tests decide that two systems hold the same thing: both records are read
 /// into canonical terms with the repository's mapping tables (whose conversions the mapping

@@ -10,6 +10,8 @@ import ParleyMapping
 import ParleyMessaging
 import ParleyPostgres
 import ParleyTestSupport
+import ParleyJSON
+import ParleyEnvelope
 
 /// The whole system as deployed, one test's worth: the three simulators, the mapping service,
 /// the link service and every adapter (`replicas` of each) as real processes, on a vhost and a

@@ -5,6 +5,8 @@ import ParleyMapping
 import ParleyMessaging
 @testable import ParleyLink
 import ParleyLinkCore
+import ParleyJSON
+import ParleyEnvelope
 
 /// Conditional writes (issue 17): an update names the record's time the state was merged with
 /// (`baseModifiedAt`); the adapter does not overwrite a record modified since (`changed`, its

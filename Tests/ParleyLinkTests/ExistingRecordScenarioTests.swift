@@ -5,6 +5,8 @@ import ParleyMapping
 import ParleyMessaging
 @testable import ParleyLink
 import ParleyLinkCore
+import ParleyJSON
+import ParleyEnvelope
 
 /// A create the target refuses because it already has a record with the entity's key (issue 17):
 /// the adapter reports `exists` with the record it found by that key, and the record's own change.

@@ -5,6 +5,8 @@ import ParleyMapping
 import ParleyMessaging
 @testable import ParleyLink
 import ParleyLinkCore
+import ParleyJSON
+import ParleyEnvelope
 
 /// Order lines merged member by member on the real PostgreSQL, with the real mapping logic
 /// (issue 17, cause 2): PowerOffice Go carries no line VAT rate and the webshop no line discount,

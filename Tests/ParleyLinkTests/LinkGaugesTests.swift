@@ -4,6 +4,7 @@ import ParleyCanonical
 import ParleyMessaging
 @testable import ParleyLink
 import ParleyLinkCore
+import ParleyEnvelope
 
 /// The link service's gauges read the same numbers the operator CLI's counts show.
 @Suite("Link gauges", .serialized, .timeLimit(.minutes(5)))

@@ -6,6 +6,8 @@ import ParleyMessaging
 import ParleyPostgres
 @testable import ParleyLink
 import ParleyLinkCore
+import ParleyJSON
+import ParleyEnvelope
 
 /// The link engine on a scratch PostgreSQL database — or its rules on ``MemoryLinkStore``,
 /// without one — with the real mapping service logic in front of it and a stand-in adapter

@@ -5,6 +5,7 @@ import ParleyMapping
 import ParleyMessaging
 @testable import ParleyLink
 import ParleyLinkCore
+import ParleyEnvelope
 
 /// The read API for tooling, on state driven through the real engine (scratch database).
 @Suite("Link queries", .serialized, .timeLimit(.minutes(5)))

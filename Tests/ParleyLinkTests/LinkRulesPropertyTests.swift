@@ -6,6 +6,8 @@ import ParleyMapping
 import ParleyMessaging
 @testable import ParleyLink
 import ParleyLinkCore
+import ParleyJSON
+import ParleyEnvelope
 
 /// The link rules over many random histories, on ``MemoryLinkStore`` (no database: each case
 /// costs microseconds, so hundreds of cases per property are cheap). The scenarios in

@@ -5,6 +5,8 @@ import ParleyMapping
 import ParleyMessaging
 @testable import ParleyLink
 import ParleyLinkCore
+import ParleyJSON
+import ParleyEnvelope
 
 /// One scenario per rule of DESIGN.md, on the real PostgreSQL, with the real mapping logic.
 @Suite("Link service scenarios", .serialized, .timeLimit(.minutes(5)))

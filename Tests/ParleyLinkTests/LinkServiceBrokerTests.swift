@@ -8,6 +8,8 @@ import ParleyPostgres
 import ParleyTestSupport
 @testable import ParleyLink
 import ParleyLinkCore
+import ParleyJSON
+import ParleyEnvelope
 
 /// The real processes — `mapping-service` and `link-service` — on RabbitMQ and PostgreSQL, each
 /// run in a vhost and a database of its own; the test plays the three adapters.

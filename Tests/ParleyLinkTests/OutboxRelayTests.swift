@@ -9,6 +9,7 @@ import ParleyPostgres
 import ParleyTestSupport
 @testable import ParleyLink
 import ParleyLinkCore
+import ParleyEnvelope
 
 /// The outbox relay on RabbitMQ and PostgreSQL.
 @Suite("Outbox relay", .serialized, .timeLimit(.minutes(3)))

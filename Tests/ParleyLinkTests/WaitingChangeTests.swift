@@ -6,6 +6,7 @@ import ParleyMessaging
 import ParleyPostgres
 @testable import ParleyLink
 import ParleyLinkCore
+import ParleyJSON
 
 /// Rule 6 at the source (issue 17, cause 1): a change that names records its own system has not
 /// reported yet waits for them, so that those records are matched by key (rule 3) like any other

@@ -3,6 +3,7 @@ import Testing
 import ParleyCanonical
 import ParleyMessaging
 @testable import ParleyMapping
+import ParleyEnvelope
 
 /// The repository's tables checked against what their contracts say about each native field:
 /// enum rows cover the contract's enum, and no row writes a readOnly field.

@@ -3,6 +3,7 @@ import Testing
 import ParleyCanonical
 import ParleyMessaging
 @testable import ParleyMapping
+import ParleyEnvelope
 
 @Suite("The committed dataflow documents")
 struct CommittedDataflowDocumentsTests {

@@ -4,6 +4,8 @@ import ParleyCanonical
 import ParleyCore
 import ParleyMessaging
 @testable import ParleyMapping
+import ParleyJSON
+import ParleyEnvelope
 
 /// Shared fixtures for the golden, round-trip and flow tests: the repository's real tables, the
 /// native records in `Golden/records/`, and golden files compared byte for byte.

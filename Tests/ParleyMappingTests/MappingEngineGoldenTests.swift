@@ -3,6 +3,8 @@ import Testing
 import ParleyCanonical
 import ParleyMessaging
 @testable import ParleyMapping
+import ParleyJSON
+import ParleyEnvelope
 
 /// Golden tests over the repository's real tables and the records in `Golden/records/`.
 @Suite("Mapping engine: golden files")

@@ -4,6 +4,7 @@ import Testing
 import ParleyCanonical
 import ParleyMessaging
 @testable import ParleyMapping
+import ParleyJSON
 
 /// Properties of whole records through the real tables (the converters' own properties are in
 /// ParleyCanonicalTests).

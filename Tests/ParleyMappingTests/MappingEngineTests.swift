@@ -3,6 +3,8 @@ import Testing
 import ParleyCanonical
 import ParleyMessaging
 @testable import ParleyMapping
+import ParleyJSON
+import ParleyEnvelope
 
 /// The engine's behaviour on bad input and at the edges, over the repository's real tables:
 /// every failure names the system, the entity, the field and the reason.

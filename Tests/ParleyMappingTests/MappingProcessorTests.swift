@@ -3,6 +3,8 @@ import Testing
 import ParleyCanonical
 import ParleyMessaging
 @testable import ParleyMapping
+import ParleyJSON
+import ParleyEnvelope
 
 /// The mapping service's message logic, without a broker.
 @Suite("Mapping processor: messages in, messages out")

@@ -5,6 +5,8 @@ import ParleyCanonical
 import ParleyMessaging
 import ParleyTestSupport
 @testable import ParleyMapping
+import ParleyJSON
+import ParleyEnvelope
 
 /// The real `mapping-service` process against the real broker, in a virtual host of its own
 /// (so the standard queue names do not meet a demo or another test).

@@ -4,6 +4,8 @@ import Testing
 @testable import ParleyEnvelope
 @testable import ParleyJSON
 @testable import ParleyMessaging
+import ParleyJSON
+import ParleyEnvelope
 
 /// Checks docs/schemas/envelope.v1.schema.json against what the Swift code actually does:
 /// envelopes the encoder writes must conform, and documents the decoder rejects for field

@@ -4,6 +4,8 @@ import Testing
 @testable import ParleyEnvelope
 @testable import ParleyJSON
 @testable import ParleyMessaging
+import ParleyJSON
+import ParleyEnvelope
 
 enum Fixtures {
     static let id1 = UUID(uuidString: "0f8fad5b-d9cb-469f-a165-70867728950e")!

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 
 @testable import ParleyMessaging
+import ParleyJSON
 
 @Suite("JSON parser")
 struct JSONParserTests {

@@ -1,6 +1,7 @@
 import Testing
 import ParleyAMQP
 @testable import ParleyMessaging
+import ParleyEnvelope
 
 @Suite("Retry policy")
 struct RetryPolicyTests {

@@ -7,6 +7,8 @@ import ParleyTestSupport
 import Testing
 #if canImport(FoundationNetworking)
 import FoundationNetworking
+import ParleyJSON
+import ParleyEnvelope
 #endif
 
 /// The real `mapping-service` and `link-service` processes on RabbitMQ and PostgreSQL (a vhost

@@ -6,6 +6,7 @@ import ParleyCanonical
 import ParleyMessaging
 import ParleyTestSupport
 @testable import ParleyOperations
+import ParleyEnvelope
 
 /// The management API client and dead-letter list/replay against the local RabbitMQ, each test
 /// in a vhost of its own.

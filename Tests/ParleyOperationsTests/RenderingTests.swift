@@ -3,6 +3,7 @@ import Testing
 import ParleyAMQP
 import ParleyMessaging
 @testable import ParleyOperations
+import ParleyJSON
 
 /// The pure parts of the operator tooling: tables, the status report, redaction, dead-letter
 /// descriptions and replay copies.
