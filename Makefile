@@ -7,7 +7,7 @@ LOCAL := infra/local/parley-local
 LOCAL_DIR ?= /var/tmp/parley-local
 WITH_ENV = set -a && . $(LOCAL_DIR)/parley.env && set +a &&
 
-.PHONY: test soak demo infra infra-down build bench bench-mapping bench-link test-tools dataflows
+.PHONY: test soak demo infra infra-down build bench bench-mapping bench-link test-tools dataflows format format-check
 
 infra:
 	@PARLEY_LOCAL_DIR=$(LOCAL_DIR) $(LOCAL) up
@@ -32,7 +32,17 @@ build:
 dataflows:
 	swift run parley dataflows
 
-test: infra test-tools
+# The layout of every Swift file is swift-format's, with .swift-format (the toolchain's
+# `swift format`; layout only, no lint rules). `make format` applies it; `make test` checks it.
+SWIFT_SOURCES = Package.swift Services Shared Tests
+format:
+	swift format format --in-place --parallel --recursive $(SWIFT_SOURCES)
+
+format-check:
+	@swift format lint --strict --parallel --recursive $(SWIFT_SOURCES) \
+	  || (echo "not formatted: run 'make format' (swift-format, .swift-format)"; exit 1)
+
+test: infra test-tools format-check
 	$(WITH_ENV) swift test
 
 # The convergence test (docs/testing.md) for many seeds: by default 20 seeds with chaos on (each

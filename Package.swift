@@ -22,7 +22,7 @@ let package = Package(
         .library(name: "ParleySimulator", targets: ["ParleySimulator"]),
         .executable(name: "customerp-simulator", targets: ["customerp-simulator"]),
         .executable(name: "customwebshop-simulator", targets: ["customwebshop-simulator"]),
-        .executable(name: "powerofficego-simulator", targets: ["powerofficego-simulator"]),
+        .executable(name: "powerofficego-simulator", targets: ["powerofficego-simulator"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
@@ -38,7 +38,7 @@ let package = Package(
         // Monitoring: the metrics API the shared choke points record into, and the Prometheus
         // backend the services' /metrics endpoint renders.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
-        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0")
     ],
     targets: [
         // C libraries, through pkg-config. The shim header also carries the small inline
@@ -52,8 +52,10 @@ let package = Package(
 
         .target(
             name: "ParleyAMQP",
-            dependencies: ["CRabbitMQ", "ParleyCore", .product(name: "Logging", package: "swift-log"),
-                           .product(name: "CoreMetrics", package: "swift-metrics")],
+            dependencies: [
+                "CRabbitMQ", "ParleyCore", .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics")
+            ],
             path: "Shared/ParleyAMQP"),
         // Small pieces more than one library needs (hashes through swift-crypto).
         .target(name: "ParleyCore", dependencies: [.product(name: "Crypto", package: "swift-crypto")], path: "Shared/ParleyCore"),
@@ -73,7 +75,7 @@ let package = Package(
                 "ParleyAMQP", "ParleyCore", "ParleyJSON", "ParleyEnvelope",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics")
             ],
             path: "Shared/ParleyMessaging"),
 
@@ -87,7 +89,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
             ],
             path: "Shared/ParleyObservability"),
         .testTarget(
@@ -97,7 +99,7 @@ let package = Package(
                 "ParleyObservability", "ParleyAMQP", "ParleyPostgres", "ParleyMessaging", "ParleyCanonical", "ParleyTestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Metrics", package: "swift-metrics")
             ],
             path: "Tests/ParleyObservabilityTests"),
 
@@ -113,7 +115,7 @@ let package = Package(
         .target(
             name: "ParleyMapping",
             dependencies: [
-                "ParleyCanonical", "ParleyJSON", "ParleyEnvelope", .product(name: "Yams", package: "Yams"),
+                "ParleyCanonical", "ParleyJSON", "ParleyEnvelope", .product(name: "Yams", package: "Yams")
             ],
             path: "Shared/ParleyMapping"),
         // The mapping service on the broker: its two consumers around MappingProcessor.
@@ -123,16 +125,17 @@ let package = Package(
                 "ParleyEnvelope",
                 "ParleyMapping", "ParleyMessaging", "ParleyAMQP",
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
             ],
             path: "Shared/ParleyMappingService"),
 
         .executableTarget(
             name: "parley-bench",
             dependencies: [
-                "ParleyAMQP", "CRabbitMQ", "ParleyMapping", "ParleyMessaging", "ParleyLink", "ParleyLinkCore", "ParleyPostgres", "ParleyEnvelope", "ParleyJSON",
+                "ParleyAMQP", "CRabbitMQ", "ParleyMapping", "ParleyMessaging", "ParleyLink", "ParleyLinkCore", "ParleyPostgres", "ParleyEnvelope",
+                "ParleyJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
             ],
             path: "Services/parley-bench"),
 
@@ -146,7 +149,7 @@ let package = Package(
             name: "ParleyLinkCoreTests",
             dependencies: [
                 "ParleyLinkCore", "ParleyCanonical", "ParleyMapping", "ParleyJSON", "ParleyEnvelope",
-                .product(name: "PropertyBased", package: "swift-property-based"),
+                .product(name: "PropertyBased", package: "swift-property-based")
             ],
             path: "Tests/ParleyLinkCoreTests"),
         // The link service: its store (PostgreSQL), consumers, outbox relay and maintenance
@@ -157,7 +160,7 @@ let package = Package(
                 "ParleyLinkCore", "ParleyCanonical", "ParleyCore", "ParleyPostgres", "ParleyMessaging", "ParleyEnvelope", "ParleyJSON",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "CoreMetrics", package: "swift-metrics")
             ],
             path: "Shared/ParleyLink"),
 
@@ -173,7 +176,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
-                "ParleyObservability",
+                "ParleyObservability"
             ],
             path: "Shared/ParleyAdapter"),
 
@@ -183,7 +186,7 @@ let package = Package(
                 "ParleyAdapter", "ParleyMessaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                "ParleyObservability",
+                "ParleyObservability"
             ],
             path: "Services/customerp-adapter"),
         .executableTarget(
@@ -192,7 +195,7 @@ let package = Package(
                 "ParleyAdapter", "ParleyCore", "ParleyMapping", "ParleyMessaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                "ParleyObservability",
+                "ParleyObservability"
             ],
             path: "Services/customwebshop-adapter"),
         .executableTarget(
@@ -201,7 +204,7 @@ let package = Package(
                 "ParleyAdapter", "ParleyMessaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-                "ParleyObservability",
+                "ParleyObservability"
             ],
             path: "Services/powerofficego-adapter"),
         .executableTarget(
@@ -211,7 +214,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                "ParleyObservability",
+                "ParleyObservability"
             ],
             path: "Services/mapping-service"),
         .executableTarget(
@@ -221,13 +224,16 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                "ParleyObservability",
+                "ParleyObservability"
             ],
             path: "Services/link-service"),
         // The operator CLI: dataflow documents and the link service's state.
         .executableTarget(
             name: "parley",
-            dependencies: ["ParleyMapping", "ParleyLink", "ParleyPostgres", "ParleyEnvelope", "ParleyJSON", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: [
+                "ParleyMapping", "ParleyLink", "ParleyPostgres", "ParleyEnvelope", "ParleyJSON",
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
+            ],
             path: "Services/parley"),
 
         // A tiny consumer process the graceful-shutdown test starts and sends SIGTERM to.
@@ -236,16 +242,38 @@ let package = Package(
             dependencies: ["ParleyMessaging", "ParleyAMQP"],
             path: "Tests/Fixtures/AMQPShutdownFixture"),
 
-        .testTarget(name: "ParleyAMQPTests", dependencies: ["ParleyEnvelope", "ParleyJSON", "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAMQPTests"),
-        .testTarget(name: "ParleyPostgresTests", dependencies: ["ParleyPostgres", "ParleyCore", "ParleyTestSupport"], path: "Tests/ParleyPostgresTests"),
-        .testTarget(name: "ParleyMessagingTests", dependencies: ["ParleyMessaging", "ParleyJSON", "ParleyEnvelope"], path: "Tests/ParleyMessagingTests"),
-        .testTarget(name: "ParleyMappingTests", dependencies: ["ParleyEnvelope", "ParleyJSON", "ParleyMapping", "ParleyTestSupport", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyMappingTests", exclude: ["Golden"]),
+        .testTarget(
+            name: "ParleyAMQPTests",
+            dependencies: ["ParleyEnvelope", "ParleyJSON", "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyTestSupport"],
+            path: "Tests/ParleyAMQPTests"),
+        .testTarget(
+            name: "ParleyPostgresTests", dependencies: ["ParleyPostgres", "ParleyCore", "ParleyTestSupport"], path: "Tests/ParleyPostgresTests"),
+        .testTarget(
+            name: "ParleyMessagingTests", dependencies: ["ParleyMessaging", "ParleyJSON", "ParleyEnvelope"], path: "Tests/ParleyMessagingTests"),
+        .testTarget(
+            name: "ParleyMappingTests",
+            dependencies: [
+                "ParleyEnvelope", "ParleyJSON", "ParleyMapping", "ParleyTestSupport", .product(name: "PropertyBased", package: "swift-property-based")
+            ], path: "Tests/ParleyMappingTests", exclude: ["Golden"]),
         // What the integration tests share: scratch vhosts and databases, service binaries, deadlines.
         .target(name: "ParleyTestSupport", dependencies: ["ParleyAMQP", "ParleyCore", "ParleyPostgres"], path: "Tests/Support"),
-        .testTarget(name: "ParleyLinkTests", dependencies: ["ParleyEnvelope", "ParleyJSON", "ParleyLink", "ParleyLinkCore", "ParleyPostgres", "ParleyMapping", "ParleyTestSupport", .product(name: "PropertyBased", package: "swift-property-based")], path: "Tests/ParleyLinkTests"),
+        .testTarget(
+            name: "ParleyLinkTests",
+            dependencies: [
+                "ParleyEnvelope", "ParleyJSON", "ParleyLink", "ParleyLinkCore", "ParleyPostgres", "ParleyMapping", "ParleyTestSupport",
+                .product(name: "PropertyBased", package: "swift-property-based")
+            ], path: "Tests/ParleyLinkTests"),
         // Every service as a real process with the simulators, RabbitMQ and PostgreSQL (the whole product).
-        .testTarget(name: "ParleyEndToEndTests", dependencies: ["ParleyEnvelope", "ParleyJSON", "ParleyMapping", "ParleyCanonical", "ParleyLink", "ParleyMessaging", "ParleyPostgres", "ParleyTestSupport"], path: "Tests/ParleyEndToEndTests"),
-        .testTarget(name: "ParleyAdapterTests", dependencies: ["ParleyEnvelope", "ParleyJSON", "ParleyAdapter", "ParleyCore", "ParleyCanonical", "ParleyMessaging", "ParleyTestSupport"], path: "Tests/ParleyAdapterTests"),
+        .testTarget(
+            name: "ParleyEndToEndTests",
+            dependencies: [
+                "ParleyEnvelope", "ParleyJSON", "ParleyMapping", "ParleyCanonical", "ParleyLink", "ParleyMessaging", "ParleyPostgres",
+                "ParleyTestSupport"
+            ], path: "Tests/ParleyEndToEndTests"),
+        .testTarget(
+            name: "ParleyAdapterTests",
+            dependencies: ["ParleyEnvelope", "ParleyJSON", "ParleyAdapter", "ParleyCore", "ParleyCanonical", "ParleyMessaging", "ParleyTestSupport"],
+            path: "Tests/ParleyAdapterTests"),
         .testTarget(name: "ParleyCoreTests", dependencies: ["ParleyCore"], path: "Tests/ParleyCoreTests"),
         // PowerOffice Go v2 simulator: the store, JSON Patch, tokens, rate limit and faults as pure
         // types, a thin Hummingbird layer over them, and the executable that serves it.
@@ -254,7 +282,7 @@ let package = Package(
             dependencies: [
                 "ParleySimulator",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             path: "Shared/PowerOfficeSimulator"),
         .executableTarget(
@@ -263,7 +291,7 @@ let package = Package(
                 "PowerOfficeSimulator",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             path: "Services/powerofficego-simulator"),
         .testTarget(
@@ -271,7 +299,7 @@ let package = Package(
             dependencies: [
                 "PowerOfficeSimulator", "ParleySimulator", "ParleyCanonical",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client")
             ],
             path: "Tests/PowerOfficeSimulatorTests"),
         .testTarget(
@@ -289,21 +317,21 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Logging", package: "swift-log")
             ],
             path: "Shared/ParleySimulator"),
         .executableTarget(
             name: "customerp-simulator",
             dependencies: [
                 "ParleySimulator", .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
             ],
             path: "Services/customerp-simulator"),
         .executableTarget(
             name: "customwebshop-simulator",
             dependencies: [
                 "ParleySimulator", .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
             ],
             path: "Services/customwebshop-simulator"),
         .testTarget(
@@ -312,7 +340,7 @@ let package = Package(
                 "ParleySimulator", "ParleyCore", "ParleyCanonical", "customerp-simulator", "customwebshop-simulator",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client")
             ],
             path: "Tests/ParleySimulatorTests"),
 
@@ -321,29 +349,40 @@ let package = Package(
         // and infra/ against them.
         .target(
             name: "ParleyDeployment",
-            dependencies: ["ParleyEnvelope", "ParleyAMQP", "ParleyPostgres", "ParleyMessaging", "ParleyMapping", "ParleyAdapter", "ParleySimulator", "ParleyObservability"],
+            dependencies: [
+                "ParleyEnvelope", "ParleyAMQP", "ParleyPostgres", "ParleyMessaging", "ParleyMapping", "ParleyAdapter", "ParleySimulator",
+                "ParleyObservability"
+            ],
             path: "Shared/ParleyDeployment"),
         .testTarget(
             name: "ParleyDeploymentTests",
-            dependencies: ["ParleyEnvelope", "ParleyDeployment", "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyTestSupport", .product(name: "Yams", package: "Yams")],
-            path: "Tests/ParleyDeploymentTests"),
+            dependencies: [
+                "ParleyEnvelope", "ParleyDeployment", "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyTestSupport",
+                .product(name: "Yams", package: "Yams")
+            ],
+            path: "Tests/ParleyDeploymentTests")
     ],
     swiftLanguageModes: [.v6]
 )
 
 // The operator's toolkit behind `parley` (docs/cli.md): RabbitMQ's management API, dead-letter
 // listing and replay, the status report and its rendering, in a library the tests import.
-package.targets.append(.target(
-    name: "ParleyOperations",
-    dependencies: [
-                "ParleyEnvelope", "ParleyJSON",
-        "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyCanonical", "ParleyLink",
-        .product(name: "AsyncHTTPClient", package: "async-http-client"),
-    ],
-    path: "Shared/ParleyOperations"))
-package.targets.append(.testTarget(
-    name: "ParleyOperationsTests",
-    dependencies: ["ParleyEnvelope", "ParleyJSON", "ParleyOperations", "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyCanonical", "ParleyLink", "ParleyPostgres", "ParleyTestSupport"],
-    path: "Tests/ParleyOperationsTests"))
+package.targets.append(
+    .target(
+        name: "ParleyOperations",
+        dependencies: [
+            "ParleyEnvelope", "ParleyJSON",
+            "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyCanonical", "ParleyLink",
+            .product(name: "AsyncHTTPClient", package: "async-http-client")
+        ],
+        path: "Shared/ParleyOperations"))
+package.targets.append(
+    .testTarget(
+        name: "ParleyOperationsTests",
+        dependencies: [
+            "ParleyEnvelope", "ParleyJSON", "ParleyOperations", "ParleyAMQP", "ParleyCore", "ParleyMessaging", "ParleyCanonical", "ParleyLink",
+            "ParleyPostgres", "ParleyTestSupport"
+        ],
+        path: "Tests/ParleyOperationsTests"))
 // Added here rather than by editing the `parley` target's line above.
 package.targets.first { $0.name == "parley" }!.dependencies += ["ParleyOperations", "ParleyAdapter", "ParleyAMQP"]

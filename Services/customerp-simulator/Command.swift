@@ -32,8 +32,9 @@ struct CustomerpSimulatorCommand: AsyncParsableCommand {
         let app = Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "customerp-simulator"),
             onServerRunning: { channel in
-                print("customerp-simulator listening on \(channel.localAddress?.description ?? "?")"
-                    + (banner.isOpen ? " (no auth)" : banner.apiKey.map { " (X-Api-Key: \($0))" } ?? ""))
+                print(
+                    "customerp-simulator listening on \(channel.localAddress?.description ?? "?")"
+                        + (banner.isOpen ? " (no auth)" : banner.apiKey.map { " (X-Api-Key: \($0))" } ?? ""))
             }, logger: logger)
         try await app.runService()
     }

@@ -14,19 +14,19 @@ enum ERPSimulator {
             entities: [
                 EntityStore(name: "customers", uniqueRules: [.exact("customerNo")]),
                 EntityStore(name: "products", uniqueRules: [.exact("itemNo")]),
-                EntityStore(name: "orders", uniqueRules: [.exact("orderNo")]),
+                EntityStore(name: "orders", uniqueRules: [.exact("orderNo")])
             ], firstId: 10_001)
     }
 
     static let readOnly: [ObjectSchema.Field] = [
         .init("id", .string(), readOnly: true), .init("archived", .bool, readOnly: true),
-        .init("modifiedAt", .string(), readOnly: true),
+        .init("modifiedAt", .string(), readOnly: true)
     ]
 
     static let address = ObjectSchema([
         .init("line1", .string(), nullable: true), .init("line2", .string(), nullable: true),
         .init("postalCode", .string(), nullable: true), .init("city", .string(), nullable: true),
-        .init("countryCode", .string(format: .pattern("^[A-Z]{2}$")), nullable: true),
+        .init("countryCode", .string(format: .pattern("^[A-Z]{2}$")), nullable: true)
     ])
 
     static let customer = ObjectSchema(
@@ -37,7 +37,7 @@ enum ERPSimulator {
             .init("contactFirstName", .string(), nullable: true), .init("contactLastName", .string(), nullable: true),
             .init("orgNo", .string(), nullable: true), .init("email", .string(format: .email), nullable: true),
             .init("phone", .string(), nullable: true), .init("address", .object(address)),
-            .init("currencyCode", .string(format: .pattern("^[A-Z]{3}$")), nullable: true),
+            .init("currencyCode", .string(format: .pattern("^[A-Z]{3}$")), nullable: true)
         ])
 
     static let product = ObjectSchema(
@@ -48,7 +48,7 @@ enum ERPSimulator {
             .init("salesPrice", .number(min: 0)), .init("costPrice", .number(min: 0), nullable: true),
             .init("vatPercent", .number(values: vatRates)),
             .init("itemType", .string(values: ["STOCK", "NONSTOCK", "SERVICE"])),
-            .init("quantityOnHand", .number(), nullable: true),
+            .init("quantityOnHand", .number(), nullable: true)
         ])
 
     static let line = ObjectSchema([
@@ -58,7 +58,7 @@ enum ERPSimulator {
         .init("unitCode", .string(format: .pattern("^[A-Z0-9]{1,3}$")), nullable: true),
         .init("unitPrice", .number(), required: true),
         .init("discountPercent", .number(min: 0, max: 100), nullable: true),
-        .init("vatPercent", .number(values: vatRates), required: true),
+        .init("vatPercent", .number(values: vatRates), required: true)
     ])
 
     static let orderStatuses = ["ENTERED", "CONFIRMED", "PICKING", "DELIVERED", "CANCELLED"]
@@ -72,7 +72,7 @@ enum ERPSimulator {
             .init("requestedDeliveryDate", .string(format: .date), nullable: true),
             .init("currencyCode", .string(format: .pattern("^[A-Z]{3}$"))),
             .init("status", .string(values: orderStatuses)), .init("yourReference", .string(), nullable: true),
-            .init("lines", .array(.object(line)), required: true),
+            .init("lines", .array(.object(line)), required: true)
         ])
 
     static func render(_ record: StoredRecord) -> JSONValue {
@@ -186,8 +186,8 @@ enum ERPSimulator {
                 "email": .string(c.email), "phone": .string(c.phone), "currencyCode": .string("NOK"),
                 "address": .object([
                     "line1": .string(c.addressLine1), "line2": .null, "postalCode": .string(c.postalCode),
-                    "city": .string(c.city), "countryCode": .string(c.countryCode),
-                ]),
+                    "city": .string(c.city), "countryCode": .string(c.countryCode)
+                ])
             ]
             f["orgNo"] = c.organizationNumber.map(JSONValue.string) ?? .null
             f["contactFirstName"] = .string(c.firstName)
@@ -203,12 +203,12 @@ enum ERPSimulator {
                     "ean": p.gtin.map(JSONValue.string) ?? .null, "unitCode": .string(p.unitCode),
                     "salesPrice": .decimal(p.priceExclVat), "costPrice": .decimal(p.costPriceExclVat),
                     "vatPercent": .int(Int64(p.vatRate)), "itemType": .string(p.kind == .service ? "SERVICE" : "STOCK"),
-                    "quantityOnHand": p.stock.map { .int(Int64($0)) } ?? .null,
+                    "quantityOnHand": p.stock.map { .int(Int64($0)) } ?? .null
                 ], nil, db)
             productIds.append(try db.create("products", fields: f, wall: wall).record.id)
         }
         let statusNames: [SeedOrder.Status: String] = [
-            .new: "ENTERED", .confirmed: "CONFIRMED", .inProgress: "PICKING", .delivered: "DELIVERED", .cancelled: "CANCELLED",
+            .new: "ENTERED", .confirmed: "CONFIRMED", .inProgress: "PICKING", .delivered: "DELIVERED", .cancelled: "CANCELLED"
         ]
         for o in data.orders {
             let lines: [JSONValue] = o.lines.map { l in
@@ -218,14 +218,14 @@ enum ERPSimulator {
                     "text": .string(p.name), "quantity": .int(Int64(l.quantity)), "unitCode": .string(p.unitCode),
                     "unitPrice": .decimal(p.priceExclVat),
                     "discountPercent": l.discountPercent == 0 ? .null : .int(Int64(l.discountPercent)),
-                    "vatPercent": .int(Int64(p.vatRate)),
+                    "vatPercent": .int(Int64(p.vatRate))
                 ])
             }
             let f = try deriveOrder(
                 [
                     "customerId": .string(String(customerIds[o.customerIndex])), "orderDate": .string(o.orderDate),
                     "requestedDeliveryDate": .null, "status": .string(statusNames[o.status] ?? "ENTERED"),
-                    "yourReference": o.customerReference.map(JSONValue.string) ?? .null, "lines": .array(lines),
+                    "yourReference": o.customerReference.map(JSONValue.string) ?? .null, "lines": .array(lines)
                 ], nil, db)
             _ = try db.create("orders", fields: f, wall: wall)
         }

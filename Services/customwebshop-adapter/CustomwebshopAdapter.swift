@@ -38,17 +38,23 @@ struct CustomwebshopAdapter: AsyncParsableCommand {
             let base = try environment.url(AdapterEnvironment.Key.customwebshopURL, "the webshop contract's base URL")
             let key = try environment.required(AdapterEnvironment.Key.customwebshopKey, "the webshop's consumer key")
             let secret = try environment.required(AdapterEnvironment.Key.customwebshopSecret, "the webshop's consumer secret")
-            let webhookSecret = try environment.required(AdapterEnvironment.Key.customwebshopWebhookSecret, "the secret the webshop signs webhooks with")
+            let webhookSecret = try environment.required(
+                AdapterEnvironment.Key.customwebshopWebhookSecret, "the secret the webshop signs webhooks with")
             let basic = "Basic " + Data("\(key):\(secret)".utf8).base64EncodedString()
-            let connector = RESTContractConnector(system: .customwebshop, http: HTTPJSONClient(baseURL: base) { [("Authorization", basic)] },
-                                                  style: .webshop)
+            let connector = RESTContractConnector(
+                system: .customwebshop, http: HTTPJSONClient(baseURL: base) { [("Authorization", basic)] },
+                style: .webshop)
             try await AdapterRuntime.run(
                 name: "customwebshop-adapter", environment: environment, repository: repository, logger: logger,
                 pollInterval: .milliseconds(Int64(pollSeconds * 1000)), rescanInterval: .seconds(rescanSeconds), httpPort: httpPort,
                 makeConnector: { connector },
                 extraServices: { publisher, mappings in
-                    [WebhookHandler(verifier: WebhookVerifier(secret: webhookSecret), connector: connector, mappings: mappings,
-                                    publisher: publisher, logger: logger).application(port: port)]
+                    [
+                        WebhookHandler(
+                            verifier: WebhookVerifier(secret: webhookSecret), connector: connector, mappings: mappings,
+                            publisher: publisher, logger: logger
+                        ).application(port: port)
+                    ]
                 })
         } catch let missing as AdapterEnvironment.Missing {
             FileHandle.standardError.write(Data("customwebshop-adapter: \(missing)\n".utf8))

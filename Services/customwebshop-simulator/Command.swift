@@ -45,8 +45,9 @@ struct CustomwebshopSimulatorCommand: AsyncParsableCommand {
         let app = Application(
             router: router, configuration: .init(address: .hostname(host, port: port), serverName: "customwebshop-simulator"),
             onServerRunning: { channel in
-                print("customwebshop-simulator listening on \(channel.localAddress?.description ?? "?")"
-                    + (banner.isOpen ? " (no auth)" : banner.basic.map { " (Basic \($0.user):…)" } ?? ""))
+                print(
+                    "customwebshop-simulator listening on \(channel.localAddress?.description ?? "?")"
+                        + (banner.isOpen ? " (no auth)" : banner.basic.map { " (Basic \($0.user):…)" } ?? ""))
             }, logger: logger)
         try await app.runService()
     }

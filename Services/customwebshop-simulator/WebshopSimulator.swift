@@ -20,7 +20,7 @@ enum WebshopSimulator {
             entities: [
                 EntityStore(name: "customers", uniqueRules: [uniqueEmail]),
                 EntityStore(name: "products", uniqueRules: [uniqueSku]),
-                EntityStore(name: "orders", uniqueRules: [.exact("number")]),
+                EntityStore(name: "orders", uniqueRules: [.exact("number")])
             ], firstId: 101)
     }
 
@@ -30,7 +30,7 @@ enum WebshopSimulator {
 
     static let readOnly: [ObjectSchema.Field] = [
         .init("id", .integer(), readOnly: true), .init("archived", .bool, readOnly: true),
-        .init("date_modified_gmt", .string(), readOnly: true),
+        .init("date_modified_gmt", .string(), readOnly: true)
     ]
 
     static let customer = ObjectSchema(
@@ -38,7 +38,7 @@ enum WebshopSimulator {
             .init("date_created_gmt", .string(), readOnly: true),
             .init("email", .string(format: .email), required: true),
             .init("first_name", .string(), nullable: true), .init("last_name", .string(), nullable: true),
-            .init("billing", .object(billing)), .init("meta_data", .stringMap),
+            .init("billing", .object(billing)), .init("meta_data", .stringMap)
         ])
 
     static let product = ObjectSchema(
@@ -47,7 +47,7 @@ enum WebshopSimulator {
             .init("description", .string(), nullable: true), .init("type", .string(values: ["simple", "virtual"])),
             .init("price", .string(format: .decimalString)), .init("tax_rate", .number(values: vatRates)),
             .init("unit", .string(), nullable: true), .init("gtin", .string(), nullable: true),
-            .init("manage_stock", .bool), .init("stock_quantity", .integer(), nullable: true), .init("meta_data", .stringMap),
+            .init("manage_stock", .bool), .init("stock_quantity", .integer(), nullable: true), .init("meta_data", .stringMap)
         ])
 
     static let lineItem = ObjectSchema([
@@ -55,7 +55,7 @@ enum WebshopSimulator {
         .init("total_tax", .string(), readOnly: true),
         .init("product_id", .integer(min: 0)), .init("sku", .string(), required: true), .init("name", .string()),
         .init("quantity", .integer(min: 1), required: true), .init("price", .string(format: .decimalString), required: true),
-        .init("tax_rate", .number(values: vatRates)),
+        .init("tax_rate", .number(values: vatRates))
     ])
 
     static let order = ObjectSchema(
@@ -65,7 +65,7 @@ enum WebshopSimulator {
             .init("customer_id", .integer(min: 0)),
             .init("status", .string(values: ["pending", "processing", "on-hold", "completed", "cancelled", "refunded", "failed"])),
             .init("currency", .string(format: .pattern("^[A-Z]{3}$"))), .init("customer_note", .string(), nullable: true),
-            .init("billing", .object(billing)), .init("line_items", .array(.object(lineItem))), .init("meta_data", .stringMap),
+            .init("billing", .object(billing)), .init("line_items", .array(.object(lineItem))), .init("meta_data", .stringMap)
         ])
 
     static func render(entity: String, _ record: StoredRecord) -> JSONValue {
@@ -194,9 +194,9 @@ enum WebshopSimulator {
                     "first_name": .string(c.firstName), "last_name": .string(c.lastName),
                     "company": c.kind == .company ? .string(c.name) : .null, "address_1": .string(c.addressLine1),
                     "address_2": .null, "postcode": .string(c.postalCode), "city": .string(c.city),
-                    "country": .string("Norge"), "email": .string(c.email), "phone": .string(c.phone),
+                    "country": .string("Norge"), "email": .string(c.email), "phone": .string(c.phone)
                 ]),
-                "meta_data": .object(c.organizationNumber.map { ["org_number": .string($0)] } ?? [:]),
+                "meta_data": .object(c.organizationNumber.map { ["org_number": .string($0)] } ?? [:])
             ]
             f = try deriveCustomer(f, nil, db)
             customerIds.append(try db.create("customers", fields: f, wall: wall).record.id)
@@ -209,12 +209,12 @@ enum WebshopSimulator {
                     "type": .string(p.kind == .service ? "virtual" : "simple"),
                     "price": .string(priceInclVat(p.priceExclVat, p.vatRate).moneyString), "tax_rate": .int(Int64(p.vatRate)),
                     "unit": .string(unitWord(p.unitCode)), "gtin": p.gtin.map(JSONValue.string) ?? .null,
-                    "manage_stock": .bool(p.stock != nil), "stock_quantity": p.stock.map { .int(Int64($0)) } ?? .null,
+                    "manage_stock": .bool(p.stock != nil), "stock_quantity": p.stock.map { .int(Int64($0)) } ?? .null
                 ], nil, db)
             productIds.append(try db.create("products", fields: f, wall: wall).record.id)
         }
         let statusNames: [SeedOrder.Status: String] = [
-            .new: "pending", .confirmed: "processing", .inProgress: "on-hold", .delivered: "completed", .cancelled: "cancelled",
+            .new: "pending", .confirmed: "processing", .inProgress: "on-hold", .delivered: "completed", .cancelled: "cancelled"
         ]
         for o in data.orders {
             let lines: [JSONValue] = o.lines.map { l in
@@ -223,13 +223,13 @@ enum WebshopSimulator {
                 return .object([
                     "product_id": .int(productIds[l.productIndex]), "sku": .string(p.sku), "name": .string(p.name),
                     "quantity": .int(Int64(l.quantity)), "price": .string(unit.roundedHalfAwayFromZero(scale: 2).moneyString),
-                    "tax_rate": .int(Int64(p.vatRate)),
+                    "tax_rate": .int(Int64(p.vatRate))
                 ])
             }
             let f = try deriveOrder(
                 [
                     "customer_id": .int(customerIds[o.customerIndex]), "status": .string(statusNames[o.status] ?? "pending"),
-                    "customer_note": o.customerReference.map { .string("Ref: \($0)") } ?? .null, "line_items": .array(lines),
+                    "customer_note": o.customerReference.map { .string("Ref: \($0)") } ?? .null, "line_items": .array(lines)
                 ], nil, db)
             _ = try db.create("orders", fields: f, wall: wall)
         }
@@ -261,7 +261,7 @@ enum WebshopSimulator {
                     "url": webhooks.map { .string($0.url) } ?? .null,
                     "delivered": .int(Int64(webhooks?.statistics.delivered ?? 0)),
                     "failedAttempts": .int(Int64(webhooks?.statistics.failedAttempts ?? 0)),
-                    "abandoned": .int(Int64(webhooks?.statistics.abandoned ?? 0)),
+                    "abandoned": .int(Int64(webhooks?.statistics.abandoned ?? 0))
                 ]))
         }
         return router

@@ -63,16 +63,21 @@ struct LinkServiceCommand: AsyncParsableCommand {
         logger.info("database ready", metadata: ["applied": "\(report.applied)", "database": "\(database)"])
 
         let amqp = try AMQPConfiguration.fromEnvironment(connectionName: "link-service")
-        let engine = LinkEngine(configuration: LinkConfiguration(writtenFields: mappings.writtenFields, archivable: mappings.archivable, lease: .seconds(leaseSeconds)))
+        let engine = LinkEngine(
+            configuration: LinkConfiguration(writtenFields: mappings.writtenFields, archivable: mappings.archivable, lease: .seconds(leaseSeconds)))
         let service = LinkService(amqp: amqp, pool: pool, engine: engine, batchSize: batchSize, transactions: transactions, logger: logger)
         let server = ObservabilityServer(
             configuration: observability, registry: registry,
-            readiness: Readiness([ReadinessCheck.amqp("broker.publisher", service.publisher.readiness)]
-                + service.consumers.map { ReadinessCheck.amqp("broker.consumer.\($0.queueName)", $0.readiness) } + [ReadinessCheck.postgres(pool)]),
+            readiness: Readiness(
+                [ReadinessCheck.amqp("broker.publisher", service.publisher.readiness)]
+                    + service.consumers.map { ReadinessCheck.amqp("broker.consumer.\($0.queueName)", $0.readiness) } + [ReadinessCheck.postgres(pool)]
+            ),
             logger: logger)
         let monitoring: [any Service] = [server, LinkGauges(pool: pool, logger: logger)]
-        let group = ServiceGroup(configuration: .init(
-            services: (service.services + monitoring).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: (service.services + monitoring).map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await service.publisher.close()
         await pool.close()

@@ -48,12 +48,15 @@ struct MappingServiceCommand: AsyncParsableCommand {
         let service = MappingService(amqp: amqp, mappings: mappings, concurrency: concurrency, logger: logger)
         let server = ObservabilityServer(
             configuration: observability, registry: registry,
-            readiness: Readiness([ReadinessCheck.amqp("broker.publisher", service.publisher.readiness)]
-                + service.consumers.map { ReadinessCheck.amqp("broker.consumer.\($0.queueName)", $0.readiness) }),
+            readiness: Readiness(
+                [ReadinessCheck.amqp("broker.publisher", service.publisher.readiness)]
+                    + service.consumers.map { ReadinessCheck.amqp("broker.consumer.\($0.queueName)", $0.readiness) }),
             logger: logger)
         logger.info("mapping-service starting", metadata: ["tables": "\(mappings.tables.count)", "broker": "\(amqp.endpoints.map(\.description))"])
-        let group = ServiceGroup(configuration: .init(
-            services: service.consumers.map { .init(service: $0) } + [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: service.consumers.map { .init(service: $0) } + [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
         try await group.run()
         await service.publisher.close()
         logger.info("mapping-service stopped")

@@ -48,11 +48,11 @@ struct AMQPBench: AsyncParsableCommand {
             let publishes: [(String, () async throws -> Double)] = [
                 ("publish raw", { try RawLoop.publish(endpoint, queue: queue["raw"]!, count: messages, size: size, window: window) }),
                 ("publish swift", { try await swiftPublish(url: url, queue: queue["swift"]!) }),
-                ("publish batch", { try await swiftPublishBatches(url: url, queue: queue["batch"]!) }),
+                ("publish batch", { try await swiftPublishBatches(url: url, queue: queue["batch"]!) })
             ]
             let consumes: [(String, () async throws -> Double)] = [
                 ("consume raw", { try RawLoop.consume(endpoint, queue: queue["raw"]!, count: messages, prefetch: prefetch) }),
-                ("consume swift", { try await swiftConsume(url: url, queue: queue["swift"]!) }),
+                ("consume swift", { try await swiftConsume(url: url, queue: queue["swift"]!) })
             ]
             // Rotate which goes first, so warm-up and queue-state effects fall on all of them.
             for list in [publishes, consumes] {
@@ -66,26 +66,32 @@ struct AMQPBench: AsyncParsableCommand {
             }
             for (_, q) in queues { try RawLoop.delete(endpoint, queue: q) }
             let r = { (name: String) in rates[name]!.last! }
-            print(String(format: "%3d  %8.0f/s  %8.0f/s  %5.2fx  %8.0f/s  %5.2fx | %8.0f/s  %8.0f/s  %5.2fx", run,
-                         r("publish raw"), r("publish swift"), r("publish swift") / r("publish raw"),
-                         r("publish batch"), r("publish batch") / r("publish raw"),
-                         r("consume raw"), r("consume swift"), r("consume swift") / r("consume raw")))
+            print(
+                String(
+                    format: "%3d  %8.0f/s  %8.0f/s  %5.2fx  %8.0f/s  %5.2fx | %8.0f/s  %8.0f/s  %5.2fx", run,
+                    r("publish raw"), r("publish swift"), r("publish swift") / r("publish raw"),
+                    r("publish batch"), r("publish batch") / r("publish raw"),
+                    r("consume raw"), r("consume swift"), r("consume swift") / r("consume raw")))
         }
         let median = Measure.median
         func ratio(_ a: String, _ b: String) -> Double { median(zip(rates[a]!, rates[b]!).map { $0 / $1 }) }
         let m = { (name: String) in median(rates[name]!) }
-        print(String(format: "med  %8.0f/s  %8.0f/s  %5.2fx  %8.0f/s  %5.2fx | %8.0f/s  %8.0f/s  %5.2fx",
-                     m("publish raw"), m("publish swift"), ratio("publish swift", "publish raw"),
-                     m("publish batch"), ratio("publish batch", "publish raw"),
-                     m("consume raw"), m("consume swift"), ratio("consume swift", "consume raw")))
+        print(
+            String(
+                format: "med  %8.0f/s  %8.0f/s  %5.2fx  %8.0f/s  %5.2fx | %8.0f/s  %8.0f/s  %5.2fx",
+                m("publish raw"), m("publish swift"), ratio("publish swift", "publish raw"),
+                m("publish batch"), ratio("publish batch", "publish raw"),
+                m("consume raw"), m("consume swift"), ratio("consume swift", "consume raw")))
         print("")
         print("client CPU per message, median (user+sys of this process; the broker shares the cores):")
         for name in ["publish raw", "publish swift", "publish batch", "consume raw", "consume swift"] {
             print("  " + name.padding(toLength: 15, withPad: " ", startingAt: 0) + String(format: "%5.1f µs", median(cpu[name]!)))
         }
         print("")
-        print(String(format: "median ratio swift/raw: publish %.2fx (batches %.2fx), consume %.2fx (goal >= 0.90x)",
-                     ratio("publish swift", "publish raw"), ratio("publish batch", "publish raw"), ratio("consume swift", "consume raw")))
+        print(
+            String(
+                format: "median ratio swift/raw: publish %.2fx (batches %.2fx), consume %.2fx (goal >= 0.90x)",
+                ratio("publish swift", "publish raw"), ratio("publish batch", "publish raw"), ratio("consume swift", "consume raw")))
     }
 
     func config(_ url: String, _ name: String) throws -> AMQPConfiguration {
@@ -102,8 +108,9 @@ struct AMQPBench: AsyncParsableCommand {
             for lane in 0..<lanes {
                 group.addTask {
                     for i in stride(from: lane, to: count, by: lanes) {
-                        try await publisher.publish(exchange: "", routingKey: queue, body: body,
-                                                    properties: AMQPProperties(messageId: "swift-\(i)"))
+                        try await publisher.publish(
+                            exchange: "", routingKey: queue, body: body,
+                            properties: AMQPProperties(messageId: "swift-\(i)"))
                     }
                 }
             }

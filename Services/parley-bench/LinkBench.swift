@@ -7,7 +7,7 @@
 import ArgumentParser
 import Foundation
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 import Logging
 import ParleyAMQP
@@ -28,9 +28,14 @@ struct LinkBench: AsyncParsableCommand {
 
     @Option(help: "Canonical messages per link measurement (distinct new ERP customers).") var messages = 20_000
     @Option(help: "Runs; medians are reported.") var runs = 3
-    @Option(parsing: .upToNextOption, help: "The link consumer's batch sizes (messages per transaction) to measure; pgbench uses the same rows per transaction.")
+    @Option(
+        parsing: .upToNextOption,
+        help: "The link consumer's batch sizes (messages per transaction) to measure; pgbench uses the same rows per transaction.")
     var batchSizes: [Int] = [1, 100]
-    @Option(help: "pgbench clients (-c/-j). The link service handles link.canonical on one consumer, one transaction at a time: 1 is the like-for-like figure.")
+    @Option(
+        help:
+            "pgbench clients (-c/-j). The link service handles link.canonical on one consumer, one transaction at a time: 1 is the like-for-like figure."
+    )
     var clients = 1
     @Option(help: "Seconds per pgbench measurement.") var pgbenchSeconds = 5
     @Option(help: "Batches the link service's consumers handle at once (link-service --transactions; its default).") var transactions = 4
@@ -41,7 +46,9 @@ struct LinkBench: AsyncParsableCommand {
     @Option(help: "Give up on a measurement after this many seconds.") var timeout = 900.0
 
     func validate() throws {
-        guard runs >= 1, messages >= 1, clients >= 1, pgbenchSeconds >= 1 else { throw ValidationError("--runs, --messages, --clients, --pgbench-seconds must be positive") }
+        guard runs >= 1, messages >= 1, clients >= 1, pgbenchSeconds >= 1 else {
+            throw ValidationError("--runs, --messages, --clients, --pgbench-seconds must be positive")
+        }
         guard !batchSizes.isEmpty, batchSizes.allSatisfy({ $0 >= 1 }) else { throw ValidationError("--batch-sizes must be positive") }
     }
 
@@ -85,7 +92,8 @@ struct LinkBench: AsyncParsableCommand {
     func run() async throws {
         let env = ProcessInfo.processInfo.environment
         guard let databaseURL = env["PARLEY_DATABASE_URL"], let amqpURL = env["PARLEY_AMQP_URL"],
-              let managementURL = env["PARLEY_AMQP_MANAGEMENT_URL"] else {
+            let managementURL = env["PARLEY_AMQP_MANAGEMENT_URL"]
+        else {
             throw ValidationError("set PARLEY_DATABASE_URL, PARLEY_AMQP_URL and PARLEY_AMQP_MANAGEMENT_URL (source /var/tmp/parley-local/parley.env)")
         }
         _ = ServiceLogging.bootstrap(level: "warning", label: "parley-bench")
@@ -101,19 +109,25 @@ struct LinkBench: AsyncParsableCommand {
         let canonical = try Self.canonicalMessages(count: messages, processor: processor)
         let normaliseSeconds = (ContinuousClock.now - t0).seconds
 
-        print("parley-bench link: \(messages) canonical messages (new customerp customers), batch sizes \(batchSizes.map(String.init).joined(separator: ", ")), link service \(transactions) transaction\(transactions == 1 ? "" : "s") at once per queue, "
-              + "\(runs) runs, pgbench \(pgbenchSeconds) s × \(clients) client\(clients == 1 ? "" : "s") (\(ProcessInfo.processInfo.activeProcessorCount) cores)")
+        print(
+            "parley-bench link: \(messages) canonical messages (new customerp customers), batch sizes \(batchSizes.map(String.init).joined(separator: ", ")), link service \(transactions) transaction\(transactions == 1 ? "" : "s") at once per queue, "
+                + "\(runs) runs, pgbench \(pgbenchSeconds) s × \(clients) client\(clients == 1 ? "" : "s") (\(ProcessInfo.processInfo.activeProcessorCount) cores)"
+        )
         print("database: \(database)  broker: \(broker)  pgbench: \(pgbenchPath)")
-        print(String(format: "(built the messages through MappingProcessor in %.1f s: %.0f normalises/s, not part of any figure)",
-                     normaliseSeconds, Double(messages) / normaliseSeconds))
+        print(
+            String(
+                format: "(built the messages through MappingProcessor in %.1f s: %.0f normalises/s, not part of any figure)",
+                normaliseSeconds, Double(messages) / normaliseSeconds))
 
         // The row shapes pgbench writes come from the engine itself: one message handled in a
         // scratch database, its rows read back.
         let sample = try await withScratchDatabase(database) { pool in
             try await Self.sampleRows(pool: pool, engine: engine, message: canonical[0])
         }
-        print(String(format: "one change writes: global_entity state %d B + provenance %d B, member snapshot %d B, outbox body %d B",
-                     sample.state.utf8.count, sample.provenance.utf8.count, sample.snapshot.utf8.count, sample.body.count))
+        print(
+            String(
+                format: "one change writes: global_entity state %d B + provenance %d B, member snapshot %d B, outbox body %d B",
+                sample.state.utf8.count, sample.provenance.utf8.count, sample.snapshot.utf8.count, sample.body.count))
         print("")
 
         var variants: [Variant] = []
@@ -132,8 +146,9 @@ struct LinkBench: AsyncParsableCommand {
                 var s: Sample
                 switch variant {
                 case .link(let b):
-                    s = try await measureLink(batchSize: b, messages: canonical, engine: engine, database: database,
-                                              broker: broker, management: management)
+                    s = try await measureLink(
+                        batchSize: b, messages: canonical, engine: engine, database: database,
+                        broker: broker, management: management)
                 case .engine(let b):
                     s = try await measureEngine(batchSize: b, messages: canonical, engine: engine, database: database)
                 case .pgChange(let b), .pgEntity(let b):
@@ -147,10 +162,11 @@ struct LinkBench: AsyncParsableCommand {
                 if case .pgChange = variant { s.machineCPU = .nan }
                 if case .pgEntity = variant { s.machineCPU = .nan }
                 samples[variant, default: []].append(s)
-                print("run \(run)  " + variant.description.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: " %9.0f /s", s.rate)
-                      + (s.processedRate.map { String(format: "  (all committed at %.0f/s)", $0) } ?? "")
-                      + (s.tps.map { String(format: "  (%.0f tx/s)", $0) } ?? "")
-                      + String(format: "   CPU µs/change: client %.0f, postgres %.0f, broker %.0f", s.clientCPU, s.postgresCPU, s.brokerCPU))
+                print(
+                    "run \(run)  " + variant.description.padding(toLength: 28, withPad: " ", startingAt: 0) + String(format: " %9.0f /s", s.rate)
+                        + (s.processedRate.map { String(format: "  (all committed at %.0f/s)", $0) } ?? "")
+                        + (s.tps.map { String(format: "  (%.0f tx/s)", $0) } ?? "")
+                        + String(format: "   CPU µs/change: client %.0f, postgres %.0f, broker %.0f", s.clientCPU, s.postgresCPU, s.brokerCPU))
             }
         }
         report(variants: variants, samples: samples)
@@ -168,24 +184,32 @@ struct LinkBench: AsyncParsableCommand {
         }
         print("")
         print("medians over \(runs) runs; a 'change' = one canonical message (link) or the rows one change ends with (pgbench change rows)")
-        print("CPU µs per change: client = this process (the link service runs in it), postgres = the scratch database's backends, broker = beam.smp (shared)")
+        print(
+            "CPU µs per change: client = this process (the link service runs in it), postgres = the scratch database's backends, broker = beam.smp (shared)"
+        )
         print("variant                       changes|rows/s       tx/s   client µs  postgres µs  broker µs")
         for v in variants {
-            let tps: Double? = switch v {
-            case .pgChange, .pgEntity: m(v) { $0.tps }
-            case .link(let b), .engine(let b): m(v) { $0.rate / Double(b) }
-            }
-            let client: Double = switch v {
-            case .pgChange, .pgEntity: .nan
-            case .link, .engine: m(v) { $0.clientCPU }!
-            }
-            print(v.description.padding(toLength: 30, withPad: " ", startingAt: 0)
-                  + String(format: " %12.0f %10.0f  %10.0f  %11.0f %10.0f", m(v) { $0.rate }!, tps ?? .nan, client,
-                           m(v) { $0.postgresCPU }!, m(v) { $0.brokerCPU }!))
+            let tps: Double? =
+                switch v {
+                case .pgChange, .pgEntity: m(v) { $0.tps }
+                case .link(let b), .engine(let b): m(v) { $0.rate / Double(b) }
+                }
+            let client: Double =
+                switch v {
+                case .pgChange, .pgEntity: .nan
+                case .link, .engine: m(v) { $0.clientCPU }!
+                }
+            print(
+                v.description.padding(toLength: 30, withPad: " ", startingAt: 0)
+                    + String(
+                        format: " %12.0f %10.0f  %10.0f  %11.0f %10.0f", m(v) { $0.rate }!, tps ?? .nan, client,
+                        m(v) { $0.postgresCPU }!, m(v) { $0.brokerCPU }!))
         }
         for b in batchSizes {
             if let committed = m(.link(b), { $0.processedRate }) {
-                print(String(format: "link service b=%d: all %d messages committed at %.0f/s (before the relay's last confirms)", b, messages, committed))
+                print(
+                    String(
+                        format: "link service b=%d: all %d messages committed at %.0f/s (before the relay's last confirms)", b, messages, committed))
             }
         }
         print("")
@@ -200,8 +224,9 @@ struct LinkBench: AsyncParsableCommand {
         }
         if let best = batchSizes.compactMap({ b in m(.link(b)) { $0.rate }.map { (b, $0) } }).max(by: { $0.1 < $1.1 }) {
             let goal = 5000.0
-            print(String(format: "goal >= %.0f canonical changes/s: best median %.0f/s at b=%d: ", goal, best.1, best.0)
-                  + (best.1 >= goal ? "met" : String(format: "not met (%.1fx short)", goal / best.1)))
+            print(
+                String(format: "goal >= %.0f canonical changes/s: best median %.0f/s at b=%d: ", goal, best.1, best.0)
+                    + (best.1 >= goal ? "met" : String(format: "not met (%.1fx short)", goal / best.1)))
         }
     }
 
@@ -223,10 +248,11 @@ struct LinkBench: AsyncParsableCommand {
             let id = "BENCH-\(i)"
             let record: JSONValue = .object([
                 "id": .string(id), "customerType": "COMPANY", "name": .string("Bench Kunde \(i) AS"),
-                "orgNo": .string(org!), "email": .string("kunde\(i)@bench.example.no"), "phone": .string("+47 22 \(10_000 + i % 90_000)"),
+                "orgNo": .string(org!), "email": .string("kunde\(i)@bench.example.no"), "phone": .string("+47 22 \(10_000 + i % 90_000)")
             ])
-            let change = try Envelope(kind: .change, system: .customerp, entityType: CanonicalEntityType.customer.messagingEntityType, entityId: id,
-                                      payload: ChangePayload(record: record).json)
+            let change = try Envelope(
+                kind: .change, system: .customerp, entityType: CanonicalEntityType.customer.messagingEntityType, entityId: id,
+                payload: ChangePayload(record: record).json)
             let output = try processor.process(change: change).envelope
             guard output.kind == .canonical else { throw Failure("customer \(id) gave \(output.kind): \(output.payload)") }
             result.append(output)
@@ -247,8 +273,10 @@ struct LinkBench: AsyncParsableCommand {
 
     // MARK: Link service
 
-    func measureLink(batchSize: Int, messages: [Envelope], engine: LinkEngine, database: PostgresConfiguration,
-                     broker: AMQPEndpoint, management: Management) async throws -> Sample {
+    func measureLink(
+        batchSize: Int, messages: [Envelope], engine: LinkEngine, database: PostgresConfiguration,
+        broker: AMQPEndpoint, management: Management
+    ) async throws -> Sample {
         let vhost = "parley_bench_" + Self.randomSuffix()
         try await management.createVhost(vhost, user: broker.user)
         do {
@@ -256,8 +284,9 @@ struct LinkBench: AsyncParsableCommand {
             endpoint.vhost = vhost
             let amqp = AMQPConfiguration(endpoints: [endpoint], connectionName: "parley-bench-link")
             let sample = try await withScratchDatabase(database) { pool in
-                try await runLink(batchSize: batchSize, messages: messages, engine: engine, pool: pool, amqp: amqp,
-                                  vhost: vhost, management: management)
+                try await runLink(
+                    batchSize: batchSize, messages: messages, engine: engine, pool: pool, amqp: amqp,
+                    vhost: vhost, management: management)
             }
             try await management.deleteVhost(vhost)
             return sample
@@ -267,8 +296,10 @@ struct LinkBench: AsyncParsableCommand {
         }
     }
 
-    func runLink(batchSize: Int, messages: [Envelope], engine: LinkEngine, pool: PostgresPool, amqp: AMQPConfiguration,
-                 vhost: String, management: Management) async throws -> Sample {
+    func runLink(
+        batchSize: Int, messages: [Envelope], engine: LinkEngine, pool: PostgresPool, amqp: AMQPConfiguration,
+        vhost: String, management: Management
+    ) async throws -> Sample {
         // Pre-publish everything (the publisher declares Parley's topology in the vhost first).
         let publisher = AMQPPublisher(configuration: amqp, topology: ParleyTopology.standard)
         let routingKey = ParleyTopology.routingKey(system: .customerp, entityType: CanonicalEntityType.customer.messagingEntityType)
@@ -283,10 +314,13 @@ struct LinkBench: AsyncParsableCommand {
         await publisher.close()
 
         let servicePool = PostgresPool(configuration: pool.configuration, maxConnections: connections ?? 2 * max(1, transactions) + 2)
-        let service = LinkService(amqp: amqp, pool: servicePool, engine: engine, batchSize: batchSize, transactions: transactions,
-                                  logger: Logger(label: "parley.bench.link"))
-        let group = ServiceGroup(configuration: .init(services: service.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
-                                                      logger: Logger(label: "parley.bench.link")))
+        let service = LinkService(
+            amqp: amqp, pool: servicePool, engine: engine, batchSize: batchSize, transactions: transactions,
+            logger: Logger(label: "parley.bench.link"))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: service.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                logger: Logger(label: "parley.bench.link")))
         let n = messages.count
         let sampler = CPUSampler.start(database: pool.configuration.database)
         let client0 = Measure.cpuSeconds()
@@ -302,7 +336,8 @@ struct LinkBench: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(20))
                 if (ContinuousClock.now - start).seconds > timeout { throw Failure("link b=\(batchSize): timed out") }
                 if processed == nil {
-                    let queued = try await pool.query("select case when is_called then last_value else 0 end from outbox_id_seq")[0].decode(Int.self, at: 0)
+                    let queued = try await pool.query("select case when is_called then last_value else 0 end from outbox_id_seq")[0].decode(
+                        Int.self, at: 0)
                     guard queued >= n else { continue }
                     let inbox = try await pool.query("select count(*) from inbox")[0].decode(Int.self, at: 0)
                     guard inbox >= n else { continue }
@@ -336,10 +371,13 @@ struct LinkBench: AsyncParsableCommand {
         guard syncQueue >= n else { throw Failure("link b=\(batchSize): mapping.sync holds \(syncQueue) messages, expected \(n)") }
         if syncQueue > n {
             let distinct = try await pool.query("select count(*) from inbox")[0].decode(Int.self, at: 0)
-            print("note: link b=\(batchSize): mapping.sync holds \(syncQueue) messages for \(n) sync requests (\(syncQueue - n) published again by the relay; inbox \(distinct))")
+            print(
+                "note: link b=\(batchSize): mapping.sync holds \(syncQueue) messages for \(n) sync requests (\(syncQueue - n) published again by the relay; inbox \(distinct))"
+            )
         }
-        return Sample(rate: Double(n) / published!, processedRate: Double(n) / processed!, clientCPU: client / Double(n) * 1e6, machineCPU: 0,
-                      postgresCPU: cpu.postgres / Double(n) * 1e6, brokerCPU: cpu.broker / Double(n) * 1e6)
+        return Sample(
+            rate: Double(n) / published!, processedRate: Double(n) / processed!, clientCPU: client / Double(n) * 1e6, machineCPU: 0,
+            postgresCPU: cpu.postgres / Double(n) * 1e6, brokerCPU: cpu.broker / Double(n) * 1e6)
     }
 
     // MARK: Engine only
@@ -365,8 +403,9 @@ struct LinkBench: AsyncParsableCommand {
             let outbox = try await pool.query("select count(*) from outbox")[0].decode(Int.self, at: 0)
             guard outbox == bodies.count else { throw Failure("engine b=\(batchSize): \(outbox) sync requests for \(bodies.count) messages") }
             let n = Double(bodies.count)
-            return Sample(rate: n / elapsed, clientCPU: client / n * 1e6, machineCPU: 0,
-                          postgresCPU: cpu.postgres / n * 1e6, brokerCPU: cpu.broker / n * 1e6)
+            return Sample(
+                rate: n / elapsed, clientCPU: client / n * 1e6, machineCPU: 0,
+                postgresCPU: cpu.postgres / n * 1e6, brokerCPU: cpu.broker / n * 1e6)
         }
     }
 
@@ -383,17 +422,20 @@ struct LinkBench: AsyncParsableCommand {
 
     static func sampleRows(pool: PostgresPool, engine: LinkEngine, message: Envelope) async throws -> SampleRows {
         try await pool.transaction { tx in _ = try engine.handle(message, in: tx, now: Date()) }
-        let row = try await pool.query("""
+        let row = try await pool.query(
+            """
             select g.state::text, g.provenance::text, m.snapshot::text, m.snapshot_hash, o.body
             from global_entity g join member m on m.global_id = g.id, outbox o
             """)[0]
-        let rows = try await pool.query("select (select count(*) from natural_key), (select count(*) from write_slot), (select count(*) from outbox)")[0]
+        let rows = try await pool.query(
+            "select (select count(*) from natural_key), (select count(*) from write_slot), (select count(*) from outbox)")[0]
         guard try rows.decode(Int.self, at: 0) == 2, try rows.decode(Int.self, at: 1) == 1, try rows.decode(Int.self, at: 2) == 1 else {
             throw Failure("a new customer did not write the expected rows (2 natural keys, 1 write slot, 1 outbox row)")
         }
-        return SampleRows(state: try row.decode(String.self, at: 0), provenance: try row.decode(String.self, at: 1),
-                          snapshot: try row.decode(String.self, at: 2), snapshotHash: try row.decode(String.self, at: 3),
-                          body: try row.decode([UInt8].self, at: 4))
+        return SampleRows(
+            state: try row.decode(String.self, at: 0), provenance: try row.decode(String.self, at: 1),
+            snapshot: try row.decode(String.self, at: 2), snapshotHash: try row.decode(String.self, at: 3),
+            body: try row.decode([UInt8].self, at: 4))
     }
 
     enum Script { case change, entity }
@@ -437,8 +479,9 @@ struct LinkBench: AsyncParsableCommand {
     func measurePgbench(_ kind: Script, batch: Int, sample: SampleRows, database: PostgresConfiguration, path: String) async throws -> Sample {
         try await withScratchDatabase(database) { pool in
             _ = try await pool.execute("create table bench_sample (state text, provenance text, snapshot text, snapshot_hash text, body bytea)")
-            _ = try await pool.execute("insert into bench_sample values ($1, $2, $3, $4, $5)",
-                                       [sample.state, sample.provenance, sample.snapshot, sample.snapshotHash, sample.body])
+            _ = try await pool.execute(
+                "insert into bench_sample values ($1, $2, $3, $4, $5)",
+                [sample.state, sample.provenance, sample.snapshot, sample.snapshotHash, sample.body])
             let file = FileManager.default.temporaryDirectory.appendingPathComponent("parley-bench-\(Self.randomSuffix()).sql")
             try Self.script(kind, batch: batch).write(to: file, atomically: true, encoding: .utf8)
             defer { try? FileManager.default.removeItem(at: file) }
@@ -447,16 +490,20 @@ struct LinkBench: AsyncParsableCommand {
             // child of this process never gets (Swift's threads block it). A short calibration
             // run sizes the measured one to about --pgbench-seconds.
             func pgbench(transactions: Int) async throws -> (tps: Double, output: String) {
-                let output = try await Self.runProcess(path, [
-                    "-n", "-M", "extended", "-c", "\(clients)", "-j", "\(clients)", "-t", "\(transactions)", "-f", file.path,
-                    "-h", config.host, "-p", "\(config.port)", "-U", config.user, config.database,
-                ], environment: config.password.map { ["PGPASSWORD": $0] } ?? [:])
+                let output = try await Self.runProcess(
+                    path,
+                    [
+                        "-n", "-M", "extended", "-c", "\(clients)", "-j", "\(clients)", "-t", "\(transactions)", "-f", file.path,
+                        "-h", config.host, "-p", "\(config.port)", "-U", config.user, config.database
+                    ], environment: config.password.map { ["PGPASSWORD": $0] } ?? [:])
                 guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
-                      let tps = Double(line.dropFirst(6).prefix { !$0.isWhitespace }) else {
+                    let tps = Double(line.dropFirst(6).prefix { !$0.isWhitespace })
+                else {
                     throw Failure("pgbench gave no tps:\n\(output)")
                 }
                 if let failed = output.split(separator: "\n").first(where: { $0.hasPrefix("number of failed transactions: ") }),
-                   !failed.hasPrefix("number of failed transactions: 0 ") {
+                    !failed.hasPrefix("number of failed transactions: 0 ")
+                {
                     throw Failure("pgbench had failed transactions:\n\(output)")
                 }
                 return (tps, output)
@@ -467,8 +514,9 @@ struct LinkBench: AsyncParsableCommand {
             let (tps, _) = try await pgbench(transactions: transactions)
             let cpu = await sampler.stop()
             let units = Double(transactions * clients * batch)
-            return Sample(rate: tps * Double(batch), tps: tps, clientCPU: 0, machineCPU: 0,
-                          postgresCPU: cpu.postgres / units * 1e6, brokerCPU: cpu.broker / units * 1e6)
+            return Sample(
+                rate: tps * Double(batch), tps: tps, clientCPU: 0, machineCPU: 0,
+                postgresCPU: cpu.postgres / units * 1e6, brokerCPU: cpu.broker / units * 1e6)
         }
     }
 
@@ -559,15 +607,20 @@ struct LinkBench: AsyncParsableCommand {
 
         func createVhost(_ vhost: String, user: String) async throws {
             let (status, data) = try await request("PUT", "/api/vhosts/\(Self.escape(vhost))", body: "{}")
-            guard (200..<300).contains(status) else { throw Failure("creating vhost \(vhost): HTTP \(status) \(String(decoding: data, as: UTF8.self))") }
-            let (s2, d2) = try await request("PUT", "/api/permissions/\(Self.escape(vhost))/\(Self.escape(user))",
-                                             body: #"{"configure":".*","write":".*","read":".*"}"#)
+            guard (200..<300).contains(status) else {
+                throw Failure("creating vhost \(vhost): HTTP \(status) \(String(decoding: data, as: UTF8.self))")
+            }
+            let (s2, d2) = try await request(
+                "PUT", "/api/permissions/\(Self.escape(vhost))/\(Self.escape(user))",
+                body: #"{"configure":".*","write":".*","read":".*"}"#)
             guard (200..<300).contains(s2) else { throw Failure("permissions on \(vhost): HTTP \(s2) \(String(decoding: d2, as: UTF8.self))") }
         }
 
         func deleteVhost(_ vhost: String) async throws {
             let (status, data) = try await request("DELETE", "/api/vhosts/\(Self.escape(vhost))")
-            guard (200..<300).contains(status) || status == 404 else { throw Failure("deleting vhost \(vhost): HTTP \(status) \(String(decoding: data, as: UTF8.self))") }
+            guard (200..<300).contains(status) || status == 404 else {
+                throw Failure("deleting vhost \(vhost): HTTP \(status) \(String(decoding: data, as: UTF8.self))")
+            }
         }
 
         /// The queue's message count; the management statistics lag by a few seconds, so this
@@ -596,27 +649,28 @@ struct LinkBench: AsyncParsableCommand {
 
         static func start(database: String) -> CPUSampler {
             let first = sample(database: database)
-            return CPUSampler(task: Task {
-                var seen = first
-                // The sampling's own CPU time, which the caller takes off this process's.
-                var own = 0.0
-                func poll() {
-                    let c0 = threadCPUSeconds()
-                    seen.merge(sample(database: database)) { $1 }
-                    own += threadCPUSeconds() - c0
-                }
-                while !Task.isCancelled {
-                    try? await Task.sleep(for: .milliseconds(100))
+            return CPUSampler(
+                task: Task {
+                    var seen = first
+                    // The sampling's own CPU time, which the caller takes off this process's.
+                    var own = 0.0
+                    func poll() {
+                        let c0 = threadCPUSeconds()
+                        seen.merge(sample(database: database)) { $1 }
+                        own += threadCPUSeconds() - c0
+                    }
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .milliseconds(100))
+                        poll()
+                    }
                     poll()
-                }
-                poll()
-                var postgres = 0.0, broker = 0.0
-                for (pid, (kind, seconds)) in seen {
-                    let delta = seconds - (first[pid]?.1 ?? 0)
-                    if kind == "postgres" { postgres += delta } else { broker += delta }
-                }
-                return (postgres, broker, own)
-            })
+                    var postgres = 0.0, broker = 0.0
+                    for (pid, (kind, seconds)) in seen {
+                        let delta = seconds - (first[pid]?.1 ?? 0)
+                        if kind == "postgres" { postgres += delta } else { broker += delta }
+                    }
+                    return (postgres, broker, own)
+                })
         }
 
         func stop() async -> (postgres: Double, broker: Double, own: Double) {
@@ -638,14 +692,16 @@ struct LinkBench: AsyncParsableCommand {
             let tick = Double(sysconf(Int32(_SC_CLK_TCK)))
             for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
                 guard let pid = Int32(entry), let stat = try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8),
-                      let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")") else { continue }
+                    let open = stat.firstIndex(of: "("), let close = stat.lastIndex(of: ")")
+                else { continue }
                 let comm = stat[stat.index(after: open)..<close]
                 let kind: String
                 if comm == "beam.smp" {
                     kind = "broker"
                 } else if comm == "postgres" {
                     guard let cmdline = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline"),
-                          String(decoding: cmdline, as: UTF8.self).contains(" \(database) ") else { continue }
+                        String(decoding: cmdline, as: UTF8.self).contains(" \(database) ")
+                    else { continue }
                     kind = "postgres"
                 } else {
                     continue
@@ -663,7 +719,8 @@ struct LinkBench: AsyncParsableCommand {
     /// not idle, iowait or steal) so far.
     static func machineBusySeconds() -> Double {
         guard let text = try? String(contentsOfFile: "/proc/stat", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) else { return 0 }
+            let line = text.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") })
+        else { return 0 }
         let f = line.split(separator: " ").dropFirst().compactMap { Double($0) }
         guard f.count >= 7 else { return 0 }
         return (f[0] + f[1] + f[2] + f[5] + f[6]) / Double(sysconf(Int32(_SC_CLK_TCK)))

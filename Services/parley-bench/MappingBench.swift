@@ -21,7 +21,10 @@ struct MappingBench: AsyncParsableCommand {
     var records: String?
     @Option(help: "Runs; medians are reported.") var runs = 5
     @Option(help: "Seconds per measurement (conversion counts are calibrated once, before the runs).") var seconds = 0.25
-    @Option(help: "Tasks converting in parallel in each measurement; figures are per core (total / N). The tasks share Swift's cooperative pool, one thread per core, so N above the core count only divides the cores further.") var threads = 1
+    @Option(
+        help:
+            "Tasks converting in parallel in each measurement; figures are per core (total / N). The tasks share Swift's cooperative pool, one thread per core, so N above the core count only divides the cores further."
+    ) var threads = 1
 
     /// One table's inputs (or all of them, for the mix), as they arrive on the wire.
     struct Workload: Sendable {
@@ -64,19 +67,23 @@ struct MappingBench: AsyncParsableCommand {
         let root = URL(fileURLWithPath: repository)
         let mappings = try Mappings.load(repositoryRoot: root)
         let processor = MappingProcessor(mappings: mappings)
-        let recordDirectory = records.map { URL(fileURLWithPath: $0) }
+        let recordDirectory =
+            records.map { URL(fileURLWithPath: $0) }
             ?? root.appendingPathComponent("Tests/ParleyMappingTests/Golden/records")
-        let workloads = try Self.workloads(mappings: mappings, processor: processor, records: recordDirectory,
-                                           mappingsDirectory: root.appendingPathComponent("mappings"))
+        let workloads = try Self.workloads(
+            mappings: mappings, processor: processor, records: recordDirectory,
+            mappingsDirectory: root.appendingPathComponent("mappings"))
         let mix = Workload(name: "all tables (mix)", change: workloads.flatMap(\.change), syncRequest: workloads.flatMap(\.syncRequest))
         let variants = (workloads + [mix]).flatMap { w in Step.allCases.map { Variant(workload: w, step: $0) } }
 
-        print("parley-bench mapping: \(workloads.count) tables from \(root.standardizedFileURL.path)/mappings, \(runs) runs, "
-              + "~\(seconds) s per measurement, \(threads) thread\(threads == 1 ? "" : "s") "
-              + "(\(ProcessInfo.processInfo.activeProcessorCount) cores)")
-        print(threads == 1
-              ? "One conversion at a time on one thread: conversions/s here are per core."
-              : "\(threads) tasks convert in parallel; conversions/s below are per core (total / \(threads)), the total is \(threads)× them.")
+        print(
+            "parley-bench mapping: \(workloads.count) tables from \(root.standardizedFileURL.path)/mappings, \(runs) runs, "
+                + "~\(seconds) s per measurement, \(threads) thread\(threads == 1 ? "" : "s") "
+                + "(\(ProcessInfo.processInfo.activeProcessorCount) cores)")
+        print(
+            threads == 1
+                ? "One conversion at a time on one thread: conversions/s here are per core."
+                : "\(threads) tasks convert in parallel; conversions/s below are per core (total / \(threads)), the total is \(threads)× them.")
         print("")
 
         // Calibrate (and warm up): the number of conversions each variant needs for ~`seconds`,
@@ -114,40 +121,51 @@ struct MappingBench: AsyncParsableCommand {
                 cpu[variant.key, default: []].append(cpuSeconds / Double(count * threads) * 1e6)
             }
             let r = { (step: Step) in rates["\(mix.name)/\(step.rawValue)"]!.last! }
-            print(String(format: "run %d (%.0f s): all tables normalise %.0f/s (%.3fx plumbing), denormalise %.0f/s (%.3fx plumbing)",
-                         run, (ContinuousClock.now - runStart).seconds,
-                         r(.normalise), r(.normalise) / r(.changePlumbing), r(.denormalise), r(.denormalise) / r(.syncRequestPlumbing)))
+            print(
+                String(
+                    format: "run %d (%.0f s): all tables normalise %.0f/s (%.3fx plumbing), denormalise %.0f/s (%.3fx plumbing)",
+                    run, (ContinuousClock.now - runStart).seconds,
+                    r(.normalise), r(.normalise) / r(.changePlumbing), r(.denormalise), r(.denormalise) / r(.syncRequestPlumbing)))
         }
 
         let median = Measure.median
         func ratio(_ a: String, _ b: String) -> Double { median(zip(rates[a]!, rates[b]!).map { $0 / $1 }) }
         for (title, base, step, side) in [
-            ("normalise: change envelope bytes → Envelope.decode → process(change:) → canonical envelope bytes",
-             Step.changePlumbing, Step.normalise, \Workload.change),
-            ("denormalise: syncRequest envelope bytes → Envelope.decode → process(syncRequest:) → command envelope bytes",
-             Step.syncRequestPlumbing, Step.denormalise, \Workload.syncRequest),
+            (
+                "normalise: change envelope bytes → Envelope.decode → process(change:) → canonical envelope bytes",
+                Step.changePlumbing, Step.normalise, \Workload.change
+            ),
+            (
+                "denormalise: syncRequest envelope bytes → Envelope.decode → process(syncRequest:) → command envelope bytes",
+                Step.syncRequestPlumbing, Step.denormalise, \Workload.syncRequest
+            )
         ] {
             print("")
             print(title)
-            print("baseline = Envelope.decode + encoded() of the same bytes; ratio = conversions/s ÷ baseline's (median of the runs' ratios); "
-                  + "+µs = what the mapping adds per conversion")
+            print(
+                "baseline = Envelope.decode + encoded() of the same bytes; ratio = conversions/s ÷ baseline's (median of the runs' ratios); "
+                    + "+µs = what the mapping adds per conversion")
             print("table                   in B |  baseline/s     µs |  mapping/s     µs  CPU µs |  ratio    +µs")
             for w in workloads + [mix] {
                 let b = "\(w.name)/\(base.rawValue)", m = "\(w.name)/\(step.rawValue)"
                 let bytes = w[keyPath: side].map(\.count).reduce(0, +) / w[keyPath: side].count
                 let baseRate = median(rates[b]!), rate = median(rates[m]!)
-                print(w.name.padding(toLength: 22, withPad: " ", startingAt: 0)
-                      + String(format: " %5d | %10.0f %6.2f | %10.0f %6.2f %7.2f | %5.3fx %6.2f",
-                               bytes, baseRate, 1e6 / baseRate, rate, 1e6 / rate, median(cpu[m]!),
-                               ratio(m, b), 1e6 / rate - 1e6 / baseRate))
+                print(
+                    w.name.padding(toLength: 22, withPad: " ", startingAt: 0)
+                        + String(
+                            format: " %5d | %10.0f %6.2f | %10.0f %6.2f %7.2f | %5.3fx %6.2f",
+                            bytes, baseRate, 1e6 / baseRate, rate, 1e6 / rate, median(cpu[m]!),
+                            ratio(m, b), 1e6 / rate - 1e6 / baseRate))
             }
         }
         print("")
         let (n, d) = (median(rates["\(mix.name)/normalise"]!), median(rates["\(mix.name)/denormalise"]!))
         print(String(format: "all tables, per core: normalise %.0f conversions/s, denormalise %.0f conversions/s", n, d))
         if threads > 1 {
-            print(String(format: "all tables, %d threads in total: normalise %.0f conversions/s, denormalise %.0f conversions/s",
-                         threads, n * Double(threads), d * Double(threads)))
+            print(
+                String(
+                    format: "all tables, %d threads in total: normalise %.0f conversions/s, denormalise %.0f conversions/s",
+                    threads, n * Double(threads), d * Double(threads)))
         }
     }
 
@@ -171,15 +189,17 @@ struct MappingBench: AsyncParsableCommand {
             let normalised = try mapper.toCanonical(record)
             guard let nativeId = normalised.nativeId else { throw Failure("\(file.path): the record has no id") }
 
-            let change = try Envelope(kind: .change, system: system, entityType: entity.messagingEntityType, entityId: nativeId,
-                                      payload: ChangePayload(record: record).json)
+            let change = try Envelope(
+                kind: .change, system: system, entityType: entity.messagingEntityType, entityId: nativeId,
+                payload: ChangePayload(record: record).json)
             let globalId = refs.ref(system, entity, nativeId)
             let request = SyncRequestPayload(
                 operation: .update, targetId: nativeId, entity: CanonicalJSON.nest(refs.resolve(normalised), entity: entity),
                 targetIds: Dictionary(normalised.references.map { (refs.ref(system, $0.entity, $0.id), $0.id) }, uniquingKeysWith: { a, _ in a }),
                 writeId: "bench-write")
-            let syncRequest = try Envelope(kind: .syncRequest, system: system, entityType: entity.messagingEntityType,
-                                           entityId: String(globalId.split(separator: "/").last!), payload: request.json)
+            let syncRequest = try Envelope(
+                kind: .syncRequest, system: system, entityType: entity.messagingEntityType,
+                entityId: String(globalId.split(separator: "/").last!), payload: request.json)
 
             // Time only the paths the service takes for good data: a rejection or a `failed`
             // event would measure error handling instead.
@@ -219,8 +239,9 @@ struct MappingBench: AsyncParsableCommand {
             for reference in record.references {
                 let ref = JSONValue.string(self.ref(record.system, reference.entity, reference.id))
                 if reference.path.hasPrefix("lines["), let close = reference.path.firstIndex(of: "]"),
-                   let index = Int(reference.path[reference.path.index(reference.path.startIndex, offsetBy: 6)..<close]),
-                   case .array(var lines)? = values["lines"], lines.indices.contains(index), case .object(var line) = lines[index] {
+                    let index = Int(reference.path[reference.path.index(reference.path.startIndex, offsetBy: 6)..<close]),
+                    case .array(var lines)? = values["lines"], lines.indices.contains(index), case .object(var line) = lines[index]
+                {
                     line[String(reference.path[reference.path.index(close, offsetBy: 2)...])] = ref
                     lines[index] = .object(line)
                     values["lines"] = .array(lines)

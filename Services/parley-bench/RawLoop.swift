@@ -75,8 +75,9 @@ enum RawLoop {
                 props.delivery_mode = 2
                 props.message_id = amqp_cstring_bytes(ids[sent])
                 let rc = body.withUnsafeBytes { b in
-                    amqp_basic_publish(state, 1, exchange, amqp_cstring_bytes(key), 1, 0, &props,
-                                       amqp_bytes_t(len: b.count, bytes: UnsafeMutableRawPointer(mutating: b.baseAddress)))
+                    amqp_basic_publish(
+                        state, 1, exchange, amqp_cstring_bytes(key), 1, 0, &props,
+                        amqp_bytes_t(len: b.count, bytes: UnsafeMutableRawPointer(mutating: b.baseAddress)))
                 }
                 guard rc == 0 else { throw Failure(description: "raw: publish failed \(rc)") }
                 sent += 1

@@ -168,17 +168,23 @@ extension Link {
         static func run(list: ListOptions, options: LinkOptions) async throws {
             let rows = try await options.withQueries { try await $0.parked(limit: list.limit, system: list.system, entityType: list.entityType) }
             if options.json { return options.emit(.array(rows.map(\.json))) }
-            print(Render.table(["ID", "SYSTEM", "RECORDS", "WAITING FOR", "SINCE"], rows.map { row in
-                [row.ref.description, row.system.rawValue, Render.records(row.members), row.parking.waitingFor.joined(separator: ", "),
-                 Render.time(row.parking.parkedAt)]
-            }, empty: "nothing parked", footer: list.footer(rows.count)))
+            print(
+                Render.table(
+                    ["ID", "SYSTEM", "RECORDS", "WAITING FOR", "SINCE"],
+                    rows.map { row in
+                        [
+                            row.ref.description, row.system.rawValue, Render.records(row.members), row.parking.waitingFor.joined(separator: ", "),
+                            Render.time(row.parking.parkedAt)
+                        ]
+                    }, empty: "nothing parked", footer: list.footer(rows.count)))
         }
     }
 
     struct WaitingList: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "waiting",
-            abstract: "Changes waiting for records their own system has not reported yet, such as an order before its products (longest waiting first).")
+            abstract:
+                "Changes waiting for records their own system has not reported yet, such as an order before its products (longest waiting first).")
 
         @OptionGroup var list: ListOptions
         @OptionGroup var options: LinkOptions
@@ -186,10 +192,15 @@ extension Link {
         func run() async throws {
             let rows = try await options.withQueries { try await $0.waiting(limit: list.limit, system: list.system, entityType: list.entityType) }
             if options.json { return options.emit(.array(rows.map(\.json))) }
-            print(Render.table(["SYSTEM", "TYPE", "RECORD", "WAITING FOR", "SINCE", "REASON"], rows.map { row in
-                [row.record.system.rawValue, row.entityType.rawValue, row.record.nativeId, Render.records(row.waitingFor),
-                 Render.time(row.since), row.reason]
-            }, empty: "no change waits", footer: list.footer(rows.count)))
+            print(
+                Render.table(
+                    ["SYSTEM", "TYPE", "RECORD", "WAITING FOR", "SINCE", "REASON"],
+                    rows.map { row in
+                        [
+                            row.record.system.rawValue, row.entityType.rawValue, row.record.nativeId, Render.records(row.waitingFor),
+                            Render.time(row.since), row.reason
+                        ]
+                    }, empty: "no change waits", footer: list.footer(rows.count)))
         }
     }
 
@@ -205,11 +216,17 @@ extension Link {
         static func run(list: ListOptions, options: LinkOptions) async throws {
             let rows = try await options.withQueries { try await $0.failed(limit: list.limit, system: list.system, entityType: list.entityType) }
             if options.json { return options.emit(.array(rows.map(\.json))) }
-            print(Render.table(["ID", "SYSTEM", "RECORDS", "KIND", "RETRY", "ATTEMPTS", "FAILED AT", "REASON"], rows.map { row in
-                let f = row.failure
-                return [row.ref.description, row.system.rawValue, Render.records(row.members), f.kind,
-                        f.transient ? "at \(f.retryAt.map(Render.time) ?? "-")" : "on change", String(f.attempts), Render.time(f.failedAt), f.reason]
-            }, empty: "nothing failed", footer: list.footer(rows.count)))
+            print(
+                Render.table(
+                    ["ID", "SYSTEM", "RECORDS", "KIND", "RETRY", "ATTEMPTS", "FAILED AT", "REASON"],
+                    rows.map { row in
+                        let f = row.failure
+                        return [
+                            row.ref.description, row.system.rawValue, Render.records(row.members), f.kind,
+                            f.transient ? "at \(f.retryAt.map(Render.time) ?? "-")" : "on change", String(f.attempts), Render.time(f.failedAt),
+                            f.reason
+                        ]
+                    }, empty: "nothing failed", footer: list.footer(rows.count)))
         }
     }
 
@@ -223,30 +240,39 @@ extension Link {
         func run() async throws {
             let rows = try await options.withQueries { try await $0.conflicts(limit: list.limit, system: list.system, entityType: list.entityType) }
             if options.json { return options.emit(.array(rows.map(\.json))) }
-            print(Render.table(["ID", "SYSTEM", "HELD", "MEMBER", "DETECTED", "REASON"], rows.map { row in
-                [row.ref.description, row.system.rawValue, row.nativeId, row.memberId, Render.time(row.detectedAt), row.reason]
-            }, empty: "no conflicts", footer: list.footer(rows.count)))
+            print(
+                Render.table(
+                    ["ID", "SYSTEM", "HELD", "MEMBER", "DETECTED", "REASON"],
+                    rows.map { row in
+                        [row.ref.description, row.system.rawValue, row.nativeId, row.memberId, Render.time(row.detectedAt), row.reason]
+                    }, empty: "no conflicts", footer: list.footer(rows.count)))
         }
     }
 
     struct CountsCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "counts", abstract: "Global entities per type; members, writes in flight, parked, failed and conflicts per system and type; the outbox backlog.")
+            commandName: "counts",
+            abstract: "Global entities per type; members, writes in flight, parked, failed and conflicts per system and type; the outbox backlog.")
 
         @OptionGroup var options: LinkOptions
 
         func run() async throws {
             let counts = try await options.withQueries { try await $0.counts() }
             if options.json { return options.emit(counts.json) }
-            print(Render.table(["ENTITY TYPE", "GLOBAL ENTITIES"],
-                               CanonicalEntityType.allCases.map { [$0.rawValue, String(counts.entities[$0] ?? 0)] }, empty: ""))
+            print(
+                Render.table(
+                    ["ENTITY TYPE", "GLOBAL ENTITIES"],
+                    CanonicalEntityType.allCases.map { [$0.rawValue, String(counts.entities[$0] ?? 0)] }, empty: ""))
             print()
-            print(Render.table(
-                ["SYSTEM", "TYPE", "MEMBERS", "IN FLIGHT", "PARKED", "FAILED", "(TRANSIENT)", "CONFLICTS"],
-                counts.systems.map { s in
-                    [s.system.rawValue, s.entityType.rawValue, String(s.members), String(s.writesInFlight), String(s.parked),
-                     String(s.failed), String(s.failedTransient), String(s.conflicts)]
-                }, empty: "no members yet"))
+            print(
+                Render.table(
+                    ["SYSTEM", "TYPE", "MEMBERS", "IN FLIGHT", "PARKED", "FAILED", "(TRANSIENT)", "CONFLICTS"],
+                    counts.systems.map { s in
+                        [
+                            s.system.rawValue, s.entityType.rawValue, String(s.members), String(s.writesInFlight), String(s.parked),
+                            String(s.failed), String(s.failedTransient), String(s.conflicts)
+                        ]
+                    }, empty: "no members yet"))
             print()
             print("writes in flight: \(counts.writesInFlight)")
             print("changes waiting:  \(counts.waiting)")
@@ -278,13 +304,15 @@ extension Link {
             let outcome = try await options.withQueries {
                 try await $0.retry(globalId: globalId, system: system, lease: .seconds(leaseSeconds))
             }
-            let (name, message): (String, String) = switch outcome {
-            case .sent(let writeId, let operation): ("sent", "queued a \(operation.rawValue) of \(globalId) to \(system) (write \(writeId))")
-            case .inFlight(let writeId): ("inFlight", "a write of \(globalId) to \(system) is already in flight (write \(writeId)); nothing done")
-            case .parked: ("parked", "\(globalId) still waits for references to reach \(system); see `parley link show --global \(globalId)`")
-            case .alreadyScheduled(let at): ("alreadyScheduled", "a transient failure: the service retries at \(at.map(Render.time) ?? "its next lease expiry")")
-            case .notFailed: ("notFailed", "nothing failed for \(globalId) in \(system)")
-            }
+            let (name, message): (String, String) =
+                switch outcome {
+                case .sent(let writeId, let operation): ("sent", "queued a \(operation.rawValue) of \(globalId) to \(system) (write \(writeId))")
+                case .inFlight(let writeId): ("inFlight", "a write of \(globalId) to \(system) is already in flight (write \(writeId)); nothing done")
+                case .parked: ("parked", "\(globalId) still waits for references to reach \(system); see `parley link show --global \(globalId)`")
+                case .alreadyScheduled(let at):
+                    ("alreadyScheduled", "a transient failure: the service retries at \(at.map(Render.time) ?? "its next lease expiry")")
+                case .notFailed: ("notFailed", "nothing failed for \(globalId) in \(system)")
+                }
             if options.json {
                 var object: JSONObject = ["outcome": .string(name), "message": .string(message)]
                 if case .sent(let writeId, let operation) = outcome {
@@ -331,8 +359,9 @@ enum Render {
     static func status(_ status: LinkQueries.TargetStatus) -> String {
         var parts: [String] = []
         if let w = status.write {
-            parts.append("\(w.operation.rawValue) in flight (write \(w.writeId), lease until \(time(w.leaseUntil))\(w.pending ? ", newer state pending" : "")"
-                         + "\(w.heldSince.map { ", holding its report of \(time($0))" } ?? ""))")
+            parts.append(
+                "\(w.operation.rawValue) in flight (write \(w.writeId), lease until \(time(w.leaseUntil))\(w.pending ? ", newer state pending" : "")"
+                    + "\(w.heldSince.map { ", holding its report of \(time($0))" } ?? ""))")
         }
         if let p = status.parked { parts.append("parked: \(p.reason) (since \(time(p.parkedAt)))") }
         if let f = status.failure {
@@ -344,20 +373,26 @@ enum Render {
 
     static func entity(_ e: LinkQueries.Entity) -> String {
         var out = ["\(e.ref)  (\(e.entityType.rawValue); created \(time(e.createdAt)), updated \(time(e.updatedAt)))", ""]
-        let rows = e.members.map { m in [m.system.rawValue, m.nativeId, m.sourceModifiedAt.map(time) ?? "-", status(m.status)] }
+        let rows =
+            e.members.map { m in [m.system.rawValue, m.nativeId, m.sourceModifiedAt.map(time) ?? "-", status(m.status)] }
             + e.outstanding.map { o in [o.system.rawValue, "-", "-", status(o.status)] }
         out.append(table(["SYSTEM", "NATIVE ID", "LAST CHANGE", "STATUS"], rows, empty: "no members"))
         out.append("")
         let fields = e.state.keys.sorted().map { field in
-            [field, e.state[field]!.serializedString(),
-             e.provenance[field].map { "\($0.system) at \(time(Date(timeIntervalSince1970: Double($0.modifiedAt) / 1000)))" } ?? "-"]
+            [
+                field, e.state[field]!.serializedString(),
+                e.provenance[field].map { "\($0.system) at \(time(Date(timeIntervalSince1970: Double($0.modifiedAt) / 1000)))" } ?? "-"
+            ]
         }
         out.append(table(["FIELD", "VALUE", "SET BY"], fields, empty: "no canonical state yet"))
         if !e.conflicts.isEmpty {
             out.append("")
-            out.append(table(["CONFLICT IN", "HELD", "MEMBER", "DETECTED", "REASON"], e.conflicts.map { c in
-                [c.system.rawValue, c.nativeId, c.memberId, time(c.detectedAt), c.reason]
-            }, empty: ""))
+            out.append(
+                table(
+                    ["CONFLICT IN", "HELD", "MEMBER", "DETECTED", "REASON"],
+                    e.conflicts.map { c in
+                        [c.system.rawValue, c.nativeId, c.memberId, time(c.detectedAt), c.reason]
+                    }, empty: ""))
         }
         return out.joined(separator: "\n")
     }

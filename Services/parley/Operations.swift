@@ -7,9 +7,9 @@ import ParleyMessaging
 import ParleyOperations
 import ParleyPostgres
 #if canImport(Glibc)
-import Glibc
-import ParleyJSON
-import ParleyEnvelope
+    import Glibc
+    import ParleyJSON
+    import ParleyEnvelope
 #endif
 
 /// Runs `body`, turning an ``OperationsError`` into its message on standard error and exit
@@ -170,9 +170,12 @@ struct DLQ: AsyncParsableCommand {
             }
             if json { return print(JSONValue.array(letters.map(\.json)).serializedString()) }
             if letters.isEmpty { return print("no dead letters" + (queue.map { " in \(DeadLetters.deadQueue(of: $0))" } ?? "")) }
-            print(TextTable.render(["QUEUE", "MESSAGE ID", "TYPE", "FAILED AT", "RETRIES", "REASON"], letters.map { l in
-                [l.failedQueue, l.messageId ?? "-", l.typeDescription, l.failedAt ?? "-", l.retries.map(String.init) ?? "-", l.reason]
-            }, alignments: [.left, .left, .left, .left, .right, .left]))
+            print(
+                TextTable.render(
+                    ["QUEUE", "MESSAGE ID", "TYPE", "FAILED AT", "RETRIES", "REASON"],
+                    letters.map { l in
+                        [l.failedQueue, l.messageId ?? "-", l.typeDescription, l.failedAt ?? "-", l.retries.map(String.init) ?? "-", l.reason]
+                    }, alignments: [.left, .left, .left, .left, .right, .left]))
             let full = Dictionary(grouping: letters, by: \.deadQueue).filter { $0.value.count >= limit }.keys.sorted()
             if !full.isEmpty { print("(limit \(limit) reached in \(full.joined(separator: ", ")); --limit shows more)") }
         }

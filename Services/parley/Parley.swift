@@ -7,6 +7,6 @@ struct Parley: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "parley", abstract: "Parley's operator tool.",
         subcommands: [
-            Status.self, Top.self, Links.self, Parked.self, Failed.self, DLQ.self, Resync.self, Dataflows.self, Link.self,
+            Status.self, Top.self, Links.self, Parked.self, Failed.self, DLQ.self, Resync.self, Dataflows.self, Link.self
         ])
 }

@@ -42,9 +42,11 @@ struct SimulatorCommand: AsyncParsableCommand {
         let simulator = try GoSimulator(configuration: configuration)
         var logger = Logger(label: "powerofficego-simulator")
         logger.logLevel = .info
-        let app = GoSimulatorServer.application(simulator: simulator, host: host, port: port, onServerRunning: { port in
-            print("powerofficego-simulator listening on http://\(host):\(port) (token: /OAuth/Token, API: /v2)")
-        }, logger: logger)
+        let app = GoSimulatorServer.application(
+            simulator: simulator, host: host, port: port,
+            onServerRunning: { port in
+                print("powerofficego-simulator listening on http://\(host):\(port) (token: /OAuth/Token, API: /v2)")
+            }, logger: logger)
         try await app.runService()
     }
 }

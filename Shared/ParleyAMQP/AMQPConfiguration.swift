@@ -11,8 +11,10 @@ public struct AMQPEndpoint: Sendable, Hashable, CustomStringConvertible {
     public var password: String
     public var tls: Bool
 
-    public init(host: String, port: Int? = nil, vhost: String = "/", user: String = "guest",
-                password: String = "guest", tls: Bool = false) {
+    public init(
+        host: String, port: Int? = nil, vhost: String = "/", user: String = "guest",
+        password: String = "guest", tls: Bool = false
+    ) {
         self.host = host
         self.port = port ?? (tls ? 5671 : 5672)
         self.vhost = vhost
@@ -113,8 +115,10 @@ public struct AMQPTLSOptions: Sendable, Hashable {
     public var verifyPeer: Bool
     public var verifyHostname: Bool
 
-    public init(caCertificatePath: String? = nil, clientCertificatePath: String? = nil,
-                clientKeyPath: String? = nil, verifyPeer: Bool = true, verifyHostname: Bool = true) {
+    public init(
+        caCertificatePath: String? = nil, clientCertificatePath: String? = nil,
+        clientKeyPath: String? = nil, verifyPeer: Bool = true, verifyHostname: Bool = true
+    ) {
         self.caCertificatePath = caCertificatePath
         self.clientCertificatePath = clientCertificatePath
         self.clientKeyPath = clientKeyPath
@@ -150,9 +154,11 @@ public struct AMQPConfiguration: Sendable {
         case verify
     }
 
-    public init(endpoints: [AMQPEndpoint], heartbeat: Duration = .seconds(10),
-                connectTimeout: Duration = .seconds(10), connectionName: String = "parley",
-                frameMax: Int32 = 131_072, reconnect: Backoff = Backoff(), tls: AMQPTLSOptions = .init()) {
+    public init(
+        endpoints: [AMQPEndpoint], heartbeat: Duration = .seconds(10),
+        connectTimeout: Duration = .seconds(10), connectionName: String = "parley",
+        frameMax: Int32 = 131_072, reconnect: Backoff = Backoff(), tls: AMQPTLSOptions = .init()
+    ) {
         precondition(!endpoints.isEmpty, "at least one broker endpoint")
         self.endpoints = endpoints
         self.heartbeat = heartbeat

@@ -16,7 +16,7 @@ extension AMQPConfiguration {
     /// Every key `fromEnvironment` reads; one of `url` and `urlFile` is required.
     public static let environmentKeys: [String] = [
         EnvironmentKey.url, EnvironmentKey.urlFile, EnvironmentKey.caFile, EnvironmentKey.certFile, EnvironmentKey.keyFile,
-        EnvironmentKey.topology,
+        EnvironmentKey.topology
     ]
 
     /// The broker settings every Parley service reads from its environment:
@@ -42,7 +42,8 @@ extension AMQPConfiguration {
             clientKeyPath: environment[EnvironmentKey.keyFile].flatMap { $0.isEmpty ? nil : $0 })
         if let mode = environment[EnvironmentKey.topology], !mode.isEmpty {
             guard let topology = TopologyMode(rawValue: mode) else {
-                throw AMQPError.invalidURL("PARLEY_AMQP_TOPOLOGY must be \(TopologyMode.allCases.map(\.rawValue).joined(separator: " or ")), not \"\(mode)\"")
+                throw AMQPError.invalidURL(
+                    "PARLEY_AMQP_TOPOLOGY must be \(TopologyMode.allCases.map(\.rawValue).joined(separator: " or ")), not \"\(mode)\"")
             }
             configuration.topology = topology
         }

@@ -33,7 +33,9 @@ final class AMQPSocket {
         let socket: OpaquePointer?
         if endpoint.tls {
             socket = amqp_ssl_socket_new(state)
-            guard let socket else { throw AMQPError.library(operation: "TLS socket", status: AMQP_STATUS_SSL_ERROR.rawValue, message: "could not create TLS socket") }
+            guard let socket else {
+                throw AMQPError.library(operation: "TLS socket", status: AMQP_STATUS_SSL_ERROR.rawValue, message: "could not create TLS socket")
+            }
             let tls = configuration.tls
             amqp_ssl_socket_set_verify_peer(socket, tls.verifyPeer ? 1 : 0)
             amqp_ssl_socket_set_verify_hostname(socket, tls.verifyHostname ? 1 : 0)
@@ -45,14 +47,17 @@ final class AMQPSocket {
             }
         } else {
             socket = amqp_tcp_socket_new(state)
-            guard socket != nil else { throw AMQPError.library(operation: "TCP socket", status: AMQP_STATUS_NO_MEMORY.rawValue, message: "could not create socket") }
+            guard socket != nil else {
+                throw AMQPError.library(operation: "TCP socket", status: AMQP_STATUS_NO_MEMORY.rawValue, message: "could not create socket")
+            }
         }
         var timeout = timeval(configuration.connectTimeout)
         try check(amqp_socket_open_noblock(socket, endpoint.host, Int32(endpoint.port), &timeout), "connect to \(endpoint.host):\(endpoint.port)")
         _ = amqp_set_handshake_timeout(state, &timeout)
-        let reply = parley_amqp_login_plain(state, endpoint.vhost, 16, configuration.frameMax,
-                                            Int32(configuration.heartbeat.inSeconds.rounded()),
-                                            endpoint.user, endpoint.password, configuration.connectionName)
+        let reply = parley_amqp_login_plain(
+            state, endpoint.vhost, 16, configuration.frameMax,
+            Int32(configuration.heartbeat.inSeconds.rounded()),
+            endpoint.user, endpoint.password, configuration.connectionName)
         try check(reply, "login to \(endpoint)")
         heartbeat = amqp_get_heartbeat(state)
         var rpcTimeout = timeval(.seconds(30))
@@ -83,8 +88,9 @@ final class AMQPSocket {
         let how = passive ? " (passive: the topology must already exist)" : ""
         for e in d.exchanges {
             arena.reset()
-            amqp_exchange_declare(state, channel, arena.bytes(e.name), arena.bytes(e.kind.rawValue),
-                                  passive ? 1 : 0, 1, 0, 0, amqp_empty_table)
+            amqp_exchange_declare(
+                state, channel, arena.bytes(e.name), arena.bytes(e.kind.rawValue),
+                passive ? 1 : 0, 1, 0, 0, amqp_empty_table)
             try check(amqp_get_rpc_reply(state), "exchange.declare \(e.name)" + how)
         }
         for q in d.queues {
@@ -95,8 +101,9 @@ final class AMQPSocket {
         if passive { return }
         for (queue, b) in d.bindings {
             arena.reset()
-            amqp_queue_bind(state, channel, arena.bytes(queue), arena.bytes(b.exchange), arena.bytes(b.routingKey),
-                            arena.table(b.arguments))
+            amqp_queue_bind(
+                state, channel, arena.bytes(queue), arena.bytes(b.exchange), arena.bytes(b.routingKey),
+                arena.table(b.arguments))
             try check(amqp_get_rpc_reply(state), "queue.bind \(queue) to \(b.exchange)")
         }
     }
@@ -131,9 +138,10 @@ final class AMQPSocket {
         arena.reset()
         var props = m.properties.c(in: arena)
         let rc = m.body.withUnsafeBytes { body in
-            amqp_basic_publish(state, channel, arena.bytes(m.exchange), arena.bytes(m.routingKey),
-                               m.mandatory ? 1 : 0, 0, &props,
-                               amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
+            amqp_basic_publish(
+                state, channel, arena.bytes(m.exchange), arena.bytes(m.routingKey),
+                m.mandatory ? 1 : 0, 0, &props,
+                amqp_bytes_t(len: body.count, bytes: UnsafeMutableRawPointer(mutating: body.baseAddress)))
         }
         try check(rc, "basic.publish")
     }
@@ -214,8 +222,9 @@ final class AMQPSocket {
         case AMQP_RESPONSE_NORMAL:
             return
         case AMQP_RESPONSE_LIBRARY_EXCEPTION:
-            throw AMQPError.library(operation: op, status: reply.library_error,
-                                    message: String(cString: amqp_error_string2(reply.library_error)))
+            throw AMQPError.library(
+                operation: op, status: reply.library_error,
+                message: String(cString: amqp_error_string2(reply.library_error)))
         case AMQP_RESPONSE_SERVER_EXCEPTION:
             switch reply.reply.id {
             case AMQP_CONNECTION_CLOSE_METHOD:
@@ -226,8 +235,9 @@ final class AMQPSocket {
                 let m = reply.reply.decoded.assumingMemoryBound(to: amqp_channel_close_t.self).pointee
                 throw AMQPError.channelClosed(code: m.reply_code, text: "\(op): \(m.reply_text.string)")
             default:
-                throw AMQPError.library(operation: op, status: AMQP_STATUS_UNEXPECTED_STATE.rawValue,
-                                        message: "unexpected server method \(reply.reply.id)")
+                throw AMQPError.library(
+                    operation: op, status: AMQP_STATUS_UNEXPECTED_STATE.rawValue,
+                    message: "unexpected server method \(reply.reply.id)")
             }
         default:
             throw AMQPError.library(operation: op, status: AMQP_STATUS_UNEXPECTED_STATE.rawValue, message: "no reply")
@@ -271,8 +281,9 @@ enum IncomingMethod {
             self = .basicReturn(code: m.reply_code, text: m.reply_text.string)
         case AMQP_BASIC_DELIVER_METHOD:
             let m = decoded!.assumingMemoryBound(to: amqp_basic_deliver_t.self).pointee
-            self = .basicDeliver(consumerTag: m.consumer_tag.string, tag: m.delivery_tag, redelivered: m.redelivered != 0,
-                                 exchange: m.exchange.string, routingKey: m.routing_key.string)
+            self = .basicDeliver(
+                consumerTag: m.consumer_tag.string, tag: m.delivery_tag, redelivered: m.redelivered != 0,
+                exchange: m.exchange.string, routingKey: m.routing_key.string)
         case AMQP_BASIC_CANCEL_METHOD:
             let m = decoded!.assumingMemoryBound(to: amqp_basic_cancel_t.self).pointee
             self = .basicCancel(consumerTag: m.consumer_tag.string)

@@ -80,8 +80,10 @@ func startConnectionThread(name: String, _ body: @escaping @Sendable () -> Void)
 /// Opens a connection to the first endpoint that answers, trying them in turn, sleeping with
 /// capped exponential backoff and jitter after each failed round. `idle` is called while
 /// waiting (so the owner keeps taking commands); it returns false to give up (closing).
-func connect(configuration: AMQPConfiguration, backoff: inout Backoff, startAt index: inout Int,
-             logger: Logger, idle: (Duration) -> Bool) -> AMQPSocket? {
+func connect(
+    configuration: AMQPConfiguration, backoff: inout Backoff, startAt index: inout Int,
+    logger: Logger, idle: (Duration) -> Bool
+) -> AMQPSocket? {
     var failuresThisRound = 0
     while true {
         let endpoint = configuration.endpoints[index % configuration.endpoints.count]

@@ -86,13 +86,16 @@ public final class AMQPConsumer: Sendable {
     /// Up, with the topology declared and consuming.
     public let readiness = ConnectionReadiness()
 
-    public init(configuration: AMQPConfiguration, queue: String, topology: Topology? = nil, prefetch: UInt16 = 256,
-                logger: Logger = Logger(label: "parley.amqp.consumer")) {
+    public init(
+        configuration: AMQPConfiguration, queue: String, topology: Topology? = nil, prefetch: UInt16 = 256,
+        logger: Logger = Logger(label: "parley.amqp.consumer")
+    ) {
         self.queue = queue
         let buffer = DeliveryBuffer()
         deliveries = AMQPDeliveries(batches: buffer)
-        let worker = ConsumerWorker(configuration: configuration, queue: queue, declarations: topology?.declarations(),
-                                    prefetch: prefetch, mailbox: mailbox, output: buffer, readiness: readiness, logger: logger)
+        let worker = ConsumerWorker(
+            configuration: configuration, queue: queue, declarations: topology?.declarations(),
+            prefetch: prefetch, mailbox: mailbox, output: buffer, readiness: readiness, logger: logger)
         startConnectionThread(name: "amqp-consumer \(queue)") { worker.run() }
     }
 
@@ -132,9 +135,11 @@ private final class ConsumerWorker: @unchecked Sendable {
     var backoff: Backoff
     var endpointIndex = 0
 
-    init(configuration: AMQPConfiguration, queue: String, declarations: Topology.Declarations?, prefetch: UInt16,
-         mailbox: Mailbox<AMQPConsumer.Command>, output: DeliveryBuffer,
-         readiness: ConnectionReadiness, logger: Logger) {
+    init(
+        configuration: AMQPConfiguration, queue: String, declarations: Topology.Declarations?, prefetch: UInt16,
+        mailbox: Mailbox<AMQPConsumer.Command>, output: DeliveryBuffer,
+        readiness: ConnectionReadiness, logger: Logger
+    ) {
         self.readiness = readiness
         self.configuration = configuration
         self.queue = queue
@@ -268,8 +273,10 @@ private final class ConsumerWorker: @unchecked Sendable {
                 try socket.nack(channel: Self.channel, tag: tag, multiple: false, requeue: true)
                 return
             }
-            received.append(AMQPDelivery(body: body, properties: properties, exchange: exchange, routingKey: routingKey,
-                                      redelivered: redelivered, deliveryTag: tag, generation: generation, mailbox: mailbox))
+            received.append(
+                AMQPDelivery(
+                    body: body, properties: properties, exchange: exchange, routingKey: routingKey,
+                    redelivered: redelivered, deliveryTag: tag, generation: generation, mailbox: mailbox))
         case .basicCancel(let tag):
             // The broker cancelled us (the queue was deleted, or a node went away). Declare the
             // topology again and resume; if that fails, reconnect with backoff.

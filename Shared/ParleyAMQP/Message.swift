@@ -19,10 +19,12 @@ public struct AMQPProperties: Sendable, Hashable {
     public var userId: String?
     public var appId: String?
 
-    public init(contentType: String? = nil, contentEncoding: String? = nil, headers: AMQPTable = [:],
-                deliveryMode: UInt8 = 2, priority: UInt8? = nil, correlationId: String? = nil,
-                replyTo: String? = nil, expiration: String? = nil, messageId: String? = nil,
-                timestamp: UInt64? = nil, type: String? = nil, userId: String? = nil, appId: String? = nil) {
+    public init(
+        contentType: String? = nil, contentEncoding: String? = nil, headers: AMQPTable = [:],
+        deliveryMode: UInt8 = 2, priority: UInt8? = nil, correlationId: String? = nil,
+        replyTo: String? = nil, expiration: String? = nil, messageId: String? = nil,
+        timestamp: UInt64? = nil, type: String? = nil, userId: String? = nil, appId: String? = nil
+    ) {
         self.contentType = contentType
         self.contentEncoding = contentEncoding
         self.headers = headers
@@ -50,8 +52,10 @@ public struct OutgoingMessage: Sendable {
     /// When true (the default), an unroutable message makes `publish` throw `.returned`.
     public var mandatory: Bool
 
-    public init(exchange: String, routingKey: String, body: [UInt8], properties: AMQPProperties = .init(),
-                mandatory: Bool = true) {
+    public init(
+        exchange: String, routingKey: String, body: [UInt8], properties: AMQPProperties = .init(),
+        mandatory: Bool = true
+    ) {
         self.exchange = exchange
         self.routingKey = routingKey
         self.body = body

@@ -53,8 +53,9 @@ extension Duration {
 /// Confirmed publishes, per exchange (`parley_messages_published_total{service,exchange}`).
 enum PublishMetrics {
     static let published = MetricHandles { labels in
-        Counter(label: "parley_messages_published_total",
-                dimensions: [("service", MetricsIdentity.service), ("exchange", labels[0])])
+        Counter(
+            label: "parley_messages_published_total",
+            dimensions: [("service", MetricsIdentity.service), ("exchange", labels[0])])
     }
 
     /// The default exchange (`""`, used for the retry tiers) is named as RabbitMQ names it.

@@ -25,11 +25,14 @@ public final class AMQPPublisher: Sendable {
     /// Up, with the topology declared and confirm mode on.
     public let readiness = ConnectionReadiness()
 
-    public init(configuration: AMQPConfiguration, topology: Topology? = nil, window: Int = 512,
-                logger: Logger = Logger(label: "parley.amqp.publisher")) {
+    public init(
+        configuration: AMQPConfiguration, topology: Topology? = nil, window: Int = 512,
+        logger: Logger = Logger(label: "parley.amqp.publisher")
+    ) {
         precondition(window > 0)
-        let worker = PublisherWorker(configuration: configuration, declarations: topology?.declarations(),
-                                     window: window, mailbox: mailbox, readiness: readiness, logger: logger)
+        let worker = PublisherWorker(
+            configuration: configuration, declarations: topology?.declarations(),
+            window: window, mailbox: mailbox, readiness: readiness, logger: logger)
         startConnectionThread(name: "amqp-publisher \(configuration.connectionName)") { worker.run() }
     }
 
@@ -58,10 +61,14 @@ public final class AMQPPublisher: Sendable {
         return results
     }
 
-    public func publish(exchange: String, routingKey: String, body: [UInt8],
-                        properties: AMQPProperties = .init(), mandatory: Bool = true) async throws {
-        try await publish(OutgoingMessage(exchange: exchange, routingKey: routingKey, body: body,
-                                          properties: properties, mandatory: mandatory))
+    public func publish(
+        exchange: String, routingKey: String, body: [UInt8],
+        properties: AMQPProperties = .init(), mandatory: Bool = true
+    ) async throws {
+        try await publish(
+            OutgoingMessage(
+                exchange: exchange, routingKey: routingKey, body: body,
+                properties: properties, mandatory: mandatory))
     }
 
     /// Waits for the confirms of what is in flight, then closes the connection. Publishes that
@@ -123,8 +130,10 @@ private final class PublisherWorker: @unchecked Sendable {
     var endpointIndex = 0
     var resumedSinceSleep = false
 
-    init(configuration: AMQPConfiguration, declarations: Topology.Declarations?, window: Int,
-         mailbox: Mailbox<AMQPPublisher.Command>, readiness: ConnectionReadiness, logger: Logger) {
+    init(
+        configuration: AMQPConfiguration, declarations: Topology.Declarations?, window: Int,
+        mailbox: Mailbox<AMQPPublisher.Command>, readiness: ConnectionReadiness, logger: Logger
+    ) {
         self.readiness = readiness
         self.configuration = configuration
         self.declarations = declarations
@@ -164,10 +173,11 @@ private final class PublisherWorker: @unchecked Sendable {
                 socket.close()
                 break
             } catch {
-                let failure = (error as? AMQPError).map { e -> AMQPError in
-                    if case .connectionLost = e { return e }
-                    return .connectionLost(e.description)
-                } ?? .connectionLost("\(error)")
+                let failure =
+                    (error as? AMQPError).map { e -> AMQPError in
+                        if case .connectionLost = e { return e }
+                        return .connectionLost(e.description)
+                    } ?? .connectionLost("\(error)")
                 logger.warning("AMQP publisher connection lost", metadata: ["error": "\(error)", "inFlight": "\(tracker.inFlight)"])
                 settle(tracker.failAll(failure))
                 socket.destroy()

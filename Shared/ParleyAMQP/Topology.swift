@@ -81,9 +81,11 @@ public struct Topology: Sendable, Hashable {
     /// The header a retried copy carries to find its way back.
     public static let retryQueueHeader = "parley-retry-queue"
 
-    public init(exchanges: [Exchange], queues: [Queue], deadLetterExchange: String = "parley.dead-letter",
-                requeueExchange: String = "parley.requeue",
-                retryDelays: [Duration] = [.seconds(1), .seconds(10), .seconds(60)]) {
+    public init(
+        exchanges: [Exchange], queues: [Queue], deadLetterExchange: String = "parley.dead-letter",
+        requeueExchange: String = "parley.requeue",
+        retryDelays: [Duration] = [.seconds(1), .seconds(10), .seconds(60)]
+    ) {
         self.exchanges = exchanges
         self.queues = queues
         self.deadLetterExchange = deadLetterExchange
@@ -130,8 +132,13 @@ public struct Topology: Sendable, Hashable {
             bindings.append((dead, Binding(exchange: deadLetterExchange, routingKey: q.name)))
 
             if !retryDelays.isEmpty {
-                bindings.append((q.name, Binding(exchange: requeueExchange, routingKey: "",
-                                                 arguments: ["x-match": "all", Self.retryQueueHeader: .string(q.name)])))
+                bindings.append(
+                    (
+                        q.name,
+                        Binding(
+                            exchange: requeueExchange, routingKey: "",
+                            arguments: ["x-match": "all", Self.retryQueueHeader: .string(q.name)])
+                    ))
             }
         }
         for delay in retryDelays {

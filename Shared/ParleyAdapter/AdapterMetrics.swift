@@ -14,8 +14,9 @@ enum AdapterMetrics {
         Gauge(label: "parley_poll_lag_seconds", dimensions: [("system", labels[0]), ("entity", labels[1])])
     }
     static let pollLastSuccess = MetricHandles { labels in
-        Gauge(label: "parley_poll_last_success_timestamp_seconds",
-              dimensions: [("system", labels[0]), ("entity", labels[1])])
+        Gauge(
+            label: "parley_poll_last_success_timestamp_seconds",
+            dimensions: [("system", labels[0]), ("entity", labels[1])])
     }
     static let commands = MetricHandles { labels in
         Counter(label: "parley_commands_total", dimensions: [("system", labels[0]), ("outcome", labels[1])])

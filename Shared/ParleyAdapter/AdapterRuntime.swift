@@ -39,8 +39,10 @@ public struct AdapterEnvironment: Sendable {
     public static let systemKeys: [SystemName: [String]] = [
         .customerp: [Key.customerpURL, Key.customerpAPIKey],
         .customwebshop: [Key.customwebshopURL, Key.customwebshopKey, Key.customwebshopSecret, Key.customwebshopWebhookSecret],
-        .powerofficego: [Key.powerOfficeURL, Key.powerOfficeTokenURL, Key.powerOfficeApplicationKey, Key.powerOfficeClientKey,
-                         Key.powerOfficeSubscriptionKey],
+        .powerofficego: [
+            Key.powerOfficeURL, Key.powerOfficeTokenURL, Key.powerOfficeApplicationKey, Key.powerOfficeClientKey,
+            Key.powerOfficeSubscriptionKey
+        ]
     ]
 
     public struct Missing: Error, CustomStringConvertible {
@@ -93,7 +95,8 @@ public struct AdapterRuntime: Sendable {
         let writer = CommandWriter(connector: connector, mappings: mappings, publisher: publisher, markers: markers, logger: logger)
         let commands = ConsumerService(
             configuration: amqp, queue: ParleyTopology.Queues.adapterCommands(connector.system), topology: topology,
-            publisher: publisher, concurrency: concurrency, logger: logger) { delivery in try await writer.handle(delivery) }
+            publisher: publisher, concurrency: concurrency, logger: logger
+        ) { delivery in try await writer.handle(delivery) }
         self.publisher = publisher
         self.services = [poller, commands] + extraServices
         self.brokerProbes = [.amqp("broker.publisher", publisher.readiness), .amqp("broker.consumer.\(commands.queueName)", commands.readiness)]
@@ -119,15 +122,18 @@ public struct AdapterRuntime: Sendable {
         let amqp = try AMQPConfiguration.fromEnvironment(environment.values, connectionName: name)
         let pool = PostgresPool(configuration: database, maxConnections: 2)
         try await Migrator(migrations: AdapterSchema.migrations, schema: AdapterSchema.name, logger: logger).migrateWhenReachable(on: pool)
-        let runtime = AdapterRuntime(connector: connector, mappings: mappings, amqp: amqp, database: database, pool: pool,
-                                     pollInterval: pollInterval, rescanInterval: rescanInterval, reconcileInterval: reconcileInterval, logger: logger)
-        let server = ObservabilityServer(configuration: observability, registry: registry,
-                                         readiness: Readiness(runtime.brokerProbes + [ReadinessCheck.postgres(pool)]), logger: logger)
+        let runtime = AdapterRuntime(
+            connector: connector, mappings: mappings, amqp: amqp, database: database, pool: pool,
+            pollInterval: pollInterval, rescanInterval: rescanInterval, reconcileInterval: reconcileInterval, logger: logger)
+        let server = ObservabilityServer(
+            configuration: observability, registry: registry,
+            readiness: Readiness(runtime.brokerProbes + [ReadinessCheck.postgres(pool)]), logger: logger)
         let services = runtime.services + (try extraServices(runtime.publisher, mappings)) + [server]
         logger.info("\(name) starting", metadata: ["system": "\(connector.system)"])
-        let group = ServiceGroup(configuration: .init(
-            services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) },
+                gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         try await group.run()
         await runtime.publisher.close()
         await pool.close()

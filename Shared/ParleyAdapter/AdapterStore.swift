@@ -11,53 +11,61 @@ import ParleyEnvelope
 public enum AdapterSchema {
     public static let name = "parley_adapter"
     public static let migrations: [Migration] = [
-        Migration(version: 1, name: "feed_position", sql: """
-            create schema if not exists parley_adapter;
-            create table parley_adapter.feed_position (
-                system       text not null,
-                entity_type  text not null,
-                -- The newest modification time published (ms since 1970) and the records
-                -- already published within the overlap window before it ("id@ms").
-                since_ms     bigint,
-                seen         jsonb not null default '[]',
-                -- When the last full rescan finished.
-                rescanned_at timestamptz,
-                updated_at   timestamptz not null default now(),
-                primary key (system, entity_type)
-            );
-            """),
+        Migration(
+            version: 1, name: "feed_position",
+            sql: """
+                create schema if not exists parley_adapter;
+                create table parley_adapter.feed_position (
+                    system       text not null,
+                    entity_type  text not null,
+                    -- The newest modification time published (ms since 1970) and the records
+                    -- already published within the overlap window before it ("id@ms").
+                    since_ms     bigint,
+                    seen         jsonb not null default '[]',
+                    -- When the last full rescan finished.
+                    rescanned_at timestamptz,
+                    updated_at   timestamptz not null default now(),
+                    primary key (system, entity_type)
+                );
+                """),
         // `parley resync`: an operator's request for a full re-read, kept until the poller
         // holding the lease has done one (so it survives restarts and reaches any replica).
-        Migration(version: 2, name: "resync_requested_at", sql: """
-            alter table parley_adapter.feed_position add column resync_requested_at timestamptz;
-            """),
+        Migration(
+            version: 2, name: "resync_requested_at",
+            sql: """
+                alter table parley_adapter.feed_position add column resync_requested_at timestamptz;
+                """),
         // Writes that take several requests (PowerOffice Go's orders): the feed must not report
         // their intermediate states as edits (WriteMarkers).
-        Migration(version: 3, name: "write_in_progress", sql: """
-            create table parley_adapter.write_in_progress (
-                system       text not null,
-                entity_type  text not null,
-                native_id    text not null,
-                started_at   timestamptz not null default now(),
-                -- The record's modification time (ms since 1970) when the write ended; null
-                -- while it runs. Reports of the record older than this are the write's own steps.
-                settled_ms   bigint,
-                primary key (system, entity_type, native_id)
-            );
-            """),
+        Migration(
+            version: 3, name: "write_in_progress",
+            sql: """
+                create table parley_adapter.write_in_progress (
+                    system       text not null,
+                    entity_type  text not null,
+                    native_id    text not null,
+                    started_at   timestamptz not null default now(),
+                    -- The record's modification time (ms since 1970) when the write ended; null
+                    -- while it runs. Reports of the record older than this are the write's own steps.
+                    settled_ms   bigint,
+                    primary key (system, entity_type, native_id)
+                );
+                """),
         // Deletes the system's feed does not show (PowerOffice Go): the ids the feed has
         // reported, compared now and then with the ids the system lists (DeleteDetector).
-        Migration(version: 4, name: "reported_id", sql: """
-            create table parley_adapter.reported_id (
-                system       text not null,
-                entity_type  text not null,
-                native_id    text not null,
-                reported_at  timestamptz not null default now(),
-                primary key (system, entity_type, native_id)
-            );
-            -- When the last id reconciliation of the entity finished.
-            alter table parley_adapter.feed_position add column reconciled_at timestamptz;
-            """),
+        Migration(
+            version: 4, name: "reported_id",
+            sql: """
+                create table parley_adapter.reported_id (
+                    system       text not null,
+                    entity_type  text not null,
+                    native_id    text not null,
+                    reported_at  timestamptz not null default now(),
+                    primary key (system, entity_type, native_id)
+                );
+                -- When the last id reconciliation of the entity finished.
+                alter table parley_adapter.feed_position add column reconciled_at timestamptz;
+                """)
     ]
 }
 
@@ -77,7 +85,8 @@ public struct ReportedIds: Sendable {
     public func add(_ entity: CanonicalEntityType, _ ids: [String]) async throws {
         guard !ids.isEmpty else { return }
         let list = PostgresJSON(JSONValue.array(ids.map(JSONValue.string)).serializedString())
-        _ = try await pool.execute("""
+        _ = try await pool.execute(
+            """
             insert into parley_adapter.reported_id (system, entity_type, native_id)
             select $1, $2, id from jsonb_array_elements_text($3::jsonb) as ids(id)
             on conflict (system, entity_type, native_id) do nothing
@@ -87,8 +96,10 @@ public struct ReportedIds: Sendable {
     /// Every id reported so far.
     public func all(_ entity: CanonicalEntityType) async throws -> Set<String> {
         var ids: Set<String> = []
-        for row in try await pool.query("select native_id from parley_adapter.reported_id where system = $1 and entity_type = $2",
-                                        [system.rawValue, entity.rawValue]) {
+        for row in try await pool.query(
+            "select native_id from parley_adapter.reported_id where system = $1 and entity_type = $2",
+            [system.rawValue, entity.rawValue])
+        {
             ids.insert(try row.decode(String.self, at: 0))
         }
         return ids
@@ -96,8 +107,9 @@ public struct ReportedIds: Sendable {
 
     /// After the record's delete was published: it is not reported again.
     public func remove(_ entity: CanonicalEntityType, _ id: String) async throws {
-        _ = try await pool.execute("delete from parley_adapter.reported_id where system = $1 and entity_type = $2 and native_id = $3",
-                                   [system.rawValue, entity.rawValue, id])
+        _ = try await pool.execute(
+            "delete from parley_adapter.reported_id where system = $1 and entity_type = $2 and native_id = $3",
+            [system.rawValue, entity.rawValue, id])
     }
 }
 
@@ -128,7 +140,8 @@ public struct WriteMarkers: Sendable {
     /// write is to finish, not anyone's edit.
     @discardableResult
     public func begin(_ entity: CanonicalEntityType, id: String) async throws -> Bool {
-        let rows = try await pool.query("""
+        let rows = try await pool.query(
+            """
             with earlier as (
                 select settled_ms is null and started_at > now() - make_interval(secs => $4) as running
                 from parley_adapter.write_in_progress where system = $1 and entity_type = $2 and native_id = $3
@@ -143,7 +156,8 @@ public struct WriteMarkers: Sendable {
     /// After its last: `modifiedAt` is the record's modification time as the write left it;
     /// `nil` (the write failed half-way, or the system did not say) settles at the current time.
     public func settle(_ entity: CanonicalEntityType, id: String, modifiedAt: Int64?) async throws {
-        _ = try await pool.execute("""
+        _ = try await pool.execute(
+            """
             update parley_adapter.write_in_progress
             set settled_ms = coalesce($4, (extract(epoch from clock_timestamp()) * 1000)::bigint)
             where system = $1 and entity_type = $2 and native_id = $3
@@ -155,11 +169,13 @@ public struct WriteMarkers: Sendable {
         guard !reports.isEmpty else { return [] }
         let ids = PostgresJSON(JSONValue.array(reports.map { .string($0.id) }).serializedString())
         var settled: [String: Int64?] = [:]
-        for row in try await pool.query("""
+        for row in try await pool.query(
+            """
             select native_id, settled_ms from parley_adapter.write_in_progress
             where system = $1 and entity_type = $2 and native_id = any(array(select jsonb_array_elements_text($3::jsonb)))
               and started_at > now() - make_interval(secs => $4)
-            """, [system.rawValue, entity.rawValue, ids, Self.lifetime.components.seconds]) {
+            """, [system.rawValue, entity.rawValue, ids, Self.lifetime.components.seconds])
+        {
             settled[try row.decode(String.self, at: 0)] = row.isNull(at: 1) ? .some(nil) : try row.decode(Int64.self, at: 1)
         }
         var hidden: Set<String> = []
@@ -174,8 +190,9 @@ public struct WriteMarkers: Sendable {
 
     /// Drops expired marks.
     public func prune() async throws {
-        _ = try await pool.execute("delete from parley_adapter.write_in_progress where system = $1 and started_at <= now() - make_interval(secs => $2)",
-                                   [system.rawValue, Self.lifetime.components.seconds])
+        _ = try await pool.execute(
+            "delete from parley_adapter.write_in_progress where system = $1 and started_at <= now() - make_interval(secs => $2)",
+            [system.rawValue, Self.lifetime.components.seconds])
     }
 }
 
@@ -190,9 +207,12 @@ public struct FeedPositionStore: Sendable {
     }
 
     public func load(_ entity: CanonicalEntityType) async throws -> FeedPosition {
-        guard let row = try await pool.query(
-            "select since_ms, seen::text from parley_adapter.feed_position where system = $1 and entity_type = $2",
-            [system.rawValue, entity.rawValue]).first else { return FeedPosition() }
+        guard
+            let row = try await pool.query(
+                "select since_ms, seen::text from parley_adapter.feed_position where system = $1 and entity_type = $2",
+                [system.rawValue, entity.rawValue]
+            ).first
+        else { return FeedPosition() }
         let since: Int64? = row.isNull(at: 0) ? nil : try row.decode(Int64.self, at: 0)
         let seen = try JSONValue.parse(try row.decode(String.self, at: 1)).array?.compactMap(\.string) ?? []
         return FeedPosition(since: since, seen: Set(seen))
@@ -200,7 +220,8 @@ public struct FeedPositionStore: Sendable {
 
     public func save(_ position: FeedPosition, _ entity: CanonicalEntityType) async throws {
         let seen = JSONValue.array(position.seen.sorted().map(JSONValue.string)).serializedString()
-        _ = try await pool.execute("""
+        _ = try await pool.execute(
+            """
             insert into parley_adapter.feed_position (system, entity_type, since_ms, seen) values ($1, $2, $3, $4)
             on conflict (system, entity_type) do update set since_ms = excluded.since_ms, seen = excluded.seen, updated_at = now()
             """, [system.rawValue, entity.rawValue, position.since, PostgresJSON(seen)])
@@ -208,12 +229,15 @@ public struct FeedPositionStore: Sendable {
 
     /// When the last full rescan of the entity finished.
     public func rescannedAt(_ entity: CanonicalEntityType) async throws -> Date? {
-        try await pool.query("select rescanned_at from parley_adapter.feed_position where system = $1 and entity_type = $2",
-                             [system.rawValue, entity.rawValue]).first.flatMap { $0.isNull(at: 0) ? nil : try $0.decode(Date.self, at: 0) }
+        try await pool.query(
+            "select rescanned_at from parley_adapter.feed_position where system = $1 and entity_type = $2",
+            [system.rawValue, entity.rawValue]
+        ).first.flatMap { $0.isNull(at: 0) ? nil : try $0.decode(Date.self, at: 0) }
     }
 
     public func markRescanned(_ entity: CanonicalEntityType, at date: Date) async throws {
-        _ = try await pool.execute("""
+        _ = try await pool.execute(
+            """
             insert into parley_adapter.feed_position (system, entity_type, rescanned_at) values ($1, $2, $3)
             on conflict (system, entity_type) do update set rescanned_at = excluded.rescanned_at
             """, [system.rawValue, entity.rawValue, date])
@@ -221,12 +245,15 @@ public struct FeedPositionStore: Sendable {
 
     /// When the last id reconciliation of the entity finished (``DeleteDetector``).
     public func reconciledAt(_ entity: CanonicalEntityType) async throws -> Date? {
-        try await pool.query("select reconciled_at from parley_adapter.feed_position where system = $1 and entity_type = $2",
-                             [system.rawValue, entity.rawValue]).first.flatMap { $0.isNull(at: 0) ? nil : try $0.decode(Date.self, at: 0) }
+        try await pool.query(
+            "select reconciled_at from parley_adapter.feed_position where system = $1 and entity_type = $2",
+            [system.rawValue, entity.rawValue]
+        ).first.flatMap { $0.isNull(at: 0) ? nil : try $0.decode(Date.self, at: 0) }
     }
 
     public func markReconciled(_ entity: CanonicalEntityType, at date: Date) async throws {
-        _ = try await pool.execute("""
+        _ = try await pool.execute(
+            """
             insert into parley_adapter.feed_position (system, entity_type, reconciled_at) values ($1, $2, $3)
             on conflict (system, entity_type) do update set reconciled_at = excluded.reconciled_at
             """, [system.rawValue, entity.rawValue, date])
@@ -244,7 +271,8 @@ extension FeedPositionStore {
         let types = (entities.isEmpty ? CanonicalEntityType.allCases : entities).map(\.rawValue)
         var requested = Date()
         for type in types {
-            let row = try await pool.query("""
+            let row = try await pool.query(
+                """
                 insert into parley_adapter.feed_position (system, entity_type, resync_requested_at) values ($1, $2, now())
                 on conflict (system, entity_type) do update set resync_requested_at = now()
                 returning resync_requested_at
@@ -257,10 +285,12 @@ extension FeedPositionStore {
     /// Pending requests of a system: entity type → when it was asked for.
     public static func pendingResyncs(pool: PostgresPool, system: SystemName) async throws -> [CanonicalEntityType: Date] {
         var pending: [CanonicalEntityType: Date] = [:]
-        for row in try await pool.query("""
+        for row in try await pool.query(
+            """
             select entity_type, resync_requested_at from parley_adapter.feed_position
             where system = $1 and resync_requested_at is not null
-            """, [system.rawValue]) {
+            """, [system.rawValue])
+        {
             if let type = CanonicalEntityType(rawValue: try row.decode(String.self, at: 0)) { pending[type] = try row.decode(Date.self, at: 1) }
         }
         return pending
@@ -268,14 +298,17 @@ extension FeedPositionStore {
 
     /// When a full re-read of the entity was requested and not yet done.
     public func resyncRequested(_ entity: CanonicalEntityType) async throws -> Date? {
-        try await pool.query("select resync_requested_at from parley_adapter.feed_position where system = $1 and entity_type = $2",
-                             [system.rawValue, entity.rawValue]).first.flatMap { $0.isNull(at: 0) ? nil : try $0.decode(Date.self, at: 0) }
+        try await pool.query(
+            "select resync_requested_at from parley_adapter.feed_position where system = $1 and entity_type = $2",
+            [system.rawValue, entity.rawValue]
+        ).first.flatMap { $0.isNull(at: 0) ? nil : try $0.decode(Date.self, at: 0) }
     }
 
     /// Clears the request answered by a rescan that started after it was made; a request made
     /// during the rescan stays (the exact time read before is compared, in the database's clock).
     public func clearResync(_ entity: CanonicalEntityType, requestedAt: Date) async throws {
-        _ = try await pool.execute("""
+        _ = try await pool.execute(
+            """
             update parley_adapter.feed_position set resync_requested_at = null
             where system = $1 and entity_type = $2 and resync_requested_at <= $3
             """, [system.rawValue, entity.rawValue, requestedAt])

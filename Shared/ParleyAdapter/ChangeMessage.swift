@@ -12,8 +12,10 @@ import ParleyEnvelope
 /// `entityId`, and the source's modification time as the envelope's time (now when it has none).
 public enum ChangeMessage {
     /// A record as the system reports it (`operation: upsert`).
-    public static func upsert(system: SystemName, entity: CanonicalEntityType, id: String, modifiedAt: Int64?,
-                              record: JSONObject) throws -> OutgoingMessage {
+    public static func upsert(
+        system: SystemName, entity: CanonicalEntityType, id: String, modifiedAt: Int64?,
+        record: JSONObject
+    ) throws -> OutgoingMessage {
         let time = modifiedAt.map { Date(timeIntervalSince1970: Double($0) / 1000) } ?? Date()
         return try make(system: system, entity: entity, id: id, time: time, payload: ChangePayload(record: .object(record)))
     }
@@ -25,9 +27,11 @@ public enum ChangeMessage {
     }
 
     static func make(system: SystemName, entity: CanonicalEntityType, id: String, time: Date, payload: ChangePayload) throws -> OutgoingMessage {
-        let envelope = try Envelope(kind: .change, system: system, entityType: entity.messagingEntityType, entityId: id,
-                                    time: time, payload: payload.json)
-        return OutgoingMessage(envelope: envelope, exchange: ParleyTopology.Exchanges.changes,
-                               routingKey: ParleyTopology.routingKey(system: system, entityType: envelope.entityType, kind: .change))
+        let envelope = try Envelope(
+            kind: .change, system: system, entityType: entity.messagingEntityType, entityId: id,
+            time: time, payload: payload.json)
+        return OutgoingMessage(
+            envelope: envelope, exchange: ParleyTopology.Exchanges.changes,
+            routingKey: ParleyTopology.routingKey(system: system, entityType: envelope.entityType, kind: .change))
     }
 }

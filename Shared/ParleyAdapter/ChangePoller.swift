@@ -84,7 +84,8 @@ public final class ChangePoller: Service, Sendable {
                         metrics.polled(entity)
                     } catch {
                         metrics.polled(entity, error: error)
-                        logger.warning("polling failed; trying again", metadata: ["system": "\(connector.system)", "entity": "\(entity)", "error": "\(error)"])
+                        logger.warning(
+                            "polling failed; trying again", metadata: ["system": "\(connector.system)", "entity": "\(entity)", "error": "\(error)"])
                     }
                 }
             }
@@ -133,7 +134,9 @@ public final class ChangePoller: Service, Sendable {
         } while cursor != nil
         position.advance(past: fresh, overlap: overlap)
         try await store.save(position, entity)
-        if published > 0 { logger.info("changes published", metadata: ["system": "\(connector.system)", "entity": "\(entity)", "count": "\(published)"]) }
+        if published > 0 {
+            logger.info("changes published", metadata: ["system": "\(connector.system)", "entity": "\(entity)", "count": "\(published)"])
+        }
         return published
     }
 
@@ -182,7 +185,8 @@ public final class ChangePoller: Service, Sendable {
     func reconcileDue(_ entity: CanonicalEntityType) async throws -> Bool {
         guard deletes != nil, connector.listsIds(entity) else { return false }
         guard let last = try await store.reconciledAt(entity) else { return true }
-        return Date().timeIntervalSince(last) >= Double(reconcileInterval.components.seconds) + Double(reconcileInterval.components.attoseconds) / 1e18
+        return Date().timeIntervalSince(last) >= Double(reconcileInterval.components.seconds) + Double(reconcileInterval.components.attoseconds)
+            / 1e18
     }
 
     /// Compares the ids the feed reported with the ids the system lists, and publishes a delete

@@ -33,8 +33,10 @@ public struct CommandWriter: Sendable {
     let turns = RecordTurns()
     let logger: Logger
 
-    public init(connector: any SystemConnector, mappings: Mappings, publisher: AMQPPublisher,
-                schedule: RetrySchedule = RetrySchedule(), markers: WriteMarkers? = nil, logger: Logger) {
+    public init(
+        connector: any SystemConnector, mappings: Mappings, publisher: AMQPPublisher,
+        schedule: RetrySchedule = RetrySchedule(), markers: WriteMarkers? = nil, logger: Logger
+    ) {
         self.connector = connector
         self.mappings = mappings
         self.publisher = publisher
@@ -54,14 +56,18 @@ public struct CommandWriter: Sendable {
             throw HandlerFailure.permanent("malformed command: \(error)", .malformed)
         }
         guard envelope.kind == .command, envelope.system == connector.system,
-              let entity = CanonicalEntityType(rawValue: envelope.entityType.rawValue),
-              let mapper = mappings.mapper(system: connector.system, entity: entity)
-        else { throw HandlerFailure.permanent("not a \(connector.system) command: \(envelope.kind) \(envelope.system) \(envelope.entityType)", .malformed) }
+            let entity = CanonicalEntityType(rawValue: envelope.entityType.rawValue),
+            let mapper = mappings.mapper(system: connector.system, entity: entity)
+        else {
+            throw HandlerFailure.permanent(
+                "not a \(connector.system) command: \(envelope.kind) \(envelope.system) \(envelope.entityType)", .malformed)
+        }
         let retried = delivery.redelivered || delivery.properties.headers[ParleyHeaders.retries] != nil
         let event = try await write(command, entity: entity, mapper: mapper, retried: retried, cause: envelope)
-        try await publisher.publish(OutgoingMessage(
-            envelope: event, exchange: ParleyTopology.Exchanges.events,
-            routingKey: ParleyTopology.routingKey(system: connector.system, entityType: event.entityType, kind: event.kind)))
+        try await publisher.publish(
+            OutgoingMessage(
+                envelope: event, exchange: ParleyTopology.Exchanges.events,
+                routingKey: ParleyTopology.routingKey(system: connector.system, entityType: event.entityType, kind: event.kind)))
     }
 
     /// Writes and returns the event to report. Writes in steps of one record are made one at a
@@ -139,8 +145,9 @@ public struct CommandWriter: Sendable {
                 // either; the next change writes the whole record again.
                 let retried = requested && (error is HandlerFailure || failure.isTransient)
                 if retried {
-                    logger.warning("a write in steps failed half-way; its mark stays until a retry finishes it",
-                                   metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(marked)"])
+                    logger.warning(
+                        "a write in steps failed half-way; its mark stays until a retry finishes it",
+                        metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(marked)"])
                 } else {
                     await settle(entity, id: marked, modifiedAt: nil)
                 }
@@ -161,8 +168,10 @@ public struct CommandWriter: Sendable {
     /// (`changed`); an update or archive of a record that is not there any more → `gone`. `nil`:
     /// the refusal is reported as it is. A look-up that fails throws its own ``SystemError``
     /// (a transient one: the command is sent again and the look-up retried).
-    func recover(from failure: SystemError, command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper,
-                 cause: Envelope) async throws -> Envelope? {
+    func recover(
+        from failure: SystemError, command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper,
+        cause: Envelope
+    ) async throws -> Envelope? {
         switch failure {
         case .keyInUse(_, _, let key) where command.operation == .create:
             // Not found by its key: the refusal was something else (`nil`).
@@ -190,10 +199,15 @@ public struct CommandWriter: Sendable {
         let kind = failure.status.map { "http\($0)" } ?? "transient"
         AdapterMetrics.command(connector.system, failure.isTransient ? .failedTransient : .failedPermanent)
         MessagingMetrics.failure(failure.isTransient ? .transient : .apiError)
-        logger.warning("write failed", metadata: ["system": "\(connector.system)", "entity": "\(entity)",
-                                                  "operation": "\(command.operation)", "error": "\(failure)"])
-        let payload = FailedPayload(stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
-                                    kind: kind, reason: failure.description, transient: failure.isTransient, targetId: command.targetId)
+        logger.warning(
+            "write failed",
+            metadata: [
+                "system": "\(connector.system)", "entity": "\(entity)",
+                "operation": "\(command.operation)", "error": "\(failure)"
+            ])
+        let payload = FailedPayload(
+            stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
+            kind: kind, reason: failure.description, transient: failure.isTransient, targetId: command.targetId)
         return try Envelope.caused(by: cause, kind: .failed, entityId: command.targetId ?? command.idempotencyKey, payload: payload.json)
     }
 
@@ -203,24 +217,30 @@ public struct CommandWriter: Sendable {
     /// the command is reported `failed` with kind `exists`, `transient` (the link service sends
     /// it again after a short backoff, by when the record is linked and the create became an
     /// update) and the record's id as `existingId`. `nil` when no record has the key.
-    func linkExisting(_ entity: CanonicalEntityType, key: NaturalKey, refusal: SystemError, command: CommandPayload, mapper: Mapper,
-                      cause: Envelope) async throws -> Envelope? {
+    func linkExisting(
+        _ entity: CanonicalEntityType, key: NaturalKey, refusal: SystemError, command: CommandPayload, mapper: Mapper,
+        cause: Envelope
+    ) async throws -> Envelope? {
         let connector = self.connector
         let found = try await schedule.run { () async throws(SystemError) -> JSONObject? in try await connector.existing(entity, key: key) }
         guard let found, case let (id?, modifiedAt) = mapper.identity(of: found) else { return nil }
         do {
-            try await publisher.publish(try ChangeMessage.upsert(system: connector.system, entity: entity, id: id, modifiedAt: modifiedAt, record: found))
+            try await publisher.publish(
+                try ChangeMessage.upsert(system: connector.system, entity: entity, id: id, modifiedAt: modifiedAt, record: found))
         } catch {
             throw HandlerFailure.transient("cannot publish the existing \(connector.system) \(entity) \(id) as a change: \(error)")
         }
         AdapterMetrics.command(connector.system, .failedTransient)
         MessagingMetrics.failure(.transient)
-        logger.info("create refused: the record exists; published it to be linked",
-                    metadata: ["system": "\(connector.system)", "entity": "\(entity)", "key": "\(key.field)", "existingId": "\(id)"])
-        let reason = "\(connector.system) already has a \(entity) with \(key): id \(id) (\(refusal)); "
+        logger.info(
+            "create refused: the record exists; published it to be linked",
+            metadata: ["system": "\(connector.system)", "entity": "\(entity)", "key": "\(key.field)", "existingId": "\(id)"])
+        let reason =
+            "\(connector.system) already has a \(entity) with \(key): id \(id) (\(refusal)); "
             + "published it as a change to be linked; the create is to be sent again"
-        let payload = FailedPayload(stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
-                                    kind: "exists", reason: reason, transient: true, existingId: id)
+        let payload = FailedPayload(
+            stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
+            kind: "exists", reason: reason, transient: true, existingId: id)
         return try Envelope.caused(by: cause, kind: .failed, entityId: command.idempotencyKey, payload: payload.json)
     }
 
@@ -249,17 +269,24 @@ public struct CommandWriter: Sendable {
     /// merges it first (``checkBase(_:entity:mapper:resumes:cause:)``). An edit that lands
     /// before a step which replaces it (a line deleted and posted again) is beyond this: it is
     /// overwritten — the window of a write without a condition (docs/adapters.md).
-    func interleaved(_ result: JSONObject, entity: CanonicalEntityType, id: String, command: CommandPayload, mapper: Mapper,
-                     cause: Envelope) async throws -> Envelope {
+    func interleaved(
+        _ result: JSONObject, entity: CanonicalEntityType, id: String, command: CommandPayload, mapper: Mapper,
+        cause: Envelope
+    ) async throws -> Envelope {
         let modifiedAt = mapper.identity(of: result).modifiedAt
-        logger.info("an edit landed during a write in steps; publishing the record as a change",
-                    metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)",
-                               "modifiedAt": "\(modifiedAt.map { CivilTime.formatInstant(ms: $0) } ?? "unknown")"])
+        logger.info(
+            "an edit landed during a write in steps; publishing the record as a change",
+            metadata: [
+                "system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)",
+                "modifiedAt": "\(modifiedAt.map { CivilTime.formatInstant(ms: $0) } ?? "unknown")"
+            ])
         do {
-            try await publisher.publish(try ChangeMessage.upsert(system: connector.system, entity: entity, id: id, modifiedAt: modifiedAt, record: result))
+            try await publisher.publish(
+                try ChangeMessage.upsert(system: connector.system, entity: entity, id: id, modifiedAt: modifiedAt, record: result))
         } catch {
-            logger.warning("could not publish the record edited during a write; the next write to it merges the edit first",
-                           metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)", "error": "\(error)"])
+            logger.warning(
+                "could not publish the record edited during a write; the next write to it merges the edit first",
+                metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)", "error": "\(error)"])
         }
         return try written(result, command: command, mapper: mapper, cause: cause, timed: false)
     }
@@ -284,10 +311,13 @@ public struct CommandWriter: Sendable {
     /// A write that `resumes` one that died or failed half-way (``WriteMarkers/begin(_:id:)``)
     /// skips the comparison: the record was modified since the base by that write itself, and
     /// reporting its half as an edit would spread it (an order with half its lines) everywhere.
-    func checkBase(_ command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper, resumes: Bool = false,
-                   cause: Envelope) async throws -> Base {
+    func checkBase(
+        _ command: CommandPayload, entity: CanonicalEntityType, mapper: Mapper, resumes: Bool = false,
+        cause: Envelope
+    ) async throws -> Base {
         guard command.operation != .create, let id = command.targetId, let baseText = command.baseModifiedAt,
-              let base = try? CivilTime.parseInstant(baseText) else { return .write(current: nil) }
+            let base = try? CivilTime.parseInstant(baseText)
+        else { return .write(current: nil) }
         guard let current = try await read(entity, id: id) else {
             return .stop(try await gone(entity, id: id, command: command, cause: cause))
         }
@@ -297,8 +327,9 @@ public struct CommandWriter: Sendable {
         // written; reported as an edit, it would count as the system's at its newer time and
         // win over edits made elsewhere meanwhile.
         if Self.holds(.object(current), .object(command.record), cleared: command.cleared) {
-            logger.info("write already made: the record holds what the command writes",
-                        metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)"])
+            logger.info(
+                "write already made: the record holds what the command writes",
+                metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)"])
             return .stop(try written(current, command: command, mapper: mapper, cause: cause))
         }
         return .stop(try await changed(current, entity: entity, id: id, command: command, mapper: mapper, cause: cause))
@@ -339,23 +370,29 @@ public struct CommandWriter: Sendable {
 
     /// A record modified since the state the command carries was merged: published as a change,
     /// exactly as the feed would report it, and the command reported `failed` kind `changed`.
-    func changed(_ current: JSONObject, entity: CanonicalEntityType, id: String, command: CommandPayload, mapper: Mapper,
-                 cause: Envelope) async throws -> Envelope {
+    func changed(
+        _ current: JSONObject, entity: CanonicalEntityType, id: String, command: CommandPayload, mapper: Mapper,
+        cause: Envelope
+    ) async throws -> Envelope {
         let modifiedAt = mapper.identity(of: current).modifiedAt
         let baseText = command.baseModifiedAt ?? "the state's merge"
         do {
-            try await publisher.publish(try ChangeMessage.upsert(system: connector.system, entity: entity, id: id, modifiedAt: modifiedAt, record: current))
+            try await publisher.publish(
+                try ChangeMessage.upsert(system: connector.system, entity: entity, id: id, modifiedAt: modifiedAt, record: current))
         } catch {
             throw HandlerFailure.transient("cannot publish the modified \(connector.system) \(entity) \(id) as a change: \(error)")
         }
         AdapterMetrics.command(connector.system, .changed)
         let now = modifiedAt.map { CivilTime.formatInstant(ms: $0) } ?? "an unknown time"
-        logger.info("write not made: the record changed since the state was merged; published it as a change",
-                    metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)", "base": "\(baseText)", "modifiedAt": "\(now)"])
-        let reason = "\(connector.system) \(entity) \(id) was modified at \(now), after \(baseText) which the state was merged with; "
+        logger.info(
+            "write not made: the record changed since the state was merged; published it as a change",
+            metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)", "base": "\(baseText)", "modifiedAt": "\(now)"])
+        let reason =
+            "\(connector.system) \(entity) \(id) was modified at \(now), after \(baseText) which the state was merged with; "
             + "published it as a change to be merged, then written again"
-        let payload = FailedPayload(stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
-                                    kind: "changed", reason: reason, transient: true, targetId: id)
+        let payload = FailedPayload(
+            stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
+            kind: "changed", reason: reason, transient: true, targetId: id)
         return try Envelope.caused(by: cause, kind: .failed, entityId: id, payload: payload.json)
     }
 
@@ -370,11 +407,13 @@ public struct CommandWriter: Sendable {
             throw HandlerFailure.transient("cannot publish the delete of \(connector.system) \(entity) \(id): \(error)")
         }
         AdapterMetrics.command(connector.system, .gone)
-        logger.info("write not made: the record is gone; published its delete",
-                    metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)"])
-        let payload = FailedPayload(stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
-                                    kind: "gone", reason: "\(connector.system) has no \(entity) \(id) any more (deleted there); published its delete",
-                                    transient: false, targetId: id)
+        logger.info(
+            "write not made: the record is gone; published its delete",
+            metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)"])
+        let payload = FailedPayload(
+            stage: "adapter", writeId: command.writeId, globalId: command.idempotencyKey, operation: command.operation,
+            kind: "gone", reason: "\(connector.system) has no \(entity) \(id) any more (deleted there); published its delete",
+            transient: false, targetId: id)
         return try Envelope.caused(by: cause, kind: .failed, entityId: id, payload: payload.json)
     }
 
@@ -384,7 +423,9 @@ public struct CommandWriter: Sendable {
         } catch {
             // The mark stays "running" until it expires: the feed leaves the record out until
             // then, and reports its state after that.
-            logger.warning("could not settle a write's mark", metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)", "error": "\(error)"])
+            logger.warning(
+                "could not settle a write's mark",
+                metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)", "error": "\(error)"])
         }
     }
 }

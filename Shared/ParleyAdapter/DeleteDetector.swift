@@ -85,7 +85,8 @@ public struct DeleteDetector: Sendable {
         for id in gone {
             try await publisher.publish(try ChangeMessage.delete(system: connector.system, entity: entity, id: id))
             try await reported.remove(entity, id)
-            logger.info("a deleted record noticed; published its delete", metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)"])
+            logger.info(
+                "a deleted record noticed; published its delete", metadata: ["system": "\(connector.system)", "entity": "\(entity)", "id": "\(id)"])
         }
         return gone
     }

@@ -20,8 +20,10 @@ public struct HTTPJSONClient: Sendable {
 
     /// `onUnauthorized` runs when a call answers 401 (e.g. to drop a cached token); the call is
     /// then made once more with fresh headers.
-    public init(client: HTTPClient = .shared, baseURL: String, timeout: Duration = .seconds(30), headers: @escaping Headers,
-                onUnauthorized: @escaping @Sendable () async -> Void = {}) {
+    public init(
+        client: HTTPClient = .shared, baseURL: String, timeout: Duration = .seconds(30), headers: @escaping Headers,
+        onUnauthorized: @escaping @Sendable () async -> Void = {}
+    ) {
         self.client = client
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
         self.timeout = timeout
@@ -87,9 +89,12 @@ public struct HTTPJSONClient: Sendable {
         let status = Int(response.status.code)
         let headers = response.headers.map { ($0.name, $0.value) }
         if status >= 400 {
-            let message = json?["detail"]?.string ?? json?["title"]?.string ?? json?["message"]?.string ?? (text.isEmpty ? response.status.reasonPhrase : String(text.prefix(500)))
-            let error = SystemError.http(status: status, message: "\(method) \(path): \(message)",
-                                         retryAfter: Self.retryAfter(response.headers.first(name: "Retry-After")))
+            let message =
+                json?["detail"]?.string ?? json?["title"]?.string ?? json?["message"]?.string
+                ?? (text.isEmpty ? response.status.reasonPhrase : String(text.prefix(500)))
+            let error = SystemError.http(
+                status: status, message: "\(method) \(path): \(message)",
+                retryAfter: Self.retryAfter(response.headers.first(name: "Retry-After")))
             guard reading.contains(status) else { throw error }
             return Response(status: status, body: json, headers: headers, refusal: error)
         }

@@ -44,8 +44,10 @@ public struct PowerOfficeConnector: SystemConnector {
         }
     }
 
-    public init(baseURL: String, credentials: Credentials, requestsPerSecond: Double = 10, pageSize: Int = 500, idPageSize: Int = 5000,
-                client: HTTPClient = .shared) {
+    public init(
+        baseURL: String, credentials: Credentials, requestsPerSecond: Double = 10, pageSize: Int = 500, idPageSize: Int = 5000,
+        client: HTTPClient = .shared
+    ) {
         let tokens = TokenSource(credentials: credentials, client: client)
         let bucket = RateLimiter(perSecond: requestsPerSecond)
         self.http = HTTPJSONClient(client: client, baseURL: baseURL) { () async throws(SystemError) -> [(String, String)] in
@@ -71,7 +73,10 @@ public struct PowerOfficeConnector: SystemConnector {
     public func changes(_ entity: CanonicalEntityType, since: Date?, cursor: String?) async throws(SystemError) -> ChangePage {
         let page = Int(cursor ?? "1") ?? 1
         var query = [("PageNumber", String(page)), ("PageSize", String(pageSize)), ("OrderBy", "LastChangedDateTimeOffset")]
-        if let since { query.append(("lastChangedDateTimeOffsetGreaterThan", CivilTime.formatInstant(ms: Int64((since.timeIntervalSince1970 * 1000).rounded(.down))))) }
+        if let since {
+            query.append(
+                ("lastChangedDateTimeOffsetGreaterThan", CivilTime.formatInstant(ms: Int64((since.timeIntervalSince1970 * 1000).rounded(.down)))))
+        }
         let response = try await http.send(.GET, collection(entity), query: query)
         let items = response.body?.array?.compactMap(\.object) ?? []  // 204: no content
         var records = items
@@ -121,7 +126,8 @@ public struct PowerOfficeConnector: SystemConnector {
     static func codeInUse(detail: String, record: JSONObject) -> NaturalKey? {
         let text = detail.lowercased()
         guard text.contains("code"), text.contains("already in use"),
-              let code = record["Code"]?.string, !code.trimmingCharacters(in: .whitespaces).isEmpty else { return nil }
+            let code = record["Code"]?.string, !code.trimmingCharacters(in: .whitespaces).isEmpty
+        else { return nil }
         return NaturalKey(field: "Code", value: code)
     }
 
@@ -145,8 +151,12 @@ public struct PowerOfficeConnector: SystemConnector {
     /// each record, pages of `idPageSize`).
     public func ids(_ entity: CanonicalEntityType, cursor: String?) async throws(SystemError) -> ChangePage {
         let page = Int(cursor ?? "1") ?? 1
-        let response = try await http.send(.GET, collection(entity), query: [("PageNumber", String(page)), ("PageSize", String(idPageSize)),
-                                                                              ("Fields", "Id"), ("OrderBy", "Id")])
+        let response = try await http.send(
+            .GET, collection(entity),
+            query: [
+                ("PageNumber", String(page)), ("PageSize", String(idPageSize)),
+                ("Fields", "Id"), ("OrderBy", "Id")
+            ])
         let items = response.body?.array?.compactMap(\.object) ?? []  // 204: no content
         return ChangePage(records: items, nextCursor: items.count < idPageSize ? nil : String(page + 1))
     }
@@ -160,16 +170,20 @@ public struct PowerOfficeConnector: SystemConnector {
     /// so an edit of those fields since then refuses the whole patch
     /// (``SystemError/modified(status:_:)``). A sales order takes several requests and is not
     /// conditional beyond the writer's read.
-    public func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String],
-                       current: JSONObject?) async throws(SystemError) -> JSONObject {
+    public func update(
+        _ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String],
+        current: JSONObject?
+    ) async throws(SystemError) -> JSONObject {
         if entity == .order { return try await updateOrder(id, record: record, cleared: cleared, current: current) }
         let replaced = Self.patch(record, cleared: cleared)
         let patch = (current.map { Self.tests(of: replaced, in: $0) } ?? []) + replaced
         var result: JSONObject = [:]
         if !replaced.isEmpty {
             do {
-                if case .object(let updated)? = try await http.send(.PATCH, "\(collection(entity))/\(id)", body: .array(patch),
-                                                                    contentType: "application/json-patch+json").body {
+                if case .object(let updated)? = try await http.send(
+                    .PATCH, "\(collection(entity))/\(id)", body: .array(patch),
+                    contentType: "application/json-patch+json"
+                ).body {
                     result = updated
                 }
             } catch {
@@ -201,8 +215,9 @@ public struct PowerOfficeConnector: SystemConnector {
         var status = now["SalesOrderStatus"]?.string
         let target = wanted ?? status
         func setStatus(_ value: String) async throws(SystemError) {
-            _ = try await http.send(.PATCH, "/SalesOrders/\(id)", body: .array(Self.patch(["SalesOrderStatus": .string(value)], cleared: [])),
-                                    contentType: "application/json-patch+json")
+            _ = try await http.send(
+                .PATCH, "/SalesOrders/\(id)", body: .array(Self.patch(["SalesOrderStatus": .string(value)], cleared: [])),
+                contentType: "application/json-patch+json")
             status = value
         }
         if edits, status == "Confirmed" { try await setStatus("Draft") }
@@ -308,8 +323,14 @@ public struct PowerOfficeConnector: SystemConnector {
         case .order:
             // Orders cannot be filtered by reference: look among this integration's recent ones.
             let since = CivilTime.formatInstant(ms: Int64((Date().addingTimeInterval(-86_400).timeIntervalSince1970 * 1000)))
-            let orders = try await http.send(.GET, "/SalesOrders", query: [("onlyCreatedByCurrentIntegration", "true"),
-                                                                           ("lastChangedDateTimeOffsetGreaterThan", since)]).body?.array ?? []
+            let orders =
+                try await http.send(
+                    .GET, "/SalesOrders",
+                    query: [
+                        ("onlyCreatedByCurrentIntegration", "true"),
+                        ("lastChangedDateTimeOffsetGreaterThan", since)
+                    ]
+                ).body?.array ?? []
             guard let id = orders.first(where: { $0["ExternalImportReference"]?.string == idempotencyKey })?["Id"]?.string else { return nil }
             return try await complete(id)
         case .product:
@@ -333,7 +354,9 @@ public struct PowerOfficeConnector: SystemConnector {
         func walk(_ object: JSONObject, _ prefix: String) {
             for (key, value) in object {
                 let path = prefix + "/" + key.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
-                if case .object(let child) = value, !child.isEmpty { walk(child, path) } else {
+                if case .object(let child) = value, !child.isEmpty {
+                    walk(child, path)
+                } else {
                     operations.append(["op": "replace", "path": .string(path), "value": value])
                 }
             }

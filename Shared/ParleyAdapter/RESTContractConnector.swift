@@ -31,11 +31,15 @@ public struct RESTContractConnector: SystemConnector {
         /// exact comparison, `412` on mismatch), when the contract has one.
         public var unmodifiedSince: (header: String, member: String)? = nil
 
-        public static let erp = Style(pageSizeParameter: "limit", pageSize: 200, update: .PUT,
-                                      unmodifiedSince: (header: "If-Unmodified-Since-Modified-At", member: "modifiedAt"))
-        public static let webshop = Style(pageSizeParameter: "per_page", pageSize: 100, update: .PATCH, originPath: ["meta_data", "parley_key"],
-                                          naturalKeys: [.customer: KeyRule(field: "email", caseInsensitive: true),
-                                                        .product: KeyRule(field: "sku", caseInsensitive: false)])
+        public static let erp = Style(
+            pageSizeParameter: "limit", pageSize: 200, update: .PUT,
+            unmodifiedSince: (header: "If-Unmodified-Since-Modified-At", member: "modifiedAt"))
+        public static let webshop = Style(
+            pageSizeParameter: "per_page", pageSize: 100, update: .PATCH, originPath: ["meta_data", "parley_key"],
+            naturalKeys: [
+                .customer: KeyRule(field: "email", caseInsensitive: true),
+                .product: KeyRule(field: "sku", caseInsensitive: false)
+            ])
     }
 
     /// A unique member and how the system compares its values (trimmed; maybe case-insensitively).
@@ -98,8 +102,9 @@ public struct RESTContractConnector: SystemConnector {
     public func create(_ entity: CanonicalEntityType, record: JSONObject, idempotencyKey: String) async throws(SystemError) -> JSONObject {
         var body = record
         if let originPath = style.originPath { body.set(.string(idempotencyKey), at: originPath) }
-        let response = try await http.send(.POST, collection(entity), body: .object(body), extraHeaders: [("Idempotency-Key", idempotencyKey)],
-                                           reading: [409])
+        let response = try await http.send(
+            .POST, collection(entity), body: .object(body), extraHeaders: [("Idempotency-Key", idempotencyKey)],
+            reading: [409])
         if let refusal = response.refusal { throw classify(refusal, problem: response.body, entity: entity, record: record) }
         return try Self.object(response, "create \(entity)")
     }
@@ -109,7 +114,7 @@ public struct RESTContractConnector: SystemConnector {
     /// it is (an `Idempotency-Key` used with another body is a 409 too, naming that header).
     func classify(_ refusal: SystemError, problem: JSONValue?, entity: CanonicalEntityType, record: JSONObject) -> SystemError {
         guard case .permanent(let status, let message) = refusal, let rule = style.naturalKeys[entity], let key = rule.key(of: record),
-              let errors = problem?["errors"]?.array, errors.contains(where: { $0["field"]?.string == rule.field })
+            let errors = problem?["errors"]?.array, errors.contains(where: { $0["field"]?.string == rule.field })
         else { return refusal }
         return .keyInUse(status: status, message, key: key)
     }
@@ -119,16 +124,19 @@ public struct RESTContractConnector: SystemConnector {
     public func existing(_ entity: CanonicalEntityType, key: NaturalKey) async throws(SystemError) -> JSONObject? {
         guard let rule = style.naturalKeys[entity], rule.field == key.field else { return nil }
         let wanted = rule.normalised(key.value)
-        let page = try Self.object(try await http.send(.GET, collection(entity), query: [(rule.field, key.value), (style.pageSizeParameter, "10")]),
-                                   "find \(entity) by \(key.field)")
+        let page = try Self.object(
+            try await http.send(.GET, collection(entity), query: [(rule.field, key.value), (style.pageSizeParameter, "10")]),
+            "find \(entity) by \(key.field)")
         return page["items"]?.array?.compactMap(\.object).first { rule.key(of: $0).map { rule.normalised($0.value) } == wanted }
     }
 
     /// The ERP's contract makes the write conditional: `If-Unmodified-Since-Modified-At` with the
     /// `modifiedAt` the record had when read (its own text, so the exact comparison holds); a
     /// `412` is ``SystemError/modified(status:_:)``. The webshop's contract has no such lock.
-    public func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String],
-                       current: JSONObject?) async throws(SystemError) -> JSONObject {
+    public func update(
+        _ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String],
+        current: JSONObject?
+    ) async throws(SystemError) -> JSONObject {
         var body = record
         for path in cleared { body.set(.null, at: path.split(separator: ".").map(String.init)) }
         var headers: [(String, String)] = []
@@ -136,8 +144,9 @@ public struct RESTContractConnector: SystemConnector {
             headers.append((condition.header, modifiedAt))
         }
         do {
-            return try Self.object(try await http.send(style.update, "\(collection(entity))/\(Self.escape(id))", body: .object(body), extraHeaders: headers),
-                                   "update \(entity) \(id)")
+            return try Self.object(
+                try await http.send(style.update, "\(collection(entity))/\(Self.escape(id))", body: .object(body), extraHeaders: headers),
+                "update \(entity) \(id)")
         } catch {
             if case .permanent(412, let message) = error { throw .modified(status: 412, message) }
             throw error
@@ -160,7 +169,9 @@ public struct RESTContractConnector: SystemConnector {
         }
     }
 
-    static func escape(_ id: String) -> String { id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? id }
+    static func escape(_ id: String) -> String {
+        id.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed.subtracting(CharacterSet(charactersIn: "/"))) ?? id
+    }
 
     static func format(_ date: Date) -> String {
         let ms = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))

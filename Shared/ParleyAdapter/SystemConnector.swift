@@ -25,7 +25,8 @@ public protocol SystemConnector: Sendable {
     /// ``CommandWriter``); where the system can, the write is made only if the record is still
     /// that (the ERP's `If-Unmodified-Since-Modified-At`, a JSON Patch `test` of each replaced
     /// value in PowerOffice Go), and refused as ``SystemError/modified(status:_:)`` otherwise.
-    func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String], current: JSONObject?) async throws(SystemError) -> JSONObject
+    func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String], current: JSONObject?) async throws(SystemError)
+        -> JSONObject
 
     /// Archives a record (DESIGN rule 9), applying `record` first when it is not empty (under the
     /// same condition as ``update(_:id:record:cleared:current:)``).

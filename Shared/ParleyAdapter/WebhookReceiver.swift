@@ -68,8 +68,9 @@ public struct WebhookHandler: Sendable {
         let signatureName = HTTPField.Name("X-Parley-Signature")!
         router.post("/webhooks/\(connector.system.rawValue)") { request, _ -> Response in
             let buffer = try await request.body.collect(upTo: 1 << 20)
-            let status = await handler.handle(timestamp: request.headers[timestampName], signature: request.headers[signatureName],
-                                              body: Array(buffer.readableBytesView))
+            let status = await handler.handle(
+                timestamp: request.headers[timestampName], signature: request.headers[signatureName],
+                body: Array(buffer.readableBytesView))
             return Response(status: .init(code: status))
         }
         router.get("/health") { _, _ -> Response in Response(status: .ok) }

@@ -99,7 +99,7 @@ public struct CanonicalField: Sendable, Hashable, CustomStringConvertible {
         .init(.customer, "postalAddress.city", .text),
         .init(.customer, "postalAddress.country", .text),
         .init(.customer, "currency", .text),
-        .init(.customer, "archived", .bool),
+        .init(.customer, "archived", .bool)
     ]
 
     public static let product: [CanonicalField] = [
@@ -113,7 +113,7 @@ public struct CanonicalField: Sendable, Hashable, CustomStringConvertible {
         .init(.product, "vatRate", .decimal),
         .init(.product, "productType", .enumeration, allowed: ProductType.allCases.map(\.rawValue)),
         .init(.product, "stock", .decimal),
-        .init(.product, "archived", .bool),
+        .init(.product, "archived", .bool)
     ]
 
     public static let order: [CanonicalField] = [
@@ -125,7 +125,7 @@ public struct CanonicalField: Sendable, Hashable, CustomStringConvertible {
         .init(.order, "status", .enumeration, allowed: OrderStatus.allCases.map(\.rawValue)),
         .init(.order, "customerReference", .text),
         .init(.order, "lines", .lines),
-        .init(.order, "archived", .bool),
+        .init(.order, "archived", .bool)
     ]
 
     /// The members of an order line (see the type's note on how lines are merged).
@@ -136,7 +136,7 @@ public struct CanonicalField: Sendable, Hashable, CustomStringConvertible {
         .init(.order, "lines.quantity", .decimal),
         .init(.order, "lines.unitPriceExclVat", .decimal),
         .init(.order, "lines.discountPercent", .decimal),
-        .init(.order, "lines.vatRate", .decimal),
+        .init(.order, "lines.vatRate", .decimal)
     ]
 
     private static let index: [CanonicalEntityType: [String: CanonicalField]] = {

@@ -71,10 +71,11 @@ public enum CanonicalJSON {
     /// First components of nested merge-field paths (`postalAddress`).
     static func groups(_ entity: CanonicalEntityType) -> Set<String> { groupsByEntity[entity] ?? [] }
 
-    private static let groupsByEntity: [CanonicalEntityType: Set<String>] = Dictionary(uniqueKeysWithValues:
-        CanonicalEntityType.allCases.map { entity in
-            (entity, Set(CanonicalField.fields(of: entity).compactMap { f in f.components.count > 1 ? f.components[0] : nil }))
-        })
+    private static let groupsByEntity: [CanonicalEntityType: Set<String>] = Dictionary(
+        uniqueKeysWithValues:
+            CanonicalEntityType.allCases.map { entity in
+                (entity, Set(CanonicalField.fields(of: entity).compactMap { f in f.components.count > 1 ? f.components[0] : nil }))
+            })
 
     /// Nests flat path → value pairs into an object, members in registry order.
     public static func nest(_ flat: [String: JSONValue], entity: CanonicalEntityType) -> JSONValue {
@@ -132,7 +133,8 @@ public enum CanonicalJSON {
     /// `lines[2].product` (ignored when that line does not exist).
     public static func set(_ value: String, atReference path: String, in values: inout [String: JSONValue]) {
         guard path.hasPrefix("lines["), let close = path.firstIndex(of: "]"),
-              let index = Int(path[path.index(path.startIndex, offsetBy: 6)..<close]) else {
+            let index = Int(path[path.index(path.startIndex, offsetBy: 6)..<close])
+        else {
             values[path] = .string(value)
             return
         }

@@ -36,7 +36,8 @@ public struct DerivedField: Sendable {
     /// `"<first> <last>"`, or `nil` unless both have text.
     public static func personFullName(firstName: String?, lastName: String?) -> String? {
         guard let first = firstName?.trimmingWhitespace(), !first.isEmpty,
-              let last = lastName?.trimmingWhitespace(), !last.isEmpty else { return nil }
+            let last = lastName?.trimmingWhitespace(), !last.isEmpty
+        else { return nil }
         return "\(first) \(last)"
     }
 }

@@ -94,8 +94,10 @@ public struct CanonicalPayload: Sendable, Hashable {
     /// echo of Parley's own create, recognised even before the create's `written` event.
     public var origin: String?
 
-    public init(operation: ChangePayload.Operation, entity: JSONValue, carried: [String], assigned: [String] = [],
-                references: [NativeReference], modifiedAt: String?, origin: String? = nil) {
+    public init(
+        operation: ChangePayload.Operation, entity: JSONValue, carried: [String], assigned: [String] = [],
+        references: [NativeReference], modifiedAt: String?, origin: String? = nil
+    ) {
         self.origin = origin
         self.operation = operation
         self.entity = entity
@@ -108,7 +110,7 @@ public struct CanonicalPayload: Sendable, Hashable {
     public var json: JSONValue {
         var o: JSONObject = [
             "operation": .string(operation.rawValue), "entity": entity,
-            "carried": .array(carried.map(JSONValue.string)), "references": .array(references.map(\.json)),
+            "carried": .array(carried.map(JSONValue.string)), "references": .array(references.map(\.json))
         ]
         if !assigned.isEmpty { o["assigned"] = .array(assigned.map(JSONValue.string)) }
         if let modifiedAt { o["modifiedAt"] = .string(modifiedAt) }
@@ -163,8 +165,10 @@ public struct SyncRequestPayload: Sendable, Hashable {
     /// link service has not seen yet is never overwritten unmerged (`failed` kind `changed`).
     public var baseModifiedAt: String?
 
-    public init(operation: WriteOperation, targetId: String?, entity: JSONValue, targetIds: [String: String] = [:], writeId: String? = nil,
-                baseModifiedAt: String? = nil) {
+    public init(
+        operation: WriteOperation, targetId: String?, entity: JSONValue, targetIds: [String: String] = [:], writeId: String? = nil,
+        baseModifiedAt: String? = nil
+    ) {
         self.operation = operation
         self.targetId = targetId
         self.entity = entity
@@ -221,8 +225,10 @@ public struct CommandPayload: Sendable, Hashable {
     /// The request's `baseModifiedAt`: write only if the record was not modified since.
     public var baseModifiedAt: String?
 
-    public init(operation: WriteOperation, targetId: String?, idempotencyKey: String, record: JSONObject, cleared: [String],
-                expected: CanonicalPayload, writeId: String?, baseModifiedAt: String? = nil) {
+    public init(
+        operation: WriteOperation, targetId: String?, idempotencyKey: String, record: JSONObject, cleared: [String],
+        expected: CanonicalPayload, writeId: String?, baseModifiedAt: String? = nil
+    ) {
         self.baseModifiedAt = baseModifiedAt
         self.operation = operation
         self.targetId = targetId
@@ -246,8 +252,12 @@ public struct CommandPayload: Sendable, Hashable {
     }
 
     public init(json: JSONValue) throws(PayloadError) {
-        let r = try PayloadReader(json, at: "", allowed: ["operation", "targetId", "idempotencyKey", "record", "cleared", "expected", "writeId",
-                                                          "baseModifiedAt"])
+        let r = try PayloadReader(
+            json, at: "",
+            allowed: [
+                "operation", "targetId", "idempotencyKey", "record", "cleared", "expected", "writeId",
+                "baseModifiedAt"
+            ])
         operation = try r.enumeration("operation", default: nil)
         targetId = try r.optionalString("targetId")
         idempotencyKey = try r.string("idempotencyKey")
@@ -356,13 +366,16 @@ public struct WrittenPayload: Sendable, Hashable {
 
     /// The `written` event for a command the adapter carried out.
     public init(command: CommandPayload, modifiedAt: String? = nil) {
-        self.init(writeId: command.writeId ?? "", globalId: command.idempotencyKey, operation: command.operation, expected: command.expected,
-                  modifiedAt: modifiedAt)
+        self.init(
+            writeId: command.writeId ?? "", globalId: command.idempotencyKey, operation: command.operation, expected: command.expected,
+            modifiedAt: modifiedAt)
     }
 
     public var json: JSONValue {
-        var o: JSONObject = ["writeId": .string(writeId), "globalId": .string(globalId), "operation": .string(operation.rawValue),
-                             "expected": expected.json]
+        var o: JSONObject = [
+            "writeId": .string(writeId), "globalId": .string(globalId), "operation": .string(operation.rawValue),
+            "expected": expected.json
+        ]
         if let modifiedAt { o["modifiedAt"] = .string(modifiedAt) }
         return .object(o)
     }
@@ -405,8 +418,10 @@ public struct FailedPayload: Sendable, Hashable {
     /// entity already (a duplicate conflict).
     public var existingId: String?
 
-    public init(stage: String, writeId: String?, globalId: String?, operation: WriteOperation?, kind: String, reason: String,
-                transient: Bool = false, field: String? = nil, targetId: String? = nil, existingId: String? = nil) {
+    public init(
+        stage: String, writeId: String?, globalId: String?, operation: WriteOperation?, kind: String, reason: String,
+        transient: Bool = false, field: String? = nil, targetId: String? = nil, existingId: String? = nil
+    ) {
         self.stage = stage
         self.writeId = writeId
         self.globalId = globalId
@@ -432,8 +447,12 @@ public struct FailedPayload: Sendable, Hashable {
     }
 
     public init(json: JSONValue) throws(PayloadError) {
-        let r = try PayloadReader(json, at: "", allowed: ["stage", "writeId", "globalId", "operation", "kind", "reason", "transient", "field",
-                                                          "targetId", "existingId"])
+        let r = try PayloadReader(
+            json, at: "",
+            allowed: [
+                "stage", "writeId", "globalId", "operation", "kind", "reason", "transient", "field",
+                "targetId", "existingId"
+            ])
         stage = try r.string("stage")
         writeId = try r.optionalString("writeId")
         globalId = try r.optionalString("globalId")

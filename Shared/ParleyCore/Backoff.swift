@@ -12,8 +12,10 @@ public struct Backoff: Sendable, Equatable {
     public var jitter: Double
     public private(set) var attempt: Int = 0
 
-    public init(initial: Duration = .milliseconds(100), maximum: Duration = .seconds(10),
-                multiplier: Double = 2, jitter: Double = 0.5) {
+    public init(
+        initial: Duration = .milliseconds(100), maximum: Duration = .seconds(10),
+        multiplier: Double = 2, jitter: Double = 0.5
+    ) {
         precondition(initial > .zero && maximum >= initial && multiplier >= 1 && (0...1).contains(jitter))
         self.initial = initial
         self.maximum = maximum
@@ -52,7 +54,7 @@ extension Duration {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

@@ -39,4 +39,3 @@ public struct WebhookVerifier: Sendable {
         HMACSHA256.hex(key: secret, message: Array((timestamp + ".").utf8) + body)
     }
 }
-

@@ -40,13 +40,15 @@ public enum BrokerAccess {
     /// service consumes with its own loop and only dead-letters.
     public static let grants: [String: Grant] = {
         var grants: [String: Grant] = [
-            "mapping-service": Grant(user: "mapping_service", consumes: [Q.mappingChanges, Q.mappingSync],
-                                     publishes: [X.canonical, X.commands, X.events, defaultExchange]),
-            "link-service": Grant(user: "link_service", consumes: [Q.linkCanonical, Q.linkEvents], publishes: [X.sync]),
+            "mapping-service": Grant(
+                user: "mapping_service", consumes: [Q.mappingChanges, Q.mappingSync],
+                publishes: [X.canonical, X.commands, X.events, defaultExchange]),
+            "link-service": Grant(user: "link_service", consumes: [Q.linkCanonical, Q.linkEvents], publishes: [X.sync])
         ]
         for system in ParleyTopology.systems {
-            grants["\(system.rawValue)-adapter"] = Grant(user: "\(system.rawValue)_adapter", consumes: [Q.adapterCommands(system)],
-                                                         publishes: [X.changes, X.events, defaultExchange])
+            grants["\(system.rawValue)-adapter"] = Grant(
+                user: "\(system.rawValue)_adapter", consumes: [Q.adapterCommands(system)],
+                publishes: [X.changes, X.events, defaultExchange])
         }
         return grants
     }()

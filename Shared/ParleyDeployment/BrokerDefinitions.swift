@@ -18,9 +18,11 @@ public enum BrokerDefinitions {
                 ["name": q.name, "durable": true, "auto_delete": false, "arguments": json(q.arguments)]
             },
             "bindings": d.bindings.map { b -> [String: Any] in
-                ["source": b.binding.exchange, "destination": b.queue, "destination_type": "queue",
-                 "routing_key": b.binding.routingKey, "arguments": json(b.binding.arguments)]
-            },
+                [
+                    "source": b.binding.exchange, "destination": b.queue, "destination_type": "queue",
+                    "routing_key": b.binding.routingKey, "arguments": json(b.binding.arguments)
+                ]
+            }
         ]
     }
 

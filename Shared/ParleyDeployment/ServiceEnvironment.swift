@@ -41,8 +41,9 @@ public enum ServiceEnvironment {
     static func adapter(_ system: SystemName) -> EnvironmentSpec {
         // Every adapter setting is read through `AdapterEnvironment.optional`, which also
         // accepts `<NAME>_FILE`.
-        EnvironmentSpec(required: [amqp, database] + (AdapterEnvironment.systemKeys[system] ?? []).map { [$0, $0 + "_FILE"] },
-                        optional: common)
+        EnvironmentSpec(
+            required: [amqp, database] + (AdapterEnvironment.systemKeys[system] ?? []).map { [$0, $0 + "_FILE"] },
+            optional: common)
     }
 
     /// Per executable name (the compose service names).
@@ -54,7 +55,7 @@ public enum ServiceEnvironment {
         "powerofficego-adapter": adapter(.powerofficego),
         "customerp-simulator": EnvironmentSpec(required: [], optional: SimulatorEnvironment.Customerp.keys),
         "customwebshop-simulator": EnvironmentSpec(required: [], optional: SimulatorEnvironment.Customwebshop.keys),
-        "powerofficego-simulator": EnvironmentSpec(required: [], optional: []),
+        "powerofficego-simulator": EnvironmentSpec(required: [], optional: [])
     ]
 
     /// The services that connect to RabbitMQ and PostgreSQL, each with its own user and role.

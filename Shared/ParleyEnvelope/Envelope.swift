@@ -227,4 +227,3 @@ private struct FieldReader {
         return value
     }
 }
-

@@ -97,7 +97,9 @@ public struct TraceContext: Hashable, Sendable {
 
     public init(traceparent: String, tracestate: String? = nil) throws(EnvelopeError) {
         guard TraceContext.isValidTraceparent(traceparent) else {
-            throw .invalidValue(field: "trace.traceparent", reason: "must match 00-<32 hex>-<16 hex>-<2 hex> (lower-case, ids not all zero), got \(EnvelopeError.quote(traceparent))")
+            throw .invalidValue(
+                field: "trace.traceparent",
+                reason: "must match 00-<32 hex>-<16 hex>-<2 hex> (lower-case, ids not all zero), got \(EnvelopeError.quote(traceparent))")
         }
         if let tracestate, !tracestate.isEmpty {
             guard tracestate.utf8.count <= 512, tracestate.utf8.allSatisfy({ $0 >= 0x20 && $0 <= 0x7E }) else {

@@ -16,8 +16,8 @@ enum RFC3339 {
     }
 
     /// Valid range for four-digit years: 0000-01-01T00:00:00.000Z ... 9999-12-31T23:59:59.999Z.
-    static let range: ClosedRange<Int64> = CivilCalendar.daysFromCivil(0, 1, 1) * millisecondsPerDay
-        ... (CivilCalendar.daysFromCivil(10000, 1, 1) * millisecondsPerDay - 1)
+    static let range: ClosedRange<Int64> =
+        CivilCalendar.daysFromCivil(0, 1, 1) * millisecondsPerDay...(CivilCalendar.daysFromCivil(10000, 1, 1) * millisecondsPerDay - 1)
 
     /// `YYYY-MM-DDTHH:MM:SS.mmmZ`, always UTC with exactly three fraction digits.
     static func format(milliseconds ms: Int64) -> String {
@@ -90,7 +90,8 @@ enum RFC3339 {
         guard hour <= 23, minute <= 59, second <= 60 else { return .failure(ParseFailure("time of day out of range")) }
 
         let days = CivilCalendar.daysFromCivil(year, month, day)
-        let ms = days * millisecondsPerDay + hour * 3_600_000 + minute * 60_000 + second * 1000 + fractionMs
+        let ms =
+            days * millisecondsPerDay + hour * 3_600_000 + minute * 60_000 + second * 1000 + fractionMs
             - offsetMinutes * 60_000
         return .success(ms)
     }

@@ -176,7 +176,6 @@ public struct JSONNumber: Sendable, Hashable, CustomStringConvertible, Expressib
     }
 }
 
-
 // MARK: - Objects
 
 /// A JSON object: members in insertion order, with keyed look-up.

@@ -36,8 +36,10 @@ public enum LinkBatch {
     /// Handles `envelopes` in one transaction and returns one result per envelope. Connection
     /// errors, deadlocks and serialization failures are thrown (nothing committed: the caller
     /// runs the batch again).
-    public static func process(_ envelopes: [Envelope], engine: LinkEngine, pool: PostgresPool,
-                               now: @escaping @Sendable () -> Date = { Date() }) async throws -> Processed {
+    public static func process(
+        _ envelopes: [Envelope], engine: LinkEngine, pool: PostgresPool,
+        now: @escaping @Sendable () -> Date = { Date() }
+    ) async throws -> Processed {
         guard !envelopes.isEmpty else { return Processed(results: [], path: .batch, outbox: []) }
         var lockingFirst: Set<UUID> = []
         batch: for _ in 0..<4 {

@@ -65,14 +65,18 @@ public struct LinkEngine: Sendable {
     /// replica linked meanwhile (``LinkStore/RaceLost``); a connection error, deadlock or
     /// serialization failure is rethrown as it is. The outcomes are the same as
     /// ``handle(_:in:now:)`` one by one.
-    public func handleBatch(_ envelopes: [Envelope], in tx: PostgresTransaction, now: Date = Date(), outbox: OutboxCollector? = nil) throws -> [Outcome] {
+    public func handleBatch(_ envelopes: [Envelope], in tx: PostgresTransaction, now: Date = Date(), outbox: OutboxCollector? = nil) throws
+        -> [Outcome]
+    {
         try handleBatch(envelopes, in: tx, now: now, outbox: outbox, lockingFirst: [])
     }
 
     /// ``handleBatch(_:in:now:outbox:)`` that also locks `lockingFirst` up front: entities an
     /// earlier attempt met late and found locked (``LinkStore/LockBusy``, which this rethrows).
-    func handleBatch(_ envelopes: [Envelope], in tx: PostgresTransaction, now: Date, outbox: OutboxCollector?,
-                     lockingFirst: Set<UUID>) throws -> [Outcome] {
+    func handleBatch(
+        _ envelopes: [Envelope], in tx: PostgresTransaction, now: Date, outbox: OutboxCollector?,
+        lockingFirst: Set<UUID>
+    ) throws -> [Outcome] {
         let store = LinkStore(tx: tx, cache: LinkCache(lateLocksWait: false, collector: outbox))
         var claimed = try store.claim(envelopes.map(\.id))
         // Everything the batch will lock is found first and locked in one order (see
@@ -121,7 +125,9 @@ public struct LinkEngine: Sendable {
                 }
                 if let origin = parsed.payload.origin.flatMap(GlobalRef.init), origin.entity == entity { plan.entities.insert(origin.id) }
             case .written:
-                guard let payload = try? WrittenPayload(json: envelope.payload), let ref = GlobalRef(payload.globalId), ref.entity == entity else { continue }
+                guard let payload = try? WrittenPayload(json: envelope.payload), let ref = GlobalRef(payload.globalId), ref.entity == entity else {
+                    continue
+                }
                 plan.entities.insert(ref.id)
                 plan.releases.append(LinkStore.Prefetch.Release(ref: ref, system: envelope.system))
                 for reference in payload.expected.references {
@@ -129,7 +135,8 @@ public struct LinkEngine: Sendable {
                 }
             case .failed:
                 guard let payload = try? FailedPayload(json: envelope.payload), let ref = GlobalRef(payload.globalId ?? envelope.entityId),
-                      ref.entity == entity else { continue }
+                    ref.entity == entity
+                else { continue }
                 plan.entities.insert(ref.id)
             default:
                 continue
@@ -161,12 +168,14 @@ public struct LinkEngine: Sendable {
             do {
                 // The entity first, as every path locks; one another replica holds is its to handle.
                 guard try store.lockEntityIfFree(global), let writeId = try store.expiredSlot(global, system, now: now),
-                      let entity = try store.entityType(of: global) else {
+                    let entity = try store.entityType(of: global)
+                else {
                     _ = try tx.execute("release savepoint lease")
                     continue
                 }
-                let cause = try Envelope(kind: "leaseExpired", system: system, entityType: entity.messagingEntityType,
-                                         entityId: GlobalRef(entity, id: global).description, time: now, payload: .null)
+                let cause = try Envelope(
+                    kind: "leaseExpired", system: system, entityType: entity.messagingEntityType,
+                    entityId: GlobalRef(entity, id: global).description, time: now, payload: .null)
                 var requests = WriteRequests(store: store, entity: entity, cause: cause, now: now, lease: configuration.lease)
                 try requests.send(global: global, to: system, state: try store.lockEntity(global, entity), writeId: writeId)
                 try store.flush()
@@ -180,4 +189,3 @@ public struct LinkEngine: Sendable {
         return count
     }
 }
-

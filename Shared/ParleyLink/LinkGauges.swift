@@ -54,7 +54,8 @@ public final class LinkGauges: Service, Sendable {
     /// Reads the counts (one statement, one snapshot) and sets the gauges.
     @discardableResult
     public func refresh() async throws -> Counts {
-        let rows = try await pool.query("""
+        let rows = try await pool.query(
+            """
             select 'inflight', system, count(*) from write_slot group by system
             union all select 'parked', null, count(*) from parked
             union all select 'waiting', null, count(*) from waiting_change
@@ -119,7 +120,8 @@ public enum SyncLatency {
     public static func record(_ writes: [Write], pool: PostgresPool, logger: Logger, now: Date = Date()) async {
         let ids = Array(Set(writes.map(\.global)))
         do {
-            let rows = try await pool.query("""
+            let rows = try await pool.query(
+                """
                 select id::text, (select max((p.value ->> 'modifiedAt')::bigint) from jsonb_each(provenance) p)
                 from global_entity where id in (select jsonb_array_elements_text($1::jsonb)::uuid)
                 """, [PostgresJSON(JSONValue.array(ids.map { .string($0.lowercasedString) }).serializedString())])

@@ -192,8 +192,11 @@ public struct LinkQueries: Sendable {
     /// (not seen yet, or held as a conflict: see ``conflicts(limit:system:entityType:)``).
     public func entity(system: SystemName, entityType: CanonicalEntityType, nativeId: String) async throws -> Entity? {
         try await read { tx in
-            guard let id = try tx.query("select global_id from member where system = $1 and entity_type = $2 and native_id = $3",
-                                        [system.rawValue, entityType.rawValue, nativeId]).first?.decode(UUID.self, at: 0)
+            guard
+                let id = try tx.query(
+                    "select global_id from member where system = $1 and entity_type = $2 and native_id = $3",
+                    [system.rawValue, entityType.rawValue, nativeId]
+                ).first?.decode(UUID.self, at: 0)
             else { return nil }
             return try Self.entity(id, in: tx)
         }
@@ -210,16 +213,20 @@ public struct LinkQueries: Sendable {
     /// Parked entities, longest waiting first.
     public func parked(limit: Int = 100, system: SystemName? = nil, entityType: CanonicalEntityType? = nil) async throws -> [ParkedEntity] {
         try await read { tx in
-            try tx.query("""
+            try tx.query(
+                """
                 select p.global_id, g.entity_type, p.system, p.waiting_for::text, p.reason, p.parked_at, \(Self.membersColumn("p"))
                 from parked p join global_entity g on g.id = p.global_id
                 where ($1::text is null or p.system = $1) and ($2::text is null or g.entity_type = $2)
                 order by p.parked_at, p.global_id, p.system limit $3
-                """, [system?.rawValue, entityType?.rawValue, limit]).map { row in
-                ParkedEntity(ref: try Self.ref(row, id: 0, type: 1), system: try Self.system(row, at: 2),
-                             members: try Self.records(try row.decode(String.self, at: 6)),
-                             parking: Parking(waitingFor: try Self.strings(try row.decode(String.self, at: 3)),
-                                              reason: try row.decode(String.self, at: 4), parkedAt: try row.decode(Date.self, at: 5)))
+                """, [system?.rawValue, entityType?.rawValue, limit]
+            ).map { row in
+                ParkedEntity(
+                    ref: try Self.ref(row, id: 0, type: 1), system: try Self.system(row, at: 2),
+                    members: try Self.records(try row.decode(String.self, at: 6)),
+                    parking: Parking(
+                        waitingFor: try Self.strings(try row.decode(String.self, at: 3)),
+                        reason: try row.decode(String.self, at: 4), parkedAt: try row.decode(Date.self, at: 5)))
             }
         }
     }
@@ -227,7 +234,8 @@ public struct LinkQueries: Sendable {
     /// Changes waiting for records their system has not reported, longest waiting first.
     public func waiting(limit: Int = 100, system: SystemName? = nil, entityType: CanonicalEntityType? = nil) async throws -> [WaitingChange] {
         try await read { tx in
-            try tx.query("""
+            try tx.query(
+                """
                 select w.system, w.entity_type, w.native_id, (select coalesce(jsonb_agg(jsonb_build_array(r->>0, r->>2)
                            order by r->>0, r->>2), '[]') from jsonb_array_elements(w.waiting_for) r
                          where not exists (select 1 from member m where m.system = r->>0 and m.entity_type = r->>1 and m.native_id = r->>2))::text,
@@ -235,13 +243,15 @@ public struct LinkQueries: Sendable {
                 from waiting_change w
                 where ($1::text is null or w.system = $1) and ($2::text is null or w.entity_type = $2)
                 order by w.waiting_since, w.system, w.native_id limit $3
-                """, [system?.rawValue, entityType?.rawValue, limit]).map { row in
+                """, [system?.rawValue, entityType?.rawValue, limit]
+            ).map { row in
                 let typeText = try row.decode(String.self, at: 1)
                 guard let type = CanonicalEntityType(rawValue: typeText) else { throw LinkError("unknown entity type \(typeText) in the database") }
-                return WaitingChange(record: NativeRecord(system: try Self.system(row, at: 0), nativeId: try row.decode(String.self, at: 2)),
-                                     entityType: type, waitingFor: try Self.records(try row.decode(String.self, at: 3)),
-                                     reason: try row.decode(String.self, at: 4), attempts: try row.decode(Int.self, at: 5),
-                                     retryAt: try row.decode(Date?.self, at: 6), since: try row.decode(Date.self, at: 7))
+                return WaitingChange(
+                    record: NativeRecord(system: try Self.system(row, at: 0), nativeId: try row.decode(String.self, at: 2)),
+                    entityType: type, waitingFor: try Self.records(try row.decode(String.self, at: 3)),
+                    reason: try row.decode(String.self, at: 4), attempts: try row.decode(Int.self, at: 5),
+                    retryAt: try row.decode(Date?.self, at: 6), since: try row.decode(Date.self, at: 7))
             }
         }
     }
@@ -249,15 +259,18 @@ public struct LinkQueries: Sendable {
     /// Failed entities, most recent failure first.
     public func failed(limit: Int = 100, system: SystemName? = nil, entityType: CanonicalEntityType? = nil) async throws -> [FailedEntity] {
         try await read { tx in
-            try tx.query("""
+            try tx.query(
+                """
                 select f.global_id, g.entity_type, f.system, f.kind, f.reason, f.transient, f.attempts, f.retry_at, f.failed_at,
                     \(Self.membersColumn("f"))
                 from failed f join global_entity g on g.id = f.global_id
                 where ($1::text is null or f.system = $1) and ($2::text is null or g.entity_type = $2)
                 order by f.failed_at desc, f.global_id, f.system limit $3
-                """, [system?.rawValue, entityType?.rawValue, limit]).map { row in
-                FailedEntity(ref: try Self.ref(row, id: 0, type: 1), system: try Self.system(row, at: 2),
-                             members: try Self.records(try row.decode(String.self, at: 9)), failure: try Self.failure(row, from: 3))
+                """, [system?.rawValue, entityType?.rawValue, limit]
+            ).map { row in
+                FailedEntity(
+                    ref: try Self.ref(row, id: 0, type: 1), system: try Self.system(row, at: 2),
+                    members: try Self.records(try row.decode(String.self, at: 9)), failure: try Self.failure(row, from: 3))
             }
         }
     }
@@ -265,12 +278,14 @@ public struct LinkQueries: Sendable {
     /// Held duplicate records, most recent first.
     public func conflicts(limit: Int = 100, system: SystemName? = nil, entityType: CanonicalEntityType? = nil) async throws -> [Conflict] {
         try await read { tx in
-            try tx.query("""
+            try tx.query(
+                """
                 select c.global_id, g.entity_type, c.system, c.native_id, c.member_id, c.reason, c.detected_at
                 from conflict c join global_entity g on g.id = c.global_id
                 where ($1::text is null or c.system = $1) and ($2::text is null or g.entity_type = $2)
                 order by c.detected_at desc, c.global_id, c.system, c.native_id limit $3
-                """, [system?.rawValue, entityType?.rawValue, limit]).map { row in try Self.conflict(row) }
+                """, [system?.rawValue, entityType?.rawValue, limit]
+            ).map { row in try Self.conflict(row) }
         }
     }
 
@@ -286,7 +301,9 @@ public struct LinkQueries: Sendable {
                 for row in try tx.query(sql) {
                     let system = try Self.system(row, at: 0)
                     let typeText = try row.decode(String.self, at: 1)
-                    guard let type = CanonicalEntityType(rawValue: typeText) else { throw LinkError("unknown entity type \(typeText) in the database") }
+                    guard let type = CanonicalEntityType(rawValue: typeText) else {
+                        throw LinkError("unknown entity type \(typeText) in the database")
+                    }
                     let key = "\(system.rawValue)\u{0}\(type.rawValue)"
                     var counts = systems[key] ?? SystemCounts(system: system, entityType: type)
                     try apply(&counts, row)
@@ -294,27 +311,36 @@ public struct LinkQueries: Sendable {
                 }
             }
             try add("select system, entity_type, count(*) from member group by 1, 2") { $0.members = try $1.decode(Int.self, at: 2) }
-            try add("""
+            try add(
+                """
                 select s.system, g.entity_type, count(*) from write_slot s join global_entity g on g.id = s.global_id group by 1, 2
-                """) { $0.writesInFlight = try $1.decode(Int.self, at: 2) }
-            try add("""
+                """
+            ) { $0.writesInFlight = try $1.decode(Int.self, at: 2) }
+            try add(
+                """
                 select p.system, g.entity_type, count(*) from parked p join global_entity g on g.id = p.global_id group by 1, 2
-                """) { $0.parked = try $1.decode(Int.self, at: 2) }
-            try add("""
+                """
+            ) { $0.parked = try $1.decode(Int.self, at: 2) }
+            try add(
+                """
                 select f.system, g.entity_type, count(*), count(*) filter (where f.transient)
                 from failed f join global_entity g on g.id = f.global_id group by 1, 2
-                """) {
+                """
+            ) {
                 $0.failed = try $1.decode(Int.self, at: 2)
                 $0.failedTransient = try $1.decode(Int.self, at: 3)
             }
-            try add("""
+            try add(
+                """
                 select c.system, g.entity_type, count(*) from conflict c join global_entity g on g.id = c.global_id group by 1, 2
-                """) { $0.conflicts = try $1.decode(Int.self, at: 2) }
+                """
+            ) { $0.conflicts = try $1.decode(Int.self, at: 2) }
             let outbox = try tx.query("select count(*), min(created_at), (select count(*) from waiting_change) from outbox")[0]
             return Counts(
                 entities: entities,
                 systems: systems.values.sorted { ($0.system.rawValue, $0.entityType.rawValue) < ($1.system.rawValue, $1.entityType.rawValue) },
-                waiting: try outbox.decode(Int.self, at: 2), outbox: try outbox.decode(Int.self, at: 0), outboxOldest: try outbox.decode(Date?.self, at: 1))
+                waiting: try outbox.decode(Int.self, at: 2), outbox: try outbox.decode(Int.self, at: 0),
+                outboxOldest: try outbox.decode(Date?.self, at: 1))
         }
     }
 
@@ -348,21 +374,28 @@ public struct LinkQueries: Sendable {
             }
             // The entity's row lock first, as the engine takes it: per-entity order across replicas.
             let state = try store.lockEntity(globalId.id, type)
-            guard let row = try tx.query("select transient, retry_at from failed where global_id = $1 and system = $2 for update",
-                                         [globalId.id, system.rawValue]).first else { return .notFailed }
+            guard
+                let row = try tx.query(
+                    "select transient, retry_at from failed where global_id = $1 and system = $2 for update",
+                    [globalId.id, system.rawValue]
+                ).first
+            else { return .notFailed }
             if try row.decode(Bool.self, at: 0) { return .alreadyScheduled(retryAt: try row.decode(Date?.self, at: 1)) }
             // A write already under way carries the current state, or is marked to be followed by it.
             if let slot = try store.lockSlot(globalId.id, system) { return .inFlight(writeId: slot.writeId) }
-            let cause = try Envelope(kind: "retryRequested", system: system, entityType: type.messagingEntityType,
-                                     entityId: globalId.description, time: now, payload: .null)
+            let cause = try Envelope(
+                kind: "retryRequested", system: system, entityType: type.messagingEntityType,
+                entityId: globalId.description, time: now, payload: .null)
             var requests = WriteRequests(store: store, entity: type, cause: cause, now: now, lease: lease)
             try requests.request(global: globalId.id, to: system, state: state)
             try store.flush()
             if requests.parked > 0 { return .parked }
             guard requests.sent > 0,
-                  let slot = try tx.query("select write_id, operation from write_slot where global_id = $1 and system = $2",
-                                          [globalId.id, system.rawValue]).first,
-                  let operation = WriteOperation(rawValue: try slot.decode(String.self, at: 1))
+                let slot = try tx.query(
+                    "select write_id, operation from write_slot where global_id = $1 and system = $2",
+                    [globalId.id, system.rawValue]
+                ).first,
+                let operation = WriteOperation(rawValue: try slot.decode(String.self, at: 1))
             else { throw LinkError("retry of \(globalId) in \(system): the engine queued nothing") }
             return .sent(writeId: try slot.decode(String.self, at: 0), operation: operation)
         }
@@ -378,9 +411,13 @@ public struct LinkQueries: Sendable {
     }
 
     static func entity(_ id: UUID, in tx: PostgresTransaction) throws -> Entity? {
-        guard let row = try tx.query("""
-            select id, entity_type, state::text, provenance::text, created_at, updated_at from global_entity where id = $1
-            """, [id]).first else { return nil }
+        guard
+            let row = try tx.query(
+                """
+                select id, entity_type, state::text, provenance::text, created_at, updated_at from global_entity where id = $1
+                """, [id]
+            ).first
+        else { return nil }
         let ref = try Self.ref(row, id: 0, type: 1)
         let state = try LinkStore.object(try row.decode(String.self, at: 2))
         var provenance: [String: Provenance] = [:]
@@ -390,10 +427,41 @@ public struct LinkQueries: Sendable {
             }
         }
 
+        var statuses = try Self.targetStatuses(id, in: tx)
+        var members: [Member] = []
+        for row in try tx.query(
+            """
+            select system, native_id, source_modified_at, created_at from member where global_id = $1 order by system
+            """, [id])
+        {
+            let system = try Self.system(row, at: 0)
+            members.append(
+                Member(
+                    system: system, nativeId: try row.decode(String.self, at: 1),
+                    sourceModifiedAt: try row.decode(Date?.self, at: 2), linkedAt: try row.decode(Date.self, at: 3),
+                    status: statuses.removeValue(forKey: system) ?? TargetStatus()))
+        }
+        let outstanding = statuses.sorted { $0.key.rawValue < $1.key.rawValue }.map { Outstanding(system: $0.key, status: $0.value) }
+        let conflicts = try tx.query(
+            """
+            select c.global_id, g.entity_type, c.system, c.native_id, c.member_id, c.reason, c.detected_at
+            from conflict c join global_entity g on g.id = c.global_id
+            where c.global_id = $1 order by c.system, c.native_id
+            """, [id]
+        ).map { try Self.conflict($0) }
+        return Entity(
+            ref: ref, state: state, provenance: provenance, createdAt: try row.decode(Date.self, at: 4),
+            updatedAt: try row.decode(Date.self, at: 5), members: members, outstanding: outstanding, conflicts: conflicts)
+    }
+
+    /// What each target of the entity has under way: its write in flight, its parking, its failure.
+    static func targetStatuses(_ id: UUID, in tx: PostgresTransaction) throws -> [SystemName: TargetStatus] {
         var statuses: [SystemName: TargetStatus] = [:]
-        for row in try tx.query("""
+        for row in try tx.query(
+            """
             select system, write_id, operation, idempotency_key, lease_until, pending, (held->>'at')::bigint from write_slot where global_id = $1
-            """, [id]) {
+            """, [id])
+        {
             let operationText = try row.decode(String.self, at: 2)
             guard let operation = WriteOperation(rawValue: operationText) else { throw LinkError("unknown write operation \(operationText)") }
             statuses[try Self.system(row, at: 0), default: TargetStatus()].write = Write(
@@ -406,29 +474,14 @@ public struct LinkQueries: Sendable {
                 waitingFor: try Self.strings(try row.decode(String.self, at: 1)), reason: try row.decode(String.self, at: 2),
                 parkedAt: try row.decode(Date.self, at: 3))
         }
-        for row in try tx.query("""
+        for row in try tx.query(
+            """
             select system, kind, reason, transient, attempts, retry_at, failed_at from failed where global_id = $1
-            """, [id]) {
+            """, [id])
+        {
             statuses[try Self.system(row, at: 0), default: TargetStatus()].failure = try Self.failure(row, from: 1)
         }
-
-        var members: [Member] = []
-        for row in try tx.query("""
-            select system, native_id, source_modified_at, created_at from member where global_id = $1 order by system
-            """, [id]) {
-            let system = try Self.system(row, at: 0)
-            members.append(Member(system: system, nativeId: try row.decode(String.self, at: 1),
-                                  sourceModifiedAt: try row.decode(Date?.self, at: 2), linkedAt: try row.decode(Date.self, at: 3),
-                                  status: statuses.removeValue(forKey: system) ?? TargetStatus()))
-        }
-        let outstanding = statuses.sorted { $0.key.rawValue < $1.key.rawValue }.map { Outstanding(system: $0.key, status: $0.value) }
-        let conflicts = try tx.query("""
-            select c.global_id, g.entity_type, c.system, c.native_id, c.member_id, c.reason, c.detected_at
-            from conflict c join global_entity g on g.id = c.global_id
-            where c.global_id = $1 order by c.system, c.native_id
-            """, [id]).map { try Self.conflict($0) }
-        return Entity(ref: ref, state: state, provenance: provenance, createdAt: try row.decode(Date.self, at: 4),
-                      updatedAt: try row.decode(Date.self, at: 5), members: members, outstanding: outstanding, conflicts: conflicts)
+        return statuses
     }
 
     /// The entity's members as `[[system, native id], ...]` JSON text, for the list queries.
@@ -453,15 +506,17 @@ public struct LinkQueries: Sendable {
 
     /// kind, reason, transient, attempts, retry_at, failed_at from column `index` on.
     static func failure(_ row: PostgresRow, from index: Int) throws -> Failure {
-        Failure(kind: try row.decode(String.self, at: index), reason: try row.decode(String.self, at: index + 1),
-                transient: try row.decode(Bool.self, at: index + 2), attempts: try row.decode(Int.self, at: index + 3),
-                retryAt: try row.decode(Date?.self, at: index + 4), failedAt: try row.decode(Date.self, at: index + 5))
+        Failure(
+            kind: try row.decode(String.self, at: index), reason: try row.decode(String.self, at: index + 1),
+            transient: try row.decode(Bool.self, at: index + 2), attempts: try row.decode(Int.self, at: index + 3),
+            retryAt: try row.decode(Date?.self, at: index + 4), failedAt: try row.decode(Date.self, at: index + 5))
     }
 
     static func conflict(_ row: PostgresRow) throws -> Conflict {
-        Conflict(ref: try ref(row, id: 0, type: 1), system: try system(row, at: 2), nativeId: try row.decode(String.self, at: 3),
-                 memberId: try row.decode(String.self, at: 4), reason: try row.decode(String.self, at: 5),
-                 detectedAt: try row.decode(Date.self, at: 6))
+        Conflict(
+            ref: try ref(row, id: 0, type: 1), system: try system(row, at: 2), nativeId: try row.decode(String.self, at: 3),
+            memberId: try row.decode(String.self, at: 4), reason: try row.decode(String.self, at: 5),
+            detectedAt: try row.decode(Date.self, at: 6))
     }
 
     static func strings(_ text: String) throws -> [String] {
@@ -473,7 +528,8 @@ public struct LinkQueries: Sendable {
         guard case .array(let items) = try JSONValue.parse(text) else { throw LinkError("expected a JSON array in the database") }
         return try items.map { item in
             guard let pair = item.array, pair.count == 2, let s = pair[0].string, let system = SystemName(rawValue: s),
-                  let nativeId = pair[1].string else { throw LinkError("unexpected member pair \(item)") }
+                let nativeId = pair[1].string
+            else { throw LinkError("unexpected member pair \(item)") }
             return NativeRecord(system: system, nativeId: nativeId)
         }
     }
@@ -504,24 +560,32 @@ extension LinkQueries.Entity {
             ("id", .string(ref.description)),
             ("entityType", .string(entityType.rawValue)),
             ("state", LinkQueries.object(state.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })),
-            ("provenance", LinkQueries.object(provenance.sorted { $0.key < $1.key }.map { field, p in
-                (field, LinkQueries.object([("system", .string(p.system.rawValue)), ("modifiedAt", LinkQueries.time(milliseconds: p.modifiedAt))]))
-            })),
+            (
+                "provenance",
+                LinkQueries.object(
+                    provenance.sorted { $0.key < $1.key }.map { field, p in
+                        (
+                            field,
+                            LinkQueries.object([("system", .string(p.system.rawValue)), ("modifiedAt", LinkQueries.time(milliseconds: p.modifiedAt))])
+                        )
+                    })
+            ),
             ("createdAt", LinkQueries.time(createdAt)),
             ("updatedAt", LinkQueries.time(updatedAt)),
             ("members", .array(members.map(\.json))),
             ("outstanding", .array(outstanding.map(\.json))),
-            ("conflicts", .array(conflicts.map(\.json))),
+            ("conflicts", .array(conflicts.map(\.json)))
         ])
     }
 }
 
 extension LinkQueries.Member {
     public var json: JSONValue {
-        LinkQueries.object([
-            ("system", .string(system.rawValue)), ("nativeId", .string(nativeId)),
-            ("sourceModifiedAt", LinkQueries.time(sourceModifiedAt)), ("linkedAt", LinkQueries.time(linkedAt)),
-        ] + status.members)
+        LinkQueries.object(
+            [
+                ("system", .string(system.rawValue)), ("nativeId", .string(nativeId)),
+                ("sourceModifiedAt", LinkQueries.time(sourceModifiedAt)), ("linkedAt", LinkQueries.time(linkedAt))
+            ] + status.members)
     }
 }
 
@@ -542,7 +606,7 @@ extension LinkQueries.Write {
         LinkQueries.object([
             ("writeId", .string(writeId)), ("operation", .string(operation.rawValue)), ("idempotencyKey", .string(idempotencyKey)),
             ("leaseUntil", LinkQueries.time(leaseUntil)), ("pending", .bool(pending)),
-            ("heldSince", heldSince.map(LinkQueries.time) ?? .null),
+            ("heldSince", heldSince.map(LinkQueries.time) ?? .null)
         ])
     }
 }
@@ -559,7 +623,7 @@ extension LinkQueries.Failure {
     var members: [(String, JSONValue)] {
         [
             ("kind", .string(kind)), ("reason", .string(reason)), ("transient", .bool(transient)),
-            ("attempts", .number(JSONNumber(attempts))), ("retryAt", LinkQueries.time(retryAt)), ("failedAt", LinkQueries.time(failedAt)),
+            ("attempts", .number(JSONNumber(attempts))), ("retryAt", LinkQueries.time(retryAt)), ("failedAt", LinkQueries.time(failedAt))
         ]
     }
 
@@ -572,10 +636,11 @@ extension LinkQueries.NativeRecord {
 
 extension LinkQueries.ParkedEntity {
     public var json: JSONValue {
-        LinkQueries.object([
-            ("id", .string(ref.description)), ("entityType", .string(ref.entity.rawValue)), ("system", .string(system.rawValue)),
-            ("members", .array(members.map(\.json))),
-        ] + parking.members)
+        LinkQueries.object(
+            [
+                ("id", .string(ref.description)), ("entityType", .string(ref.entity.rawValue)), ("system", .string(system.rawValue)),
+                ("members", .array(members.map(\.json)))
+            ] + parking.members)
     }
 }
 
@@ -584,17 +649,18 @@ extension LinkQueries.WaitingChange {
         LinkQueries.object([
             ("system", .string(record.system.rawValue)), ("entityType", .string(entityType.rawValue)), ("nativeId", .string(record.nativeId)),
             ("waitingFor", .array(waitingFor.map(\.json))), ("reason", .string(reason)), ("attempts", .number(JSONNumber(attempts))),
-            ("retryAt", LinkQueries.time(retryAt)), ("since", LinkQueries.time(since)),
+            ("retryAt", LinkQueries.time(retryAt)), ("since", LinkQueries.time(since))
         ])
     }
 }
 
 extension LinkQueries.FailedEntity {
     public var json: JSONValue {
-        LinkQueries.object([
-            ("id", .string(ref.description)), ("entityType", .string(ref.entity.rawValue)), ("system", .string(system.rawValue)),
-            ("members", .array(members.map(\.json))),
-        ] + failure.members)
+        LinkQueries.object(
+            [
+                ("id", .string(ref.description)), ("entityType", .string(ref.entity.rawValue)), ("system", .string(system.rawValue)),
+                ("members", .array(members.map(\.json)))
+            ] + failure.members)
     }
 }
 
@@ -603,7 +669,7 @@ extension LinkQueries.Conflict {
         LinkQueries.object([
             ("id", .string(ref.description)), ("entityType", .string(ref.entity.rawValue)), ("system", .string(system.rawValue)),
             ("nativeId", .string(nativeId)), ("memberId", .string(memberId)), ("reason", .string(reason)),
-            ("detectedAt", LinkQueries.time(detectedAt)),
+            ("detectedAt", LinkQueries.time(detectedAt))
         ])
     }
 }
@@ -616,7 +682,7 @@ extension LinkQueries.Counts {
             ("writesInFlight", .number(JSONNumber(writesInFlight))),
             ("waiting", .number(JSONNumber(waiting))),
             ("outbox", .number(JSONNumber(outbox))),
-            ("outboxOldest", LinkQueries.time(outboxOldest)),
+            ("outboxOldest", LinkQueries.time(outboxOldest))
         ])
     }
 }
@@ -627,7 +693,7 @@ extension LinkQueries.SystemCounts {
             ("system", .string(system.rawValue)), ("entityType", .string(entityType.rawValue)),
             ("members", .number(JSONNumber(members))), ("writesInFlight", .number(JSONNumber(writesInFlight))),
             ("parked", .number(JSONNumber(parked))), ("failed", .number(JSONNumber(failed))),
-            ("failedTransient", .number(JSONNumber(failedTransient))), ("conflicts", .number(JSONNumber(conflicts))),
+            ("failedTransient", .number(JSONNumber(failedTransient))), ("conflicts", .number(JSONNumber(conflicts)))
         ])
     }
 }

@@ -36,8 +36,9 @@ public struct LinkService: Sendable {
         self.publisher = publisher
         self.relay = relay
         self.consumers = [ParleyTopology.Queues.linkCanonical, ParleyTopology.Queues.linkEvents].map { queue in
-            LinkConsumer(amqp: amqp, queue: queue, topology: topology, pool: pool, engine: engine, publisher: publisher,
-                         relay: relay, batchSize: batchSize, transactions: transactions, logger: logger)
+            LinkConsumer(
+                amqp: amqp, queue: queue, topology: topology, pool: pool, engine: engine, publisher: publisher,
+                relay: relay, batchSize: batchSize, transactions: transactions, logger: logger)
         }
         self.maintenance = LinkMaintenance(pool: pool, engine: engine, relay: relay, logger: logger)
         self.waiting = LinkWaiting(pool: pool, engine: engine, relay: relay, logger: logger)
@@ -69,13 +70,16 @@ public final class LinkConsumer: Service, Sendable {
     /// Between tries of a batch while the database is away: 0.2 s doubling to 5 s.
     static let databaseBackoff = Backoff(initial: .milliseconds(100), maximum: .seconds(5), jitter: 0)
 
-    init(amqp: AMQPConfiguration, queue: String, topology: Topology, pool: PostgresPool, engine: LinkEngine,
-         publisher: AMQPPublisher, relay: OutboxRelay, batchSize: Int, transactions: Int, logger: Logger) {
+    init(
+        amqp: AMQPConfiguration, queue: String, topology: Topology, pool: PostgresPool, engine: LinkEngine,
+        publisher: AMQPPublisher, relay: OutboxRelay, batchSize: Int, transactions: Int, logger: Logger
+    ) {
         // Enough unacked deliveries for every transaction in flight and two batches gathering:
         // with one, the next backlog was often a part batch (a benchmark at 100 per batch
         // averaged 62 messages per transaction; with two, 81, and about 10 % more changes/s).
-        self.consumer = AMQPConsumer(configuration: amqp, queue: queue, topology: topology,
-                                     prefetch: UInt16(clamping: max((max(1, transactions) + 2) * batchSize, 16)), logger: logger)
+        self.consumer = AMQPConsumer(
+            configuration: amqp, queue: queue, topology: topology,
+            prefetch: UInt16(clamping: max((max(1, transactions) + 2) * batchSize, 16)), logger: logger)
         self.queue = queue
         self.topology = topology
         self.pool = pool
@@ -138,7 +142,9 @@ public final class LinkConsumer: Service, Sendable {
         for (index, delivery) in deliveries.enumerated() {
             var outcome = MessagingMetrics.Outcome.ack
             if case .rejected(let reason, let failureClass) = results[index] {
-                logger.error("message dead-lettered", metadata: ["queue": "\(queue)", "messageId": "\(delivery.properties.messageId ?? "-")", "reason": "\(reason)"])
+                logger.error(
+                    "message dead-lettered",
+                    metadata: ["queue": "\(queue)", "messageId": "\(delivery.properties.messageId ?? "-")", "reason": "\(reason)"])
                 MessagingMetrics.failure(failureClass)
                 do {
                     try await publisher.publish(ParleyHeaders.deadLetter(delivery, from: queue, reason: reason, topology: topology))
@@ -172,7 +178,8 @@ public final class LinkConsumer: Service, Sendable {
                     case .done:
                         // A written event that committed (a stale one, ignored by the engine, counts too).
                         if envelope.kind == .written, let written = try? WrittenPayload(json: envelope.payload),
-                           let ref = GlobalRef(written.globalId) {
+                            let ref = GlobalRef(written.globalId)
+                        {
                             confirmed.append(SyncLatency.Write(global: ref.id, target: envelope.system))
                         }
                     }
@@ -202,8 +209,10 @@ public final class LinkMaintenance: Service, Sendable {
     let interval: Duration
     let inboxRetention: Duration
 
-    init(pool: PostgresPool, engine: LinkEngine, relay: OutboxRelay, logger: Logger,
-         interval: Duration = .seconds(2), inboxRetention: Duration = .seconds(7 * 24 * 3600)) {
+    init(
+        pool: PostgresPool, engine: LinkEngine, relay: OutboxRelay, logger: Logger,
+        interval: Duration = .seconds(2), inboxRetention: Duration = .seconds(7 * 24 * 3600)
+    ) {
         self.pool = pool
         self.engine = engine
         self.relay = relay

@@ -53,8 +53,10 @@ struct LinkStore {
         let key = LinkCache.MemberKey(system, entity, nativeId)
         if cache.absent.contains(key) { return nil }
         if let known = cache.memberOf[key] { return known }
-        return try query("select global_id from member where system = $1 and entity_type = $2 and native_id = $3",
-                         [system.rawValue, entity.rawValue, nativeId]).first?.decode(UUID.self, at: 0)
+        return try query(
+            "select global_id from member where system = $1 and entity_type = $2 and native_id = $3",
+            [system.rawValue, entity.rawValue, nativeId]
+        ).first?.decode(UUID.self, at: 0)
     }
 
     /// The native id of a global entity's member in `system`.
@@ -78,10 +80,12 @@ struct LinkStore {
     func addMember(_ global: UUID, _ system: SystemName, _ entity: CanonicalEntityType, _ nativeId: String) throws -> Bool {
         let key = LinkCache.MemberKey(system, entity, nativeId)
         cache.absent.remove(key)
-        let added = try execute("""
-            insert into member (global_id, system, entity_type, native_id) values ($1, $2, $3, $4)
-            on conflict (system, entity_type, native_id) do nothing
-            """, [global, system.rawValue, entity.rawValue, nativeId]) == 1
+        let added =
+            try execute(
+                """
+                insert into member (global_id, system, entity_type, native_id) values ($1, $2, $3, $4)
+                on conflict (system, entity_type, native_id) do nothing
+                """, [global, system.rawValue, entity.rawValue, nativeId]) == 1
         if added {
             cache.memberOf[key] = global
             cache.entities[global]?.members[system] = nativeId
@@ -98,8 +102,9 @@ struct LinkStore {
     func createEntity(_ new: NewEntity) throws -> Bool {
         let key = LinkCache.MemberKey(new.system, new.entity, new.nativeId)
         cache.absent.remove(key)
-        cache.newEntities[new.global] = LinkCache.NewEntity(entity: new.entity, system: new.system, nativeId: new.nativeId, state: new.state,
-                                                            snapshot: new.snapshot, modifiedAt: new.modifiedAt, keys: new.keys)
+        cache.newEntities[new.global] = LinkCache.NewEntity(
+            entity: new.entity, system: new.system, nativeId: new.nativeId, state: new.state,
+            snapshot: new.snapshot, modifiedAt: new.modifiedAt, keys: new.keys)
         cache.memberOf[key] = new.global
         cache.entities[new.global] = LinkCache.EntityInfo(members: [new.system: new.nativeId])
         cache.states[new.global] = new.state
@@ -115,7 +120,8 @@ struct LinkStore {
     /// of the record replaces an older one: each carries the whole record.
     func wait(_ change: Envelope, _ record: LinkCache.MemberKey, for missing: [LinkCache.MemberKey], modifiedAt: Int64, reason: String) throws {
         let list = JSONValue.array(missing.map { .array([.string($0.system), .string($0.entity), .string($0.nativeId)]) })
-        _ = try execute("""
+        _ = try execute(
+            """
             insert into waiting_change (system, entity_type, native_id, waiting_for, modified_at, envelope, reason)
             values ($1, $2, $3, $4, $5, $6, $7)
             on conflict (system, entity_type, native_id) do update set waiting_for = excluded.waiting_for,
@@ -133,7 +139,8 @@ struct LinkStore {
     /// one is done (a newer waiting one stays).
     func resolveWaiting(_ record: LinkCache.MemberKey, modifiedAt: Int64) throws {
         if cache.waitingKnown.contains(record), !cache.waiting.contains(record) { return }
-        let removed = try execute("""
+        let removed = try execute(
+            """
             delete from waiting_change where system = $1 and entity_type = $2 and native_id = $3 and modified_at <= $4
             """, [record.system, record.entity, record.nativeId, modifiedAt])
         if removed > 0 {
@@ -149,10 +156,12 @@ struct LinkStore {
     /// names: writing to it now would overwrite a version of the record Parley has not merged.
     func changeWaits(_ global: UUID, in system: SystemName) throws -> Bool {
         if let known = cache.entities[global] { return known.waiting.contains(system) }
-        return try !query("""
+        return try !query(
+            """
             select 1 from waiting_change w join member m on m.system = w.system and m.entity_type = w.entity_type and m.native_id = w.native_id
             where m.global_id = $1 and m.system = $2
-            """, [global, system.rawValue]).isEmpty
+            """, [global, system.rawValue]
+        ).isEmpty
     }
 
     /// Whether the entity is parked for `system` (its row locked).
@@ -195,13 +204,18 @@ struct LinkStore {
         let key = LinkCache.MemberKey(system, entity, nativeId)
         if cache.absent.contains(key) { return nil }
         if let global = cache.memberOf[key], let state = cache.states[global], cache.entities[global] != nil,
-           let known = cache.snapshots[LinkCache.MemberRef(global, system)] {
+            let known = cache.snapshots[LinkCache.MemberRef(global, system)]
+        {
             return MemberView(global: global, state: state, snapshot: known.snapshot, modifiedAt: known.modifiedAt)
         }
-        guard let row = try query("""
-            select id, state::text, provenance::text from global_entity
-            where id = (select global_id from member where system = $1 and entity_type = $2 and native_id = $3) for update
-            """, [system.rawValue, entity.rawValue, nativeId]).first else { return nil }
+        guard
+            let row = try query(
+                """
+                select id, state::text, provenance::text from global_entity
+                where id = (select global_id from member where system = $1 and entity_type = $2 and native_id = $3) for update
+                """, [system.rawValue, entity.rawValue, nativeId]
+            ).first
+        else { return nil }
         let global = try row.decode(UUID.self, at: 0)
         let state = try Self.state(entity, values: try row.decode(String.self, at: 1), provenance: try row.decode(String.self, at: 2))
         cache.memberOf[key] = global
@@ -224,7 +238,8 @@ struct LinkStore {
     private func readEntityInfo(_ globals: [UUID]) throws {
         guard !globals.isEmpty else { return }
         let ids = PostgresJSON(JSONValue.array(globals.map { .string($0.lowercasedString) }).serializedString())
-        let rows = try query("""
+        let rows = try query(
+            """
             with x as (select distinct v::uuid as id from jsonb_array_elements_text($1::jsonb) v)
             select 0, global_id, system, native_id, snapshot::text, (extract(epoch from source_modified_at) * 1000)::bigint
               from member where global_id in (select id from x)
@@ -254,16 +269,20 @@ struct LinkStore {
 
     static func stateJSON(_ state: GlobalState) -> (values: JSONValue, provenance: JSONValue) {
         let values = JSONValue.object(JSONObject(state.values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
-        let provenance = JSONValue.object(JSONObject(state.provenance.sorted { $0.key < $1.key }.map { field, p in
-            (field, ["system": .string(p.system.rawValue), "modifiedAt": .number(JSONNumber(p.modifiedAt))] as JSONValue)
-        }))
+        let provenance = JSONValue.object(
+            JSONObject(
+                state.provenance.sorted { $0.key < $1.key }.map { field, p in
+                    (field, ["system": .string(p.system.rawValue), "modifiedAt": .number(JSONNumber(p.modifiedAt))] as JSONValue)
+                }))
         return (values, provenance)
     }
 
     /// The entity's new state and `system`'s member's new snapshot (one statement; in a batch
     /// they wait for ``flush()``).
-    func saveStateAndSnapshot(_ global: UUID, _ state: GlobalState, _ system: SystemName, _ snapshot: Snapshot,
-                              entity: CanonicalEntityType, modifiedAt: Int64?) throws {
+    func saveStateAndSnapshot(
+        _ global: UUID, _ state: GlobalState, _ system: SystemName, _ snapshot: Snapshot,
+        entity: CanonicalEntityType, modifiedAt: Int64?
+    ) throws {
         cache.states[global] = state
         if cache.newEntities[global] != nil {
             cache.newEntities[global]?.state = state
@@ -285,7 +304,7 @@ struct LinkStore {
     static func snapshotJSON(_ snapshot: Snapshot) -> JSONValue {
         [
             "fields": .array(snapshot.fields.map(JSONValue.string)),
-            "values": .object(JSONObject(snapshot.values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) })),
+            "values": .object(JSONObject(snapshot.values.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }))
         ]
     }
 
@@ -341,8 +360,9 @@ struct LinkStore {
     private func lockKeys(_ names: some Sequence<String>, planning: PostgresPlanning = .cached) throws {
         let names = Set(names).filter { !cache.lockedKeys.contains($0) }.sorted()
         guard !names.isEmpty else { return }
-        _ = try query("select pg_advisory_xact_lock(hashtextextended(k, 0)) from jsonb_array_elements_text($1::jsonb) k",
-                      [PostgresJSON(JSONValue.array(names.map(JSONValue.string)).serializedString())], planning: planning)
+        _ = try query(
+            "select pg_advisory_xact_lock(hashtextextended(k, 0)) from jsonb_array_elements_text($1::jsonb) k",
+            [PostgresJSON(JSONValue.array(names.map(JSONValue.string)).serializedString())], planning: planning)
         cache.lockedKeys.formUnion(names)
     }
 
@@ -356,7 +376,8 @@ struct LinkStore {
         var result: [KeyCandidate] = []
         for ref in refs {
             for candidate in cache.candidates[ref] ?? [] {
-                result.append(KeyCandidate(kind: ref.kind, value: ref.value, global: candidate.global, organizationNumber: candidate.organizationNumber))
+                result.append(
+                    KeyCandidate(kind: ref.kind, value: ref.value, global: candidate.global, organizationNumber: candidate.organizationNumber))
             }
         }
         return result.sorted { $0.global.uuidString < $1.global.uuidString }
@@ -368,15 +389,18 @@ struct LinkStore {
     private func loadCandidates(_ refs: [LinkCache.KeyRef]) throws {
         let wanted = JSONValue.array(refs.map { .array([.string($0.entity.rawValue), .string($0.kind), .string($0.value)]) })
         for ref in refs { cache.candidates[ref] = [] }
-        for row in try query("""
+        for row in try query(
+            """
             select n.entity_type, n.kind, n.value, n.global_id,
                    (select o.value from natural_key o where o.global_id = n.global_id and o.kind = 'organizationNumber' limit 1)
             from natural_key n join jsonb_array_elements($1::jsonb) x on n.entity_type = x->>0 and n.kind = x->>1 and n.value = x->>2
             order by n.global_id
-            """, [PostgresJSON(wanted.serializedString())], planning: .perExecution) {
+            """, [PostgresJSON(wanted.serializedString())], planning: .perExecution)
+        {
             guard let entity = CanonicalEntityType(rawValue: try row.decode(String.self, at: 0)) else { continue }
             let ref = LinkCache.KeyRef(entity: entity, kind: try row.decode(String.self, at: 1), value: try row.decode(String.self, at: 2))
-            cache.add(LinkCache.Candidate(global: try row.decode(UUID.self, at: 3), organizationNumber: try row.decode(String?.self, at: 4)), for: ref)
+            cache.add(
+                LinkCache.Candidate(global: try row.decode(UUID.self, at: 3), organizationNumber: try row.decode(String?.self, at: 4)), for: ref)
         }
     }
 
@@ -386,8 +410,9 @@ struct LinkStore {
         } else {
             _ = try execute("delete from natural_key where global_id = $1", [global])
             for key in keys {
-                _ = try execute("insert into natural_key (entity_type, kind, value, global_id) values ($1, $2, $3, $4) on conflict do nothing",
-                                [entity.rawValue, key.kind, key.value, global])
+                _ = try execute(
+                    "insert into natural_key (entity_type, kind, value, global_id) values ($1, $2, $3, $4) on conflict do nothing",
+                    [entity.rawValue, key.kind, key.value, global])
             }
         }
         cache.keysChanged(global, entity: entity, to: keys)
@@ -396,7 +421,8 @@ struct LinkStore {
     // MARK: Conflicts
 
     func recordConflict(_ global: UUID, _ system: SystemName, nativeId: String, memberId: String, reason: String) throws {
-        _ = try execute("""
+        _ = try execute(
+            """
             insert into conflict (global_id, system, native_id, member_id, reason) values ($1, $2, $3, $4, $5)
             on conflict (system, native_id, global_id) do update set reason = excluded.reason, detected_at = now()
             """, [global, system.rawValue, nativeId, memberId, reason])
@@ -406,8 +432,12 @@ struct LinkStore {
 
     func lockSlot(_ global: UUID, _ system: SystemName) throws -> OpenWrite? {
         if let known = cache.entities[global], !known.slots.contains(system) { return nil }
-        guard let row = try query("select write_id, pending, (held->'envelope')::text from write_slot where global_id = $1 and system = $2 for update",
-                                  [global, system.rawValue]).first else { return nil }
+        guard
+            let row = try query(
+                "select write_id, pending, (held->'envelope')::text from write_slot where global_id = $1 and system = $2 for update",
+                [global, system.rawValue]
+            ).first
+        else { return nil }
         let held = try row.decode(String?.self, at: 2).flatMap { try? Envelope.decode(Array($0.utf8)) }
         return OpenWrite(writeId: try row.decode(String.self, at: 0), pending: try row.decode(Bool.self, at: 1), held: held)
     }
@@ -421,7 +451,8 @@ struct LinkStore {
     /// Keeps the target's change until the write in flight to it is answered; a newer one
     /// replaces an older one (each carries the whole record as the target holds it).
     func hold(_ change: Envelope, _ global: UUID, _ system: SystemName, modifiedAt: Int64) throws {
-        _ = try execute("""
+        _ = try execute(
+            """
             update write_slot set held = jsonb_build_object('at', $4::bigint, 'envelope', $3::jsonb)
             where global_id = $1 and system = $2 and (held is null or (held->>'at')::bigint <= $4)
             """, [global, system.rawValue, PostgresJSON(String(decoding: change.encoded(), as: UTF8.self)), modifiedAt])
@@ -434,12 +465,16 @@ struct LinkStore {
     func openSlot(_ global: UUID, _ system: SystemName, writeId: String, operation: WriteOperation, key: String, leaseUntil: Date) throws {
         if let known = cache.entities[global], !known.slots.contains(system) {
             // None there (the entity is locked or new in this transaction): written by the flush.
-            cache.slots.append(.array([.string(global.lowercasedString), .string(system.rawValue), .string(writeId),
-                                       .string(operation.rawValue), .string(key), .string(PostgresTimestamp.format(leaseUntil))]))
+            cache.slots.append(
+                .array([
+                    .string(global.lowercasedString), .string(system.rawValue), .string(writeId),
+                    .string(operation.rawValue), .string(key), .string(PostgresTimestamp.format(leaseUntil))
+                ]))
             cache.entities[global]?.slots.insert(system)
             return
         }
-        _ = try execute("""
+        _ = try execute(
+            """
             insert into write_slot (global_id, system, write_id, operation, idempotency_key, lease_until, pending)
             values ($1, $2, $3, $4, $5, $6, false)
             on conflict (global_id, system) do update set write_id = excluded.write_id, operation = excluded.operation,
@@ -477,8 +512,10 @@ struct LinkStore {
 
     /// The write id of the slot if its lease has still run out (under the entity's lock).
     func expiredSlot(_ global: UUID, _ system: SystemName, now: Date) throws -> String? {
-        try query("select write_id from write_slot where global_id = $1 and system = $2 and lease_until <= $3 for update",
-                  [global, system.rawValue, now]).first?.decode(String.self, at: 0)
+        try query(
+            "select write_id from write_slot where global_id = $1 and system = $2 and lease_until <= $3 for update",
+            [global, system.rawValue, now]
+        ).first?.decode(String.self, at: 0)
     }
 
     func entityType(of global: UUID) throws -> CanonicalEntityType? {
@@ -491,7 +528,8 @@ struct LinkStore {
 
     func park(_ global: UUID, _ system: SystemName, waitingFor refs: [String], reason: String) throws {
         let list = JSONValue.array(refs.map(JSONValue.string)).serializedString()
-        _ = try execute("""
+        _ = try execute(
+            """
             insert into parked (global_id, system, waiting_for, reason) values ($1, $2, $3, $4)
             on conflict (global_id, system) do update set waiting_for = excluded.waiting_for, reason = excluded.reason
             """, [global, system.rawValue, PostgresJSON(list), reason])
@@ -506,18 +544,22 @@ struct LinkStore {
 
     /// Entities parked for `system` that wait for `ref`.
     func parked(waitingFor ref: String, in system: SystemName) throws -> [UUID] {
-        try query("select global_id from parked where system = $1 and waiting_for @> $2 order by global_id",
-                  [system.rawValue, PostgresJSON(JSONValue.array([.string(ref)]).serializedString())])
-            .map { try $0.decode(UUID.self, at: 0) }
+        try query(
+            "select global_id from parked where system = $1 and waiting_for @> $2 order by global_id",
+            [system.rawValue, PostgresJSON(JSONValue.array([.string(ref)]).serializedString())]
+        )
+        .map { try $0.decode(UUID.self, at: 0) }
     }
 
     func recordFailure(_ global: UUID, _ system: SystemName, kind: String, reason: String, transient: Bool) throws -> Int {
-        try query("""
+        try query(
+            """
             insert into failed (global_id, system, kind, reason, transient, retry_at) values ($1, $2, $3, $4, $5, null)
             on conflict (global_id, system) do update set kind = excluded.kind, reason = excluded.reason,
                 transient = excluded.transient, retry_at = excluded.retry_at, attempts = failed.attempts + 1, failed_at = now()
             returning attempts
-            """, [global, system.rawValue, kind, reason, transient]).first?.decode(Int.self, at: 0) ?? 1
+            """, [global, system.rawValue, kind, reason, transient]
+        ).first?.decode(Int.self, at: 0) ?? 1
     }
 
     func setRetryAt(_ global: UUID, _ system: SystemName, _ retryAt: Date) throws {
@@ -617,7 +659,8 @@ struct LinkStore {
             // Not for a new entity whose member another transaction inserted meanwhile (left out
             // of `ng`): its slot would fail the foreign key before the count below can tell.
             let lost = newEntities.isEmpty ? "" : " where (r->>0)::uuid not in (select id from nx except select id from ng)"
-            statement.ctes.append("""
+            statement.ctes.append(
+                """
                 ws as (insert into write_slot (global_id, system, write_id, operation, idempotency_key, lease_until, pending)
                        select (r->>0)::uuid, r->>1, r->>2, r->>3, r->>4, (r->>5)::timestamptz, false
                        from jsonb_array_elements(\(statement.param(cache.slots))) r\(lost))
@@ -653,10 +696,11 @@ struct LinkStore {
                     "snapshot": LinkStore.snapshotJSON(new.snapshot),
                     "snapshot_hash": .string(LinkStore.snapshotHash(new.snapshot, entity: new.entity)),
                     "modified": LinkStore.timestampJSON(new.modifiedAt),
-                    "state": values, "provenance": provenance, "keys": LinkStore.keyRows(new.keys),
+                    "state": values, "provenance": provenance, "keys": LinkStore.keyRows(new.keys)
                 ]
             }
-            ctes.append("""
+            ctes.append(
+                """
                 nx as (select * from jsonb_to_recordset(\(param(rows))) as x (id uuid, entity_type text, system text, native_id text,
                        snapshot jsonb, snapshot_hash text, modified timestamptz, state jsonb, provenance jsonb, keys jsonb)),
                 nm as (insert into member (global_id, system, entity_type, native_id, snapshot, snapshot_hash, source_modified_at)
@@ -675,7 +719,8 @@ struct LinkStore {
                 let (values, provenance) = LinkStore.stateJSON(state)
                 return ["id": .string(global.lowercasedString), "state": values, "provenance": provenance]
             }
-            ctes.append("""
+            ctes.append(
+                """
                 us as (update global_entity g set state = x.state, provenance = x.provenance, updated_at = now()
                        from jsonb_to_recordset(\(param(rows))) as x (id uuid, state jsonb, provenance jsonb) where g.id = x.id)
                 """)
@@ -687,10 +732,11 @@ struct LinkStore {
                     "global_id": .string(ref.global.lowercasedString), "system": .string(ref.system.rawValue),
                     "snapshot": LinkStore.snapshotJSON(save.snapshot),
                     "snapshot_hash": .string(LinkStore.snapshotHash(save.snapshot, entity: save.entity)),
-                    "modified": LinkStore.timestampJSON(save.modifiedAt),
+                    "modified": LinkStore.timestampJSON(save.modifiedAt)
                 ]
             }
-            ctes.append("""
+            ctes.append(
+                """
                 um as (update member m set snapshot = x.snapshot, snapshot_hash = x.snapshot_hash,
                            source_modified_at = greatest(m.source_modified_at, x.modified)
                        from jsonb_to_recordset(\(param(rows))) as x (global_id uuid, system text, snapshot jsonb, snapshot_hash text,
@@ -702,7 +748,8 @@ struct LinkStore {
         /// Outbox rows in the order they were queued (the relay publishes by id).
         mutating func insertOutbox(_ rows: [LinkCache.OutboxRow]) {
             binds.append(LinkStore.outboxParameter(rows))  // text, cast to json: a jsonb parameter would reorder the bodies' keys
-            ctes.append("""
+            ctes.append(
+                """
                 ob as (insert into outbox (message_id, exchange, routing_key, body, claimed_until)
                        select (r->>0)::uuid, r->>1, r->>2, convert_to((r->4)::text, 'UTF8'),
                               case when (r->>3)::boolean then now() + make_interval(secs => \(OutboxRelay.claim.components.seconds)) end
@@ -720,10 +767,13 @@ struct LinkStore {
     func claim(_ ids: [UUID]) throws -> Set<UUID> {
         guard !ids.isEmpty else { return [] }
         let list = JSONValue.array(ids.map { .string($0.lowercasedString) }).serializedString()
-        return Set(try query("""
-            insert into inbox (message_id) select x::uuid from jsonb_array_elements_text($1::jsonb) x
-            on conflict do nothing returning message_id
-            """, [PostgresJSON(list)], planning: .perExecution).map { try $0.decode(UUID.self, at: 0) })
+        return Set(
+            try query(
+                """
+                insert into inbox (message_id) select x::uuid from jsonb_array_elements_text($1::jsonb) x
+                on conflict do nothing returning message_id
+                """, [PostgresJSON(list)], planning: .perExecution
+            ).map { try $0.decode(UUID.self, at: 0) })
     }
 
     /// What a batch will read and lock, gathered from its messages before any is handled.
@@ -784,10 +834,12 @@ struct LinkStore {
         guard !locking.isEmpty else { return }
         let ids = JSONValue.array(locking.map { .string($0.lowercasedString) })
         var locked: [UUID] = []
-        for row in try query("""
+        for row in try query(
+            """
             select id, entity_type, state::text, provenance::text from global_entity
             where id in (select v::uuid from jsonb_array_elements_text($1::jsonb) v) order by id for update
-            """, [PostgresJSON(ids.serializedString())], planning: .perExecution) {
+            """, [PostgresJSON(ids.serializedString())], planning: .perExecution)
+        {
             guard let entity = CanonicalEntityType(rawValue: try row.decode(String.self, at: 1)) else { continue }
             let global = try row.decode(UUID.self, at: 0)
             cache.states[global] = try Self.state(entity, values: try row.decode(String.self, at: 2), provenance: try row.decode(String.self, at: 3))
@@ -808,7 +860,8 @@ struct LinkStore {
         let releases = JSONValue.array(plan.releases.map { .array([.string($0.ref.description), .string($0.system.rawValue)]) })
         let named = JSONValue.array(plan.entities.map { .string($0.lowercasedString) })
         var absent = lookedUp
-        for row in try query("""
+        for row in try query(
+            """
             with x as (select e->>0 s, e->>1 t, e->>2 n from jsonb_array_elements($1::jsonb) e),
             m as (select m.system, m.entity_type, m.native_id, m.global_id from member m
                   join x on m.system = x.s and m.entity_type = x.t and m.native_id = x.n),
@@ -825,14 +878,16 @@ struct LinkStore {
             union all select 2, w.system, w.entity_type, w.native_id, null from waiting_change w
               join x on w.system = x.s and w.entity_type = x.t and w.native_id = x.n
             """, [PostgresJSON(members.serializedString()), PostgresJSON(releases.serializedString()), PostgresJSON(named.serializedString())],
-            planning: .perExecution) {
+            planning: .perExecution)
+        {
             let kind = try row.decode(Int.self, at: 0)
             if kind == 1 {
                 found.insert(try row.decode(UUID.self, at: 4))
                 continue
             }
-            let key = LinkCache.MemberKey(system: try row.decode(String.self, at: 1), entity: try row.decode(String.self, at: 2),
-                                          nativeId: try row.decode(String.self, at: 3))
+            let key = LinkCache.MemberKey(
+                system: try row.decode(String.self, at: 1), entity: try row.decode(String.self, at: 2),
+                nativeId: try row.decode(String.self, at: 3))
             if kind == 2 {
                 cache.waiting.insert(key)
                 continue

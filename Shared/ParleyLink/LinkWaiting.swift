@@ -60,7 +60,8 @@ public final class LinkWaiting: Service, Sendable {
     static func release(limit: Int, engine: LinkEngine, pool: PostgresPool, now: @escaping @Sendable () -> Date = { Date() })
         async throws -> (count: Int, outbox: [OutboxMessage])
     {
-        let rows = try await pool.query("""
+        let rows = try await pool.query(
+            """
             select w.envelope, w.system, w.entity_type, w.native_id, w.modified_at from waiting_change w
             where (w.retry_at is null or w.retry_at <= now())
               and not exists (select 1 from jsonb_array_elements(w.waiting_for) r where not exists (
@@ -71,8 +72,10 @@ public final class LinkWaiting: Service, Sendable {
         var envelopes: [Envelope] = []
         var keys: [(system: String, entity: String, nativeId: String, modifiedAt: Int64)] = []
         for row in rows {
-            let key = (try row.decode(String.self, at: 1), try row.decode(String.self, at: 2), try row.decode(String.self, at: 3),
-                       try row.decode(Int64.self, at: 4))
+            let key = (
+                try row.decode(String.self, at: 1), try row.decode(String.self, at: 2), try row.decode(String.self, at: 3),
+                try row.decode(Int64.self, at: 4)
+            )
             do {
                 let original = try Envelope.decode(try row.decode([UInt8].self, at: 0))
                 envelopes.append(try WaitingChange.released(original))
@@ -89,9 +92,12 @@ public final class LinkWaiting: Service, Sendable {
         return (rows.count, processed.outbox)
     }
 
-    static func markRejected(_ key: (system: String, entity: String, nativeId: String, modifiedAt: Int64), reason: String,
-                             pool: PostgresPool) async throws {
-        _ = try await pool.execute("""
+    static func markRejected(
+        _ key: (system: String, entity: String, nativeId: String, modifiedAt: Int64), reason: String,
+        pool: PostgresPool
+    ) async throws {
+        _ = try await pool.execute(
+            """
             update waiting_change set attempts = attempts + 1, reason = $5,
                 retry_at = now() + make_interval(secs => least(900, 5 * power(2, attempts)))
             where system = $1 and entity_type = $2 and native_id = $3 and modified_at = $4

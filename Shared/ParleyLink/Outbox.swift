@@ -144,7 +144,8 @@ public final class OutboxRelay: Service, Sendable {
     @discardableResult
     public func sweep() async throws -> Int {
         try await deleteConfirmed()
-        let rows = try await pool.query("""
+        let rows = try await pool.query(
+            """
             update outbox set claimed_until = now() + make_interval(secs => $1)
             where id in (select id from outbox where claimed_until is null or claimed_until < now()
                          order by id limit 256 for update skip locked)
@@ -154,7 +155,8 @@ public final class OutboxRelay: Service, Sendable {
         for row in try rows.sorted(by: { try $0.decode(Int64.self, at: 0) < $1.decode(Int64.self, at: 0) }) {
             let body = try row.decode([UInt8].self, at: 4)
             let exchange = try row.decode(String.self, at: 2), routingKey = try row.decode(String.self, at: 3)
-            let message = (try? Envelope.decode(body)).map { OutgoingMessage(envelope: $0, exchange: exchange, routingKey: routingKey) }
+            let message =
+                (try? Envelope.decode(body)).map { OutgoingMessage(envelope: $0, exchange: exchange, routingKey: routingKey) }
                 ?? OutgoingMessage(exchange: exchange, routingKey: routingKey, body: body)
             messages.append(OutboxMessage(id: try row.decode(UUID.self, at: 1), message: message))
         }

@@ -72,8 +72,10 @@ public struct IncomingChange: Sendable, Hashable {
     /// link engine looks them up, the merge only reads them).
     public var productVatRates: [String: JSONValue]
 
-    public init(system: SystemName, modifiedAt: Int64, values: [String: JSONValue], carried: [String], assigned: Set<String> = [],
-                productVatRates: [String: JSONValue] = [:]) {
+    public init(
+        system: SystemName, modifiedAt: Int64, values: [String: JSONValue], carried: [String], assigned: Set<String> = [],
+        productVatRates: [String: JSONValue] = [:]
+    ) {
         self.system = system
         self.modifiedAt = modifiedAt
         self.values = values
@@ -138,7 +140,8 @@ public enum FieldMerge {
                 continue  // unchanged in the source since we last knew it
             }
             if let written, written.fields.contains(path),
-               equal(incoming, written.values[path], field: path, entity: entity, fields: written.fields) {
+                equal(incoming, written.values[path], field: path, entity: entity, fields: written.fields)
+            {
                 continue  // the echo of the write that was in flight
             }
             let current = state.values[path]
@@ -160,7 +163,8 @@ public enum FieldMerge {
         for derived in DerivedField.fields(of: entity)
         where !change.carried.contains(derived.path) && derived.inputs.contains(where: changed.contains) {
             guard let value = derived.derive(state.values),
-                  !equal(value, state.values[derived.path], field: derived.path, entity: entity, fields: nil) else { continue }
+                !equal(value, state.values[derived.path], field: derived.path, entity: entity, fields: nil)
+            else { continue }
             if let p = state.provenance[derived.path], !p.isOverridden(by: change.system, at: change.modifiedAt) { continue }
             state.values[derived.path] = value
             state.provenance[derived.path] = Provenance(system: change.system, modifiedAt: change.modifiedAt)
@@ -293,8 +297,9 @@ extension FieldMerge {
             work = zip(currentLines, currentIds).map { line, id in
                 var provenance: [String: Provenance] = [:]
                 for member in FieldMerge.allLineMembers { provenance[member] = state.provenance[FieldMerge.provenanceKey(id, member: member)] }
-                return WorkLine(values: line.object ?? JSONObject(), base: state.provenance[FieldMerge.provenanceKey(id)] ?? state.provenance["lines"],
-                                members: provenance, removed: false)
+                return WorkLine(
+                    values: line.object ?? JSONObject(), base: state.provenance[FieldMerge.provenanceKey(id)] ?? state.provenance["lines"],
+                    members: provenance, removed: false)
             }
             index = Dictionary(uniqueKeysWithValues: currentIds.enumerated().map { ($1, $0) })
         }
@@ -353,7 +358,8 @@ extension FieldMerge {
         func addedValues(_ line: JSONObject) -> JSONObject {
             var values = JSONObject(members.compactMap { member in line[member].map { (member, $0) } })
             if !carriedMembers.contains("vatRate"), values["vatRate"] == nil, case .string(let product)? = values["product"],
-               let rate = change.productVatRates[product], !rate.isNull {
+                let rate = change.productVatRates[product], !rate.isNull
+            {
                 values["vatRate"] = rate  // the product's, for a line the source cannot give one
             }
             return values

@@ -24,9 +24,10 @@ public struct FlowGraph: Sendable, Hashable {
     public init(edges: [Edge]) { self.edges = edges }
 
     /// Customerp → Customwebshop → PowerOffice Go, for customers, orders and products.
-    public static let standard = FlowGraph(edges: CanonicalEntityType.allCases.flatMap { entity in
-        [Edge(from: .customerp, to: .customwebshop, entity: entity), Edge(from: .customwebshop, to: .powerofficego, entity: entity)]
-    })
+    public static let standard = FlowGraph(
+        edges: CanonicalEntityType.allCases.flatMap { entity in
+            [Edge(from: .customerp, to: .customwebshop, entity: entity), Edge(from: .customwebshop, to: .powerofficego, entity: entity)]
+        })
 
     /// The systems a global entity with `members` gets a new record in: every T without a
     /// member that an edge reaches from a system with a *confirmed* member. Edges from a

@@ -133,8 +133,9 @@ extension LinkRules {
         var values = parsed.values
         let modifiedAt = payload.modifiedAt.flatMap(Self.milliseconds) ?? Int64((cause.time.timeIntervalSince1970 * 1000).rounded())
         if entity == .order, try !resolveSourceReferences(payload, in: &values, modifiedAt: modifiedAt) { return .waiting }
-        var change = IncomingChange(system: cause.system, modifiedAt: modifiedAt, values: values, carried: payload.carried,
-                                    assigned: Set(payload.assigned))
+        var change = IncomingChange(
+            system: cause.system, modifiedAt: modifiedAt, values: values, carried: payload.carried,
+            assigned: Set(payload.assigned))
         // A line the source adds without a VAT rate (it carries none: PowerOffice Go) takes its
         // product's (docs/canonical-model.md, "Order lines"). A batch has the products locked already.
         for product in change.productsNeedingVatRate {
@@ -235,8 +236,9 @@ extension LinkRules {
         let global = UUID.random()
         let result = FieldMerge.apply(change, to: GlobalState(entity: entity), snapshot: nil)
         let keys = result.state.values == parsed.values ? parsed.keys : NaturalKey.of(entity, result.state.values)
-        let new = NewEntity(global: global, entity: entity, system: cause.system, nativeId: cause.entityId, state: result.state,
-                            snapshot: result.snapshot, modifiedAt: change.modifiedAt, keys: keys)
+        let new = NewEntity(
+            global: global, entity: entity, system: cause.system, nativeId: cause.entityId, state: result.state,
+            snapshot: result.snapshot, modifiedAt: change.modifiedAt, keys: keys)
         // `false`: another replica linked this record meanwhile: handle it as that entity's.
         guard try store.createEntity(new) else { return .done(try canonical()) }
         return .merged(Merged(global: global, state: result.state, result: result, joined: true))
@@ -254,8 +256,10 @@ extension LinkRules {
                 store.memberAppeared(RecordKey(source, entity, nativeId))
                 return .done(try canonical())
             }
-            try store(.recordConflict(match, source, nativeId: nativeId, memberId: other,
-                                      reason: "\(source) \(entity.rawValue) \(nativeId) and \(other) both match \(ref(match))"))
+            try store(
+                .recordConflict(
+                    match, source, nativeId: nativeId, memberId: other,
+                    reason: "\(source) \(entity.rawValue) \(nativeId) and \(other) both match \(ref(match))"))
             return .done(.conflict)
         }
         // Another replica linked this record meanwhile: handle it as that entity's.
@@ -282,7 +286,8 @@ extension LinkRules {
         for (system, _) in members.sorted(by: { $0.key.rawValue < $1.key.rawValue }) where system != source {
             let written = configuration.writtenFields[system]?[entity] ?? []
             // Rule 9: an archive reaches every member that can archive, by field or by operation.
-            let archives = result.changed.contains("archived") && state.values["archived"] == .bool(true)
+            let archives =
+                result.changed.contains("archived") && state.values["archived"] == .bool(true)
                 && configuration.archivable[system]?.contains(entity) == true
             if archives || result.changed.contains(where: written.contains) { try requests.request(global: global, to: system, state: state) }
         }
@@ -452,7 +457,8 @@ extension LinkRules {
         // is another entity's member already: two entities for one record, a duplicate conflict
         // (held and reported, rule 3) that no retry can resolve.
         guard let existing = payload.existingId, let other = try store.member(system, entity, existing), other != global else { return nil }
-        let reason = "\(system) already has this \(entity.rawValue) as \(existing), which is linked to \(ref(other)): "
+        let reason =
+            "\(system) already has this \(entity.rawValue) as \(existing), which is linked to \(ref(other)): "
             + "two global entities for one record (a duplicate conflict)"
         try store(.recordConflict(global, system, nativeId: existing, memberId: existing, reason: reason))
         _ = try store.recordFailure(global, system, kind: "duplicate", reason: reason, transient: false)
@@ -533,16 +539,20 @@ public struct WriteRequests<Store: LinkStoring> {
         let targetId = try store.nativeId(of: global, in: system)
         let operation: WriteOperation = targetId == nil ? .create : (state.values["archived"] == .bool(true) ? .archive : .update)
         let key = GlobalRef(entity, id: global).description
-        try store.apply(.openSlot(global, system, writeId: writeId, operation: operation, key: key, leaseUntil: now.addingTimeInterval(lease.inSeconds)))
+        try store.apply(
+            .openSlot(global, system, writeId: writeId, operation: operation, key: key, leaseUntil: now.addingTimeInterval(lease.inSeconds)))
         // The record's time as last seen: the adapter writes only if it has not changed since.
         let base = targetId == nil ? nil : try store.snapshot(of: global, in: system).modifiedAt
         let request = SyncRequestPayload(
             operation: operation, targetId: targetId, entity: CanonicalJSON.nest(state.values, entity: entity),
             targetIds: targetIds, writeId: writeId, baseModifiedAt: base.map { CivilTime.formatInstant(ms: $0) })
-        let envelope = try Envelope.caused(by: cause, kind: .syncRequest, system: system, entityType: entity.messagingEntityType,
-                                           entityId: key, time: now, payload: request.json)
-        try store.apply(.enqueue(envelope, exchange: ParleyTopology.Exchanges.sync,
-                                 routingKey: ParleyTopology.routingKey(system: system, entityType: envelope.entityType, kind: .syncRequest)))
+        let envelope = try Envelope.caused(
+            by: cause, kind: .syncRequest, system: system, entityType: entity.messagingEntityType,
+            entityId: key, time: now, payload: request.json)
+        try store.apply(
+            .enqueue(
+                envelope, exchange: ParleyTopology.Exchanges.sync,
+                routingKey: ParleyTopology.routingKey(system: system, entityType: envelope.entityType, kind: .syncRequest)))
         sent += 1
     }
 

@@ -161,8 +161,10 @@ public struct NewEntity: Sendable {
     public var modifiedAt: Int64?
     public var keys: [NaturalKey]
 
-    public init(global: UUID, entity: CanonicalEntityType, system: SystemName, nativeId: String, state: GlobalState,
-                snapshot: Snapshot, modifiedAt: Int64?, keys: [NaturalKey]) {
+    public init(
+        global: UUID, entity: CanonicalEntityType, system: SystemName, nativeId: String, state: GlobalState,
+        snapshot: Snapshot, modifiedAt: Int64?, keys: [NaturalKey]
+    ) {
         self.global = global
         self.entity = entity
         self.system = system
@@ -247,7 +249,10 @@ public enum WaitingChange {
         var bytes = SHA256.hash(Array("parley-waiting-release:\(id.lowercasedString)".utf8))
         bytes[6] = (bytes[6] & 0x0F) | 0x50  // version 5 (name-based, SHA)
         bytes[8] = (bytes[8] & 0x3F) | 0x80  // RFC 4122 variant
-        return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-                           bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+        return UUID(
+            uuid: (
+                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]
+            ))
     }
 }

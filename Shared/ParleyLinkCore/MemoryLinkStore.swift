@@ -120,8 +120,9 @@ public final class MemoryLinkStore {
         let expired = slots.filter { $0.value.leaseUntil <= now }.sorted { $0.value.leaseUntil < $1.value.leaseUntil }
         for (ref, slot) in expired {
             guard let state = entities[ref.global] else { continue }
-            let cause = try Envelope(kind: "leaseExpired", system: ref.system, entityType: state.entity.messagingEntityType,
-                                     entityId: GlobalRef(state.entity, id: ref.global).description, time: now, payload: .null)
+            let cause = try Envelope(
+                kind: "leaseExpired", system: ref.system, entityType: state.entity.messagingEntityType,
+                entityId: GlobalRef(state.entity, id: ref.global).description, time: now, payload: .null)
             var requests = WriteRequests(store: self, entity: state.entity, cause: cause, now: now, lease: configuration.lease)
             try requests.send(global: ref.global, to: ref.system, state: state, writeId: slot.writeId)
         }
@@ -278,8 +279,9 @@ extension MemoryLinkStore: LinkStoring {
             conflicts.append(Conflict(global: global, system: system, nativeId: nativeId, memberId: memberId, reason: reason))
         case .wait(let change, let record, let missing, let modifiedAt, let reason):
             if let old = waiting[record], old.modifiedAt > modifiedAt { break }
-            waiting[record] = Waiting(change: change, waitingFor: missing, modifiedAt: modifiedAt, reason: reason,
-                                      since: waiting[record]?.since ?? nextWaiting)
+            waiting[record] = Waiting(
+                change: change, waitingFor: missing, modifiedAt: modifiedAt, reason: reason,
+                since: waiting[record]?.since ?? nextWaiting)
             nextWaiting += 1
         case .resolveWaiting(let record, let modifiedAt):
             if let old = waiting[record], old.modifiedAt <= modifiedAt { waiting[record] = nil }

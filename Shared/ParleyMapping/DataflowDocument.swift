@@ -17,7 +17,7 @@ public struct Dataflow: Sendable, Hashable {
     /// The product's dataflows, one document each.
     public static let product: [Dataflow] = [
         Dataflow(source: .customerp, target: .customwebshop),
-        Dataflow(source: .customwebshop, target: .powerofficego),
+        Dataflow(source: .customwebshop, target: .powerofficego)
     ]
 
     /// The entity pairs of every flow, in the order of DESIGN's flow table.
@@ -98,7 +98,7 @@ public struct DataflowDocument: Sendable, Hashable {
         var sections: [Section] = []
         for entity in Dataflow.entities {
             guard let a = tables.first(where: { $0.system == flow.source && $0.entity == entity }),
-                  let b = tables.first(where: { $0.system == flow.target && $0.entity == entity })
+                let b = tables.first(where: { $0.system == flow.target && $0.entity == entity })
             else { continue }
             guard let contract = contracts[b.contract] else {
                 throw DataflowDocumentError("\(b.file): the contract \(b.contract) is not loaded")
@@ -125,13 +125,14 @@ public struct DataflowDocument: Sendable, Hashable {
                 }
             }
             let order = Self.documentOrder(entity, extra: Array(aRows.keys) + Array(bRows.keys))
-            sections.append(Section(
-                entity: entity,
-                source: "\(Dataflow.displayName(of: flow.source)) \(Dataflow.displayName(of: entity, in: flow.source))",
-                target: "\(Dataflow.displayName(of: flow.target)) \(Dataflow.displayName(of: entity, in: flow.target))",
-                pairs: pairs, oneWay: oneWay, reverseOnly: reverseOnly,
-                onlySource: order.filter { aRows[$0] != nil && !paired.contains($0) }.compactMap { aRows[$0]?.native },
-                onlyTarget: order.filter { bRows[$0] != nil && !paired.contains($0) }.compactMap { bRows[$0]?.native }))
+            sections.append(
+                Section(
+                    entity: entity,
+                    source: "\(Dataflow.displayName(of: flow.source)) \(Dataflow.displayName(of: entity, in: flow.source))",
+                    target: "\(Dataflow.displayName(of: flow.target)) \(Dataflow.displayName(of: entity, in: flow.target))",
+                    pairs: pairs, oneWay: oneWay, reverseOnly: reverseOnly,
+                    onlySource: order.filter { aRows[$0] != nil && !paired.contains($0) }.compactMap { aRows[$0]?.native },
+                    onlyTarget: order.filter { bRows[$0] != nil && !paired.contains($0) }.compactMap { bRows[$0]?.native }))
         }
         self.sections = sections
     }
@@ -182,7 +183,8 @@ public struct DataflowDocument: Sendable, Hashable {
         let title = "\(a) to \(b) Dataflow"
         let rule = String(repeating: "=", count: title.count)
         out += [rule, title, rule, ""]
-        out.append("""
+        out.append(
+            """
             This document lists the data Parley synchronizes from \(a) to \(b). \
             Every section below pairs the \(a) properties Parley reads with the \(b) properties \
             it writes them to, and gives each property's data type in \(b)'s API. \
@@ -195,7 +197,8 @@ public struct DataflowDocument: Sendable, Hashable {
             out += [heading, String(repeating: "-", count: heading.count), ""]
             out.append("Every \(section.source) will be synchronized with a \(section.target).")
             out.append("")
-            out.append("""
+            out.append(
+                """
                 Once a link between \(section.source) and \(section.target) is established, \
                 it will keep in sync between the two systems, regardless of where it is edited.
                 """)
@@ -214,23 +217,27 @@ public struct DataflowDocument: Sendable, Hashable {
             let oneWay = section.pairs.filter { section.oneWay.contains($0.canonical) }
             if !oneWay.isEmpty {
                 out.append("")
-                out.append("Synchronized from \(a) to \(b) only: "
-                    + oneWay.map { "\(Self.escape($0.source)) to \(Self.escape($0.target))" }.joined(separator: ", ") + ".")
+                out.append(
+                    "Synchronized from \(a) to \(b) only: "
+                        + oneWay.map { "\(Self.escape($0.source)) to \(Self.escape($0.target))" }.joined(separator: ", ") + ".")
             }
             if !section.reverseOnly.isEmpty {
                 out.append("")
-                out.append("Synchronized from \(b) to \(a) only: "
-                    + section.reverseOnly.map { "\(Self.escape($0.target)) to \(Self.escape($0.source))" }.joined(separator: ", ") + ".")
+                out.append(
+                    "Synchronized from \(b) to \(a) only: "
+                        + section.reverseOnly.map { "\(Self.escape($0.target)) to \(Self.escape($0.source))" }.joined(separator: ", ") + ".")
             }
             if !section.onlySource.isEmpty {
                 out.append("")
-                out.append("\(section.source) properties not synchronized with \(b): "
-                    + section.onlySource.map(Self.escape).joined(separator: ", ") + ".")
+                out.append(
+                    "\(section.source) properties not synchronized with \(b): "
+                        + section.onlySource.map(Self.escape).joined(separator: ", ") + ".")
             }
             if !section.onlyTarget.isEmpty {
                 out.append("")
-                out.append("\(section.target) properties not synchronized with \(a): "
-                    + section.onlyTarget.map(Self.escape).joined(separator: ", ") + ".")
+                out.append(
+                    "\(section.target) properties not synchronized with \(a): "
+                        + section.onlyTarget.map(Self.escape).joined(separator: ", ") + ".")
             }
         }
         return out.joined(separator: "\n") + "\n"

@@ -202,16 +202,20 @@ public struct Mapper: Sendable {
                 var lines: [JSONValue] = []
                 for (index, element) in elements.enumerated() {
                     guard case .object(let native) = element else {
-                        throw error(.invalidRecord, "\(linesArray.joined(separator: "."))[\(index)]",
-                                    "expected a line object, got \(element.typeName)")
+                        throw error(
+                            .invalidRecord, "\(linesArray.joined(separator: "."))[\(index)]",
+                            "expected a line object, got \(element.typeName)")
                     }
                     var members: [String: JSONValue] = [:]
                     for row in lineRows {
                         try read(row, from: native, into: &members, references: &references, line: index)
                     }
-                    lines.append(.object(JSONObject(CanonicalField.orderLine.compactMap { field in
-                        members[field.lineMember!].map { (field.lineMember!, $0) }
-                    })))
+                    lines.append(
+                        .object(
+                            JSONObject(
+                                CanonicalField.orderLine.compactMap { field in
+                                    members[field.lineMember!].map { (field.lineMember!, $0) }
+                                })))
                 }
                 values["lines"] = .array(lines)
             case let other?:
@@ -361,8 +365,9 @@ public struct Mapper: Sendable {
         if row.referenced != nil {
             if let canonical {
                 guard case .string(let ref) = canonical, let id = targetIds[ref] ?? targetIds[ref.lowercased()] else {
-                    throw error(.unresolvedReference, field, canonical: label,
-                                "\(canonical.string ?? canonical.description) has no record in \(system) yet")
+                    throw error(
+                        .unresolvedReference, field, canonical: label,
+                        "\(canonical.string ?? canonical.description) has no record in \(system) yet")
                 }
                 if row.nativeType == .integer {
                     guard let number = JSONNumber(id), number.isInteger else {

@@ -49,14 +49,16 @@ public struct MappingProcessor: Sendable {
             if let id = normalised.nativeId, id != envelope.entityId {
                 throw .init("\(envelope.system) \(entity.rawValue): the record's id \(id) is not the message's entityId \(envelope.entityId)")
             }
-            canonical = CanonicalPayload(operation: .upsert, entity: normalised.canonicalJSON, carried: normalised.carried,
-                                         assigned: normalised.assigned, references: normalised.references,
-                                         modifiedAt: normalised.modifiedAt, origin: normalised.origin)
+            canonical = CanonicalPayload(
+                operation: .upsert, entity: normalised.canonicalJSON, carried: normalised.carried,
+                assigned: normalised.assigned, references: normalised.references,
+                modifiedAt: normalised.modifiedAt, origin: normalised.origin)
         case (.upsert, nil):
             throw .init("an upsert without a record")  // ChangePayload already refuses this
         }
-        return try output(caused: envelope, kind: .canonical, time: envelope.time, payload: canonical.json,
-                          exchange: ParleyTopology.Exchanges.canonical)
+        return try output(
+            caused: envelope, kind: .canonical, time: envelope.time, payload: canonical.json,
+            exchange: ParleyTopology.Exchanges.canonical)
     }
 
     // MARK: syncRequest → command (or failed)
@@ -88,11 +90,13 @@ public struct MappingProcessor: Sendable {
             let command = CommandPayload(
                 operation: request.operation, targetId: request.targetId, idempotencyKey: envelope.entityId,
                 record: write.record, cleared: request.operation == .create ? [] : write.cleared,
-                expected: CanonicalPayload(operation: .upsert, entity: echo.canonicalJSON, carried: echo.carried,
-                                           references: echo.references, modifiedAt: nil),
+                expected: CanonicalPayload(
+                    operation: .upsert, entity: echo.canonicalJSON, carried: echo.carried,
+                    references: echo.references, modifiedAt: nil),
                 writeId: request.writeId, baseModifiedAt: request.operation == .create ? nil : request.baseModifiedAt)
-            return try output(caused: envelope, kind: .command, entityId: request.targetId ?? envelope.entityId,
-                              payload: command.json, exchange: ParleyTopology.Exchanges.commands)
+            return try output(
+                caused: envelope, kind: .command, entityId: request.targetId ?? envelope.entityId,
+                payload: command.json, exchange: ParleyTopology.Exchanges.commands)
         case .failure(let error):
             // Bad data never blocks good data (DESIGN rule 10): the link service records why
             // this entity cannot be written to this target and releases the write slot.
@@ -122,8 +126,9 @@ public struct MappingProcessor: Sendable {
     ) throws(MappingRejection) -> Output {
         do {
             let envelope = try Envelope.caused(by: cause, kind: kind, entityId: entityId, time: time, payload: payload)
-            return Output(envelope: envelope, exchange: exchange,
-                          routingKey: ParleyTopology.routingKey(system: envelope.system, entityType: envelope.entityType, kind: kind))
+            return Output(
+                envelope: envelope, exchange: exchange,
+                routingKey: ParleyTopology.routingKey(system: envelope.system, entityType: envelope.entityType, kind: kind))
         } catch {
             throw .init("cannot build the \(kind) message: \(error)")
         }

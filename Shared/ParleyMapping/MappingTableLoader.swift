@@ -45,8 +45,10 @@ public struct MappingTableLoader {
             do {
                 let table = try load(file: file, contracts: &contracts)
                 if let other = tables.first(where: { $0.system == table.system && $0.entity == table.entity }) {
-                    errors.append(MappingTableError(file: table.file, line: 1,
-                                                    "a second table for \(table.system) \(table.entity.rawValue) (first: \(other.file))"))
+                    errors.append(
+                        MappingTableError(
+                            file: table.file, line: 1,
+                            "a second table for \(table.system) \(table.entity.rawValue) (first: \(other.file))"))
                 }
                 tables.append(table)
             } catch let e as MappingTableErrors {
@@ -189,7 +191,7 @@ public struct MappingTableLoader {
             }
         }
         guard errors.isEmpty, let system, let entity, let (contract, _) = contractPath, let (schema, _) = readSchema,
-              let (write, _) = writeSchema, let (id, _) = idPath, let schemas
+            let (write, _) = writeSchema, let (id, _) = idPath, let schemas
         else { try done() }
         // What the write schema says about every written path, and what it requires (of the
         // record, and of each line when the table maps lines).
@@ -203,15 +205,18 @@ public struct MappingTableLoader {
             required += schemas.required(in: write, arrayPath: array.split(separator: ".").map(String.init))
                 .map { "\(array)[].\($0)" }
         }
-        var table = MappingTable(system: system, entity: entity, contract: contract, schema: schema, writeSchema: write,
-                                 id: id, modifiedAt: modifiedAt?.0, rows: rows, rules: rules, constraints: constraints,
-                                 requiredPaths: required, file: name)
+        var table = MappingTable(
+            system: system, entity: entity, contract: contract, schema: schema, writeSchema: write,
+            id: id, modifiedAt: modifiedAt?.0, rows: rows, rules: rules, constraints: constraints,
+            requiredPaths: required, file: name)
         table.origin = origin?.0
         return table
     }
 
-    private func parseRow(_ node: Node, entity: CanonicalEntityType?, fail: (Int, String) -> Void,
-                          checkNative: (String, Int, MappingTable.Direction) -> Void) -> MappingTable.Row? {
+    private func parseRow(
+        _ node: Node, entity: CanonicalEntityType?, fail: (Int, String) -> Void,
+        checkNative: (String, Int, MappingTable.Direction) -> Void
+    ) -> MappingTable.Row? {
         let line = Self.line(node)
         guard let row = node.mapping else {
             fail(line, "a row must be a mapping with canonical, native and converter")
@@ -236,13 +241,14 @@ public struct MappingTableLoader {
         }
         let canonical = paths("canonical")
         let native = paths("native")
-        let converter = row["converter"].map { n -> String? in
-            guard let s = n.string, !s.isEmpty else {
-                fail(Self.line(n), "\"converter\" must be a name")
-                return nil
-            }
-            return s
-        } ?? "identity"
+        let converter =
+            row["converter"].map { n -> String? in
+                guard let s = n.string, !s.isEmpty else {
+                    fail(Self.line(n), "\"converter\" must be a name")
+                    return nil
+                }
+                return s
+            } ?? "identity"
         var direction = MappingTable.Direction.both
         if let n = row["direction"] {
             if let s = n.string, let d = MappingTable.Direction(rawValue: s) {
@@ -300,8 +306,9 @@ public struct MappingTableLoader {
             fail(line, "\"vatRate\" is only for VAT-aware converters")
         }
         for path in native { checkNative(path, line, direction) }
-        return MappingTable.Row(canonical: canonical, native: native, converter: converter, direction: direction,
-                                vatRate: vatRate, assigned: assigned, line: line)
+        return MappingTable.Row(
+            canonical: canonical, native: native, converter: converter, direction: direction,
+            vatRate: vatRate, assigned: assigned, line: line)
     }
 
     /// One of `{required: P, when: B}`, `{required: P, unless: B}`, `{together: [P, Q]}`,

@@ -14,8 +14,9 @@ public struct Mappings: Sendable {
     private var mappers: [Key: Mapper]
 
     public init(tables: [MappingTable], registry: ConverterRegistry = .standard) {
-        mappers = Dictionary(tables.map { (Key(system: $0.system, entity: $0.entity), Mapper(table: $0, registry: registry)) },
-                             uniquingKeysWith: { first, _ in first })
+        mappers = Dictionary(
+            tables.map { (Key(system: $0.system, entity: $0.entity), Mapper(table: $0, registry: registry)) },
+            uniquingKeysWith: { first, _ in first })
     }
 
     /// Loads and checks `<repositoryRoot>/mappings/*/*.yaml`; throws ``MappingTableErrors``
@@ -25,7 +26,9 @@ public struct Mappings: Sendable {
         let directory = repositoryRoot.appendingPathComponent("mappings")
         let tables = try loader.loadAll(directory: directory)
         if tables.isEmpty {
-            throw MappingTableErrors(errors: [MappingTableError(file: directory.path, line: 0, "no mapping tables (<system>/<entity>.yaml) here; is --repository right?")])
+            throw MappingTableErrors(errors: [
+                MappingTableError(file: directory.path, line: 0, "no mapping tables (<system>/<entity>.yaml) here; is --repository right?")
+            ])
         }
         return Mappings(tables: tables, registry: registry)
     }

@@ -12,7 +12,7 @@ public struct OpenAPISchemas: @unchecked Sendable {
             throw SchemaError("not an OpenAPI document (no top-level mapping)")
         }
         guard let components = root["components"] as? [String: Any],
-              let schemas = components["schemas"] as? [String: Any]
+            let schemas = components["schemas"] as? [String: Any]
         else { throw SchemaError("the document has no components.schemas") }
         self.schemas = schemas
     }

@@ -71,19 +71,21 @@ struct TargetValidator: Sendable {
             return
         }
         if let type = c.type {
-            let ok: Bool = switch (type, value) {
-            case (.string, .string), (.boolean, .bool), (.number, .number), (.object, .object), (.array, .array): true
-            case (.integer, .number(let n)): n.isInteger
-            default: false
-            }
+            let ok: Bool =
+                switch (type, value) {
+                case (.string, .string), (.boolean, .bool), (.number, .number), (.object, .object), (.array, .array): true
+                case (.integer, .number(let n)): n.isInteger
+                default: false
+                }
             if !ok { throw fail(field, "must be \(type == .integer ? "a whole number" : "a \(type.rawValue)"), got \(value.typeName) \(value)") }
         }
         if case .number(let n) = value {
-            let limits: ClosedRange<Decimal>? = switch c.format {
-            case "int64": Decimal(Int64.min)...Decimal(Int64.max)
-            case "int32": Decimal(Int32.min)...Decimal(Int32.max)
-            default: nil
-            }
+            let limits: ClosedRange<Decimal>? =
+                switch c.format {
+                case "int64": Decimal(Int64.min)...Decimal(Int64.max)
+                case "int32": Decimal(Int32.min)...Decimal(Int32.max)
+                default: nil
+                }
             if let limits, let d = n.decimal, !limits.contains(d) { throw fail(field, "\(n) does not fit \(c.format!)") }
             if let d = n.decimal {
                 if let min = c.minimum, d < min { throw fail(field, "\(n) is below the minimum \(min)") }

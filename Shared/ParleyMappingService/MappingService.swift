@@ -28,18 +28,22 @@ public struct MappingService: Sendable {
         self.processor = processor
         self.publisher = publisher
         self.consumers = [
-            ConsumerService(configuration: amqp, queue: ParleyTopology.Queues.mappingChanges, topology: topology,
-                            publisher: publisher, concurrency: concurrency, logger: logger) { delivery in
+            ConsumerService(
+                configuration: amqp, queue: ParleyTopology.Queues.mappingChanges, topology: topology,
+                publisher: publisher, concurrency: concurrency, logger: logger
+            ) { delivery in
                 try await Self.handle(delivery, publisher: publisher, logger: logger) { envelope throws(MappingRejection) in
                     try processor.process(change: envelope)
                 }
             },
-            ConsumerService(configuration: amqp, queue: ParleyTopology.Queues.mappingSync, topology: topology,
-                            publisher: publisher, concurrency: concurrency, logger: logger) { delivery in
+            ConsumerService(
+                configuration: amqp, queue: ParleyTopology.Queues.mappingSync, topology: topology,
+                publisher: publisher, concurrency: concurrency, logger: logger
+            ) { delivery in
                 try await Self.handle(delivery, publisher: publisher, logger: logger) { envelope throws(MappingRejection) in
                     try processor.process(syncRequest: envelope)
                 }
-            },
+            }
         ]
     }
 
@@ -61,10 +65,12 @@ public struct MappingService: Sendable {
         }
         if output.envelope.kind == .failed {
             MessagingMetrics.failure(.invalidPayload)
-            logger.warning("entity cannot be written", metadata: [
-                "system": "\(envelope.system)", "entityType": "\(envelope.entityType)", "entityId": "\(envelope.entityId)",
-                "reason": "\(output.envelope.payload["reason"]?.string ?? "-")",
-            ])
+            logger.warning(
+                "entity cannot be written",
+                metadata: [
+                    "system": "\(envelope.system)", "entityType": "\(envelope.entityType)", "entityId": "\(envelope.entityId)",
+                    "reason": "\(output.envelope.payload["reason"]?.string ?? "-")"
+                ])
         }
         try await publisher.publish(output.message)
     }

@@ -102,12 +102,15 @@ public final class ConsumerService: Service, Sendable {
     let handler: Handler
     let logger: Logger
 
-    public init(configuration: AMQPConfiguration, queue: String, topology: Topology, publisher: AMQPPublisher,
-                concurrency: Int = 16, prefetch: UInt16? = nil, retryPolicy: RetryPolicy = .init(),
-                logger: Logger = Logger(label: "parley.consumer"), handler: @escaping Handler) {
+    public init(
+        configuration: AMQPConfiguration, queue: String, topology: Topology, publisher: AMQPPublisher,
+        concurrency: Int = 16, prefetch: UInt16? = nil, retryPolicy: RetryPolicy = .init(),
+        logger: Logger = Logger(label: "parley.consumer"), handler: @escaping Handler
+    ) {
         precondition(topology.queue(named: queue) != nil, "queue \(queue) is not in the topology")
-        self.consumer = AMQPConsumer(configuration: configuration, queue: queue, topology: topology,
-                                     prefetch: prefetch ?? UInt16(min(concurrency * 2, Int(UInt16.max))), logger: logger)
+        self.consumer = AMQPConsumer(
+            configuration: configuration, queue: queue, topology: topology,
+            prefetch: prefetch ?? UInt16(min(concurrency * 2, Int(UInt16.max))), logger: logger)
         self.publisher = publisher
         self.topology = topology
         self.queue = queue
@@ -165,12 +168,20 @@ public final class ConsumerService: Service, Sendable {
                 properties.headers[ParleyHeaders.retries] = .int64(Int64(attempt))
                 properties.headers[Topology.retryQueueHeader] = .string(queue)
                 copy = OutgoingMessage(exchange: "", routingKey: tier, body: delivery.body, properties: properties)
-                logger.info("handler failed; retrying later", metadata: ["queue": "\(queue)", "messageId": "\(properties.messageId ?? "-")",
-                                                                         "retry": "\(attempt)", "tier": "\(tier)", "error": "\(error)"])
+                logger.info(
+                    "handler failed; retrying later",
+                    metadata: [
+                        "queue": "\(queue)", "messageId": "\(properties.messageId ?? "-")",
+                        "retry": "\(attempt)", "tier": "\(tier)", "error": "\(error)"
+                    ])
             case .deadLetter(let reason):
                 copy = ParleyHeaders.deadLetter(delivery, from: queue, reason: reason, topology: topology)
-                logger.error("handler failed; dead-lettered", metadata: ["queue": "\(queue)", "messageId": "\(properties.messageId ?? "-")",
-                                                                         "reason": "\(reason)"])
+                logger.error(
+                    "handler failed; dead-lettered",
+                    metadata: [
+                        "queue": "\(queue)", "messageId": "\(properties.messageId ?? "-")",
+                        "reason": "\(reason)"
+                    ])
             }
             do {
                 try await publisher.publish(copy)

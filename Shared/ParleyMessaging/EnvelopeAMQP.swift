@@ -8,17 +8,19 @@ extension OutgoingMessage {
     public init(envelope: Envelope, exchange: String, routingKey: String) {
         var headers: AMQPTable = [
             "parley-system": .string(envelope.system.rawValue),
-            "parley-entity-type": .string(envelope.entityType.rawValue),
+            "parley-entity-type": .string(envelope.entityType.rawValue)
         ]
         if let trace = envelope.trace {
             headers["traceparent"] = .string(trace.traceparent)
             if let state = trace.tracestate { headers["tracestate"] = .string(state) }
         }
         let seconds = envelope.time.timeIntervalSince1970.rounded(.down)
-        self.init(exchange: exchange, routingKey: routingKey, body: envelope.encoded(),
-                  properties: AMQPProperties(contentType: "application/json", headers: headers, deliveryMode: 2,
-                                             correlationId: envelope.correlationIdText, messageId: envelope.idText,
-                                             timestamp: seconds >= 0 ? UInt64(seconds) : nil, type: envelope.kind.rawValue))
+        self.init(
+            exchange: exchange, routingKey: routingKey, body: envelope.encoded(),
+            properties: AMQPProperties(
+                contentType: "application/json", headers: headers, deliveryMode: 2,
+                correlationId: envelope.correlationIdText, messageId: envelope.idText,
+                timestamp: seconds >= 0 ? UInt64(seconds) : nil, type: envelope.kind.rawValue))
     }
 }
 

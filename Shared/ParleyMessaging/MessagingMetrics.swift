@@ -41,8 +41,9 @@ public enum MessagingMetrics {
     }
 
     static let consumedTotal = MetricHandles { labels in
-        Counter(label: "parley_messages_consumed_total",
-                dimensions: [("service", MetricsIdentity.service), ("queue", labels[0]), ("outcome", labels[1])])
+        Counter(
+            label: "parley_messages_consumed_total",
+            dimensions: [("service", MetricsIdentity.service), ("queue", labels[0]), ("outcome", labels[1])])
     }
     static let processingSeconds = MetricHandles { labels in
         CoreMetrics.Timer(label: "parley_message_processing_seconds", dimensions: [("service", MetricsIdentity.service), ("queue", labels[0])])

@@ -9,7 +9,7 @@ extension ParleyTopology {
             .init(Queues.mappingChanges, bindings: [B(exchange: Exchanges.changes, routingKey: "#")]),
             .init(Queues.linkCanonical, bindings: [B(exchange: Exchanges.canonical, routingKey: "#")]),
             .init(Queues.mappingSync, bindings: [B(exchange: Exchanges.sync, routingKey: "#")]),
-            .init(Queues.linkEvents, bindings: [B(exchange: Exchanges.events, routingKey: "#")]),
+            .init(Queues.linkEvents, bindings: [B(exchange: Exchanges.events, routingKey: "#")])
         ]
         for system in systems {
             queues.append(.init(Queues.adapterCommands(system), bindings: [B(exchange: Exchanges.commands, routingKey: "\(system.rawValue).#")]))

@@ -14,14 +14,14 @@ public enum ParleyMetricsBackend {
         "parley_message_processing_seconds": [
             .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
             .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2500), .seconds(5),
-            .seconds(10), .seconds(30),
+            .seconds(10), .seconds(30)
         ],
         // From a change in the source to the confirmed write in the target: polling intervals,
         // retries with backoff and parked orders make the tail long.
         "parley_sync_latency_seconds": [
             .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10), .seconds(20),
-            .seconds(30), .seconds(60), .seconds(120), .seconds(300), .seconds(600), .seconds(1800), .seconds(3600),
-        ],
+            .seconds(30), .seconds(60), .seconds(120), .seconds(300), .seconds(600), .seconds(1800), .seconds(3600)
+        ]
     ]
 
     /// A factory over `registry` with Parley's buckets.

@@ -72,8 +72,9 @@ public struct ObservabilityServer: Service {
             try await app.run()
         } catch {
             if Task.isCancelled || Task.isShuttingDownGracefully { return }
-            logger.error("cannot serve /health and /metrics; the service goes on without them",
-                         metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)", "error": "\(error)"])
+            logger.error(
+                "cannot serve /health and /metrics; the service goes on without them",
+                metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)", "error": "\(error)"])
             // Returning would end the whole service group: wait for its shutdown instead.
             try? await gracefulShutdown()
         }

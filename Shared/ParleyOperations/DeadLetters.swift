@@ -20,8 +20,10 @@ public struct DeadLetter: Sendable, Hashable {
     public var failedAt: String?
     public var retries: Int?
 
-    public init(deadQueue: String, messageId: String?, kind: String?, system: String?, entityType: String?, reason: String,
-                failedQueue: String, failedAt: String?, retries: Int?) {
+    public init(
+        deadQueue: String, messageId: String?, kind: String?, system: String?, entityType: String?, reason: String,
+        failedQueue: String, failedAt: String?, retries: Int?
+    ) {
         self.deadQueue = deadQueue
         self.messageId = messageId
         self.kind = kind
@@ -57,7 +59,7 @@ public struct DeadLetter: Sendable, Hashable {
         return [
             "deadQueue": .string(deadQueue), "messageId": s(messageId), "kind": s(kind), "system": s(system), "entityType": s(entityType),
             "reason": .string(reason), "failedQueue": .string(failedQueue), "failedAt": s(failedAt),
-            "retries": retries.map { .number(JSONNumber($0)) } ?? .null,
+            "retries": retries.map { .number(JSONNumber($0)) } ?? .null
         ]
     }
 }
@@ -81,7 +83,7 @@ public enum DeadLetters {
     public static let strippedHeaders: Set<String> = [
         ParleyHeaders.error, ParleyHeaders.failedQueue, ParleyHeaders.failedAt, ParleyHeaders.retries, Topology.retryQueueHeader,
         "x-death", "x-first-death-reason", "x-first-death-queue", "x-first-death-exchange",
-        "x-last-death-reason", "x-last-death-queue", "x-last-death-exchange", "x-delivery-count",
+        "x-last-death-reason", "x-last-death-queue", "x-last-death-exchange", "x-delivery-count"
     ]
 
     /// The copy of a dead letter that goes back to `queue` (through the default exchange, so
@@ -141,14 +143,16 @@ public enum DeadLetters {
         let publisher = AMQPPublisher(configuration: configuration)
         guard await publisher.readiness.wait(timeout: connectTimeout) else {
             await publisher.close()
-            throw OperationsError.unreachable("RabbitMQ", at: url, reason: "no connection within \(connectTimeout)",
-                                              hint: "is RabbitMQ running? set PARLEY_AMQP_URL")
+            throw OperationsError.unreachable(
+                "RabbitMQ", at: url, reason: "no connection within \(connectTimeout)",
+                hint: "is RabbitMQ running? set PARLEY_AMQP_URL")
         }
         let consumer = AMQPConsumer(configuration: configuration, queue: dead, prefetch: window)
         guard await consumer.readiness.wait(timeout: connectTimeout) else {
             await consumer.close()
             await publisher.close()
-            throw OperationsError("cannot consume \(dead) on \(Redact.url(url)): does the queue exist in that vhost? (`parley dlq list` shows the dead-letter queues)")
+            throw OperationsError(
+                "cannot consume \(dead) on \(Redact.url(url)): does the queue exist in that vhost? (`parley dlq list` shows the dead-letter queues)")
         }
         let inbox = Inbox()
         let reader = Task { for await batch in consumer.deliveries.batches { inbox.add(batch) } }
@@ -190,5 +194,9 @@ public enum DeadLetters {
 private final class Inbox: Sendable {
     private let items = Mutex<[AMQPDelivery]>([])
     func add(_ batch: [AMQPDelivery]) { items.withLock { $0.append(contentsOf: batch) } }
-    func take() -> [AMQPDelivery] { items.withLock { items in defer { items = [] }; return items } }
+    func take() -> [AMQPDelivery] {
+        items.withLock { items in
+            defer { items = [] }; return items
+        }
+    }
 }

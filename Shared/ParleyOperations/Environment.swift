@@ -8,13 +8,17 @@ import ParleyEnvelope
 extension OperationsError {
     /// A database error as the operator should read it: "cannot reach PostgreSQL at ..." for a
     /// connection that could not be opened, the error itself otherwise.
-    public static func database(_ error: any Error, _ configuration: PostgresConfiguration, variable: String = "PARLEY_DATABASE_URL") -> OperationsError {
+    public static func database(_ error: any Error, _ configuration: PostgresConfiguration, variable: String = "PARLEY_DATABASE_URL")
+        -> OperationsError
+    {
         if let e = error as? OperationsError { return e }
         let url = String(configuration.redactedURL.split(separator: "?").first ?? "")
         if let e = error as? PostgresError, e.kind == .connectionFailed || e.kind == .connectionLost {
-            let hint = e.message.lowercased().contains("password") || e.message.lowercased().contains("role")
+            let hint =
+                e.message.lowercased().contains("password") || e.message.lowercased().contains("role")
                 ? "check the user and password in \(variable)" : "is PostgreSQL running? set \(variable)"
-            return .unreachable("PostgreSQL", at: url, reason: Redact.reason(text: e.message.split(separator: "\n").first.map(String.init) ?? e.message), hint: hint)
+            return .unreachable(
+                "PostgreSQL", at: url, reason: Redact.reason(text: e.message.split(separator: "\n").first.map(String.init) ?? e.message), hint: hint)
         }
         return OperationsError("database \(url): \(error)")
     }
@@ -26,11 +30,14 @@ extension OperationsError {
 /// (`PARLEY_ADAPTER_DATABASE_URL`), else the link service's (the local setup shares one database).
 /// Each also as `…_FILE`.
 public enum OperationsDatabase {
-    public static func configuration(adapters: Bool = false, system: SystemName? = nil,
-                                     _ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> (PostgresConfiguration, variable: String) {
+    public static func configuration(
+        adapters: Bool = false, system: SystemName? = nil,
+        _ environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws -> (PostgresConfiguration, variable: String) {
         var env = environment
         var variable = "PARLEY_DATABASE_URL"
-        let candidates = adapters ? (system.map { ["PARLEY_\($0.rawValue.uppercased())_ADAPTER_DATABASE_URL"] } ?? []) + ["PARLEY_ADAPTER_DATABASE_URL"] : []
+        let candidates =
+            adapters ? (system.map { ["PARLEY_\($0.rawValue.uppercased())_ADAPTER_DATABASE_URL"] } ?? []) + ["PARLEY_ADAPTER_DATABASE_URL"] : []
         if let chosen = candidates.first(where: { key in (env[key] ?? env[key + "_FILE"]).map { !$0.isEmpty } == true }) {
             env["PARLEY_DATABASE_URL"] = env[chosen]
             env["PARLEY_DATABASE_URL_FILE"] = env[chosen + "_FILE"]

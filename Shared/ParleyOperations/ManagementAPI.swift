@@ -19,8 +19,10 @@ public struct QueueStats: Sendable, Hashable {
     /// Deliveries and gets (acked or not) per second.
     public var deliverRate: Double
 
-    public init(name: String, type: String = "quorum", ready: Int = 0, unacked: Int = 0, consumers: Int = 0,
-                publishRate: Double = 0, deliverRate: Double = 0) {
+    public init(
+        name: String, type: String = "quorum", ready: Int = 0, unacked: Int = 0, consumers: Int = 0,
+        publishRate: Double = 0, deliverRate: Double = 0
+    ) {
         self.name = name
         self.type = type
         self.ready = ready
@@ -38,10 +40,11 @@ public struct QueueStats: Sendable, Hashable {
         func rate(_ key: String) -> Double {
             json["message_stats"]?[key]?["rate"]?.number.flatMap { Double($0.text) } ?? 0
         }
-        self.init(name: name, type: json["type"]?.string ?? "classic",
-                  ready: json["messages_ready"]?.int ?? 0, unacked: json["messages_unacknowledged"]?.int ?? 0,
-                  consumers: json["consumers"]?.int ?? 0,
-                  publishRate: rate("publish_details"), deliverRate: rate("deliver_get_details"))
+        self.init(
+            name: name, type: json["type"]?.string ?? "classic",
+            ready: json["messages_ready"]?.int ?? 0, unacked: json["messages_unacknowledged"]?.int ?? 0,
+            consumers: json["consumers"]?.int ?? 0,
+            publishRate: rate("publish_details"), deliverRate: rate("deliver_get_details"))
     }
 }
 
@@ -83,7 +86,8 @@ public struct ManagementAPI: Sendable {
     /// URL's, as RabbitMQ's users are the same for both).
     public init(url: String, user: String?, password: String?, vhost: String, timeout: Duration = .seconds(5)) throws {
         guard var components = URLComponents(string: url), let scheme = components.scheme, ["http", "https"].contains(scheme),
-              components.host != nil else {
+            components.host != nil
+        else {
             throw OperationsError("PARLEY_AMQP_MANAGEMENT_URL must be an http(s) URL such as http://127.0.0.1:15672/ (got \(Redact.url(url)))")
         }
         let urlUser = components.user.flatMap { $0.removingPercentEncoding ?? $0 }
@@ -131,7 +135,8 @@ public struct ManagementAPI: Sendable {
     public func queues() async throws -> [QueueStats] {
         let json: JSONValue
         do {
-            json = try await request(.GET, "/api/queues/\(vhostPath)?columns=name,type,messages_ready,messages_unacknowledged,consumers,message_stats")
+            json = try await request(
+                .GET, "/api/queues/\(vhostPath)?columns=name,type,messages_ready,messages_unacknowledged,consumers,message_stats")
         } catch is NotFound {
             throw OperationsError("no vhost \(vhost) on the broker behind \(baseURL): check the vhost in PARLEY_AMQP_URL")
         }
@@ -151,8 +156,10 @@ public struct ManagementAPI: Sendable {
     /// Up to `count` messages from the head of `queue`, each put straight back (the API's
     /// `ack_requeue_true`): nothing is consumed. A requeued message counts as redelivered.
     public func peek(_ queue: String, count: Int, truncate: Int = 50_000) async throws -> [PeekedMessage] {
-        let body: JSONValue = ["count": .number(JSONNumber(count)), "ackmode": "ack_requeue_true", "encoding": "auto",
-                               "truncate": .number(JSONNumber(truncate))]
+        let body: JSONValue = [
+            "count": .number(JSONNumber(count)), "ackmode": "ack_requeue_true", "encoding": "auto",
+            "truncate": .number(JSONNumber(truncate))
+        ]
         do {
             let json = try await request(.POST, "/api/queues/\(vhostPath)/\(Self.escape(queue))/get", body: body)
             return (json.array ?? []).compactMap(PeekedMessage.init(json:))
@@ -182,12 +189,16 @@ public struct ManagementAPI: Sendable {
         let response: HTTPClientResponse
         let data: ByteBuffer
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000
-                                                                                          + timeout.components.attoseconds / 1_000_000_000))
+            response = try await HTTPClient.shared.execute(
+                request,
+                timeout: .nanoseconds(
+                    Int64(timeout.components.seconds) * 1_000_000_000
+                        + timeout.components.attoseconds / 1_000_000_000))
             data = try await response.body.collect(upTo: 64 << 20)
         } catch {
-            throw OperationsError.unreachable("the RabbitMQ management API", at: baseURL, reason: Redact.reason(error),
-                                              hint: "is RabbitMQ running with the management plugin? set PARLEY_AMQP_MANAGEMENT_URL")
+            throw OperationsError.unreachable(
+                "the RabbitMQ management API", at: baseURL, reason: Redact.reason(error),
+                hint: "is RabbitMQ running with the management plugin? set PARLEY_AMQP_MANAGEMENT_URL")
         }
         let text = String(buffer: data)
         switch response.status.code {
@@ -198,13 +209,19 @@ public struct ManagementAPI: Sendable {
                 throw OperationsError("the RabbitMQ management API at \(baseURL) answered \(path) with something that is not JSON: \(error)")
             }
         case 401:
-            throw OperationsError("the RabbitMQ management API at \(baseURL) refused user \(user) (HTTP 401): check the user and password of PARLEY_AMQP_URL, or put them in PARLEY_AMQP_MANAGEMENT_URL")
+            throw OperationsError(
+                "the RabbitMQ management API at \(baseURL) refused user \(user) (HTTP 401): check the user and password of PARLEY_AMQP_URL, or put them in PARLEY_AMQP_MANAGEMENT_URL"
+            )
         case 403:
-            throw OperationsError("user \(user) may not use the RabbitMQ management API at \(baseURL) (HTTP 403): it needs the management (or monitoring) tag and permissions on vhost \(vhost)")
+            throw OperationsError(
+                "user \(user) may not use the RabbitMQ management API at \(baseURL) (HTTP 403): it needs the management (or monitoring) tag and permissions on vhost \(vhost)"
+            )
         case 404:
             throw NotFound()
         default:
-            throw OperationsError("the RabbitMQ management API at \(baseURL) answered \(method.rawValue) \(path) with HTTP \(response.status.code): \(text.prefix(300))")
+            throw OperationsError(
+                "the RabbitMQ management API at \(baseURL) answered \(method.rawValue) \(path) with HTTP \(response.status.code): \(text.prefix(300))"
+            )
         }
     }
 }

@@ -64,7 +64,8 @@ public struct LinkSummary: Sendable, Hashable {
     public init(_ counts: LinkQueries.Counts) {
         entities = CanonicalEntityType.allCases.map { ($0.rawValue, counts.entities[$0] ?? 0) }
         rows = counts.systems.map {
-            Row(system: $0.system.rawValue, entityType: $0.entityType.rawValue, members: $0.members, inFlight: $0.writesInFlight,
+            Row(
+                system: $0.system.rawValue, entityType: $0.entityType.rawValue, members: $0.members, inFlight: $0.writesInFlight,
                 parked: $0.parked, failed: $0.failed, conflicts: $0.conflicts)
         }
         outbox = counts.outbox
@@ -122,8 +123,9 @@ public enum StatusRendering {
         let rows = ordered(queues).map { q in
             [q.name, String(q.ready), String(q.unacked), String(q.consumers), rate(q.publishRate), rate(q.deliverRate)]
         }
-        return TextTable.render(["QUEUE", "READY", "UNACKED", "CONSUMERS", "PUBLISH/S", "DELIVER/S"], rows,
-                                alignments: [.left, .right, .right, .right, .right, .right])
+        return TextTable.render(
+            ["QUEUE", "READY", "UNACKED", "CONSUMERS", "PUBLISH/S", "DELIVER/S"], rows,
+            alignments: [.left, .right, .right, .right, .right, .right])
     }
 
     /// The link service's table and totals.
@@ -132,13 +134,21 @@ public enum StatusRendering {
         lines.append("global entities: " + link.entities.map { "\($0.type) \($0.count)" }.joined(separator: ", "))
         if !link.rows.isEmpty {
             lines.append("")
-            lines.append(TextTable.render(
-                ["SYSTEM", "TYPE", "MEMBERS", "IN FLIGHT", "PARKED", "FAILED", "CONFLICTS"],
-                link.rows.map { [$0.system, $0.entityType, String($0.members), String($0.inFlight), String($0.parked), String($0.failed), String($0.conflicts)] },
-                alignments: [.left, .left, .right, .right, .right, .right, .right]))
+            lines.append(
+                TextTable.render(
+                    ["SYSTEM", "TYPE", "MEMBERS", "IN FLIGHT", "PARKED", "FAILED", "CONFLICTS"],
+                    link.rows.map {
+                        [
+                            $0.system, $0.entityType, String($0.members), String($0.inFlight), String($0.parked), String($0.failed),
+                            String($0.conflicts)
+                        ]
+                    },
+                    alignments: [.left, .left, .right, .right, .right, .right, .right]))
         }
         lines.append("")
-        lines.append("writes in flight \(link.inFlight), parked \(link.parked), failed \(link.failed), conflicts \(link.conflicts), outbox backlog \(link.outbox)")
+        lines.append(
+            "writes in flight \(link.inFlight), parked \(link.parked), failed \(link.failed), conflicts \(link.conflicts), outbox backlog \(link.outbox)"
+        )
         return lines.joined(separator: "\n")
     }
 

@@ -17,24 +17,26 @@ final class ConnectionThread: @unchecked Sendable {
         // `stop()` drained the queue), so the worker cannot vanish while jobs are pending.
         let context = Unmanaged.passRetained(self).toOpaque()
         #if canImport(Glibc) || canImport(Musl)
-        var tid = pthread_t()
+            var tid = pthread_t()
         #else
-        var tid: pthread_t? = nil
+            var tid: pthread_t? = nil
         #endif
-        let rc = pthread_create(&tid, nil, { arg in
-            #if canImport(Glibc) || canImport(Musl)
-            let worker = Unmanaged<ConnectionThread>.fromOpaque(arg!).takeRetainedValue()
-            #else
-            let worker = Unmanaged<ConnectionThread>.fromOpaque(arg).takeRetainedValue()
-            #endif
-            worker.loop()
-            return nil
-        }, context)
+        let rc = pthread_create(
+            &tid, nil,
+            { arg in
+                #if canImport(Glibc) || canImport(Musl)
+                    let worker = Unmanaged<ConnectionThread>.fromOpaque(arg!).takeRetainedValue()
+                #else
+                    let worker = Unmanaged<ConnectionThread>.fromOpaque(arg).takeRetainedValue()
+                #endif
+                worker.loop()
+                return nil
+            }, context)
         precondition(rc == 0, "pthread_create failed: \(rc)")
         #if canImport(Glibc) || canImport(Musl)
-        pthread_detach(tid)
+            pthread_detach(tid)
         #else
-        pthread_detach(tid!)
+            pthread_detach(tid!)
         #endif
     }
 

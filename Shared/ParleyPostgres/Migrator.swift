@@ -35,9 +35,11 @@ public struct Migration: Sendable, Hashable {
             }
             let digits = base[..<underscore]
             let name = base[base.index(after: underscore)...]
-            let nameOK = !name.isEmpty && name.unicodeScalars.allSatisfy {
-                ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || $0 == "_" || $0 == "-"
-            }
+            let nameOK =
+                !name.isEmpty
+                && name.unicodeScalars.allSatisfy {
+                    ($0.isASCII && (CharacterSet.alphanumerics.contains($0))) || $0 == "_" || $0 == "-"
+                }
             guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let version = Int64(digits), nameOK else {
                 throw fail("bad migration file name '\(file.lastPathComponent)': expected <version>_<name>.sql")
             }
@@ -149,7 +151,9 @@ public struct Migrator: Sendable {
             if let r = recorded[m.version], r.checksum != m.checksum {
                 throw PostgresError(
                     kind: .migration,
-                    message: "checksum mismatch for applied migration \(m.version) '\(m.name)': it was edited after being applied (recorded \(r.checksum.prefix(12)), file \(m.checksum.prefix(12))); add a new migration instead")
+                    message:
+                        "checksum mismatch for applied migration \(m.version) '\(m.name)': it was edited after being applied (recorded \(r.checksum.prefix(12)), file \(m.checksum.prefix(12))); add a new migration instead"
+                )
             }
         }
         var applied: [Int64] = []

@@ -72,7 +72,6 @@ final class PGSession: @unchecked Sendable {
         return name
     }
 
-
     /// Opens the connection if there is none, or replaces one that is found broken.
     /// An idle connection is probed with `PQconsumeInput` first (no round trip): if the
     /// server closed it (restart, terminate), libpq notices the EOF and reports
@@ -117,11 +116,13 @@ final class PGSession: @unchecked Sendable {
                 kind: .connectionFailed,
                 message: "cannot connect to \(configuration): " + PostgresError.oneLine(message))
         }
-        PQsetNoticeProcessor(newConn, { arg, message in
-            guard let arg, let message else { return }
-            let box = Unmanaged<NoticeBox>.fromOpaque(arg).takeUnretainedValue()
-            box.logger.debug("postgres notice: \(PostgresError.oneLine(String(cString: message)))")
-        }, Unmanaged.passUnretained(noticeBox).toOpaque())
+        PQsetNoticeProcessor(
+            newConn,
+            { arg, message in
+                guard let arg, let message else { return }
+                let box = Unmanaged<NoticeBox>.fromOpaque(arg).takeUnretainedValue()
+                box.logger.debug("postgres notice: \(PostgresError.oneLine(String(cString: message)))")
+            }, Unmanaged.passUnretained(noticeBox).toOpaque())
         conn = newConn
         logger.debug("postgres connected", metadata: ["db": "\(configuration)"])
     }
@@ -274,4 +275,3 @@ public enum PostgresPlanning: Sendable {
     /// Parsed and planned at every execution, with the parameters' values (unnamed statement).
     case perExecution
 }
-

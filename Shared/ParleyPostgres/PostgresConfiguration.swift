@@ -149,7 +149,7 @@ public struct PostgresConfiguration: Sendable, Equatable, CustomStringConvertibl
             ("host", host), ("port", String(port)), ("user", user), ("dbname", database),
             ("sslmode", sslMode.rawValue), ("application_name", applicationName),
             ("connect_timeout", String(connectTimeout)), ("client_encoding", "UTF8"),
-            ("options", "-c TimeZone=UTC -c DateStyle=ISO -c bytea_output=hex"),
+            ("options", "-c TimeZone=UTC -c DateStyle=ISO -c bytea_output=hex")
         ]
         if let password { p.append(("password", password)) }
         return p

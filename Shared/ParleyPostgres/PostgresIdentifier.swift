@@ -9,7 +9,8 @@ public struct PostgresIdentifier: Sendable, Hashable, CustomStringConvertible {
 
     public init(_ name: String) throws {
         let bytes = Array(name.utf8)
-        let ok = !bytes.isEmpty && bytes.count <= 63
+        let ok =
+            !bytes.isEmpty && bytes.count <= 63
             && bytes.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }
             && !(bytes[0] >= 48 && bytes[0] <= 57)
         guard ok else {

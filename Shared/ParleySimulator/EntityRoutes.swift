@@ -72,7 +72,7 @@ public enum EntityRoutes {
             return Response.json(
                 JSONValue.object([
                     "items": .array(page.items.map(api.render)),
-                    "nextCursor": page.nextCursor.map { .string($0.token) } ?? .null,
+                    "nextCursor": page.nextCursor.map { .string($0.token) } ?? .null
                 ]))
         }
 

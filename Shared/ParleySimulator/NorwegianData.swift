@@ -105,9 +105,12 @@ public struct NorwegianData: Sendable {
         var g = NorwegianData(seed: seed)
         let cs = (0..<customers).map { _ in g.customer() }
         let ps = (0..<products).map { g.product(index: $0) }
-        let os = cs.isEmpty || ps.isEmpty ? [] : (0..<orders).map { _ in
-            g.order(customerCount: cs.count, productCount: ps.count, referenceDay: referenceDay)
-        }
+        let os =
+            cs.isEmpty || ps.isEmpty
+            ? []
+            : (0..<orders).map { _ in
+                g.order(customerCount: cs.count, productCount: ps.count, referenceDay: referenceDay)
+            }
         return SeedDataset(customers: cs, products: ps, orders: os)
     }
 
@@ -147,15 +150,17 @@ public struct NorwegianData: Sendable {
         let street = "\(pick(Self.streets)) \(Int.random(in: 1...120, using: &rng))\(chance(0.15) ? pick(["A", "B", "C"]) : "")"
         if chance(0.6) {
             let name = companyName(lastName: last)
-            let slug = Self.slug(name.replacingOccurrences(of: " AS", with: "").replacingOccurrences(of: " ASA", with: "")
-                .replacingOccurrences(of: " DA", with: "").replacingOccurrences(of: " SA", with: "").replacingOccurrences(of: " ENK", with: ""))
+            let slug = Self.slug(
+                name.replacingOccurrences(of: " AS", with: "").replacingOccurrences(of: " ASA", with: "")
+                    .replacingOccurrences(of: " DA", with: "").replacingOccurrences(of: " SA", with: "").replacingOccurrences(of: " ENK", with: ""))
             let email = unique(local: pick(["post", "faktura", "firmapost", "ordre"]), domain: "\(slug).no")
             return SeedCustomer(
                 kind: .company, name: name, firstName: first, lastName: last,
                 organizationNumber: organizationNumber(), email: email, phone: landline(place.areaDigit),
                 addressLine1: street, postalCode: place.postcode, city: place.city, countryCode: "NO")
         }
-        let email = unique(local: "\(Self.slug(first)).\(Self.slug(last))", domain: pick(["gmail.com", "online.no", "outlook.com", "hotmail.com", "icloud.com"]))
+        let email = unique(
+            local: "\(Self.slug(first)).\(Self.slug(last))", domain: pick(["gmail.com", "online.no", "outlook.com", "hotmail.com", "icloud.com"]))
         return SeedCustomer(
             kind: .person, name: "\(first) \(last)", firstName: first, lastName: last, organizationNumber: nil,
             email: email, phone: mobile(), addressLine1: street, postalCode: place.postcode, city: place.city,
@@ -274,26 +279,26 @@ public struct NorwegianData: Sendable {
     static let firstNames = [
         "Ola", "Kari", "Nora", "Emma", "Jakob", "Lukas", "Ingrid", "Sofie", "Henrik", "Marius", "Sigrid", "Astrid",
         "Magnus", "Håkon", "Eirik", "Ida", "Thea", "Solveig", "Lars", "Knut", "Åse", "Bjørn", "Mari", "Jonas",
-        "Sindre", "Ragnhild", "Øystein", "Tone", "Kristian", "Hanne", "Per", "Liv", "Torbjørn", "Maja", "Even",
+        "Sindre", "Ragnhild", "Øystein", "Tone", "Kristian", "Hanne", "Per", "Liv", "Torbjørn", "Maja", "Even"
     ]
     static let lastNames = [
         "Hansen", "Johansen", "Olsen", "Larsen", "Andersen", "Pedersen", "Nilsen", "Kristiansen", "Jensen", "Karlsen",
         "Johnsen", "Pettersen", "Eriksen", "Berg", "Haugen", "Hagen", "Johannessen", "Andreassen", "Jacobsen", "Dahl",
         "Jørgensen", "Halvorsen", "Henriksen", "Lund", "Sørensen", "Bakken", "Moen", "Strand", "Solberg", "Aas", "Lie",
-        "Ødegård", "Østby", "Brekke", "Sæther",
+        "Ødegård", "Østby", "Brekke", "Sæther"
     ]
     static let companyPrefixes = [
         "Nordlys", "Fjell", "Vestland", "Fjord", "Havbris", "Midnattsol", "Polar", "Skog", "Viking", "Bjørke",
-        "Solstrand", "Tindefjell", "Brattli", "Aurora", "Lofot", "Trollheim", "Elveli", "Nordkyst",
+        "Solstrand", "Tindefjell", "Brattli", "Aurora", "Lofot", "Trollheim", "Elveli", "Nordkyst"
     ]
     static let trades = [
         "Bygg", "Elektro", "Rør", "Regnskap", "Transport", "Maskin", "Data", "Eiendom", "Sjømat", "Bakeri",
-        "Trelast", "Blomster", "Bil", "Konsult", "Marine", "Entreprenør", "Handel", "Tak og Fasade",
+        "Trelast", "Blomster", "Bil", "Konsult", "Marine", "Entreprenør", "Handel", "Tak og Fasade"
     ]
     static let streets = [
         "Storgata", "Kirkegata", "Parkveien", "Skolegata", "Bjørkeveien", "Industriveien", "Fjordgata", "Sjøgata",
         "Strandveien", "Granveien", "Kongens gate", "Dronningens gate", "Hegdehaugsveien", "Thorvald Meyers gate",
-        "Løkkeveien", "Solbakken", "Markveien", "Bryggen", "Nedre Slottsgate", "Havnegata",
+        "Løkkeveien", "Solbakken", "Markveien", "Bryggen", "Nedre Slottsgate", "Havnegata"
     ]
     static let places = [
         Place(postcode: "0150", city: "Oslo", areaDigit: 2), Place(postcode: "0161", city: "Oslo", areaDigit: 2),
@@ -307,34 +312,72 @@ public struct NorwegianData: Sendable {
         Place(postcode: "6002", city: "Ålesund", areaDigit: 7), Place(postcode: "6800", city: "Førde", areaDigit: 5),
         Place(postcode: "7010", city: "Trondheim", areaDigit: 7), Place(postcode: "7030", city: "Trondheim", areaDigit: 7),
         Place(postcode: "8006", city: "Bodø", areaDigit: 7), Place(postcode: "9008", city: "Tromsø", areaDigit: 7),
-        Place(postcode: "9600", city: "Hammerfest", areaDigit: 7),
+        Place(postcode: "9600", city: "Hammerfest", areaDigit: 7)
     ]
 
     static let generalGoods = [
-        ProductTemplate(name: "Arbeidshansker", description: "Slitesterke arbeidshansker i skinn.", unit: "EA", vatRate: 25, kind: .goods, minKroner: 79, maxKroner: 249, variants: ["str. 8", "str. 9", "str. 10"]),
-        ProductTemplate(name: "Hodelykt LED", description: "Oppladbar hodelykt, 400 lumen.", unit: "EA", vatRate: 25, kind: .goods, minKroner: 199, maxKroner: 899, variants: ["svart", "oransje"]),
-        ProductTemplate(name: "Ullsokker", description: "Varme ullsokker av norsk ull.", unit: "EA", vatRate: 25, kind: .goods, minKroner: 99, maxKroner: 299, variants: ["2-pk", "3-pk", "str. 40-45"]),
-        ProductTemplate(name: "Kabel 3x2,5 mm²", description: "Installasjonskabel PFSP.", unit: "MTR", vatRate: 25, kind: .goods, minKroner: 12, maxKroner: 39, variants: ["grå", "hvit"]),
-        ProductTemplate(name: "Maling hvit", description: "Vannbasert interiørmaling.", unit: "LTR", vatRate: 25, kind: .goods, minKroner: 89, maxKroner: 329, variants: ["matt", "halvblank"]),
-        ProductTemplate(name: "Kaffetrakter", description: "Kaffetrakter med termokanne.", unit: "EA", vatRate: 25, kind: .goods, minKroner: 599, maxKroner: 2499, variants: ["1,25 l", "1,8 l"]),
-        ProductTemplate(name: "Strøsand", description: "Strøsand i sekk.", unit: "KGM", vatRate: 25, kind: .goods, minKroner: 3, maxKroner: 9, variants: ["fin", "grov"]),
-        ProductTemplate(name: "Konsulenttime", description: "Rådgivning, per påbegynte time.", unit: "HUR", vatRate: 25, kind: .service, minKroner: 950, maxKroner: 1850, variants: ["senior", "junior"]),
-        ProductTemplate(name: "Montering", description: "Montering på stedet.", unit: "HUR", vatRate: 25, kind: .service, minKroner: 650, maxKroner: 1200, variants: ["kveld", "helg"]),
+        ProductTemplate(
+            name: "Arbeidshansker", description: "Slitesterke arbeidshansker i skinn.", unit: "EA", vatRate: 25, kind: .goods, minKroner: 79,
+            maxKroner: 249, variants: ["str. 8", "str. 9", "str. 10"]),
+        ProductTemplate(
+            name: "Hodelykt LED", description: "Oppladbar hodelykt, 400 lumen.", unit: "EA", vatRate: 25, kind: .goods, minKroner: 199,
+            maxKroner: 899, variants: ["svart", "oransje"]),
+        ProductTemplate(
+            name: "Ullsokker", description: "Varme ullsokker av norsk ull.", unit: "EA", vatRate: 25, kind: .goods, minKroner: 99, maxKroner: 299,
+            variants: ["2-pk", "3-pk", "str. 40-45"]),
+        ProductTemplate(
+            name: "Kabel 3x2,5 mm²", description: "Installasjonskabel PFSP.", unit: "MTR", vatRate: 25, kind: .goods, minKroner: 12, maxKroner: 39,
+            variants: ["grå", "hvit"]),
+        ProductTemplate(
+            name: "Maling hvit", description: "Vannbasert interiørmaling.", unit: "LTR", vatRate: 25, kind: .goods, minKroner: 89, maxKroner: 329,
+            variants: ["matt", "halvblank"]),
+        ProductTemplate(
+            name: "Kaffetrakter", description: "Kaffetrakter med termokanne.", unit: "EA", vatRate: 25, kind: .goods, minKroner: 599, maxKroner: 2499,
+            variants: ["1,25 l", "1,8 l"]),
+        ProductTemplate(
+            name: "Strøsand", description: "Strøsand i sekk.", unit: "KGM", vatRate: 25, kind: .goods, minKroner: 3, maxKroner: 9,
+            variants: ["fin", "grov"]),
+        ProductTemplate(
+            name: "Konsulenttime", description: "Rådgivning, per påbegynte time.", unit: "HUR", vatRate: 25, kind: .service, minKroner: 950,
+            maxKroner: 1850, variants: ["senior", "junior"]),
+        ProductTemplate(
+            name: "Montering", description: "Montering på stedet.", unit: "HUR", vatRate: 25, kind: .service, minKroner: 650, maxKroner: 1200,
+            variants: ["kveld", "helg"])
     ]
     static let food = [
-        ProductTemplate(name: "Kaffe hele bønner", description: "Lysbrent kaffe fra Kenya.", unit: "EA", vatRate: 15, kind: .goods, minKroner: 89, maxKroner: 249, variants: ["250 g", "500 g", "1 kg"]),
-        ProductTemplate(name: "Brunost", description: "Gudbrandsdalsost.", unit: "EA", vatRate: 15, kind: .goods, minKroner: 59, maxKroner: 129, variants: ["500 g", "1 kg"]),
-        ProductTemplate(name: "Røkt laks", description: "Kaldrøkt laks fra Lofoten.", unit: "KGM", vatRate: 15, kind: .goods, minKroner: 249, maxKroner: 499, variants: ["skivet", "hel side"]),
-        ProductTemplate(name: "Knekkebrød", description: "Grovt knekkebrød med frø.", unit: "EA", vatRate: 15, kind: .goods, minKroner: 29, maxKroner: 69, variants: ["rug", "spelt"]),
-        ProductTemplate(name: "Multesyltetøy", description: "Syltetøy av multer.", unit: "EA", vatRate: 15, kind: .goods, minKroner: 79, maxKroner: 189, variants: ["350 g"]),
+        ProductTemplate(
+            name: "Kaffe hele bønner", description: "Lysbrent kaffe fra Kenya.", unit: "EA", vatRate: 15, kind: .goods, minKroner: 89, maxKroner: 249,
+            variants: ["250 g", "500 g", "1 kg"]),
+        ProductTemplate(
+            name: "Brunost", description: "Gudbrandsdalsost.", unit: "EA", vatRate: 15, kind: .goods, minKroner: 59, maxKroner: 129,
+            variants: ["500 g", "1 kg"]),
+        ProductTemplate(
+            name: "Røkt laks", description: "Kaldrøkt laks fra Lofoten.", unit: "KGM", vatRate: 15, kind: .goods, minKroner: 249, maxKroner: 499,
+            variants: ["skivet", "hel side"]),
+        ProductTemplate(
+            name: "Knekkebrød", description: "Grovt knekkebrød med frø.", unit: "EA", vatRate: 15, kind: .goods, minKroner: 29, maxKroner: 69,
+            variants: ["rug", "spelt"]),
+        ProductTemplate(
+            name: "Multesyltetøy", description: "Syltetøy av multer.", unit: "EA", vatRate: 15, kind: .goods, minKroner: 79, maxKroner: 189,
+            variants: ["350 g"])
     ]
     static let reducedRate = [
-        ProductTemplate(name: "Hotellovernatting", description: "Overnatting med frokost.", unit: "EA", vatRate: 12, kind: .service, minKroner: 990, maxKroner: 2490, variants: ["enkeltrom", "dobbeltrom"]),
-        ProductTemplate(name: "Fergebillett", description: "Billett for person.", unit: "EA", vatRate: 12, kind: .service, minKroner: 45, maxKroner: 390, variants: ["voksen", "honnør"]),
-        ProductTemplate(name: "Kinobillett", description: "Billett til kinoforestilling.", unit: "EA", vatRate: 12, kind: .service, minKroner: 110, maxKroner: 180, variants: ["voksen", "barn"]),
+        ProductTemplate(
+            name: "Hotellovernatting", description: "Overnatting med frokost.", unit: "EA", vatRate: 12, kind: .service, minKroner: 990,
+            maxKroner: 2490, variants: ["enkeltrom", "dobbeltrom"]),
+        ProductTemplate(
+            name: "Fergebillett", description: "Billett for person.", unit: "EA", vatRate: 12, kind: .service, minKroner: 45, maxKroner: 390,
+            variants: ["voksen", "honnør"]),
+        ProductTemplate(
+            name: "Kinobillett", description: "Billett til kinoforestilling.", unit: "EA", vatRate: 12, kind: .service, minKroner: 110,
+            maxKroner: 180, variants: ["voksen", "barn"])
     ]
     static let zeroRate = [
-        ProductTemplate(name: "Bok: Norsk kokekunst", description: "Innbundet kokebok.", unit: "EA", vatRate: 0, kind: .goods, minKroner: 299, maxKroner: 499, variants: ["bokmål", "nynorsk"]),
-        ProductTemplate(name: "Avisabonnement", description: "Papiravis levert på døren.", unit: "EA", vatRate: 0, kind: .service, minKroner: 299, maxKroner: 699, variants: ["3 mnd", "12 mnd"]),
+        ProductTemplate(
+            name: "Bok: Norsk kokekunst", description: "Innbundet kokebok.", unit: "EA", vatRate: 0, kind: .goods, minKroner: 299, maxKroner: 499,
+            variants: ["bokmål", "nynorsk"]),
+        ProductTemplate(
+            name: "Avisabonnement", description: "Papiravis levert på døren.", unit: "EA", vatRate: 0, kind: .service, minKroner: 299, maxKroner: 699,
+            variants: ["3 mnd", "12 mnd"])
     ]
 }

@@ -62,7 +62,9 @@ public struct ObjectSchema: Sendable {
             }
             if field.readOnly { continue }
             if v.isNull {
-                if field.nullable { out[field.name] = .null } else {
+                if field.nullable {
+                    out[field.name] = .null
+                } else {
                     errors.append(.init(field: fieldPath, message: field.required ? "is required" : "may not be null"))
                 }
                 continue

@@ -91,8 +91,10 @@ public struct SimulatorDatabase: Sendable {
     }
 
     /// An incremental page of `entity`, only records `filter` accepts when given.
-    public func list(_ entity: String, since: Timestamp?, cursor: String?, limit: Int,
-                     where filter: ((StoredRecord) -> Bool)? = nil) throws(StoreError) -> Page {
+    public func list(
+        _ entity: String, since: Timestamp?, cursor: String?, limit: Int,
+        where filter: ((StoredRecord) -> Bool)? = nil
+    ) throws(StoreError) -> Page {
         var after: PageCursor?
         if let cursor {
             guard let c = PageCursor(token: cursor) else { throw .invalidCursor }

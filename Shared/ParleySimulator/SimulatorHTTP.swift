@@ -255,7 +255,9 @@ public struct SimulatorConfiguration: Sendable {
     public var seed: Int
     public var seedValue: UInt64
 
-    public init(host: String = "127.0.0.1", port: Int, auth: AuthPolicy, faults: FaultSettings = FaultSettings(), seed: Int = 0, seedValue: UInt64 = 1) {
+    public init(
+        host: String = "127.0.0.1", port: Int, auth: AuthPolicy, faults: FaultSettings = FaultSettings(), seed: Int = 0, seedValue: UInt64 = 1
+    ) {
         self.host = host
         self.port = port
         self.auth = auth
@@ -267,7 +269,9 @@ public struct SimulatorConfiguration: Sendable {
 
 extension FaultSettings {
     /// The fault knobs' environment key suffixes (`<PREFIX>_ERROR_RATE`, …).
-    public static let environmentKeySuffixes = ["ERROR_RATE", "ERROR_STATUS", "LATENCY_MS", "LATENCY_JITTER_MS", "RATE_LIMIT_BURST", "RETRY_AFTER", "DROP_RATE"]
+    public static let environmentKeySuffixes = [
+        "ERROR_RATE", "ERROR_STATUS", "LATENCY_MS", "LATENCY_JITTER_MS", "RATE_LIMIT_BURST", "RETRY_AFTER", "DROP_RATE"
+    ]
 
     /// Every key `fromEnvironment(prefix:)` reads.
     public static func environmentKeys(prefix: String) -> [String] { environmentKeySuffixes.map { "\(prefix)_\($0)" } }

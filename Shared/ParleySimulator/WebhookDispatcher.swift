@@ -40,7 +40,9 @@ public final class WebhookDispatcher: Sendable {
     private let stats = Mutex(Stats())
     private let logger: Logger
 
-    public init(url: String, secret: String, maxAttempts: Int = 6, initialBackoff: Duration = .milliseconds(250), logger: Logger = Logger(label: "webhooks")) {
+    public init(
+        url: String, secret: String, maxAttempts: Int = 6, initialBackoff: Duration = .milliseconds(250), logger: Logger = Logger(label: "webhooks")
+    ) {
         self.url = url
         self.secret = secret
         self.maxAttempts = maxAttempts

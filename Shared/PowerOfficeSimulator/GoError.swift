@@ -30,13 +30,15 @@ public struct GoError: Error, Sendable, Equatable {
             "type": .string("https://tools.ietf.org/html/rfc9110#section-15.\(status >= 500 ? "6.1" : "5.1")"),
             "title": .string(title),
             "status": .int(Int64(status)),
-            "detail": .string(detail),
+            "detail": .string(detail)
         ])
     }
 
     static func entityWord(_ schemaName: String) -> String {
-        for (prefix, word) in [("SalesOrderLine", "Sales order line"), ("SalesOrder", "Sales order"), ("Customer", "Customer"),
-                               ("ContactAddress", "Customer"), ("Product", "Product"), ("JsonPatch", "Patch")]
+        for (prefix, word) in [
+            ("SalesOrderLine", "Sales order line"), ("SalesOrder", "Sales order"), ("Customer", "Customer"),
+            ("ContactAddress", "Customer"), ("Product", "Product"), ("JsonPatch", "Patch")
+        ]
         where schemaName.hasPrefix(prefix) { return word }
         return "Request"
     }

@@ -100,7 +100,9 @@ public enum GoSchema {
             return value
         case .enumeration(let enumName, let values):
             guard let s = value.stringValue, let match = values.first(where: { $0.lowercased() == s.lowercased() }) else {
-                throw .validation(schemaName, "\(name) must be one of the \(enumName) values (\(values.prefix(8).joined(separator: ", "))\(values.count > 8 ? ", …" : "")).")
+                throw .validation(
+                    schemaName,
+                    "\(name) must be one of the \(enumName) values (\(values.prefix(8).joined(separator: ", "))\(values.count > 8 ? ", …" : "")).")
             }
             return .string(match)
         case .object(let inner):
@@ -112,7 +114,10 @@ public enum GoSchema {
                 if case .object(let inner) = itemKind {
                     out.append(.object(try validate(item, as: inner, at: "\(name)[\(index)].")))
                 } else {
-                    out.append(try validate(item, property: PropertySchema(kind: itemKind, nullable: false, readOnly: false), name: "\(name)[\(index)]", in: schemaName))
+                    out.append(
+                        try validate(
+                            item, property: PropertySchema(kind: itemKind, nullable: false, readOnly: false), name: "\(name)[\(index)]",
+                            in: schemaName))
                 }
             }
             return .array(out)
@@ -144,7 +149,8 @@ enum GoDate {
     static func isValid(_ s: String) -> Bool {
         let parts = s.split(separator: "-", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0].count == 4, parts[1].count == 2, parts[2].count == 2,
-              let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]), (1...12).contains(m) else { return false }
+            let y = Int(parts[0]), let m = Int(parts[1]), let d = Int(parts[2]), (1...12).contains(m)
+        else { return false }
         return d >= 1 && d <= GoTimestamp.daysInMonth(year: y, month: m)
     }
 }

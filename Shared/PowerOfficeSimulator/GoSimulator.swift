@@ -35,7 +35,8 @@ public struct SimResponse: Sendable {
     }
 
     public static func problem(_ error: GoError) -> SimResponse {
-        SimResponse(status: error.status, headers: [("Content-Type", "application/problem+json; charset=utf-8")], body: error.problemDetails.serialized())
+        SimResponse(
+            status: error.status, headers: [("Content-Type", "application/problem+json; charset=utf-8")], body: error.problemDetails.serialized())
     }
 
     public var json: JSONValue? { try? JSONValue.parse(body) }
@@ -66,8 +67,9 @@ public actor GoSimulator {
         self.configuration = configuration
         self.now = now
         self.store = try Self.seededStore(configuration, now: now)
-        self.tokens = TokenIssuer(applicationKey: configuration.applicationKey, clientKey: configuration.clientKey,
-                                  lifetimeSeconds: configuration.tokenLifetimeSeconds, seed: configuration.randomSeed)
+        self.tokens = TokenIssuer(
+            applicationKey: configuration.applicationKey, clientKey: configuration.clientKey,
+            lifetimeSeconds: configuration.tokenLifetimeSeconds, seed: configuration.randomSeed)
         self.bucket = TokenBucket(ratePerSecond: configuration.rateLimitPerSecond)
         self.faults = FaultInjector(seed: configuration.randomSeed)
         self.faults.settings = configuration.faults
@@ -91,9 +93,15 @@ public actor GoSimulator {
 
         // API Management in front of Go: the subscription key on every call, then throttling.
         guard let key = request.headers["ocp-apim-subscription-key"], key == configuration.subscriptionKey else {
-            return .json(401, .object(["statusCode": .int(401), "message": .string(request.headers["ocp-apim-subscription-key"] == nil
-                ? "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API."
-                : "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.")]))
+            return .json(
+                401,
+                .object([
+                    "statusCode": .int(401),
+                    "message": .string(
+                        request.headers["ocp-apim-subscription-key"] == nil
+                            ? "Access denied due to missing subscription key. Make sure to include subscription key when making requests to an API."
+                            : "Access denied due to invalid subscription key. Make sure to provide a valid key for an active subscription.")
+                ]))
         }
         let fault = faults.decide()
         switch fault {
@@ -123,8 +131,9 @@ public actor GoSimulator {
 
     private func throttled(_ retryAfter: Double) -> SimResponse {
         let seconds = max(1, Int(retryAfter.rounded(.up)))
-        return .json(429, .object(["statusCode": .int(429), "message": .string("Rate limit is exceeded. Try again in \(seconds) seconds.")]),
-                     headers: [("Retry-After", String(seconds))])
+        return .json(
+            429, .object(["statusCode": .int(429), "message": .string("Rate limit is exceeded. Try again in \(seconds) seconds.")]),
+            headers: [("Retry-After", String(seconds))])
     }
 
     private func token(_ request: SimRequest) -> SimResponse {
@@ -155,11 +164,14 @@ public actor GoSimulator {
         let m = request.method
         func body() throws(GoError) -> JSONValue {
             let type = request.headers["content-type"]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-            let accepted = m == "PATCH" ? ["application/json-patch+json"]
+            let accepted =
+                m == "PATCH"
+                ? ["application/json-patch+json"]
                 : ["application/json", "text/json", "application/json-patch+json"]
             guard accepted.contains(type) || (m != "PATCH" && type.hasPrefix("application/") && type.hasSuffix("+json")) else {
-                throw GoError(status: 415, title: "Unsupported Media Type",
-                              detail: "Content-Type '\(type)' is not supported here; use \(accepted.joined(separator: " or ")).")
+                throw GoError(
+                    status: 415, title: "Unsupported Media Type",
+                    detail: "Content-Type '\(type)' is not supported here; use \(accepted.joined(separator: " or ")).")
             }
             do { return try JSONValue.parse(request.body) } catch { throw .badRequest("The request body is not valid JSON.") }
         }
@@ -203,8 +215,10 @@ public actor GoSimulator {
         case ("DELETE", "salesorders/*/lines/*"):
             try store.deleteSalesOrderLine(segments[1], segments[3]); return SimResponse(status: 200)
         default:
-            let known = ["customers", "customers/*", "products", "products/*", "salesorders", "salesorders/complete",
-                         "salesorders/*", "salesorders/*/complete", "salesorders/*/lines", "salesorders/*/lines/*"]
+            let known = [
+                "customers", "customers/*", "products", "products/*", "salesorders", "salesorders/complete",
+                "salesorders/*", "salesorders/*/complete", "salesorders/*/lines", "salesorders/*/lines/*"
+            ]
             let pathExists = known.contains(shape)
             return SimResponse(status: pathExists ? 405 : 404)
         }
@@ -215,13 +229,16 @@ public actor GoSimulator {
     private func admin(_ request: SimRequest, _ lower: [String]) -> SimResponse {
         switch (request.method, lower) {
         case ("GET", ["faults"]):
-            return SimResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array((try? JSONEncoder().encode(faults.settings)) ?? Data()))
+            return SimResponse(
+                status: 200, headers: [("Content-Type", "application/json")], body: Array((try? JSONEncoder().encode(faults.settings)) ?? Data()))
         case ("POST", ["faults"]):
             guard let settings = try? JSONDecoder().decode(FaultSettings.self, from: Data(request.body)) else {
-                return .problem(.badRequest("Expected {\"errorRate\", \"latencyMs\", \"throttleBurst\", \"throttleRetryAfterSeconds\", \"dropRate\"}."))
+                return .problem(
+                    .badRequest("Expected {\"errorRate\", \"latencyMs\", \"throttleBurst\", \"throttleRetryAfterSeconds\", \"dropRate\"}."))
             }
             faults.settings = settings
-            return SimResponse(status: 200, headers: [("Content-Type", "application/json")], body: Array((try? JSONEncoder().encode(settings)) ?? Data()))
+            return SimResponse(
+                status: 200, headers: [("Content-Type", "application/json")], body: Array((try? JSONEncoder().encode(settings)) ?? Data()))
         case ("GET", ["records"]):
             // Every record, sorted by id, sales orders complete with their lines (a test tool's view).
             let customers = store.customers.sorted { $0.key < $1.key }.map { JSONValue.object($0.value) }

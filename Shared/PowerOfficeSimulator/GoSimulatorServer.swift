@@ -22,8 +22,9 @@ public enum GoSimulatorServer {
             var headers: [String: String] = [:]
             for field in request.headers { headers[field.name.canonicalName] = field.value }
             let query = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
-            let simRequest = SimRequest(method: request.method.rawValue, path: request.uri.path, query: query,
-                                        headers: headers, body: Array(buffer: body))
+            let simRequest = SimRequest(
+                method: request.method.rawValue, path: request.uri.path, query: query,
+                headers: headers, body: Array(buffer: body))
             let isAPI = !request.uri.path.lowercased().hasPrefix("/_admin")
             if isAPI {
                 let latency = await simulator.latencyMs
@@ -38,8 +39,9 @@ public enum GoSimulatorServer {
                 // Send a head, then fail the body: the server closes the connection mid-response.
                 return Response(status: .ok, headers: fields, body: ResponseBody { _ in throw DroppedConnection() })
             }
-            return Response(status: HTTPResponse.Status(code: response.status), headers: fields,
-                            body: ResponseBody(byteBuffer: ByteBuffer(bytes: response.body)))
+            return Response(
+                status: HTTPResponse.Status(code: response.status), headers: fields,
+                body: ResponseBody(byteBuffer: ByteBuffer(bytes: response.body)))
         }
         return Application(
             responder: responder,

@@ -39,7 +39,8 @@ public struct GoStore: Sendable {
 
     public mutating func createCustomer(_ body: JSONValue) throws(GoError) -> JSONObject {
         let post = try GoSchema.validate(body, as: "CustomerPostDto")
-        try checkUnique(reference: post["ExternalImportReference"], among: customers.values.map { $0 }, idKey: "Id", kind: "contact", schema: "CustomerPostDto")
+        try checkUnique(
+            reference: post["ExternalImportReference"], among: customers.values.map { $0 }, idKey: "Id", kind: "contact", schema: "CustomerPostDto")
         var record = GoSchema.project(post, onto: "CustomerDto")
         if let number = post["Number"]?.int64Value {
             try checkCustomerNumber(number, except: nil)
@@ -93,7 +94,9 @@ public struct GoStore: Sendable {
         var patched = try patch(current, with: document, dto: "CustomerDto", post: "CustomerPostDto")
         guard patched != current else { return current }
         if patched["ExternalImportReference"] != current["ExternalImportReference"] {
-            try checkUnique(reference: patched["ExternalImportReference"], among: customers.values.filter { $0["Id"] != .int(id) }, idKey: "Id", kind: "contact", schema: "CustomerPostDto")
+            try checkUnique(
+                reference: patched["ExternalImportReference"], among: customers.values.filter { $0["Id"] != .int(id) }, idKey: "Id", kind: "contact",
+                schema: "CustomerPostDto")
         }
         if let number = patched["Number"]?.int64Value, patched["Number"] != current["Number"] { try checkCustomerNumber(number, except: id) }
         if patched["Number"] == nil { patched["Number"] = current["Number"] }
@@ -110,7 +113,8 @@ public struct GoStore: Sendable {
     public mutating func deleteCustomer(_ id: Int64) throws(GoError) {
         _ = try customer(id)
         if orders.values.contains(where: { $0.header["CustomerId"] == .int(id) }) {
-            throw GoError(status: 409, title: "Conflict", detail: "Customer with id = \(id) is used on sales orders and cannot be deleted; archive it instead.")
+            throw GoError(
+                status: 409, title: "Conflict", detail: "Customer with id = \(id) is used on sales orders and cannot be deleted; archive it instead.")
         }
         customers[id] = nil
     }
@@ -208,7 +212,9 @@ public struct GoStore: Sendable {
     public mutating func deleteProduct(_ id: Int64) throws(GoError) {
         _ = try product(id)
         if orders.values.contains(where: { $0.lines.contains { $0["ProductId"] == .int(id) } }) {
-            throw GoError(status: 409, title: "Conflict", detail: "Product with id = \(id) is used on sales order lines and cannot be deleted; archive it instead.")
+            throw GoError(
+                status: 409, title: "Conflict",
+                detail: "Product with id = \(id) is used on sales order lines and cannot be deleted; archive it instead.")
         }
         products[id] = nil
     }
@@ -225,7 +231,9 @@ public struct GoStore: Sendable {
 
     public mutating func createSalesOrder(_ body: JSONValue) throws(GoError) -> JSONObject {
         let post = try GoSchema.validate(body, as: "SalesOrderCompletePostDto")
-        try checkUnique(reference: post["ExternalImportReference"], among: orders.values.map(\.header), idKey: "Id", kind: "sales order", schema: "SalesOrderCompletePostDto")
+        try checkUnique(
+            reference: post["ExternalImportReference"], among: orders.values.map(\.header), idKey: "Id", kind: "sales order",
+            schema: "SalesOrderCompletePostDto")
         var header = GoSchema.project(post, onto: "SalesOrderCompleteDto")
         header["SalesOrderLines"] = nil
         try resolveCustomer(&header, post: post)
@@ -247,7 +255,10 @@ public struct GoStore: Sendable {
         for (index, item) in postedLines.enumerated() {
             let line = try makeLine(item.objectValue ?? [:], orderId: id, sortOrder: index + 1)
             if let ref = line["ExternalImportReference"]?.stringValue {
-                guard seen.insert(ref).inserted else { throw .validation("SalesOrderLinePostDto", "ExternalImportReference is already in use. '\(ref)' is used on another line of this sales order.") }
+                guard seen.insert(ref).inserted else {
+                    throw .validation(
+                        "SalesOrderLinePostDto", "ExternalImportReference is already in use. '\(ref)' is used on another line of this sales order.")
+                }
             }
             lines.append(line)
         }
@@ -287,10 +298,13 @@ public struct GoStore: Sendable {
         var patched = try patch(current, with: document, dto: "SalesOrderDto", post: "SalesOrderCompletePostDto")
         guard patched != current else { return current }
         if current["SalesOrderStatus"] == .string("Confirmed") && patched["SalesOrderStatus"] == .string("Confirmed") {
-            throw .validation("SalesOrderCompletePostDto", "Sales order \(id) is confirmed and locked from edit; set SalesOrderStatus to Draft first.")
+            throw .validation(
+                "SalesOrderCompletePostDto", "Sales order \(id) is confirmed and locked from edit; set SalesOrderStatus to Draft first.")
         }
         if patched["ExternalImportReference"] != current["ExternalImportReference"] {
-            try checkUnique(reference: patched["ExternalImportReference"], among: orders.values.map(\.header).filter { $0["Id"] != .string(id) }, idKey: "Id", kind: "sales order", schema: "SalesOrderCompletePostDto")
+            try checkUnique(
+                reference: patched["ExternalImportReference"], among: orders.values.map(\.header).filter { $0["Id"] != .string(id) }, idKey: "Id",
+                kind: "sales order", schema: "SalesOrderCompletePostDto")
         }
         if patched["CustomerId"] != current["CustomerId"] {
             patched["CustomerNo"] = nil
@@ -298,7 +312,9 @@ public struct GoStore: Sendable {
         }
         patched["LastChangedDateTimeOffset"] = .string(clock.next().formatted)
         for (key, value) in patched { stored.header[key] = value }
-        for key in stored.header.keys where patched[key] == nil && GoSchema.schema("SalesOrderDto").properties[key] != nil { stored.header[key] = nil }
+        for key in stored.header.keys where patched[key] == nil && GoSchema.schema("SalesOrderDto").properties[key] != nil {
+            stored.header[key] = nil
+        }
         stored.header = stored.header.withoutNulls()
         Self.total(&stored)
         orders[id] = stored
@@ -331,8 +347,10 @@ public struct GoStore: Sendable {
     public mutating func addSalesOrderLine(_ orderId: String, _ body: JSONValue) throws(GoError) -> JSONObject {
         var stored = try editableOrder(orderId)
         let post = try GoSchema.validate(body, as: "SalesOrderLinePostDto")
-        if let ref = post["ExternalImportReference"]?.stringValue, stored.lines.contains(where: { $0["ExternalImportReference"]?.stringValue == ref }) {
-            throw .validation("SalesOrderLinePostDto", "ExternalImportReference is already in use. '\(ref)' is used on another line of sales order \(orderId).")
+        if let ref = post["ExternalImportReference"]?.stringValue, stored.lines.contains(where: { $0["ExternalImportReference"]?.stringValue == ref })
+        {
+            throw .validation(
+                "SalesOrderLinePostDto", "ExternalImportReference is already in use. '\(ref)' is used on another line of sales order \(orderId).")
         }
         let sortOrder = (stored.lines.compactMap { $0["SortOrder"]?.int64Value }.max() ?? 0) + 1
         let line = try makeLine(post, orderId: stored.header["Id"]!.stringValue!, sortOrder: Int(sortOrder))
@@ -465,11 +483,12 @@ public struct GoStore: Sendable {
     private func checkUnique(reference: JSONValue?, among records: [JSONObject], idKey: String, kind: String, schema: String) throws(GoError) {
         guard let ref = reference?.stringValue, !ref.isEmpty else { return }
         if let other = records.first(where: { $0["ExternalImportReference"]?.stringValue == ref }) {
-            let id: String = switch other[idKey] {
-            case .int(let i): String(i)
-            case .string(let s): s
-            default: "?"
-            }
+            let id: String =
+                switch other[idKey] {
+                case .int(let i): String(i)
+                case .string(let s): s
+                default: "?"
+                }
             throw .validation(schema, "ExternalImportReference is already in use. '\(ref)' is used on (\(kind)) Id = \(id).")
         }
     }

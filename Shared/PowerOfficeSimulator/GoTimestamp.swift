@@ -22,7 +22,8 @@ public struct GoTimestamp: Sendable, Hashable, Comparable, CustomStringConvertib
         if rest < 0 { rest += perDay; days -= 1 }
         let (y, m, d) = Self.civil(fromDays: days)
         let seconds = rest / 1_000_000, micros = rest % 1_000_000
-        return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(seconds / 3600, 2)):\(pad(seconds / 60 % 60, 2)):\(pad(seconds % 60, 2)).\(pad(micros, 6))+00:00"
+        return
+            "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(seconds / 3600, 2)):\(pad(seconds / 60 % 60, 2)):\(pad(seconds % 60, 2)).\(pad(micros, 6))+00:00"
     }
 
     /// The calendar date (UTC) as `yyyy-MM-dd`.
@@ -43,7 +44,8 @@ public struct GoTimestamp: Sendable, Hashable, Comparable, CustomStringConvertib
             return true
         }
         guard let y = number(4), expect("-"), let mo = number(2), expect("-"), let d = number(2),
-              (1...12).contains(mo), d >= 1, d <= Self.daysInMonth(year: Int(y), month: Int(mo)) else { return nil }
+            (1...12).contains(mo), d >= 1, d <= Self.daysInMonth(year: Int(y), month: Int(mo))
+        else { return nil }
         var micros: Int64 = 0
         if !s.isEmpty {
             guard expect("T", "t", " "), let h = number(2), expect(":"), let mi = number(2), h < 24, mi < 60 else { return nil }
@@ -132,7 +134,7 @@ public struct MonotonicClock: Sendable {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif

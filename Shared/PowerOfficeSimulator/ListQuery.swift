@@ -71,15 +71,17 @@ public struct ListQuery: Sendable {
 
     /// The requested page of `items`, 1-based `PageNumber`, `PageSize` at most `MaxPageSize`.
     public func page<T>(_ items: [T]) throws(GoError) -> [T] {
-        let size = try self["PageSize"].map { (raw: String) throws(GoError) -> Int in
-            guard let n = Int(raw), n >= 1 else { throw .badRequest("PageSize must be a positive integer.") }
-            guard n <= Self.maxPageSize else { throw .badRequest("PageSize cannot be larger than MaxPageSize (\(Self.maxPageSize)).") }
-            return n
-        } ?? Self.defaultPageSize
-        let number = try self["PageNumber"].map { (raw: String) throws(GoError) -> Int in
-            guard let n = Int(raw), n >= 1 else { throw .badRequest("PageNumber must be a positive integer.") }
-            return n
-        } ?? 1
+        let size =
+            try self["PageSize"].map { (raw: String) throws(GoError) -> Int in
+                guard let n = Int(raw), n >= 1 else { throw .badRequest("PageSize must be a positive integer.") }
+                guard n <= Self.maxPageSize else { throw .badRequest("PageSize cannot be larger than MaxPageSize (\(Self.maxPageSize)).") }
+                return n
+            } ?? Self.defaultPageSize
+        let number =
+            try self["PageNumber"].map { (raw: String) throws(GoError) -> Int in
+                guard let n = Int(raw), n >= 1 else { throw .badRequest("PageNumber must be a positive integer.") }
+                return n
+            } ?? 1
         let start = (number - 1) * size
         guard start < items.count else { return [] }
         return Array(items[start..<min(items.count, start + size)])

@@ -14,9 +14,11 @@ public enum NorwegianSampleData {
     static func customer(_ c: SeedCustomer) -> JSONValue {
         var dto: [String: JSONValue] = [
             "IsPerson": .bool(c.kind == .person), "EmailAddress": .string(c.email), "PhoneNumber": .string(c.phone),
-            "MailAddress": .object(["AddressLine1": .string(c.addressLine1), "ZipCode": .string(c.postalCode), "City": .string(c.city),
-                                    "CountryCode": .string(c.countryCode)]),
-            "CurrencyCode": .string("NOK"),
+            "MailAddress": .object([
+                "AddressLine1": .string(c.addressLine1), "ZipCode": .string(c.postalCode), "City": .string(c.city),
+                "CountryCode": .string(c.countryCode)
+            ]),
+            "CurrencyCode": .string("NOK")
         ]
         if c.kind == .person {
             dto["FirstName"] = .string(c.firstName)
@@ -36,7 +38,7 @@ public enum NorwegianSampleData {
             "UnitPrice": .double(NSDecimalNumber(decimal: p.priceExclVat).doubleValue),
             "UnitCost": .double(NSDecimalNumber(decimal: p.costPriceExclVat).doubleValue),
             "ProductType": .string(p.kind == .service ? "Service" : "Product"),
-            "UnitOfMeasureCode": .string(goUnits.contains(p.unitCode) ? p.unitCode : "EA"),
+            "UnitOfMeasureCode": .string(goUnits.contains(p.unitCode) ? p.unitCode : "EA")
         ]
         if let gtin = p.gtin { dto["Gtin"] = .string(gtin) }
         if let stock = p.stock { dto["StockOnHand"] = .double(Double(stock)) }
@@ -46,13 +48,15 @@ public enum NorwegianSampleData {
     /// A `SalesOrderCompletePostDto` (Go has only Draft and Confirmed).
     static func salesOrder(_ o: SeedOrder, customerIds: [Int64], productIds: [Int64]) -> JSONValue {
         let lines: [JSONValue] = o.lines.map { line in
-            var dto: [String: JSONValue] = ["ProductId": .int(productIds[line.productIndex % productIds.count]), "Quantity": .double(Double(line.quantity))]
+            var dto: [String: JSONValue] = [
+                "ProductId": .int(productIds[line.productIndex % productIds.count]), "Quantity": .double(Double(line.quantity))
+            ]
             if line.discountPercent > 0 { dto["Allowance"] = .double(Double(line.discountPercent)) }
             return .object(dto)
         }
         var dto: [String: JSONValue] = [
             "CustomerId": .int(customerIds[o.customerIndex % customerIds.count]), "SalesOrderDate": .string(o.orderDate),
-            "SalesOrderStatus": .string(o.status == .new ? "Draft" : "Confirmed"), "SalesOrderLines": .array(lines),
+            "SalesOrderStatus": .string(o.status == .new ? "Draft" : "Confirmed"), "SalesOrderLines": .array(lines)
         ]
         if let reference = o.customerReference { dto["CustomerReference"] = .string(reference) }
         return .object(dto)

@@ -32,8 +32,9 @@ public struct TokenIssuer: Sendable {
     /// Checks the Basic credentials (`authorization` is the whole header value) and the grant type.
     public mutating func issue(authorization: String?, grantType: String?, now: Int64) throws(Refusal) -> Issued {
         guard let authorization, authorization.lowercased().hasPrefix("basic "),
-              let decoded = Base64.decode(String(authorization.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
-              let text = String(bytes: decoded, encoding: .utf8) else { throw .invalidClient }
+            let decoded = Base64.decode(String(authorization.dropFirst(6)).trimmingCharacters(in: .whitespaces)),
+            let text = String(bytes: decoded, encoding: .utf8)
+        else { throw .invalidClient }
         let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
         guard parts.count == 2, parts[0] == applicationKey, parts[1] == clientKey else { throw .invalidClient }
         guard grantType == "client_credentials" else { throw .unsupportedGrantType }

@@ -27,8 +27,9 @@ struct BrokerTests {
                     try await withThrowingTaskGroup(of: Void.self) { inner in
                         for i in chunk..<min(chunk + 1000, n) {
                             inner.addTask {
-                                try await publisher.publish(exchange: exchange, routingKey: "k", body: bytes("payload \(i)"),
-                                                            properties: AMQPProperties(messageId: ids[i]))
+                                try await publisher.publish(
+                                    exchange: exchange, routingKey: "k", body: bytes("payload \(i)"),
+                                    properties: AMQPProperties(messageId: ids[i]))
                             }
                         }
                         try await inner.waitForAll()
@@ -74,8 +75,9 @@ struct BrokerTests {
             #expect(error.description.contains("no exchange"), "\(error)")
         }
         // Still usable: a good publish is confirmed and arrives.
-        try await publisher.publish(exchange: exchange, routingKey: "k", body: bytes("after"),
-                                    properties: AMQPProperties(messageId: "after"))
+        try await publisher.publish(
+            exchange: exchange, routingKey: "k", body: bytes("after"),
+            properties: AMQPProperties(messageId: "after"))
         let consumer = AMQPConsumer(configuration: try Broker.configuration("test-unroutable-c"), queue: queue, topology: t)
         let first = try await withDeadline(.seconds(30), "the message after the errors") { () -> String? in
             for await d in consumer.deliveries {
@@ -94,8 +96,9 @@ extension BrokerTests {
     @Test("Parley's standard topology declares cleanly, and again (every service declares it on every connect)")
     func standardTopology() async throws {
         for round in 1...2 {
-            let consumer = AMQPConsumer(configuration: try Broker.configuration("test-topology-\(round)"),
-                                        queue: ParleyTopology.Queues.linkEvents, topology: ParleyTopology.standard)
+            let consumer = AMQPConsumer(
+                configuration: try Broker.configuration("test-topology-\(round)"),
+                queue: ParleyTopology.Queues.linkEvents, topology: ParleyTopology.standard)
             // Ready means connected, every declaration done and consuming.
             #expect(await consumer.readiness.wait(timeout: brokerReadyTimeout))
             let (status, _) = try await Broker.management("GET", "/api/queues/\(Broker.vhostPath)/\(ParleyTopology.Queues.linkEvents)")
@@ -202,7 +205,9 @@ extension BrokerTests {
         var (topology, exchange, queue) = Broker.scratchTopology(prefix)
         topology.exchanges.append(.init("\(prefix).direct", kind: .direct))
         let publisher = AMQPPublisher(configuration: try Broker.configuration("test-batch"), topology: topology)
-        var batch = (0..<300).map { OutgoingMessage(exchange: exchange, routingKey: "k", body: bytes("\($0)"), properties: .init(messageId: "b-\($0)")) }
+        var batch = (0..<300).map {
+            OutgoingMessage(exchange: exchange, routingKey: "k", body: bytes("\($0)"), properties: .init(messageId: "b-\($0)"))
+        }
         batch[150] = OutgoingMessage(exchange: "\(prefix).direct", routingKey: "nobody", body: bytes("x"), properties: .init(messageId: "stray"))
         let results = await publisher.publish(contentsOf: batch)
         #expect(results.count == 300)

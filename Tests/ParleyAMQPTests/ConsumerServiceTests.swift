@@ -20,12 +20,18 @@ extension BrokerTests {
         topology.retryDelays = [.milliseconds(200 + Int64.random(in: 1...999))]
         let tier = Topology.retryQueue(delay: topology.retryDelays[0])
         try await Broker.deleteQueue(tier)
-        defer { Task { await Broker.cleanUp(prefix); try? await Broker.deleteQueue(tier) } }
+        defer {
+            Task {
+                await Broker.cleanUp(prefix); try? await Broker.deleteQueue(tier)
+            }
+        }
         let configuration = try Broker.configuration("test-handler")
         let publisher = AMQPPublisher(configuration: configuration, topology: topology)
         let attempts = Locked([String: Int]())
-        let service = ConsumerService(configuration: configuration, queue: queue, topology: topology, publisher: publisher,
-                                      concurrency: 4, retryPolicy: RetryPolicy(maxRetries: 2)) { delivery in
+        let service = ConsumerService(
+            configuration: configuration, queue: queue, topology: topology, publisher: publisher,
+            concurrency: 4, retryPolicy: RetryPolicy(maxRetries: 2)
+        ) { delivery in
             let id = delivery.properties.messageId ?? "?"
             attempts.withLock { $0[id, default: 0] += 1 }
             if id == "poison" { throw HandlerFailure.transient("the target answered 503") }
@@ -58,7 +64,9 @@ extension BrokerTests {
         }
         let running = Task { try await service.run() }
         try await publisher.publish(exchange: exchange, routingKey: "k", body: bytes("{}"), properties: .init(messageId: "bad"))
-        let reason = try await Broker.firstDelivery(on: Topology.deadLetterQueue(for: queue), within: .seconds(30)).flatMap { $0.properties.headers[ParleyHeaders.error]?.stringValue }
+        let reason = try await Broker.firstDelivery(on: Topology.deadLetterQueue(for: queue), within: .seconds(30)).flatMap {
+            $0.properties.headers[ParleyHeaders.error]?.stringValue
+        }
         #expect(reason == "customer has no name")
         running.cancel()
         await publisher.close()
@@ -129,16 +137,18 @@ extension BrokerTests {
 }
 
 extension BrokerTests {
-    @Test("An envelope travels through the broker intact, with its ids in the AMQP properties; a malformed body is dead-lettered with the field named")
+    @Test(
+        "An envelope travels through the broker intact, with its ids in the AMQP properties; a malformed body is dead-lettered with the field named")
     func envelopeRoundTrip() async throws {
         let prefix = Broker.uniquePrefix("envelope")
         defer { Task { await Broker.cleanUp(prefix) } }
         let (topology, exchange, queue) = Broker.scratchTopology(prefix)
         let configuration = try Broker.configuration("test-envelope")
         let publisher = AMQPPublisher(configuration: configuration, topology: topology)
-        let sent = try Envelope(kind: .change, system: .customerp, entityType: .customer, entityId: "C-1001",
-                                time: Date(timeIntervalSince1970: 1_800_000_000.123),
-                                payload: ["name": "Fjord Fisk AS", "creditLimit": .number(JSONNumber("12345678901234567.89")!)])
+        let sent = try Envelope(
+            kind: .change, system: .customerp, entityType: .customer, entityId: "C-1001",
+            time: Date(timeIntervalSince1970: 1_800_000_000.123),
+            payload: ["name": "Fjord Fisk AS", "creditLimit": .number(JSONNumber("12345678901234567.89")!)])
         let received = Locked([Envelope]())
         let service = ConsumerService(configuration: configuration, queue: queue, topology: topology, publisher: publisher) { delivery in
             let envelope = try delivery.envelope()
@@ -149,9 +159,12 @@ extension BrokerTests {
         }
         let running = Task { try await service.run() }
         try await publisher.publish(OutgoingMessage(envelope: sent, exchange: exchange, routingKey: "customerp.customer"))
-        try await publisher.publish(exchange: exchange, routingKey: "customerp.customer", body: bytes(#"{"version":1,"id":"nope"}"#),
-                                    properties: .init(messageId: "malformed"))
-        let reason = try await Broker.firstDelivery(on: Topology.deadLetterQueue(for: queue), within: .seconds(30)).flatMap { $0.properties.headers[ParleyHeaders.error]?.stringValue }
+        try await publisher.publish(
+            exchange: exchange, routingKey: "customerp.customer", body: bytes(#"{"version":1,"id":"nope"}"#),
+            properties: .init(messageId: "malformed"))
+        let reason = try await Broker.firstDelivery(on: Topology.deadLetterQueue(for: queue), within: .seconds(30)).flatMap {
+            $0.properties.headers[ParleyHeaders.error]?.stringValue
+        }
         #expect(reason?.hasPrefix(#"envelope: field "id" must be a lower-case UUID"#) == true, "\(reason ?? "none")")
         #expect(received.withLock { $0 } == [sent])
         running.cancel()

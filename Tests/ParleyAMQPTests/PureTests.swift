@@ -138,9 +138,10 @@ struct URLTests {
 
 @Suite("Topology")
 struct TopologyTests {
-    let topology = Topology(exchanges: [.init("parley.changes")],
-                            queues: [.init("mapping.changes", bindings: [.init(exchange: "parley.changes", routingKey: "#")], deliveryLimit: 7)],
-                            retryDelays: [.seconds(1), .seconds(30)])
+    let topology = Topology(
+        exchanges: [.init("parley.changes")],
+        queues: [.init("mapping.changes", bindings: [.init(exchange: "parley.changes", routingKey: "#")], deliveryLimit: 7)],
+        retryDelays: [.seconds(1), .seconds(30)])
 
     @Test("Work queues are quorum queues with a delivery limit and at-least-once dead-lettering to their own DLQ")
     func workQueue() throws {
@@ -153,7 +154,10 @@ struct TopologyTests {
         #expect(q.arguments["x-dead-letter-strategy"] == "at-least-once")
         #expect(q.arguments["x-overflow"] == "reject-publish")
         #expect(d.queues.contains { $0.name == "mapping.changes.dead" && $0.arguments["x-queue-type"] == "quorum" })
-        #expect(d.bindings.contains { $0.queue == "mapping.changes.dead" && $0.binding.exchange == "parley.dead-letter" && $0.binding.routingKey == "mapping.changes" })
+        #expect(
+            d.bindings.contains {
+                $0.queue == "mapping.changes.dead" && $0.binding.exchange == "parley.dead-letter" && $0.binding.routingKey == "mapping.changes"
+            })
         #expect(d.exchanges.contains(.init("parley.dead-letter", kind: .direct)))
     }
 
@@ -194,8 +198,10 @@ struct AckBatcherTests {
     func gap() {
         var b = AckBatcher()
         // 2 is still being handled.
-        #expect(b.frames(for: [(1, .ack), (3, .ack), (4, .ack)]) ==
-                [F(kind: .ack, tag: 1, multiple: true), F(kind: .ack, tag: 3, multiple: false), F(kind: .ack, tag: 4, multiple: false)])
+        #expect(
+            b.frames(for: [(1, .ack), (3, .ack), (4, .ack)]) == [
+                F(kind: .ack, tag: 1, multiple: true), F(kind: .ack, tag: 3, multiple: false), F(kind: .ack, tag: 4, multiple: false)
+            ])
         // When 2 is acked, the prefix jumps over the singly acked 3 and 4 without acking them again.
         #expect(b.frames(for: [(2, .ack), (5, .ack)]) == [F(kind: .ack, tag: 5, multiple: true)])
         #expect(b.settledBelow == 6)
@@ -205,9 +211,12 @@ struct AckBatcherTests {
     func nacks() {
         var b = AckBatcher()
         let frames = b.frames(for: [(1, .ack), (2, .nack(requeue: true)), (3, .ack), (4, .reject(requeue: false))])
-        #expect(frames == [F(kind: .nack(requeue: true), tag: 2, multiple: false),
-                           F(kind: .reject(requeue: false), tag: 4, multiple: false),
-                           F(kind: .ack, tag: 3, multiple: true)])
+        #expect(
+            frames == [
+                F(kind: .nack(requeue: true), tag: 2, multiple: false),
+                F(kind: .reject(requeue: false), tag: 4, multiple: false),
+                F(kind: .ack, tag: 3, multiple: true)
+            ])
         #expect(b.settledBelow == 5)
         #expect(b.frames(for: [(3, .ack), (4, .ack)]).isEmpty, "a tag is settled once")
     }
@@ -226,8 +235,11 @@ struct DeliveryBufferTests {
     static let mailbox = Mailbox<AMQPConsumer.Command>()
 
     static func deliveries(_ tags: ClosedRange<UInt64>) -> [AMQPDelivery] {
-        tags.map { AMQPDelivery(body: [], properties: AMQPProperties(), exchange: "", routingKey: "q", redelivered: false,
-                                deliveryTag: $0, generation: 0, mailbox: mailbox) }
+        tags.map {
+            AMQPDelivery(
+                body: [], properties: AMQPProperties(), exchange: "", routingKey: "q", redelivered: false,
+                deliveryTag: $0, generation: 0, mailbox: mailbox)
+        }
     }
 
     @Test("A busy consumer's next step takes everything that arrived meanwhile, in order, in one batch")

@@ -16,8 +16,9 @@ extension BrokerTests {
         defer { Task { await Broker.cleanUp(prefix) } }
         let (topology, exchange, queue) = Broker.scratchTopology(prefix)
         let publisher = AMQPPublisher(configuration: try Broker.configuration("test-restart-p", heartbeat: .seconds(5)), topology: topology)
-        let consumer = AMQPConsumer(configuration: try Broker.configuration("test-restart-c", heartbeat: .seconds(5)),
-                                    queue: queue, topology: topology, prefetch: 300)
+        let consumer = AMQPConsumer(
+            configuration: try Broker.configuration("test-restart-c", heartbeat: .seconds(5)),
+            queue: queue, topology: topology, prefetch: 300)
         let n = 10_000
         let confirmed = Locked(Set<String>())
         let failures = Locked(0)
@@ -53,8 +54,9 @@ extension BrokerTests {
                         let id = "r-\(i)"
                         while true {
                             do {
-                                try await publisher.publish(exchange: exchange, routingKey: "k", body: bytes(id),
-                                                            properties: AMQPProperties(messageId: id))
+                                try await publisher.publish(
+                                    exchange: exchange, routingKey: "k", body: bytes(id),
+                                    properties: AMQPProperties(messageId: id))
                                 confirmed.withLock { _ = $0.insert(id) }
                                 break
                             } catch let error as AMQPError {

@@ -4,7 +4,7 @@ import Synchronization
 import Testing
 import ParleyTestSupport
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 @testable import ParleyAMQP
 
@@ -27,13 +27,16 @@ enum Broker {
     }
 
     /// A topology of its own for one test: one topic exchange and one queue bound to it.
-    static func scratchTopology(_ prefix: String, deliveryLimit: Int = 10,
-                                retryDelays: [Duration] = []) -> (Topology, exchange: String, queue: String) {
+    static func scratchTopology(
+        _ prefix: String, deliveryLimit: Int = 10,
+        retryDelays: [Duration] = []
+    ) -> (Topology, exchange: String, queue: String) {
         let exchange = "\(prefix).x"
         let queue = "\(prefix).q"
-        let t = Topology(exchanges: [.init(exchange)],
-                         queues: [.init(queue, bindings: [.init(exchange: exchange, routingKey: "#")], deliveryLimit: deliveryLimit)],
-                         deadLetterExchange: "\(prefix).dlx", requeueExchange: "\(prefix).requeue", retryDelays: retryDelays)
+        let t = Topology(
+            exchanges: [.init(exchange)],
+            queues: [.init(queue, bindings: [.init(exchange: exchange, routingKey: "#")], deliveryLimit: deliveryLimit)],
+            deadLetterExchange: "\(prefix).dlx", requeueExchange: "\(prefix).requeue", retryDelays: retryDelays)
         return (t, exchange, queue)
     }
 
@@ -65,7 +68,8 @@ enum Broker {
     static func cleanUp(_ prefix: String) async {
         for kind in ["queues", "exchanges"] {
             guard let (_, data) = try? await management("GET", "/api/\(kind)/\(vhostPath)?columns=name"),
-                  let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { continue }
+                let list = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]]
+            else { continue }
             for item in list {
                 guard let name = item["name"] as? String, name.hasPrefix(prefix) else { continue }
                 _ = try? await management("DELETE", "/api/\(kind)/\(vhostPath)/\(name.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)")

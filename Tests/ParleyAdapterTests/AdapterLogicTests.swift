@@ -34,8 +34,9 @@ struct AdapterLogicTests {
 
     @Test("A record holds what a command writes: members of objects, arrays element by element, numbers by value, cleared paths empty")
     func holds() throws {
-        let current = try JSONValue.parse(#"{"Id": 7, "Name": "Genser", "SalesPrice": 79.20, "MailAddress": {"City": "Oslo", "Zip": null},"#
-            + #" "Lines": [{"Id": 1, "Quantity": 2}, {"Id": 2, "Quantity": 3}]}"#)
+        let current = try JSONValue.parse(
+            #"{"Id": 7, "Name": "Genser", "SalesPrice": 79.20, "MailAddress": {"City": "Oslo", "Zip": null},"#
+                + #" "Lines": [{"Id": 1, "Quantity": 2}, {"Id": 2, "Quantity": 3}]}"#)
         func holds(_ wanted: String, cleared: [String] = []) throws -> Bool {
             CommandWriter.holds(current, try JSONValue.parse(wanted), cleared: cleared)
         }
@@ -131,13 +132,14 @@ struct AdapterLogicTests {
         #expect(await other.value, "another key goes while order/1 is taken")
         var queued: [Task<Void, Never>] = []
         for n in 1...5 {
-            queued.append(Task {
-                await turns.wait("order/1")
-                await overlap.enter("order/1", n)
-                try? await Task.sleep(for: .milliseconds(5))
-                await overlap.leave("order/1")
-                await turns.done("order/1")
-            })
+            queued.append(
+                Task {
+                    await turns.wait("order/1")
+                    await overlap.enter("order/1", n)
+                    try? await Task.sleep(for: .milliseconds(5))
+                    await overlap.leave("order/1")
+                    await turns.done("order/1")
+                })
             while await turns.waiting("order/1") < n { await Task.yield() }  // queued in this order
         }
         #expect(await overlap.order.isEmpty, "nobody runs while the first turn holds the key")

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 import ParleyAMQP
 import ParleyCanonical
@@ -42,9 +42,11 @@ struct AdapterProcessTests {
 
     /// The PowerOffice Go simulator's endpoints and its default credentials.
     static func powerOffice(_ go: String) -> [String: String] {
-        ["PARLEY_POWEROFFICE_URL": go + "/v2", "PARLEY_POWEROFFICE_TOKEN_URL": go + "/OAuth/Token",
-         "PARLEY_POWEROFFICE_APPLICATION_KEY": "sim-application-key", "PARLEY_POWEROFFICE_CLIENT_KEY": "sim-client-key",
-         "PARLEY_POWEROFFICE_SUBSCRIPTION_KEY": "sim-subscription-key"]
+        [
+            "PARLEY_POWEROFFICE_URL": go + "/v2", "PARLEY_POWEROFFICE_TOKEN_URL": go + "/OAuth/Token",
+            "PARLEY_POWEROFFICE_APPLICATION_KEY": "sim-application-key", "PARLEY_POWEROFFICE_CLIENT_KEY": "sim-client-key",
+            "PARLEY_POWEROFFICE_SUBSCRIPTION_KEY": "sim-subscription-key"
+        ]
     }
 
     static func stop(_ process: Process) async throws {
@@ -92,7 +94,9 @@ struct AdapterProcessTests {
         return got.withLock { $0 }
     }
 
-    @Test("customerp-adapter: captures creates and updates, resumes from its cursor after a restart without re-publishing or missing, and writes commands through 429s exactly once")
+    @Test(
+        "customerp-adapter: captures creates and updates, resumes from its cursor after a restart without re-publishing or missing, and writes commands through 429s exactly once"
+    )
     func erpAdapter() async throws {
         try await ScratchVhost.with("parley-test-adapter") { vhost in
             try await ScratchDatabase.with("parley_adapter_test") { _, databaseURL in
@@ -112,12 +116,15 @@ struct AdapterProcessTests {
                 }
                 var ids: [String] = []
                 for n in 1...3 {
-                    let (status, body) = try await Self.http("POST", erp + "/customers", headers: key.merging(["Idempotency-Key": "seed-\(n)"]) { a, _ in a },
-                                                           body: customer(n, "Kunde \(n) AS"))
+                    let (status, body) = try await Self.http(
+                        "POST", erp + "/customers", headers: key.merging(["Idempotency-Key": "seed-\(n)"]) { a, _ in a },
+                        body: customer(n, "Kunde \(n) AS"))
                     #expect(status == 201)
                     ids.append(try #require(body?["id"]?.string))
                 }
-                let env = Self.environment(vhost, databaseURL).merging(["PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": "test-key"]) { a, _ in a }
+                let env = Self.environment(vhost, databaseURL).merging(["PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": "test-key"]) {
+                    a, _ in a
+                }
                 var adapter = try Self.start("customerp-adapter", ["--poll-seconds", "0.2"], env: env)
                 let first = try await Self.drain(ParleyTopology.Queues.mappingChanges, amqp, atLeast: 3)
                 #expect(Set(first.map(\.entityId)) == Set(ids))
@@ -127,8 +134,9 @@ struct AdapterProcessTests {
                 // Down: one record changes, one is created. Back up: exactly those two.
                 try await Self.stop(adapter)
                 _ = try await Self.http("PUT", erp + "/customers/\(ids[1])", headers: key, body: customer(2, "Kunde 2 AS (endret)"))
-                let (_, created) = try await Self.http("POST", erp + "/customers", headers: key.merging(["Idempotency-Key": "seed-4"]) { a, _ in a },
-                                                       body: customer(4, "Kunde 4 AS"))
+                let (_, created) = try await Self.http(
+                    "POST", erp + "/customers", headers: key.merging(["Idempotency-Key": "seed-4"]) { a, _ in a },
+                    body: customer(4, "Kunde 4 AS"))
                 adapter = try Self.start("customerp-adapter", ["--poll-seconds", "0.2"], env: env)
                 defer { adapter.terminate() }
                 let second = try await Self.drain(ParleyTopology.Queues.mappingChanges, amqp, atLeast: 2)
@@ -141,12 +149,16 @@ struct AdapterProcessTests {
                 let command = CommandPayload(
                     operation: .create, targetId: nil, idempotencyKey: "customer/0b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11",
                     record: ["customerType": "COMPANY", "name": "Ny Kunde AS", "email": "ny@example.no"], cleared: [],
-                    expected: CanonicalPayload(operation: .upsert, entity: ["name": "Ny Kunde AS"], carried: ["name"], references: [], modifiedAt: nil),
+                    expected: CanonicalPayload(
+                        operation: .upsert, entity: ["name": "Ny Kunde AS"], carried: ["name"], references: [], modifiedAt: nil),
                     writeId: "w-1")
                 for _ in 0..<2 {
-                    try await publisher.publish(OutgoingMessage(envelope: try Envelope(kind: .command, system: .customerp, entityType: .customer,
-                                                                                      entityId: command.idempotencyKey, payload: command.json),
-                                                                exchange: ParleyTopology.Exchanges.commands, routingKey: "customerp.customer.command"))
+                    try await publisher.publish(
+                        OutgoingMessage(
+                            envelope: try Envelope(
+                                kind: .command, system: .customerp, entityType: .customer,
+                                entityId: command.idempotencyKey, payload: command.json),
+                            exchange: ParleyTopology.Exchanges.commands, routingKey: "customerp.customer.command"))
                 }
                 let events = try await Self.drain(ParleyTopology.Queues.linkEvents, amqp, atLeast: 2)
                 #expect(events.count == 2)
@@ -160,9 +172,12 @@ struct AdapterProcessTests {
                 var bad = command
                 bad.record = ["customerType": "COMPANY"]
                 bad.idempotencyKey = "customer/1b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11"
-                try await publisher.publish(OutgoingMessage(envelope: try Envelope(kind: .command, system: .customerp, entityType: .customer,
-                                                                                  entityId: bad.idempotencyKey, payload: bad.json),
-                                                            exchange: ParleyTopology.Exchanges.commands, routingKey: "customerp.customer.command"))
+                try await publisher.publish(
+                    OutgoingMessage(
+                        envelope: try Envelope(
+                            kind: .command, system: .customerp, entityType: .customer,
+                            entityId: bad.idempotencyKey, payload: bad.json),
+                        exchange: ParleyTopology.Exchanges.commands, routingKey: "customerp.customer.command"))
                 let refused = try await Self.drain(ParleyTopology.Queues.linkEvents, amqp, atLeast: 1, quiet: .milliseconds(500))
                 let failed = try FailedPayload(json: try #require(refused.first).payload)
                 #expect(refused.first?.kind == .failed)
@@ -180,17 +195,20 @@ struct AdapterProcessTests {
             try await ScratchDatabase.with("parley_webhook_test") { _, databaseURL in
                 let shopPort = Self.port(), hookPort = Self.port()
                 let shop = "http://127.0.0.1:\(shopPort)"
-                let simulator = try Self.start("customwebshop-simulator", ["--port", "\(shopPort)", "--consumer-key", "ck", "--consumer-secret", "cs"])
+                let simulator = try Self.start(
+                    "customwebshop-simulator", ["--port", "\(shopPort)", "--consumer-key", "ck", "--consumer-secret", "cs"])
                 defer { simulator.terminate() }
                 try await Self.waitUntilUp(shop + "/_admin/records")
                 let basic = ["Authorization": "Basic " + Data("ck:cs".utf8).base64EncodedString()]
-                let (status, created) = try await Self.http("POST", shop + "/customers", headers: basic.merging(["Idempotency-Key": "k1"]) { a, _ in a },
-                                                            body: ["email": "ola@example.no", "first_name": "Ola", "last_name": "Nordmann"])
+                let (status, created) = try await Self.http(
+                    "POST", shop + "/customers", headers: basic.merging(["Idempotency-Key": "k1"]) { a, _ in a },
+                    body: ["email": "ola@example.no", "first_name": "Ola", "last_name": "Nordmann"])
                 #expect(status == 201)
                 let id = try #require(created?["id"]?.number?.text)
                 let env = Self.environment(vhost, databaseURL).merging([
-                           "PARLEY_CUSTOMWEBSHOP_URL": shop, "PARLEY_CUSTOMWEBSHOP_KEY": "ck", "PARLEY_CUSTOMWEBSHOP_SECRET": "cs",
-                           "PARLEY_CUSTOMWEBSHOP_WEBHOOK_SECRET": "whsec"]) { a, _ in a }
+                    "PARLEY_CUSTOMWEBSHOP_URL": shop, "PARLEY_CUSTOMWEBSHOP_KEY": "ck", "PARLEY_CUSTOMWEBSHOP_SECRET": "cs",
+                    "PARLEY_CUSTOMWEBSHOP_WEBHOOK_SECRET": "whsec"
+                ]) { a, _ in a }
                 // Polling slowed down so the webhook is what publishes.
                 let adapter = try Self.start("customwebshop-adapter", ["--poll-seconds", "3600", "--webhook-port", "\(hookPort)"], env: env)
                 defer { adapter.terminate() }
@@ -222,7 +240,9 @@ struct AdapterProcessTests {
         }
     }
 
-    @Test("powerofficego-adapter: creates and updates through the token flow, an expired token is refreshed without a failed write, and the feed reports what was written")
+    @Test(
+        "powerofficego-adapter: creates and updates through the token flow, an expired token is refreshed without a failed write, and the feed reports what was written"
+    )
     func powerOfficeAdapter() async throws {
         try await ScratchVhost.with("parley-test-go") { vhost in
             try await ScratchDatabase.with("parley_go_test") { _, databaseURL in
@@ -240,23 +260,30 @@ struct AdapterProcessTests {
                 #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout))
 
                 func send(_ command: CommandPayload) async throws {
-                    try await publisher.publish(OutgoingMessage(
-                        envelope: try Envelope(kind: .command, system: .powerofficego, entityType: .customer,
-                                               entityId: command.targetId ?? command.idempotencyKey, payload: command.json),
-                        exchange: ParleyTopology.Exchanges.commands, routingKey: "powerofficego.customer.command"))
+                    try await publisher.publish(
+                        OutgoingMessage(
+                            envelope: try Envelope(
+                                kind: .command, system: .powerofficego, entityType: .customer,
+                                entityId: command.targetId ?? command.idempotencyKey, payload: command.json),
+                            exchange: ParleyTopology.Exchanges.commands, routingKey: "powerofficego.customer.command"))
                 }
-                let expected = CanonicalPayload(operation: .upsert, entity: ["name": "Fjord Fisk AS"], carried: ["name"], references: [], modifiedAt: nil)
-                try await send(CommandPayload(operation: .create, targetId: nil, idempotencyKey: "customer/0b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11",
-                                              record: ["IsPerson": false, "Name": "Fjord Fisk AS", "EmailAddress": "post@fjordfisk.no"],
-                                              cleared: [], expected: expected, writeId: "w-1"))
+                let expected = CanonicalPayload(
+                    operation: .upsert, entity: ["name": "Fjord Fisk AS"], carried: ["name"], references: [], modifiedAt: nil)
+                try await send(
+                    CommandPayload(
+                        operation: .create, targetId: nil, idempotencyKey: "customer/0b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11",
+                        record: ["IsPerson": false, "Name": "Fjord Fisk AS", "EmailAddress": "post@fjordfisk.no"],
+                        cleared: [], expected: expected, writeId: "w-1"))
                 let created = try await Self.drain(ParleyTopology.Queues.linkEvents, amqp, atLeast: 1, quiet: .milliseconds(200))
                 #expect(created.map(\.kind) == [.written])
                 let id = try #require(created.first?.entityId)
 
                 // The token expires under the adapter's feet: the next write refreshes it and lands.
                 _ = try await Self.http("POST", go + "/_admin/expire-tokens")
-                try await send(CommandPayload(operation: .update, targetId: id, idempotencyKey: "customer/0b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11",
-                                              record: ["Name": "Fjord Fisk og Skalldyr AS"], cleared: ["EmailAddress"], expected: expected, writeId: "w-2"))
+                try await send(
+                    CommandPayload(
+                        operation: .update, targetId: id, idempotencyKey: "customer/0b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11",
+                        record: ["Name": "Fjord Fisk og Skalldyr AS"], cleared: ["EmailAddress"], expected: expected, writeId: "w-2"))
                 let updated = try await Self.drain(ParleyTopology.Queues.linkEvents, amqp, atLeast: 1, quiet: .milliseconds(200))
                 #expect(updated.map(\.kind) == [.written], "\(updated.map(\.payload))")
                 #expect(updated.first?.entityId == id)
@@ -288,11 +315,14 @@ struct AdapterProcessTests {
                 try await Self.waitUntilUp(erp + "/_admin/records")
                 let amqp = try vhost.configuration("test-lease")
                 func create(_ n: Int) async throws -> String {
-                    let (_, body) = try await Self.http("POST", erp + "/customers", headers: key.merging(["Idempotency-Key": "lease-\(n)"]) { a, _ in a },
-                                                        body: ["customerType": "COMPANY", "name": .string("Kunde \(n) AS")])
+                    let (_, body) = try await Self.http(
+                        "POST", erp + "/customers", headers: key.merging(["Idempotency-Key": "lease-\(n)"]) { a, _ in a },
+                        body: ["customerType": "COMPANY", "name": .string("Kunde \(n) AS")])
                     return try #require(body?["id"]?.string)
                 }
-                let env = Self.environment(vhost, databaseURL).merging(["PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": "test-key"]) { a, _ in a }
+                let env = Self.environment(vhost, databaseURL).merging(["PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": "test-key"]) {
+                    a, _ in a
+                }
                 // The first replica takes the lease and publishes the first record.
                 let first = try await create(1)
                 let a = try Self.start("customerp-adapter", ["--poll-seconds", "0.2"], env: env)
@@ -302,13 +332,15 @@ struct AdapterProcessTests {
                 let b = try Self.start("customerp-adapter", ["--poll-seconds", "0.2"], env: env)
                 defer { b.terminate() }
                 let second = try await create(2)
-                #expect(try await Self.drain(ParleyTopology.Queues.mappingChanges, amqp, atLeast: 1).map(\.entityId) == [second],
-                        "one replica polls: the new record once")
+                #expect(
+                    try await Self.drain(ParleyTopology.Queues.mappingChanges, amqp, atLeast: 1).map(\.entityId) == [second],
+                    "one replica polls: the new record once")
                 // The poller dies without a goodbye; the other takes over from the stored position.
                 kill(a.processIdentifier, SIGKILL)
                 let third = try await create(3)
-                #expect(try await Self.drain(ParleyTopology.Queues.mappingChanges, amqp, atLeast: 1).map(\.entityId) == [third],
-                        "the survivor publishes what changed, and nothing again")
+                #expect(
+                    try await Self.drain(ParleyTopology.Queues.mappingChanges, amqp, atLeast: 1).map(\.entityId) == [third],
+                    "the survivor publishes what changed, and nothing again")
                 try await Self.stop(b)
             }
         }
@@ -337,11 +369,14 @@ struct AdapterProcessTests {
                     let command = CommandPayload(
                         operation: .create, targetId: nil, idempotencyKey: key,
                         record: ["IsPerson": false, "Name": .string("Kunde \(i) AS")], cleared: [],
-                        expected: CanonicalPayload(operation: .upsert, entity: ["name": .string("Kunde \(i) AS")], carried: ["name"], references: [], modifiedAt: nil),
+                        expected: CanonicalPayload(
+                            operation: .upsert, entity: ["name": .string("Kunde \(i) AS")], carried: ["name"], references: [], modifiedAt: nil),
                         writeId: "w-\(i)")
-                    try await publisher.publish(OutgoingMessage(
-                        envelope: try Envelope(kind: .command, system: .powerofficego, entityType: .customer, entityId: key, payload: command.json),
-                        exchange: ParleyTopology.Exchanges.commands, routingKey: "powerofficego.customer.command"))
+                    try await publisher.publish(
+                        OutgoingMessage(
+                            envelope: try Envelope(
+                                kind: .command, system: .powerofficego, entityType: .customer, entityId: key, payload: command.json),
+                            exchange: ParleyTopology.Exchanges.commands, routingKey: "powerofficego.customer.command"))
                 }
                 let events = try await Self.drain(ParleyTopology.Queues.linkEvents, amqp, atLeast: n)
                 #expect(events.count == n)
@@ -357,8 +392,9 @@ struct AdapterProcessTests {
                 token.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
                 let (data, _) = try await URLSession.shared.data(for: token)
                 let access = try #require(try JSONValue.parse(String(decoding: data, as: UTF8.self))["access_token"]?.string)
-                let (_, customers) = try await Self.http("GET", go + "/v2/Customers",
-                                                         headers: ["Authorization": "Bearer \(access)", "Ocp-Apim-Subscription-Key": "sim-subscription-key"])
+                let (_, customers) = try await Self.http(
+                    "GET", go + "/v2/Customers",
+                    headers: ["Authorization": "Bearer \(access)", "Ocp-Apim-Subscription-Key": "sim-subscription-key"])
                 let names = customers?.array?.compactMap { $0["Name"]?.string } ?? []
                 #expect(names.count == n, "\(names)")
                 #expect(Set(names).count == n, "none twice")

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 import Logging
 import Testing
@@ -50,7 +50,9 @@ struct DeleteDetectionTests {
         func create(_ entity: CanonicalEntityType, record: JSONObject, idempotencyKey: String) async throws(SystemError) -> JSONObject {
             try await inner.create(entity, record: record, idempotencyKey: idempotencyKey)
         }
-        func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String], current: JSONObject?) async throws(SystemError) -> JSONObject {
+        func update(_ entity: CanonicalEntityType, id: String, record: JSONObject, cleared: [String], current: JSONObject?) async throws(SystemError)
+            -> JSONObject
+        {
             try await inner.update(entity, id: id, record: record, cleared: cleared, current: current)
         }
         func archive(_ entity: CanonicalEntityType, id: String, record: JSONObject, current: JSONObject?) async throws(SystemError) -> JSONObject {
@@ -80,7 +82,9 @@ struct DeleteDetectionTests {
         }
     }
 
-    @Test("PowerOffice Go: a deleted customer is published as a delete once; a record the list left out (a shifted page) is asked for and kept; a record created and reported while the list is read is no candidate")
+    @Test(
+        "PowerOffice Go: a deleted customer is published as a delete once; a record the list left out (a shifted page) is asked for and kept; a record created and reported while the list is read is no candidate"
+    )
     func reconcileAgainstTheSimulator() async throws {
         try await ScratchVhost.with("parley-test-deletes") { vhost in
             try await ScratchDatabase.with("parley_deletes_store") { configuration, _ in
@@ -101,13 +105,17 @@ struct DeleteDetectionTests {
                 let mapper = try #require(mappings.mapper(system: .powerofficego, entity: .customer))
 
                 // Pages of two ids, so the list is read in several requests.
-                let connector = BentListing(PowerOfficeConnector(
-                    baseURL: go + "/v2", credentials: .init(tokenURL: go + "/OAuth/Token", applicationKey: "sim-application-key",
-                                                            clientKey: "sim-client-key", subscriptionKey: "sim-subscription-key"),
-                    requestsPerSecond: 1000, idPageSize: 2))
+                let connector = BentListing(
+                    PowerOfficeConnector(
+                        baseURL: go + "/v2",
+                        credentials: .init(
+                            tokenURL: go + "/OAuth/Token", applicationKey: "sim-application-key",
+                            clientKey: "sim-client-key", subscriptionKey: "sim-subscription-key"),
+                        requestsPerSecond: 1000, idPageSize: 2))
                 var ids: [String] = []
                 for n in 1...5 {
-                    let created = try await connector.create(.customer, record: ["Name": .string("Kunde \(n) AS")], idempotencyKey: "customer/delete-\(n)")
+                    let created = try await connector.create(
+                        .customer, record: ["Name": .string("Kunde \(n) AS")], idempotencyKey: "customer/delete-\(n)")
                     ids.append(try #require(mapper.identity(of: created).id))
                 }
                 let reported = ReportedIds(pool: pool, system: .powerofficego)
@@ -132,8 +140,11 @@ struct DeleteDetectionTests {
                 let late = Locked<String?>(nil)
                 connector.duringList.withLock {
                     $0 = { @Sendable in
-                        guard let created = try? await connector.inner.create(.customer, record: ["Name": "Sen Kunde AS"], idempotencyKey: "customer/late"),
-                              let id = mapper.identity(of: created).id else { return }
+                        guard
+                            let created = try? await connector.inner.create(
+                                .customer, record: ["Name": "Sen Kunde AS"], idempotencyKey: "customer/late"),
+                            let id = mapper.identity(of: created).id
+                        else { return }
                         late.withLock { $0 = id }
                         try? await reported.add(.customer, [id])
                     }
@@ -185,8 +196,9 @@ struct DeleteDetectionTests {
     static func goCall(_ go: String, _ method: String, _ path: String, body: JSONValue? = nil) async throws -> (Int, JSONValue?) {
         let token = try await goToken(go)
         for _ in 0..<30 {
-            let (status, answer) = try await P.http(method, go + path, headers: ["Authorization": "Bearer \(token)", "Ocp-Apim-Subscription-Key": "sim-subscription-key"],
-                                                    body: body)
+            let (status, answer) = try await P.http(
+                method, go + path, headers: ["Authorization": "Bearer \(token)", "Ocp-Apim-Subscription-Key": "sim-subscription-key"],
+                body: body)
             if status != 429 { return (status, answer) }
             try await Task.sleep(for: .milliseconds(500))
         }
@@ -199,7 +211,9 @@ struct DeleteDetectionTests {
         #expect(status == 200, "DELETE \(path)")
     }
 
-    @Test("powerofficego-adapter: a customer, a product and a draft sales order deleted in Go are each published as a delete exactly once; the records still there are not")
+    @Test(
+        "powerofficego-adapter: a customer, a product and a draft sales order deleted in Go are each published as a delete exactly once; the records still there are not"
+    )
     func adapterPublishesDeletes() async throws {
         try await ScratchVhost.with("parley-test-go-deletes") { vhost in
             try await ScratchDatabase.with("parley_go_deletes") { _, databaseURL in
@@ -224,9 +238,12 @@ struct DeleteDetectionTests {
                 let kept = try await create("/v2/Customers", ["Name": "Blir Kunde AS"])
                 let goneProduct = try await create("/v2/Products", ["Name": "Borte vare", "Code": "GONE-1"])
                 let keptProduct = try await create("/v2/Products", ["Name": "Blir vare", "Code": "KEPT-1"])
-                let goneOrder = try await create("/v2/SalesOrders/Complete",
-                                                 ["CustomerId": .number(JSONNumber(kept)!), "SalesOrderStatus": "Draft",
-                                                  "SalesOrderLines": [["ProductId": .number(JSONNumber(keptProduct)!), "Quantity": 1]]])
+                let goneOrder = try await create(
+                    "/v2/SalesOrders/Complete",
+                    [
+                        "CustomerId": .number(JSONNumber(kept)!), "SalesOrderStatus": "Draft",
+                        "SalesOrderLines": [["ProductId": .number(JSONNumber(keptProduct)!), "Quantity": 1]]
+                    ])
 
                 let env = P.environment(vhost, databaseURL).merging(P.powerOffice(go)) { a, _ in a }
                 let adapter = try P.start("powerofficego-adapter", ["--poll-seconds", "0.3", "--reconcile-seconds", "1"], env: env)
@@ -242,7 +259,10 @@ struct DeleteDetectionTests {
                 // Several reconciliations pass within the quiet time: each delete still once.
                 let deletes = try await P.drain(ParleyTopology.Queues.mappingChanges, amqp, atLeast: 3, quiet: .seconds(5))
                 #expect(deletes.count == 3, "\(deletes.map { "\($0.entityType) \($0.entityId)" })")
-                #expect(Set(deletes.map { "\($0.entityType.rawValue)/\($0.entityId)" }) == ["customer/\(gone)", "product/\(goneProduct)", "order/\(goneOrder)"])
+                #expect(
+                    Set(deletes.map { "\($0.entityType.rawValue)/\($0.entityId)" }) == [
+                        "customer/\(gone)", "product/\(goneProduct)", "order/\(goneOrder)"
+                    ])
                 for delete in deletes {
                     #expect(delete.kind == .change && delete.system == .powerofficego)
                     #expect(try ChangePayload(json: delete.payload) == ChangePayload(operation: .delete, record: nil))

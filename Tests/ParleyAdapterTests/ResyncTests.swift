@@ -43,7 +43,9 @@ struct ResyncTests {
         }
     }
 
-    @Test("customerp-adapter: after its first poll it publishes nothing more, until a resync is requested: then every record once more, and the request is cleared")
+    @Test(
+        "customerp-adapter: after its first poll it publishes nothing more, until a resync is requested: then every record once more, and the request is cleared"
+    )
     func resyncedAdapterRescans() async throws {
         typealias P = AdapterProcessTests
         try await ScratchVhost.with("parley-test-resync") { vhost in
@@ -61,12 +63,14 @@ struct ResyncTests {
 
                 var ids: [String] = []
                 for n in 1...3 {
-                    let (status, body) = try await P.http("POST", erp + "/customers", headers: key.merging(["Idempotency-Key": "resync-\(n)"]) { a, _ in a },
-                                                        body: ["customerType": "COMPANY", "name": .string("Resync \(n) AS"), "email": .string("resync\(n)@example.no")])
+                    let (status, body) = try await P.http(
+                        "POST", erp + "/customers", headers: key.merging(["Idempotency-Key": "resync-\(n)"]) { a, _ in a },
+                        body: ["customerType": "COMPANY", "name": .string("Resync \(n) AS"), "email": .string("resync\(n)@example.no")])
                     #expect(status == 201)
                     ids.append(try #require(body?["id"]?.string))
                 }
-                let env = P.environment(vhost, databaseURL).merging(["PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": "test-key"]) { a, _ in a }
+                let env = P.environment(vhost, databaseURL).merging(["PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": "test-key"]) { a, _ in a
+                }
                 let adapter = try P.start("customerp-adapter", ["--poll-seconds", "0.2"], env: env)
                 defer { adapter.terminate() }
                 let first = try await P.drain(ParleyTopology.Queues.mappingChanges, amqp, atLeast: 3)

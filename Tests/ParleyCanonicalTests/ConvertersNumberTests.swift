@@ -50,7 +50,7 @@ let ctx = ConversionContext.empty
 
     @Test(arguments: [
         ("12.50", "12.5"), (" 12.5 ", "12.5"), ("0", "0"), ("-3.25", "-3.25"), ("007.50", "7.5"),
-        ("1234567890123456789.12", "1234567890123456789.12"), ("-0.0", "0"),
+        ("1234567890123456789.12", "1234567890123456789.12"), ("-0.0", "0")
     ])
     func accepted(_ input: String, _ canonical: String) throws {
         #expect(try c.toCanonical(.string(input), context: ctx) == num(canonical))
@@ -68,7 +68,7 @@ let ctx = ConversionContext.empty
         ("+5", "\"+5\" is not a decimal number"),
         ("1 000", "\"1 000\" is not a decimal number"),
         ("1,000.50", "\"1,000.50\" is not a decimal number"),
-        ("NaN", "\"NaN\" is not a decimal number"),
+        ("NaN", "\"NaN\" is not a decimal number")
     ])
     func rejected(_ input: String, _ reason: String) {
         #expect(failure { try c.toCanonical(.string(input), context: ctx) } == reason)

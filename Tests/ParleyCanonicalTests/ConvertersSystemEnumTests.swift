@@ -19,8 +19,9 @@ import Testing
             let native = try c.toNative(.string(kind.rawValue), context: ctx)
             #expect(try c.toCanonical(native, context: ctx) == .string(kind.rawValue))
         }
-        #expect(failure { try c.toCanonical("SOLE_TRADER", context: ctx) }
-            == "unknown customerKind.erp value \"SOLE_TRADER\" (known: COMPANY, PERSON)")
+        #expect(
+            failure { try c.toCanonical("SOLE_TRADER", context: ctx) }
+                == "unknown customerKind.erp value \"SOLE_TRADER\" (known: COMPANY, PERSON)")
         #expect(failure { try c.toNative("robot", context: ctx) } == "canonical value \"robot\" has no customerKind.erp equivalent")
         #expect(try c.toCanonical(nil, context: ctx) == nil)
         #expect(try c.toNative(.null, context: ctx) == .null)
@@ -42,7 +43,7 @@ import Testing
         let c = try conv("enum:orderStatus.erp")
         let pairs: [(String, String)] = [
             ("ENTERED", "draft"), ("CONFIRMED", "confirmed"), ("PICKING", "processing"), ("DELIVERED", "completed"),
-            ("CANCELLED", "cancelled"),
+            ("CANCELLED", "cancelled")
         ]
         for (native, canonical) in pairs {
             #expect(try c.toCanonical(.string(native), context: ctx) == .string(canonical))
@@ -71,7 +72,8 @@ import Testing
             #expect(try c.toCanonical(native, context: ctx) == .string(type.rawValue))
         }
         // Other WooCommerce types are not in the contract: an error naming the value, not a guess.
-        #expect(failure { try c.toCanonical("variable", context: ctx) }
-            == "unknown productType.webshop value \"variable\" (known: simple, virtual)")
+        #expect(
+            failure { try c.toCanonical("variable", context: ctx) }
+                == "unknown productType.webshop value \"variable\" (known: simple, virtual)")
     }
 }

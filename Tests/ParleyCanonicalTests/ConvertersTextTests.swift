@@ -13,7 +13,7 @@ import Testing
         ("Danmark", "DK"), ("Denmark", "DK"), ("Finland", "FI"), ("Island", "IS"), ("Iceland", "IS"),
         ("Tyskland", "DE"), ("Germany", "DE"), ("Storbritannia", "GB"), ("United Kingdom", "GB"), ("UK", "GB"),
         ("USA", "US"), ("United States", "US"), ("Netherlands", "NL"), ("Nederland", "NL"), ("Østerrike", "AT"),
-        ("Austria", "AT"), ("Poland", "PL"), ("Liechtenstein", "LI"), ("Czech Republic", "CZ"), ("Switzerland", "CH"),
+        ("Austria", "AT"), ("Poland", "PL"), ("Liechtenstein", "LI"), ("Czech Republic", "CZ"), ("Switzerland", "CH")
     ])
     func namesToCodes(_ name: String, _ code: String) throws {
         #expect(try no.toCanonical(.string(name), context: ctx) == .string(code))
@@ -67,14 +67,14 @@ import Testing
         let c = conv("enum:orderStatus.webshop")
         let read: [(String, String)] = [
             ("pending", "draft"), ("on-hold", "confirmed"), ("processing", "processing"), ("completed", "completed"),
-            ("cancelled", "cancelled"), ("refunded", "cancelled"), ("failed", "cancelled"), ("Processing", "processing"),
+            ("cancelled", "cancelled"), ("refunded", "cancelled"), ("failed", "cancelled"), ("Processing", "processing")
         ]
         for (native, canonical) in read {
             #expect(try c.toCanonical(.string(native), context: ctx) == .string(canonical))
         }
         let write: [(String, String)] = [
             ("draft", "pending"), ("confirmed", "on-hold"), ("processing", "processing"), ("completed", "completed"),
-            ("cancelled", "cancelled"),
+            ("cancelled", "cancelled")
         ]
         for (canonical, native) in write {
             #expect(try c.toNative(.string(canonical), context: ctx) == .string(native))
@@ -116,7 +116,7 @@ import Testing
         let c = conv("unitOfMeasure")
         let read: [(String, String)] = [
             ("pcs", "EA"), ("stk", "EA"), ("kg", "KGM"), ("l", "LTR"), ("m", "MTR"), ("hour", "HUR"), ("day", "DAY"),
-            ("KG", "KGM"), ("timer", "HUR"),
+            ("KG", "KGM"), ("timer", "HUR")
         ]
         for (native, canonical) in read {
             #expect(try c.toCanonical(.string(native), context: ctx) == .string(canonical))
@@ -159,7 +159,7 @@ import Testing
         ("2022-07-11T12:46:59.123456+00:00", "2022-07-11T12:46:59.123Z"),
         ("2022-07-11 12:46:59.9996+00:00", "2022-07-11T12:47:00.000Z"),
         ("2025-01-01T00:30:00+02:00", "2024-12-31T22:30:00.000Z"),
-        ("1969-12-31T23:59:59.999-00:30", "1970-01-01T00:29:59.999Z"),
+        ("1969-12-31T23:59:59.999-00:30", "1970-01-01T00:29:59.999Z")
     ])
     func dateTimes(_ native: String, _ canonical: String) throws {
         let c = DateTimeConverter()
@@ -169,7 +169,8 @@ import Testing
 
     @Test func dateTimeRejections() {
         let c = DateTimeConverter()
-        #expect(failure { try c.toCanonical("2025-01-31T12:00:00", context: ctx) } == "\"2025-01-31T12:00:00\" has no time zone offset (add Z or ±HH:MM)")
+        #expect(
+            failure { try c.toCanonical("2025-01-31T12:00:00", context: ctx) } == "\"2025-01-31T12:00:00\" has no time zone offset (add Z or ±HH:MM)")
         #expect(failure { try c.toCanonical("2025-01-31", context: ctx) }?.contains("not an RFC 3339 date-time") == true)
         #expect(failure { try c.toCanonical("2025-01-31T25:00:00Z", context: ctx) } == "\"2025-01-31T25:00:00Z\" has a time out of range")
         #expect(failure { try c.toCanonical("2025-01-31T12:00:00+24:00", context: ctx) }?.contains("offset out of range") == true)
@@ -211,8 +212,9 @@ import Testing
         #expect(try c.toCanonical(nil, context: ctx) == nil)
         #expect(try c.toCanonical(.null, context: ctx) == .null)
         #expect(try c.toNative(.null, context: ctx) == .null)
-        #expect(failure { try c.toCanonical("2025-01-31T12:00:00", context: ctx) }
-            == "\"2025-01-31T12:00:00\" has no time zone offset (add Z or ±HH:MM)")
+        #expect(
+            failure { try c.toCanonical("2025-01-31T12:00:00", context: ctx) }
+                == "\"2025-01-31T12:00:00\" has no time zone offset (add Z or ±HH:MM)")
         #expect(failure { try c.toCanonical("2025-01-31", context: ctx) }?.contains("not an RFC 3339 date-time") == true)
         #expect(failure { try c.toNative("2025-02-30", context: ctx) } == "\"2025-02-30\" is not a calendar date")
         #expect(failure { try c.toNative("2025-01-31T12:00:00Z", context: ctx) } != nil)
@@ -241,31 +243,37 @@ import Testing
     let c = PersonNameConverter()
 
     @Test func companyBothWays() throws {
-        #expect(try c.toCanonical(["IsPerson": false, "Name": "Ford Motor Company AS"], context: ctx)
-            == ["kind": "company", "name": "Ford Motor Company AS"])
+        #expect(
+            try c.toCanonical(["IsPerson": false, "Name": "Ford Motor Company AS"], context: ctx)
+                == ["kind": "company", "name": "Ford Motor Company AS"])
         #expect(try c.toCanonical(["Name": "Acme AS"], context: ctx) == ["kind": "company", "name": "Acme AS"])
         #expect(try c.toCanonical(["IsPerson": nil, "Name": "Acme AS"], context: ctx) == ["kind": "company", "name": "Acme AS"])
         #expect(try c.toNative(["kind": "company", "name": "Acme AS"], context: ctx) == ["IsPerson": false, "Name": "Acme AS"])
     }
 
     @Test func personBothWays() throws {
-        #expect(try c.toCanonical(["IsPerson": true, "FirstName": "Kari", "LastName": "Nordmann"], context: ctx)
-            == ["kind": "person", "name": "Kari Nordmann", "firstName": "Kari", "lastName": "Nordmann"])
-        #expect(try c.toNative(["kind": "person", "name": "Kari Nordmann", "firstName": "Kari", "lastName": "Nordmann"], context: ctx)
-            == ["IsPerson": true, "FirstName": "Kari", "LastName": "Nordmann"])
+        #expect(
+            try c.toCanonical(["IsPerson": true, "FirstName": "Kari", "LastName": "Nordmann"], context: ctx)
+                == ["kind": "person", "name": "Kari Nordmann", "firstName": "Kari", "lastName": "Nordmann"])
+        #expect(
+            try c.toNative(["kind": "person", "name": "Kari Nordmann", "firstName": "Kari", "lastName": "Nordmann"], context: ctx)
+                == ["IsPerson": true, "FirstName": "Kari", "LastName": "Nordmann"])
     }
 
     @Test func splitsAFullNameOnTheLastWord() throws {
-        #expect(try c.toNative(["kind": "person", "name": "Ola Johan  Nordmann"], context: ctx)
-            == ["IsPerson": true, "FirstName": "Ola Johan", "LastName": "Nordmann"])
-        #expect(try c.toCanonical(["IsPerson": true, "Name": "Ola Johan Nordmann"], context: ctx)
-            == ["kind": "person", "name": "Ola Johan Nordmann", "firstName": "Ola Johan", "lastName": "Nordmann"])
+        #expect(
+            try c.toNative(["kind": "person", "name": "Ola Johan  Nordmann"], context: ctx)
+                == ["IsPerson": true, "FirstName": "Ola Johan", "LastName": "Nordmann"])
+        #expect(
+            try c.toCanonical(["IsPerson": true, "Name": "Ola Johan Nordmann"], context: ctx)
+                == ["kind": "person", "name": "Ola Johan Nordmann", "firstName": "Ola Johan", "lastName": "Nordmann"])
         #expect(PersonNameConverter.split("Cher") == nil)
     }
 
     @Test func rejections() {
-        #expect(failure { try c.toNative(["kind": "person", "name": "Cher"], context: ctx) }
-            == "person name \"Cher\" has one word; PowerOffice needs a first and a last name")
+        #expect(
+            failure { try c.toNative(["kind": "person", "name": "Cher"], context: ctx) }
+                == "person name \"Cher\" has one word; PowerOffice needs a first and a last name")
         #expect(failure { try c.toCanonical(["IsPerson": false], context: ctx) } == "a company needs a Name")
         #expect(failure { try c.toCanonical(["IsPerson": true, "FirstName": "Kari"], context: ctx) } == "a person needs FirstName and LastName")
         #expect(failure { try c.toCanonical(["IsPerson": "yes", "Name": "X"], context: ctx) } == "IsPerson must be a boolean, got string")
@@ -282,7 +290,7 @@ import Testing
             "enum:orderStatus.poweroffice", "enum:productType.poweroffice", "enum:unitOfMeasure.webshop",
             "enum:unitOfMeasure.poweroffice", "unitOfMeasure", "date", "dateTime", "dateInZone:Europe/Oslo", "personName",
             "integerString", "dateOfInstant:Europe/Oslo", "enum:customerKind.erp", "enum:productType.erp",
-            "enum:orderStatus.erp", "enum:productType.webshop",
+            "enum:orderStatus.erp", "enum:productType.webshop"
         ]
         #expect(ConverterRegistry.standard.unknownNames(in: names) == [])
         for name in names {
@@ -292,8 +300,9 @@ import Testing
 
     @Test func unknownNamesAreReported() {
         let registry = ConverterRegistry.standard
-        #expect(registry.unknownNames(in: ["decimal", "decmial", "enum:nope", "enum:", "countryName.se", "decmial"])
-            == ["countryName.se", "decmial", "enum:", "enum:nope"])
+        #expect(
+            registry.unknownNames(in: ["decimal", "decmial", "enum:nope", "enum:", "countryName.se", "decmial"])
+                == ["countryName.se", "decmial", "enum:", "enum:nope"])
         #expect(registry.converter(named: "nope") == nil)
         #expect(!registry.contains("dateInZone:"))
     }
@@ -316,7 +325,7 @@ struct EnumTablesAgainstModelTests {
         let allowed: [String: Set<String>] = [
             "orderStatus": Set(OrderStatus.allCases.map(\.rawValue)),
             "productType": Set(ProductType.allCases.map(\.rawValue)),
-            "customerKind": Set(CustomerKind.allCases.map(\.rawValue)),
+            "customerKind": Set(CustomerKind.allCases.map(\.rawValue))
         ]
         for table in EnumTables.all {
             guard let family = table.name.split(separator: ".").first.map(String.init), let values = allowed[family] else { continue }

@@ -14,10 +14,11 @@ struct LineIdentityAndDerivedTests {
             ["product": .string(Self.coffee), "sku": "KAFFE-500", "quantity": 1],
             ["sku": " FRAKT ", "quantity": 1],
             ["product": .string(Self.coffee.uppercased()), "quantity": 2],  // the same product, spelled in capitals
-            ["quantity": 1], ["product": "", "sku": "  ", "quantity": 2],   // no key: blank is none
-            ["sku": "frakt"],                                                // SKUs keep their case
+            ["quantity": 1], ["product": "", "sku": "  ", "quantity": 2],  // no key: blank is none
+            ["sku": "frakt"]  // SKUs keep their case
         ]
-        #expect(OrderLineIdentity.identities(of: lines).map(\.description)
+        #expect(
+            OrderLineIdentity.identities(of: lines).map(\.description)
                 == ["\(Self.coffee)#0", "sku:FRAKT#0", "\(Self.coffee)#1", "#0", "#1", "sku:frakt#0"])
         // Removing a line before them, or reordering, changes no other line's identity.
         let moved = [lines[2], lines[3], lines[0]]
@@ -46,7 +47,11 @@ struct LineIdentityAndDerivedTests {
         let b: JSONValue = ["lines": [["sku": "A", "quantity": 2]]]
         let named = ["lines", "lines.sku", "lines.quantity"].compactMap { CanonicalField.named($0, entity: .order) }
         let all = [CanonicalField.named("lines", entity: .order)!]
-        #expect(try CanonicalHash.hex(ofCanonicalJSON: a, entity: .order, fields: named) == CanonicalHash.hex(ofCanonicalJSON: b, entity: .order, fields: named))
-        #expect(try CanonicalHash.hex(ofCanonicalJSON: a, entity: .order, fields: all) != CanonicalHash.hex(ofCanonicalJSON: b, entity: .order, fields: all))
+        #expect(
+            try CanonicalHash.hex(ofCanonicalJSON: a, entity: .order, fields: named)
+                == CanonicalHash.hex(ofCanonicalJSON: b, entity: .order, fields: named))
+        #expect(
+            try CanonicalHash.hex(ofCanonicalJSON: a, entity: .order, fields: all)
+                != CanonicalHash.hex(ofCanonicalJSON: b, entity: .order, fields: all))
     }
 }

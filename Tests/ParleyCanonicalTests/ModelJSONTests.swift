@@ -29,7 +29,7 @@ let fullOrder = Order(
         OrderLine(
             product: productRef, sku: "NL-100", description: "Lampe", quantity: dec("2"),
             unitPriceExclVat: dec("1999.5"), discountPercent: dec("10"), vatRate: dec("0.25")),
-        OrderLine(sku: "FRAKT", quantity: dec("1"), unitPriceExclVat: dec("99")),
+        OrderLine(sku: "FRAKT", quantity: dec("1"), unitPriceExclVat: dec("99"))
     ],
     archived: false)
 
@@ -108,7 +108,7 @@ let fullOrder = Order(
         (#"{"postalAddress": {"town": "Oslo"}}"#, "postalAddress.town", "unknown field"),
         (#"{"postalAddress": {"city": 1}}"#, "postalAddress.city", "expected a string"),
         (#"[]"#, "", "expected an object"),
-        (#"{"name": "#, "", "malformed JSON"),
+        (#"{"name": "#, "", "malformed JSON")
     ])
     func customerDecodingErrorsNameTheField(text: String, path: String, reason: String) {
         let error = decodeError(Customer.self, text)
@@ -139,26 +139,27 @@ let fullOrder = Order(
 
     @Test func documentedExampleDecodes() throws {
         // The example in docs/canonical-model.md.
-        let order = try Order(canonicalJSONText: """
-            {
-              "orderNumber": "SO-1001",
-              "customer": "customer/0b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11",
-              "orderDate": "2026-02-28",
-              "currency": "NOK",
-              "status": "confirmed",
-              "lines": [
+        let order = try Order(
+            canonicalJSONText: """
                 {
-                  "product": "product/9a3b0c2d-1111-4222-8333-444455556666",
-                  "sku": "NL-100",
-                  "quantity": 2,
-                  "unitPriceExclVat": 1999.5,
-                  "discountPercent": 10,
-                  "vatRate": 0.25
-                },
-                { "sku": "FRAKT", "quantity": 1, "unitPriceExclVat": 99 }
-              ]
-            }
-            """)
+                  "orderNumber": "SO-1001",
+                  "customer": "customer/0b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11",
+                  "orderDate": "2026-02-28",
+                  "currency": "NOK",
+                  "status": "confirmed",
+                  "lines": [
+                    {
+                      "product": "product/9a3b0c2d-1111-4222-8333-444455556666",
+                      "sku": "NL-100",
+                      "quantity": 2,
+                      "unitPriceExclVat": 1999.5,
+                      "discountPercent": 10,
+                      "vatRate": 0.25
+                    },
+                    { "sku": "FRAKT", "quantity": 1, "unitPriceExclVat": 99 }
+                  ]
+                }
+                """)
         var expected = fullOrder
         expected.deliveryDate = nil
         expected.customerReference = nil
@@ -211,7 +212,7 @@ let fullOrder = Order(
         for (entity, values) in [
             (CanonicalEntityType.customer, fullCustomer.canonicalFieldValues),
             (CanonicalEntityType.product, fullProduct.canonicalFieldValues),
-            (CanonicalEntityType.order, fullOrder.canonicalFieldValues),
+            (CanonicalEntityType.order, fullOrder.canonicalFieldValues)
         ] {
             #expect(Set(values.keys) == Set(CanonicalField.fields(of: entity).map(\.path)))
         }

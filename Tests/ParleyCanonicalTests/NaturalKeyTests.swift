@@ -8,7 +8,7 @@ import Testing
         ("974760673", "974760673"),
         ("NO 923 609 016 MVA", "923609016"),
         ("923 609 016", "923609016"),
-        (" 974-760-673 ", "974760673"),
+        (" 974-760-673 ", "974760673")
     ])
     func validOrganizationNumbers(raw: String, normalized: String) {
         #expect(NaturalKeys.organizationNumber(raw) == normalized)
@@ -21,7 +21,7 @@ import Testing
         "9236090160",  // 10 digits
         "",
         "   ",
-        "MVA",
+        "MVA"
     ])
     func invalidOrganizationNumbers(raw: String) {
         #expect(NaturalKeys.organizationNumber(raw) == nil)

@@ -40,10 +40,13 @@ import Testing
         for (index, line) in lines.enumerated() {
             let trimmed = line.drop { $0 == " " }
             let words = trimmed.split(separator: " ").map(String.init)
-            let modifiers: Set<String> = ["public", "private", "fileprivate", "internal", "static", "mutating", "override", "nonisolated",
-                                          "@discardableResult", "@inlinable", "final", "convenience", "required"]
+            let modifiers: Set<String> = [
+                "public", "private", "fileprivate", "internal", "static", "mutating", "override", "nonisolated",
+                "@discardableResult", "@inlinable", "final", "convenience", "required"
+            ]
             guard let keyword = words.first(where: { !modifiers.contains($0) }),
-                  keyword.hasPrefix("func") || keyword.hasPrefix("init(") || keyword.hasPrefix("init?(") || keyword == "init" else { continue }
+                keyword.hasPrefix("func") || keyword.hasPrefix("init(") || keyword.hasPrefix("init?(") || keyword == "init"
+            else { continue }
             let indent = String(line.prefix(line.count - trimmed.count))
             // A body opens on the declaration's lines (a requirement in a protocol has none).
             var opens = false
@@ -112,7 +115,9 @@ import Testing
                     // Bare string literals are targets; `.product(name: …, package: …)` is not.
                     var list = String(body[body.index(after: start)..<end])
                     while let product = list.range(of: #"\.product\([^)]*\)"#, options: .regularExpression) { list.removeSubrange(product) }
-                    dependencies = list.split(separator: "\"", omittingEmptySubsequences: false).enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
+                    dependencies = list.split(separator: "\"", omittingEmptySubsequences: false).enumerated().filter { $0.offset % 2 == 1 }.map {
+                        String($0.element)
+                    }
                 }
                 out[name] = (path, dependencies)
             }

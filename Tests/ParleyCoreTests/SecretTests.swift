@@ -3,7 +3,9 @@ import Testing
 import ParleyCore
 
 @Suite struct SecretTests {
-    @Test("A setting comes from NAME_FILE (trimmed) before NAME; empty or unset is nil; an unreadable file is an error naming the variable and the file, not a value")
+    @Test(
+        "A setting comes from NAME_FILE (trimmed) before NAME; empty or unset is nil; an unreadable file is an error naming the variable and the file, not a value"
+    )
     func secretSources() throws {
         let file = FileManager.default.temporaryDirectory.appendingPathComponent("parley-secret-\(UUID().uuidString)")
         try "s3cret-from-file\n".write(to: file, atomically: true, encoding: .utf8)

@@ -21,9 +21,11 @@ struct UUIDTextTests {
             #expect(UUID(text: id.lowercasedString) == id)
             #expect(UUID(text: id.lowercasedString[...]) == id)
         }
-        for bad in ["", "0", "123e4567-e89b-12d3-a456-42661417400", "123e4567-e89b-12d3-a456-4266141740000",
-                    "123e4567e89b-12d3-a456-426614174000-", "123e4567-e89b-12d3-a456_426614174000", "g23e4567-e89b-12d3-a456-426614174000",
-                    "123e4567-e89b-12d3-a456-42661417400é"] {
+        for bad in [
+            "", "0", "123e4567-e89b-12d3-a456-42661417400", "123e4567-e89b-12d3-a456-4266141740000",
+            "123e4567e89b-12d3-a456-426614174000-", "123e4567-e89b-12d3-a456_426614174000", "g23e4567-e89b-12d3-a456-426614174000",
+            "123e4567-e89b-12d3-a456-42661417400é"
+        ] {
             #expect(UUID(text: bad) == nil, "\(bad)")
             #expect(UUID(uuidString: bad) == nil, "Foundation agrees on \(bad)")
         }

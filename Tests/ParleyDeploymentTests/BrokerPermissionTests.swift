@@ -26,13 +26,16 @@ struct BrokerPermissionTests {
             let password = UUID().uuidString
             _ = try await vhost.management("PUT", "/api/users/\(user)", body: #"{"password":"\#(password)","tags":""}"#)
             defer { Task { _ = try? await vhost.management("DELETE", "/api/users/\(user)") } }
-            let body = try String(decoding: JSONSerialization.data(withJSONObject: [
-                "configure": permissions.configure, "write": permissions.write, "read": permissions.read]), as: UTF8.self)
+            let body = try String(
+                decoding: JSONSerialization.data(withJSONObject: [
+                    "configure": permissions.configure, "write": permissions.write, "read": permissions.read
+                ]), as: UTF8.self)
             _ = try await vhost.management("PUT", "/api/permissions/\(vhost.name)/\(user)", body: body)
 
             let base = try AMQPEndpoint(url: vhost.url)
             func configuration(_ mode: AMQPConfiguration.TopologyMode) throws -> AMQPConfiguration {
-                var c = try AMQPConfiguration(urls: "amqp://\(user):\(password)@\(base.host):\(base.port)/\(vhost.name)", connectionName: "test-perms")
+                var c = try AMQPConfiguration(
+                    urls: "amqp://\(user):\(password)@\(base.host):\(base.port)/\(vhost.name)", connectionName: "test-perms")
                 c.reconnect = Backoff(initial: .milliseconds(100), maximum: .seconds(1))
                 c.topology = mode
                 return c
@@ -40,11 +43,15 @@ struct BrokerPermissionTests {
 
             let publisher = AMQPPublisher(configuration: try configuration(.verify), topology: ParleyTopology.standard)
             #expect(await publisher.readiness.wait(timeout: brokerReadyTimeout), "verifying needs no configure permission")
-            let ok = await publisher.publish(contentsOf: [OutgoingMessage(exchange: ParleyTopology.Exchanges.sync,
-                                                                         routingKey: "customwebshop.customer.syncRequest", body: Array("{}".utf8))])
+            let ok = await publisher.publish(contentsOf: [
+                OutgoingMessage(
+                    exchange: ParleyTopology.Exchanges.sync,
+                    routingKey: "customwebshop.customer.syncRequest", body: Array("{}".utf8))
+            ])
             #expect((try? ok[0].get()) != nil, "\(ok)")
-            let consumer = AMQPConsumer(configuration: try configuration(.verify), queue: ParleyTopology.Queues.linkCanonical,
-                                        topology: ParleyTopology.standard)
+            let consumer = AMQPConsumer(
+                configuration: try configuration(.verify), queue: ParleyTopology.Queues.linkCanonical,
+                topology: ParleyTopology.standard)
             #expect(await consumer.readiness.wait(timeout: brokerReadyTimeout))
             await consumer.close()
             await publisher.close()
@@ -57,8 +64,11 @@ struct BrokerPermissionTests {
             // And it may not publish where the mapping service publishes.
             let other = AMQPPublisher(configuration: try configuration(.verify), topology: ParleyTopology.standard)
             #expect(await other.readiness.wait(timeout: brokerReadyTimeout))
-            let refused = await other.publish(contentsOf: [OutgoingMessage(exchange: ParleyTopology.Exchanges.commands,
-                                                                          routingKey: "customwebshop.customer.command", body: Array("{}".utf8))])
+            let refused = await other.publish(contentsOf: [
+                OutgoingMessage(
+                    exchange: ParleyTopology.Exchanges.commands,
+                    routingKey: "customwebshop.customer.command", body: Array("{}".utf8))
+            ])
             #expect((try? refused[0].get()) == nil, "write on parley.commands is not granted")
             await other.close()
         }

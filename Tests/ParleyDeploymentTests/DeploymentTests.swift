@@ -43,8 +43,10 @@ func run(_ executable: String, _ arguments: [String]) throws -> Run {
 
 /// `docker-compose config` with the example env file and the given profiles.
 func composeConfig(profiles: [String]) throws -> Run {
-    var arguments = ["--project-directory", repositoryRoot.path, "-f", repositoryRoot.appendingPathComponent("docker-compose.yml").path,
-                     "--env-file", repositoryRoot.appendingPathComponent(".env.example").path]
+    var arguments = [
+        "--project-directory", repositoryRoot.path, "-f", repositoryRoot.appendingPathComponent("docker-compose.yml").path,
+        "--env-file", repositoryRoot.appendingPathComponent(".env.example").path
+    ]
     for profile in profiles { arguments += ["--profile", profile] }
     return try run(dockerCompose!, arguments + ["config"])
 }
@@ -53,8 +55,9 @@ func composeConfig(profiles: [String]) throws -> Run {
 struct ComposeFileTests {
     static let skipMessage = "docker-compose is not installed: apt-get install -y docker-compose (make test-tools does)"
 
-    @Test("docker-compose config accepts the file, with and without the demo and monitoring profiles",
-          .enabled(if: dockerCompose != nil, Comment(rawValue: skipMessage)))
+    @Test(
+        "docker-compose config accepts the file, with and without the demo and monitoring profiles",
+        .enabled(if: dockerCompose != nil, Comment(rawValue: skipMessage)))
     func validates() throws {
         for profiles in [[], ["demo", "monitoring"]] {
             let result = try composeConfig(profiles: profiles)
@@ -63,8 +66,9 @@ struct ComposeFileTests {
         }
     }
 
-    @Test("every Parley service and simulator sets only keys it reads, and every key it requires",
-          .enabled(if: dockerCompose != nil, Comment(rawValue: skipMessage)))
+    @Test(
+        "every Parley service and simulator sets only keys it reads, and every key it requires",
+        .enabled(if: dockerCompose != nil, Comment(rawValue: skipMessage)))
     func environmentMatchesTheCode() throws {
         let result = try composeConfig(profiles: ["demo", "monitoring"])
         try #require(result.status == 0, "docker-compose config: \(result.stderr)")
@@ -78,13 +82,15 @@ struct ComposeFileTests {
             let unknown = Set(environment.keys).subtracting(spec.keys)
             #expect(unknown.isEmpty, "\(name) sets keys it does not read: \(unknown.sorted())")
             for alternatives in spec.required {
-                #expect(alternatives.contains { !(environment[$0] ?? "").isEmpty },
-                        "\(name) needs one of \(alternatives.joined(separator: " / "))")
+                #expect(
+                    alternatives.contains { !(environment[$0] ?? "").isEmpty },
+                    "\(name) needs one of \(alternatives.joined(separator: " / "))")
             }
             // A secret file named in *_FILE must be mounted into that service.
-            let mounted = Set(((service["secrets"] as? [Any]) ?? []).compactMap { entry -> String? in
-                (entry as? [String: Any]).flatMap { $0["target"] as? String ?? $0["source"] as? String } ?? entry as? String
-            })
+            let mounted = Set(
+                ((service["secrets"] as? [Any]) ?? []).compactMap { entry -> String? in
+                    (entry as? [String: Any]).flatMap { $0["target"] as? String ?? $0["source"] as? String } ?? entry as? String
+                })
             for (key, value) in environment where key.hasSuffix("_FILE") && value.hasPrefix("/run/secrets/") {
                 let secret = String(value.dropFirst("/run/secrets/".count))
                 #expect(mounted.contains(secret), "\(name): \(key) names secret \(secret), which is not mounted")
@@ -92,8 +98,9 @@ struct ComposeFileTests {
         }
     }
 
-    @Test("adapters scale: no container_name, no host ports",
-          .enabled(if: dockerCompose != nil, Comment(rawValue: skipMessage)))
+    @Test(
+        "adapters scale: no container_name, no host ports",
+        .enabled(if: dockerCompose != nil, Comment(rawValue: skipMessage)))
     func adaptersScale() throws {
         let result = try composeConfig(profiles: [])
         try #require(result.status == 0)
@@ -106,8 +113,9 @@ struct ComposeFileTests {
         }
     }
 
-    @Test("every long-running service has a healthcheck and waits for healthy or completed dependencies",
-          .enabled(if: dockerCompose != nil, Comment(rawValue: skipMessage)))
+    @Test(
+        "every long-running service has a healthcheck and waits for healthy or completed dependencies",
+        .enabled(if: dockerCompose != nil, Comment(rawValue: skipMessage)))
     func healthchecksAndDependencies() throws {
         let result = try composeConfig(profiles: ["demo", "monitoring"])
         try #require(result.status == 0)
@@ -206,21 +214,24 @@ struct BrokerFilesTests {
         }
         let expected = try canonical(BrokerDefinitions.object())
         if try canonical(committed) != expected, ProcessInfo.processInfo.environment["PARLEY_WRITE_DEFINITIONS"] == "1" {
-            try (try BrokerDefinitions.text() + "\n").write(to: repositoryRoot.appendingPathComponent("infra/rabbitmq/definitions.json"),
-                                                           atomically: true, encoding: .utf8)
+            try (try BrokerDefinitions.text() + "\n").write(
+                to: repositoryRoot.appendingPathComponent("infra/rabbitmq/definitions.json"),
+                atomically: true, encoding: .utf8)
         }
-        #expect(try canonical(committed) == expected,
-                "infra/rabbitmq/definitions.json is stale: PARLEY_WRITE_DEFINITIONS=1 swift test --filter ParleyDeploymentTests")
+        #expect(
+            try canonical(committed) == expected,
+            "infra/rabbitmq/definitions.json is stale: PARLEY_WRITE_DEFINITIONS=1 swift test --filter ParleyDeploymentTests")
     }
 
     /// The service metric names (docs/deployment.md) and the RabbitMQ plugin's.
     static let knownMetrics: Set<String> = [
         "parley_messages_consumed_total", "parley_messages_published_total", "parley_message_processing_seconds_bucket",
-        "parley_failures_total", "parley_link_inflight_writes", "parley_link_parked_entities", "parley_link_waiting_changes", "parley_link_failed_entities",
+        "parley_failures_total", "parley_link_inflight_writes", "parley_link_parked_entities", "parley_link_waiting_changes",
+        "parley_link_failed_entities",
         "parley_link_conflicts", "parley_sync_latency_seconds_bucket", "parley_poll_lag_seconds", "parley_commands_total",
         "rabbitmq_queue_messages", "rabbitmq_queue_messages_ready", "rabbitmq_queue_messages_unacked", "rabbitmq_queue_consumers",
         "rabbitmq_detailed_queue_exchange_messages_published_total", "rabbitmq_detailed_queue_messages_delivered_ack_total",
-        "rabbitmq_global_messages_dead_lettered_delivery_limit_total",
+        "rabbitmq_global_messages_dead_lettered_delivery_limit_total"
     ]
 
     @Test("the Grafana dashboard queries only metrics that exist")

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import ParleyTestSupport
 
@@ -84,7 +84,9 @@ enum PrivateServers {
             guard let eq = line.firstIndex(of: "=") else { continue }
             values[String(line[..<eq])] = String(line[line.index(after: eq)...])
         }
-        guard let amqp = values["PARLEY_AMQP_URL"], let management = values["PARLEY_AMQP_MANAGEMENT_URL"], let database = values["PARLEY_DATABASE_URL"] else {
+        guard let amqp = values["PARLEY_AMQP_URL"], let management = values["PARLEY_AMQP_MANAGEMENT_URL"],
+            let database = values["PARLEY_DATABASE_URL"]
+        else {
             throw Stack.HTTPError(description: "\(directory)/parley.env lacks PARLEY_AMQP_URL, PARLEY_AMQP_MANAGEMENT_URL or PARLEY_DATABASE_URL")
         }
         return Stack.Servers(amqpURL: amqp, managementURL: management, databaseURL: database, shared: false)

@@ -13,7 +13,7 @@ extension ConvergenceRun {
     func operate() async -> Bool {
         let opening: [(CanonicalEntityType, SystemName)] = [
             (.customer, .customerp), (.product, .customerp), (.product, .customerp), (.customer, .customwebshop),
-            (.product, .customwebshop), (.customer, .powerofficego), (.product, .powerofficego),
+            (.product, .customwebshop), (.customer, .powerofficego), (.product, .powerofficego)
         ]
         note("\(settings): \(settings.operations) operations")
         for index in 0..<settings.operations {
@@ -61,8 +61,9 @@ extension ConvergenceRun {
                 return []
             }
             let commands = (try? await stack.commandsDelivered()) ?? [:]
-            let idle = ((try? await link.query("select (select count(*) from write_slot) + (select count(*) from outbox)"))?.first
-                .flatMap { try? $0.decode(Int.self, at: 0) }) == 0
+            let idle =
+                ((try? await link.query("select (select count(*) from write_slot) + (select count(*) from outbox)"))?.first
+                    .flatMap { try? $0.decode(Int.self, at: 0) }) == 0
             if idle, let s = stable, s.findings == last, s.commands == commands {
                 if ContinuousClock.now - s.since > .seconds(30) {
                     note("no write in flight and the same \(last.count) difference(s) for 30 s: not converging")
@@ -98,8 +99,9 @@ extension ConvergenceRun {
                 entities[global, default: []].append("\(system) \(native)")
             }
             if entities.count > 1 {
-                out.append("\(thing.label): its records are \(entities.count) global entities, not one: "
-                           + entities.sorted { $0.key < $1.key }.map { "\($0.key) = \($0.value.joined(separator: ", "))" }.joined(separator: "; "))
+                out.append(
+                    "\(thing.label): its records are \(entities.count) global entities, not one: "
+                        + entities.sorted { $0.key < $1.key }.map { "\($0.key) = \($0.value.joined(separator: ", "))" }.joined(separator: "; "))
             }
         }
 
@@ -110,8 +112,9 @@ extension ConvergenceRun {
             for entity in CanonicalEntityType.all {
                 for (native, record) in (all.records[system]?[entity] ?? [:]).sorted(by: { $0.key < $1.key }) {
                     guard let id = thing(of: system, entity, native, view) else {
-                        out.append("\(system) \(entity.rawValue) \(native) is no record the test made nor linked to one "
-                                   + "(global entity \(view.global(system, entity, native) ?? "none")): \(Self.short(.object(record)))")
+                        out.append(
+                            "\(system) \(entity.rawValue) \(native) is no record the test made nor linked to one "
+                                + "(global entity \(view.global(system, entity, native) ?? "none")): \(Self.short(.object(record)))")
                         continue
                     }
                     seen[id, default: [:]][system, default: []].append(native)
@@ -130,13 +133,16 @@ extension ConvergenceRun {
                         out += differences(thing, system, record, view)
                     }
                 } else if !natives.isEmpty {
-                    out.append("\(thing.label) has a record in \(system), where no flow leads it\(thing.deletedIn.contains(system) ? " (deleted there)" : ""): \(natives.joined(separator: ", "))")
+                    out.append(
+                        "\(thing.label) has a record in \(system), where no flow leads it\(thing.deletedIn.contains(system) ? " (deleted there)" : ""): \(natives.joined(separator: ", "))"
+                    )
                 }
             }
         }
 
         // The link database.
-        let rows = try await link.query("""
+        let rows = try await link.query(
+            """
             select g.id::text, g.entity_type, (select count(*) from member m where m.global_id = g.id)::int,
                    coalesce((select string_agg(m.system || ' ' || m.native_id, ', ' order by m.system) from member m where m.global_id = g.id), '')
             from global_entity g order by g.created_at
@@ -153,13 +159,17 @@ extension ConvergenceRun {
         }
         var keysByEntity: [String: Set<String>] = [:]
         for row in try await link.query("select entity_type, kind, value, global_id::text from natural_key") {
-            keysByEntity[try row.decode(String.self, at: 3), default: []].insert("\(try row.decode(String.self, at: 1))=\(try row.decode(String.self, at: 2))")
+            keysByEntity[try row.decode(String.self, at: 3), default: []].insert(
+                "\(try row.decode(String.self, at: 1))=\(try row.decode(String.self, at: 2))")
         }
-        for row in try await link.query("""
+        for row in try await link.query(
+            """
             select entity_type, kind, value, string_agg(global_id::text, ', ') from natural_key group by 1, 2, 3 having count(*) > 1
-            """) {
-            out.append("natural key \(try row.decode(String.self, at: 0)) \(try row.decode(String.self, at: 1))=\(try row.decode(String.self, at: 2)) "
-                       + "is on more than one entity: \(try row.decode(String.self, at: 3))")
+            """)
+        {
+            out.append(
+                "natural key \(try row.decode(String.self, at: 0)) \(try row.decode(String.self, at: 1))=\(try row.decode(String.self, at: 2)) "
+                    + "is on more than one entity: \(try row.decode(String.self, at: 3))")
         }
         for thing in things.values.sorted(by: { $0.id < $1.id }) where thing.entity != .order {
             guard let global = globals[thing.id] else { continue }
@@ -167,7 +177,9 @@ extension ConvergenceRun {
             if thing.entity == .product {
                 if let sku = NaturalKeys.sku(thing.values["sku"]?.string) { expected.insert("sku=\(sku)") }
             } else {
-                if let org = NaturalKeys.organizationNumber(thing.values["organizationNumber"]?.string) { expected.insert("organizationNumber=\(org)") }
+                if let org = NaturalKeys.organizationNumber(thing.values["organizationNumber"]?.string) {
+                    expected.insert("organizationNumber=\(org)")
+                }
                 if let email = NaturalKeys.email(thing.values["email"]?.string) { expected.insert("email=\(email)") }
             }
             let stored = keysByEntity[global] ?? []
@@ -176,20 +188,26 @@ extension ConvergenceRun {
             }
         }
         for row in try await link.query("select global_id::text, system, waiting_for::text, reason from parked") {
-            out.append("parked: \(try row.decode(String.self, at: 0)) for \(try row.decode(String.self, at: 1)), waiting for "
-                       + "\(try row.decode(String.self, at: 2)): \(try row.decode(String.self, at: 3))")
+            out.append(
+                "parked: \(try row.decode(String.self, at: 0)) for \(try row.decode(String.self, at: 1)), waiting for "
+                    + "\(try row.decode(String.self, at: 2)): \(try row.decode(String.self, at: 3))")
         }
         for row in try await link.query("select global_id::text, system, kind, reason, transient, attempts from failed") {
-            out.append("failed: \(try row.decode(String.self, at: 0)) in \(try row.decode(String.self, at: 1)) (\(try row.decode(String.self, at: 2)), "
-                       + "transient \(try row.decode(Bool.self, at: 4)), \(try row.decode(Int.self, at: 5)) attempts): \(try row.decode(String.self, at: 3))")
+            out.append(
+                "failed: \(try row.decode(String.self, at: 0)) in \(try row.decode(String.self, at: 1)) (\(try row.decode(String.self, at: 2)), "
+                    + "transient \(try row.decode(Bool.self, at: 4)), \(try row.decode(Int.self, at: 5)) attempts): \(try row.decode(String.self, at: 3))"
+            )
         }
         for row in try await link.query("select global_id::text, system, native_id, reason from conflict") {
-            out.append("conflict: \(try row.decode(String.self, at: 1)) \(try row.decode(String.self, at: 2)) on \(try row.decode(String.self, at: 0)): "
-                       + "\(try row.decode(String.self, at: 3))")
+            out.append(
+                "conflict: \(try row.decode(String.self, at: 1)) \(try row.decode(String.self, at: 2)) on \(try row.decode(String.self, at: 0)): "
+                    + "\(try row.decode(String.self, at: 3))")
         }
         if final {
             for row in try await link.query("select global_id::text, system, operation, pending from write_slot") {
-                out.append("write still in flight: \(try row.decode(String.self, at: 2)) of \(try row.decode(String.self, at: 0)) in \(try row.decode(String.self, at: 1))")
+                out.append(
+                    "write still in flight: \(try row.decode(String.self, at: 2)) of \(try row.decode(String.self, at: 0)) in \(try row.decode(String.self, at: 1))"
+                )
             }
             // A row whose message went out but whose delete did not (the link service killed
             // in between) waits out its claim before the sweep sends it again: the outbox
@@ -217,7 +235,7 @@ extension ConvergenceRun {
             "write_slot": "select global_id, system, operation, pending, held::text from write_slot",
             "parked": "select global_id, system, waiting_for::text, reason from parked",
             "failed": "select global_id, system, kind, reason, transient, attempts from failed",
-            "conflict": "select global_id, system, native_id, member_id, reason from conflict",
+            "conflict": "select global_id, system, native_id, member_id, reason from conflict"
         ]
         for (table, sql) in queries.sorted(by: { $0.key < $1.key }) {
             out += "== \(table)\n"
@@ -235,7 +253,9 @@ extension ConvergenceRun {
         things.values.sorted { $0.id < $1.id }.map { thing in
             "\(thing.label) origins \(thing.origins.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: ",")) "
                 + "global \(globals[thing.id] ?? "?")\(thing.deletedIn.isEmpty ? "" : " deleted in \(thing.deletedIn.map(\.rawValue).sorted())"): "
-                + thing.values.sorted { $0.key < $1.key }.map { "\($0.key)=\(Self.short($0.value)) [\(thing.provenance[$0.key]?.description ?? "-")]" }.joined(separator: " ")
+                + thing.values.sorted { $0.key < $1.key }.map {
+                    "\($0.key)=\(Self.short($0.value)) [\(thing.provenance[$0.key]?.description ?? "-")]"
+                }.joined(separator: " ")
         }
     }
 }

@@ -152,8 +152,9 @@ struct Thing: Sendable {
     }
 
     static func sameMember(_ a: JSONValue?, _ b: JSONValue?, _ member: String) -> Bool {
-        Canonical.equal(.array([.object(a.map { [member: $0] } ?? [:])]), .array([.object(b.map { [member: $0] } ?? [:])]),
-                        field: "lines", entity: .order, lineMembers: [member])
+        Canonical.equal(
+            .array([.object(a.map { [member: $0] } ?? [:])]), .array([.object(b.map { [member: $0] } ?? [:])]),
+            field: "lines", entity: .order, lineMembers: [member])
     }
 
     static func ref(_ id: Int) -> JSONValue { .string("thing:\(id)") }

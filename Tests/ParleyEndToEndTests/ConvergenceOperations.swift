@@ -80,9 +80,14 @@ extension ConvergenceRun {
         case .customer:
             let person = personLike(thing)
             switch system {
-            case .customerp: out = (person ? [.personName] : [.name, .firstName, .lastName, .orgNo]) + [.email, .phone, .line1, .line2, .postal, .city, .country, .currency]
+            case .customerp:
+                out =
+                    (person ? [.personName] : [.name, .firstName, .lastName, .orgNo]) + [
+                        .email, .phone, .line1, .line2, .postal, .city, .country, .currency
+                    ]
             case .customwebshop: out = [.firstName, .lastName, .email, .phone, .line1, .line2, .postal, .city, .country]
-            default: out = (person ? [.firstName, .lastName] : [.name, .orgNo]) + [.email, .phone, .line1, .line2, .postal, .city, .country, .currency]
+            default:
+                out = (person ? [.firstName, .lastName] : [.name, .orgNo]) + [.email, .phone, .line1, .line2, .postal, .city, .country, .currency]
             }
         case .product:
             out = [.productName, .description, .gtin, .unit, .price, .stock]
@@ -197,7 +202,8 @@ extension ConvergenceRun {
     func post(_ system: SystemName, _ path: String, _ body: JSONValue?, _ what: String) async throws -> JSONObject {
         let (status, answer) = try await stack.request(system, "POST", path, body)
         guard (200..<300).contains(status), case .object(let record)? = answer else {
-            throw Stack.HTTPError(description: "\(what): \(system) answered \(status) \(answer?.serializedString() ?? "") to \(body?.serializedString() ?? "no body")")
+            throw Stack.HTTPError(
+                description: "\(what): \(system) answered \(status) \(answer?.serializedString() ?? "") to \(body?.serializedString() ?? "no body")")
         }
         return record
     }
@@ -238,24 +244,32 @@ extension ConvergenceRun {
         let path: String
         switch system {
         case .customerp:
-            var o: JSONObject = ["customerType": .string(person ? "PERSON" : "COMPANY"), "name": .string(person ? "\(first) \(last)" : fresh.companyName(&rng)),
-                                 "contactFirstName": .string(first), "contactLastName": .string(last), "email": .string(email), "phone": .string(fresh.phone()),
-                                 "currencyCode": "NOK",
-                                 "address": .object(["line1": .string(fresh.street(&rng)), "line2": line2.map(JSONValue.string) ?? .null,
-                                                     "postalCode": .string(fresh.postalCode()), "city": .string(fresh.city(&rng)), "countryCode": .string(country)])]
+            var o: JSONObject = [
+                "customerType": .string(person ? "PERSON" : "COMPANY"), "name": .string(person ? "\(first) \(last)" : fresh.companyName(&rng)),
+                "contactFirstName": .string(first), "contactLastName": .string(last), "email": .string(email), "phone": .string(fresh.phone()),
+                "currencyCode": "NOK",
+                "address": .object([
+                    "line1": .string(fresh.street(&rng)), "line2": line2.map(JSONValue.string) ?? .null,
+                    "postalCode": .string(fresh.postalCode()), "city": .string(fresh.city(&rng)), "countryCode": .string(country)
+                ])
+            ]
             if let org { o["orgNo"] = .string(org) }
             body = .object(o)
             path = "/customers"
         case .customwebshop:
-            var billing: JSONObject = ["address_1": .string(fresh.street(&rng)), "postcode": .string(fresh.postalCode()), "city": .string(fresh.city(&rng)),
-                                       "country": .string(countryName(country)), "phone": .string(fresh.phone())]
+            var billing: JSONObject = [
+                "address_1": .string(fresh.street(&rng)), "postcode": .string(fresh.postalCode()), "city": .string(fresh.city(&rng)),
+                "country": .string(countryName(country)), "phone": .string(fresh.phone())
+            ]
             if let line2 { billing["address_2"] = .string(line2) }
             body = ["email": .string(email), "first_name": .string(first), "last_name": .string(last), "billing": .object(billing)]
             path = "/customers"
         default:
             var o: JSONObject = ["EmailAddress": .string(email), "PhoneNumber": .string(fresh.phone()), "CurrencyCode": "NOK"]
-            var address: JSONObject = ["AddressLine1": .string(fresh.street(&rng)), "ZipCode": .string(fresh.postalCode()), "City": .string(fresh.city(&rng)),
-                                       "CountryCode": .string(country)]
+            var address: JSONObject = [
+                "AddressLine1": .string(fresh.street(&rng)), "ZipCode": .string(fresh.postalCode()), "City": .string(fresh.city(&rng)),
+                "CountryCode": .string(country)
+            ]
             if let line2 { address["AddressLine2"] = .string(line2) }
             o["MailAddress"] = .object(address)
             if person {
@@ -273,7 +287,8 @@ extension ConvergenceRun {
         let record = try await post(system, path, body, "create customer")
         guard let native = Oracle.id(of: record, in: system) else { throw Stack.HTTPError(description: "no id in \(record)") }
         things[id]!.origins[system] = native
-        note("create \(things[id]!.label)\(existing == nil ? "" : " (a second record, to be matched)") in \(system) as \(native): \(Self.short(body))")
+        note(
+            "create \(things[id]!.label)\(existing == nil ? "" : " (a second record, to be matched)") in \(system) as \(native): \(Self.short(body))")
         try await recordWrite(id, system, before: nil, after: record, candidates: nil, what: "created")
         return id
     }
@@ -289,25 +304,32 @@ extension ConvergenceRun {
         let path: String
         switch system {
         case .customerp:
-            body = ["itemNo": .string(sku), "description": .string(fresh.productName(&rng)), "longText": .string(fresh.description()),
-                    "ean": .string(fresh.gtin()), "unitCode": .string(unit), "salesPrice": .decimal(price), "costPrice": .decimal(cost),
-                    "vatPercent": .int(vat), "itemType": .string(service ? "SERVICE" : "STOCK"), "quantityOnHand": .int(fresh.count(&rng))]
+            body = [
+                "itemNo": .string(sku), "description": .string(fresh.productName(&rng)), "longText": .string(fresh.description()),
+                "ean": .string(fresh.gtin()), "unitCode": .string(unit), "salesPrice": .decimal(price), "costPrice": .decimal(cost),
+                "vatPercent": .int(vat), "itemType": .string(service ? "SERVICE" : "STOCK"), "quantityOnHand": .int(fresh.count(&rng))
+            ]
             path = "/products"
         case .customwebshop:
-            body = ["sku": .string(sku), "name": .string(fresh.productName(&rng)), "description": .string(fresh.description()),
-                    "gtin": .string(fresh.gtin()), "unit": .string(unitWord(unit)), "price": .string(Self.money(price)), "tax_rate": .int(vat),
-                    "type": .string(service ? "virtual" : "simple"), "manage_stock": true, "stock_quantity": .int(fresh.count(&rng))]
+            body = [
+                "sku": .string(sku), "name": .string(fresh.productName(&rng)), "description": .string(fresh.description()),
+                "gtin": .string(fresh.gtin()), "unit": .string(unitWord(unit)), "price": .string(Self.money(price)), "tax_rate": .int(vat),
+                "type": .string(service ? "virtual" : "simple"), "manage_stock": true, "stock_quantity": .int(fresh.count(&rng))
+            ]
             path = "/products"
         default:
-            body = ["Code": .string(sku), "Name": .string(fresh.productName(&rng)), "Description": .string(fresh.description()),
-                    "Gtin": .string(fresh.gtin()), "UnitOfMeasureCode": .string(unit), "UnitPrice": .decimal(price), "UnitCost": .decimal(cost),
-                    "ProductType": .string(service ? "Service" : "Product"), "StockOnHand": .int(fresh.count(&rng))]
+            body = [
+                "Code": .string(sku), "Name": .string(fresh.productName(&rng)), "Description": .string(fresh.description()),
+                "Gtin": .string(fresh.gtin()), "UnitOfMeasureCode": .string(unit), "UnitPrice": .decimal(price), "UnitCost": .decimal(cost),
+                "ProductType": .string(service ? "Service" : "Product"), "StockOnHand": .int(fresh.count(&rng))
+            ]
             path = "/Products"
         }
         let record = try await post(system, path, body, "create product")
         guard let native = Oracle.id(of: record, in: system) else { throw Stack.HTTPError(description: "no id in \(record)") }
         things[id]!.origins[system] = native
-        note("create \(things[id]!.label)\(existing == nil ? "" : " (a second record, to be matched)") in \(system) as \(native): \(Self.short(body))")
+        note(
+            "create \(things[id]!.label)\(existing == nil ? "" : " (a second record, to be matched)") in \(system) as \(native): \(Self.short(body))")
         try await recordWrite(id, system, before: nil, after: record, candidates: nil, what: "created")
         return id
     }
@@ -328,7 +350,9 @@ extension ConvergenceRun {
             customer = try await createCustomer(in: system, twinOf: nil, person: nil)
         }
         var products = fixedProducts
-        let candidates = things.values.filter { $0.entity == .product && !$0.frozen && !$0.skuEdited && $0.expectedSystems.contains(system) }.map(\.id).sorted()
+        let candidates = things.values.filter { $0.entity == .product && !$0.frozen && !$0.skuEdited && $0.expectedSystems.contains(system) }.map(
+            \.id
+        ).sorted()
         let want = rng.int(1...3)
         if system == .customerp && fixedProducts.isEmpty && rng.chance(0.25) { products.append(try await createProduct(in: system, twinOf: nil)) }
         var pool = candidates.filter { !products.contains($0) }
@@ -351,14 +375,20 @@ extension ConvergenceRun {
             let quantity = fresh.quantity(&rng)
             switch system {
             case .customerp:
-                lines.append(["productId": .string(native), "itemNo": .string(sku), "text": .string(fresh.lineText(&rng)), "quantity": .int(quantity),
-                              "unitPrice": .decimal(price), "discountPercent": .int(rng.chance(0.5) ? 0 : rng.int(1...30)), "vatPercent": .int(vat)])
+                lines.append([
+                    "productId": .string(native), "itemNo": .string(sku), "text": .string(fresh.lineText(&rng)), "quantity": .int(quantity),
+                    "unitPrice": .decimal(price), "discountPercent": .int(rng.chance(0.5) ? 0 : rng.int(1...30)), "vatPercent": .int(vat)
+                ])
             case .customwebshop:
-                lines.append(["product_id": .int(Int(native) ?? 0), "sku": .string(sku), "name": .string(fresh.lineText(&rng)), "quantity": .int(quantity),
-                              "price": .string(Self.money(price)), "tax_rate": .int(vat)])
+                lines.append([
+                    "product_id": .int(Int(native) ?? 0), "sku": .string(sku), "name": .string(fresh.lineText(&rng)), "quantity": .int(quantity),
+                    "price": .string(Self.money(price)), "tax_rate": .int(vat)
+                ])
             default:
-                lines.append(["ProductId": .int(Int(native) ?? 0), "Description": .string(fresh.lineText(&rng)), "Quantity": .int(quantity),
-                              "ProductUnitPrice": .decimal(price), "Allowance": .int(rng.chance(0.5) ? 0 : rng.int(1...30))])
+                lines.append([
+                    "ProductId": .int(Int(native) ?? 0), "Description": .string(fresh.lineText(&rng)), "Quantity": .int(quantity),
+                    "ProductUnitPrice": .decimal(price), "Allowance": .int(rng.chance(0.5) ? 0 : rng.int(1...30))
+                ])
             }
         }
         let status = rng.weighted([("draft", 50), ("confirmed", 30), ("processing", 20)])
@@ -366,22 +396,30 @@ extension ConvergenceRun {
         let path: String
         switch system {
         case .customerp:
-            body = ["customerId": .string(customerId), "orderNo": .string(fresh.orderNo()), "orderDate": .string(fresh.date(&rng)),
-                    "requestedDeliveryDate": .string(fresh.date(&rng)), "currencyCode": "NOK", "status": .string(Self.erpStatus[status]!),
-                    "yourReference": .string(fresh.reference()), "lines": .array(lines)]
+            body = [
+                "customerId": .string(customerId), "orderNo": .string(fresh.orderNo()), "orderDate": .string(fresh.date(&rng)),
+                "requestedDeliveryDate": .string(fresh.date(&rng)), "currencyCode": "NOK", "status": .string(Self.erpStatus[status]!),
+                "yourReference": .string(fresh.reference()), "lines": .array(lines)
+            ]
             path = "/orders"
         case .customwebshop:
-            body = ["customer_id": .int(Int(customerId) ?? 0), "status": .string(Self.shopStatus[status]!), "currency": "NOK", "line_items": .array(lines)]
+            body = [
+                "customer_id": .int(Int(customerId) ?? 0), "status": .string(Self.shopStatus[status]!), "currency": "NOK", "line_items": .array(lines)
+            ]
             path = "/orders"
         default:
-            body = ["CustomerId": .int(Int(customerId) ?? 0), "SalesOrderDate": .string(fresh.date(&rng)), "DeliveryDate": .string(fresh.date(&rng)),
-                    "CurrencyCode": "NOK", "SalesOrderStatus": "Draft", "CustomerReference": .string(fresh.reference()), "SalesOrderLines": .array(lines)]
+            body = [
+                "CustomerId": .int(Int(customerId) ?? 0), "SalesOrderDate": .string(fresh.date(&rng)), "DeliveryDate": .string(fresh.date(&rng)),
+                "CurrencyCode": "NOK", "SalesOrderStatus": "Draft", "CustomerReference": .string(fresh.reference()), "SalesOrderLines": .array(lines)
+            ]
             path = "/SalesOrders/Complete"
         }
         let record = try await post(system, path, body, "create order")
         guard let native = Oracle.id(of: record, in: system) else { throw Stack.HTTPError(description: "no id in \(record)") }
         things[id]!.origins[system] = native
-        note("create \(things[id]!.label) in \(system) as \(native) for customer #\(customer!), products \(products.map { "#\($0)" }.joined(separator: ",")): \(Self.short(body))")
+        note(
+            "create \(things[id]!.label) in \(system) as \(native) for customer #\(customer!), products \(products.map { "#\($0)" }.joined(separator: ",")): \(Self.short(body))"
+        )
         try await recordWrite(id, system, before: nil, after: record, candidates: nil, what: "created")
         return id
     }
@@ -396,7 +434,8 @@ extension ConvergenceRun {
         _ = try await present(id, in: first)
         _ = try await create(entity, in: second, twinOf: id, person: person)
         if withOrder && second == .customerp {
-            let customers = things.values.filter { $0.entity == .customer && !$0.frozen && $0.expectedSystems.contains(.customerp) }.map(\.id).sorted()
+            let customers = things.values.filter { $0.entity == .customer && !$0.frozen && $0.expectedSystems.contains(.customerp) }.map(\.id)
+                .sorted()
             try await createOrder(in: .customerp, customer: customers.isEmpty ? nil : rng.pick(customers), products: [id])
         }
     }
@@ -405,13 +444,17 @@ extension ConvergenceRun {
 
     /// Sends the steps of one edit; `nil` when the record changed under it (an ERP `412`, a
     /// PowerOffice Go line that is gone) and the edit should be made again from a fresh read.
-    func send(_ steps: [(method: String, path: String, body: JSONValue?, headers: [String: String])], _ system: SystemName) async throws -> JSONObject?? {
+    func send(_ steps: [(method: String, path: String, body: JSONValue?, headers: [String: String])], _ system: SystemName) async throws
+        -> JSONObject??
+    {
         var last: JSONObject?
         for step in steps {
             let (status, answer) = try await stack.request(system, step.method, step.path, step.body, headers: step.headers)
             if status == 412 || (system == .powerofficego && status == 404) { return .some(nil) }
             guard (200..<300).contains(status) else {
-                throw Stack.HTTPError(description: "\(step.method) \(system) \(step.path) \(step.body.map(Self.short) ?? ""): HTTP \(status) \(answer.map(Self.short) ?? "")")
+                throw Stack.HTTPError(
+                    description:
+                        "\(step.method) \(system) \(step.path) \(step.body.map(Self.short) ?? ""): HTTP \(status) \(answer.map(Self.short) ?? "")")
             }
             last = answer?.object
         }
@@ -463,7 +506,8 @@ extension ConvergenceRun {
 
     /// The requests of one edit in one system, built from the record as it is now.
     func build(_ group: Group, _ thing: Thing, _ system: SystemName, _ native: String, _ before: JSONObject) async throws
-        -> [(method: String, path: String, body: JSONValue?, headers: [String: String])] {
+        -> [(method: String, path: String, body: JSONValue?, headers: [String: String])]
+    {
         let collection = Stack.collection(system, thing.entity)
         switch system {
         case .customerp:
@@ -559,9 +603,11 @@ extension ConvergenceRun {
             case .lineRemove: lines.remove(at: k)
             case .lineAdd:
                 let add = try await newLine(thing, .customerp)
-                lines.append(["productId": .string(add.native), "itemNo": .string(add.sku), "text": .string(fresh.lineText(&rng)),
-                              "quantity": .int(fresh.quantity(&rng)), "unitPrice": .decimal(fresh.amount(&rng)),
-                              "discountPercent": .int(rng.int(0...20)), "vatPercent": .int(add.vat)])
+                lines.append([
+                    "productId": .string(add.native), "itemNo": .string(add.sku), "text": .string(fresh.lineText(&rng)),
+                    "quantity": .int(fresh.quantity(&rng)), "unitPrice": .decimal(fresh.amount(&rng)),
+                    "discountPercent": .int(rng.int(0...20)), "vatPercent": .int(add.vat)
+                ])
             default: break
             }
             return ["lines": .array(lines.map(JSONValue.object))]
@@ -611,8 +657,10 @@ extension ConvergenceRun {
             case .lineRemove: lines.remove(at: k)
             case .lineAdd:
                 let add = try await newLine(thing, .customwebshop)
-                lines.append(["product_id": .int(Int(add.native) ?? 0), "sku": .string(add.sku), "name": .string(fresh.lineText(&rng)),
-                              "quantity": .int(fresh.quantity(&rng)), "price": .string(Self.money(fresh.amount(&rng))), "tax_rate": .int(add.vat)])
+                lines.append([
+                    "product_id": .int(Int(add.native) ?? 0), "sku": .string(add.sku), "name": .string(fresh.lineText(&rng)),
+                    "quantity": .int(fresh.quantity(&rng)), "price": .string(Self.money(fresh.amount(&rng))), "tax_rate": .int(add.vat)
+                ])
             default: break
             }
             return ["line_items": .array(lines.map(JSONValue.object))]
@@ -620,7 +668,8 @@ extension ConvergenceRun {
     }
 
     func goSteps(_ group: Group, _ thing: Thing, _ native: String, _ before: JSONObject) async throws
-        -> [(method: String, path: String, body: JSONValue?, headers: [String: String])] {
+        -> [(method: String, path: String, body: JSONValue?, headers: [String: String])]
+    {
         func replace(_ path: String, _ value: JSONValue) -> [(method: String, path: String, body: JSONValue?, headers: [String: String])] {
             let collection = thing.entity == .customer ? "Customers" : thing.entity == .product ? "Products" : "SalesOrders"
             return [("PATCH", "/\(collection)/\(native)", [["op": "replace", "path": .string(path), "value": value]], [:])]
@@ -673,8 +722,15 @@ extension ConvergenceRun {
             case .lineRemove: return [("DELETE", path, nil, [:])]
             case .lineAdd:
                 let add = try await newLine(thing, .powerofficego)
-                return [("POST", "/SalesOrders/\(native)/Lines", ["ProductId": .int(Int(add.native) ?? 0), "Description": .string(fresh.lineText(&rng)),
-                                                                  "Quantity": .int(fresh.quantity(&rng)), "ProductUnitPrice": .decimal(fresh.amount(&rng))], [:])]
+                return [
+                    (
+                        "POST", "/SalesOrders/\(native)/Lines",
+                        [
+                            "ProductId": .int(Int(add.native) ?? 0), "Description": .string(fresh.lineText(&rng)),
+                            "Quantity": .int(fresh.quantity(&rng)), "ProductUnitPrice": .decimal(fresh.amount(&rng))
+                        ], [:]
+                    )
+                ]
             default: throw Stuck(description: "PowerOffice Go has no edit \(group) of \(thing.label)")
             }
         }
@@ -720,13 +776,18 @@ extension ConvergenceRun {
                     note("  deleted: it must be archived everywhere else")
                     return
                 }
-                guard status == 409 else { throw Stack.HTTPError(description: "DELETE \(goCollection)/\(native): HTTP \(status) \(answer.map(Self.short) ?? "")") }
+                guard status == 409 else {
+                    throw Stack.HTTPError(description: "DELETE \(goCollection)/\(native): HTTP \(status) \(answer.map(Self.short) ?? "")")
+                }
                 note("  refused (\(status): in use); archived instead")
             } else {
                 note("archive \(thing.label) in \(system)")
             }
-            guard case .some(let answer) = try await send([("PATCH", "/\(goCollection)/\(native)", [["op": "replace", "path": "/IsArchived", "value": true]], [:])], system),
-                  let after = try await afterWrite(id, system, native, answer) else { return }
+            guard
+                case .some(let answer) = try await send(
+                    [("PATCH", "/\(goCollection)/\(native)", [["op": "replace", "path": "/IsArchived", "value": true]], [:])], system),
+                let after = try await afterWrite(id, system, native, answer)
+            else { return }
             try await recordWrite(id, system, before: before, after: after, candidates: ["archived"], what: "archived")
         }
     }

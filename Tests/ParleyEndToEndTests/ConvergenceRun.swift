@@ -115,12 +115,14 @@ actor ConvergenceRun {
 
     private func readLinkView() async throws -> LinkView {
         var view = LinkView()
-        let rows = try await link.query("""
+        let rows = try await link.query(
+            """
             select system, entity_type, native_id, global_id::text, (extract(epoch from source_modified_at) * 1000)::bigint from member
             """)
         for row in rows {
             guard let system = SystemName(rawValue: try row.decode(String.self, at: 0)),
-                  let entity = CanonicalEntityType(rawValue: try row.decode(String.self, at: 1)) else { continue }
+                let entity = CanonicalEntityType(rawValue: try row.decode(String.self, at: 1))
+            else { continue }
             let id = try row.decode(String.self, at: 2), global = try row.decode(String.self, at: 3)
             view.members[.init(system: system, entity: entity, nativeId: id)] = (global, try row.decode(Int64?.self, at: 4))
             view.byGlobal[global, default: [:]][system] = id
@@ -155,11 +157,13 @@ actor ConvergenceRun {
     func modelValues(_ record: NormalisedRecord, _ view: LinkView) -> [String: JSONValue] {
         var values = record.values
         for reference in record.references {
-            let ref: JSONValue = thing(of: record.system, reference.entity, reference.id, view).map(Thing.ref)
+            let ref: JSONValue =
+                thing(of: record.system, reference.entity, reference.id, view).map(Thing.ref)
                 ?? .string("unknown \(reference.entity.rawValue) \(reference.id)")
             if reference.path.hasPrefix("lines["), let close = reference.path.firstIndex(of: "]"),
-               let index = Int(reference.path[reference.path.index(reference.path.startIndex, offsetBy: 6)..<close]),
-               case .array(var lines)? = values["lines"], index < lines.count, case .object(var line) = lines[index] {
+                let index = Int(reference.path[reference.path.index(reference.path.startIndex, offsetBy: 6)..<close]),
+                case .array(var lines)? = values["lines"], index < lines.count, case .object(var line) = lines[index]
+            {
                 line["product"] = ref
                 lines[index] = .object(line)
                 values["lines"] = .array(lines)
@@ -185,7 +189,9 @@ actor ConvergenceRun {
     /// own normalise ∘ denormalise (lossy conversions applied), references written as stand-ins
     /// and compared apart.
     func echo(_ thing: Thing, in system: SystemName) throws -> NormalisedRecord {
-        guard let mapper = oracle.mappings.mapper(system: system, entity: thing.entity) else { throw Stuck(description: "no table for \(system) \(thing.entity)") }
+        guard let mapper = oracle.mappings.mapper(system: system, entity: thing.entity) else {
+            throw Stuck(description: "no table for \(system) \(thing.entity)")
+        }
         var values = thing.values
         var targetIds: [String: String] = [:]
         func standIn(_ value: JSONValue?, _ entity: CanonicalEntityType) -> JSONValue? {
@@ -197,11 +203,12 @@ actor ConvergenceRun {
         if thing.entity == .order {
             values["customer"] = standIn(values["customer"], .customer)
             if case .array(let lines)? = values["lines"] {
-                values["lines"] = .array(lines.map { line in
-                    guard case .object(var o) = line else { return line }
-                    o["product"] = standIn(o["product"], .product)
-                    return .object(o)
-                })
+                values["lines"] = .array(
+                    lines.map { line in
+                        guard case .object(var o) = line else { return line }
+                        o["product"] = standIn(o["product"], .product)
+                        return .object(o)
+                    })
             }
         }
         return try mapper.expectedEcho(of: mapper.toNative(values, targetIds: targetIds))
@@ -223,18 +230,22 @@ actor ConvergenceRun {
         let lineFields = expected.carried.filter { $0 == "lines" || $0.hasPrefix("lines.") }
         for field in expected.carried where !lineFields.contains(field) && wanted(field) {
             if !Canonical.equal(expected.values[field], actual.values[field], field: field, entity: thing.entity) {
-                out.append("\(thing.label) \(field) in \(system): expected \(Canonical.text(expected.values[field])) "
-                           + "(model \(Canonical.text(thing.values[field])) by \(thing.provenance[field]?.description ?? "nobody")) "
-                           + "but it has \(Canonical.text(actual.values[field]))")
+                out.append(
+                    "\(thing.label) \(field) in \(system): expected \(Canonical.text(expected.values[field])) "
+                        + "(model \(Canonical.text(thing.values[field])) by \(thing.provenance[field]?.description ?? "nobody")) "
+                        + "but it has \(Canonical.text(actual.values[field]))")
             }
         }
         if !lineFields.isEmpty && wanted("lines") {
-            let members = lineFields.contains("lines") ? Array(lineMembers(system)).sorted() : lineFields.map { String($0.dropFirst(6)) }.filter { $0 != "product" }
+            let members =
+                lineFields.contains("lines")
+                ? Array(lineMembers(system)).sorted() : lineFields.map { String($0.dropFirst(6)) }.filter { $0 != "product" }
             if !Canonical.equal(expected.values["lines"], actual.values["lines"], field: "lines", entity: .order, lineMembers: members) {
-                out.append("\(thing.label) lines in \(system) (\(members.joined(separator: ","))): expected "
-                           + "\(Canonical.document(expected.values["lines"], field: "lines", entity: .order, lineMembers: members).serializedString()) "
-                           + "(by \(thing.provenance["lines"]?.description ?? "nobody")) but it has "
-                           + "\(Canonical.document(actual.values["lines"], field: "lines", entity: .order, lineMembers: members).serializedString())")
+                out.append(
+                    "\(thing.label) lines in \(system) (\(members.joined(separator: ","))): expected "
+                        + "\(Canonical.document(expected.values["lines"], field: "lines", entity: .order, lineMembers: members).serializedString()) "
+                        + "(by \(thing.provenance["lines"]?.description ?? "nobody")) but it has "
+                        + "\(Canonical.document(actual.values["lines"], field: "lines", entity: .order, lineMembers: members).serializedString())")
             }
             let want = (thing.values["lines"]?.array ?? []).map { $0.object?["product"] }
             let have = (actualValues["lines"]?.array ?? []).map { $0.object?["product"] }
@@ -243,7 +254,9 @@ actor ConvergenceRun {
             }
         }
         if thing.entity == .order, wanted("customer"), thing.values["customer"] != actualValues["customer"] {
-            out.append("\(thing.label) customer in \(system): expected \(Canonical.text(thing.values["customer"])) but it refers to \(Canonical.text(actualValues["customer"]))")
+            out.append(
+                "\(thing.label) customer in \(system): expected \(Canonical.text(thing.values["customer"])) but it refers to \(Canonical.text(actualValues["customer"]))"
+            )
         }
         if wanted("archived"), oracle.mappings.mapper(system: system, entity: thing.entity)?.table.carriedFields.contains("archived") == true {
             let has = actual.values["archived"] == .bool(true)
@@ -278,7 +291,8 @@ actor ConvergenceRun {
             let view = try await linkView()
             let thing = things[id]!
             guard let native = nativeId(thing, in: system, view), view.global(system, thing.entity, native) != nil,
-                  let record = try await systems([system]).record(system, thing.entity, native) else { return false }
+                let record = try await systems([system]).record(system, thing.entity, native)
+            else { return false }
             found = (native, record)
             return true
         }
@@ -301,12 +315,15 @@ actor ConvergenceRun {
             // modification time; once the record holds none of it (Parley overwrote it: a lost
             // edit, which the field checks report when it should have won), it cannot.
             if let written = thing.lastWrite[system], (view.modified(system, thing.entity, native) ?? 0) < written.at,
-               let current = try? modelValues(oracle.canonical(system, thing.entity, record), view),
-               written.values.contains(where: { field, value in
-                   field == "customer" ? current[field] == value
-                       : Canonical.equal(current[field], value, field: field, entity: thing.entity,
-                                         lineMembers: field == "lines" ? Array(lineMembers(system)).sorted() + ["product"] : nil)
-               }) {
+                let current = try? modelValues(oracle.canonical(system, thing.entity, record), view),
+                written.values.contains(where: { field, value in
+                    field == "customer"
+                        ? current[field] == value
+                        : Canonical.equal(
+                            current[field], value, field: field, entity: thing.entity,
+                            lineMembers: field == "lines" ? Array(lineMembers(system)).sorted() + ["product"] : nil)
+                })
+            {
                 waiting.append("the link service has not seen the test's write in \(system) of \(CivilTime.formatInstant(ms: written.at))")
             }
             waiting += differences(thing, system, record, view, only: fields)
@@ -317,7 +334,9 @@ actor ConvergenceRun {
     func waitSettled(_ id: Int, fields: Set<String>?) async throws {
         var last: [String] = []
         do {
-            try await waitFor("\(things[id]!.label) \(fields.map { $0.sorted().joined(separator: ",") } ?? "all fields") to agree everywhere", thing: id) {
+            try await waitFor(
+                "\(things[id]!.label) \(fields.map { $0.sorted().joined(separator: ",") } ?? "all fields") to agree everywhere", thing: id
+            ) {
                 last = try await settled(id, fields: fields)
                 return last.isEmpty
             }
@@ -333,7 +352,9 @@ actor ConvergenceRun {
     /// after one of the test's writes, at the record's new modification time. `before` is `nil`
     /// for a create. Returns the fields it recorded.
     @discardableResult
-    func recordWrite(_ id: Int, _ system: SystemName, before: JSONObject?, after: JSONObject, candidates: Set<String>?, what: String) async throws -> [String] {
+    func recordWrite(_ id: Int, _ system: SystemName, before: JSONObject?, after: JSONObject, candidates: Set<String>?, what: String) async throws
+        -> [String]
+    {
         let view = try await linkView()
         let thing = things[id]!
         let afterRecord = try oracle.canonical(system, thing.entity, after)
@@ -348,7 +369,9 @@ actor ConvergenceRun {
         var lost: [String] = []
         for field in fields where candidates.map({ $0.contains(field) }) ?? true {
             let members = field == "lines" ? Array(lineMembers(system)).sorted() + ["product"] : nil
-            let same = field == "customer" ? beforeValues[field] == afterValues[field]
+            let same =
+                field == "customer"
+                ? beforeValues[field] == afterValues[field]
                 : Canonical.equal(beforeValues[field], afterValues[field], field: field, entity: thing.entity, lineMembers: members)
             if before != nil, same { continue }
             if before == nil, afterValues[field] == nil { continue }  // a create's empty field is no write (rule 4: first contact erases nothing)
@@ -375,7 +398,8 @@ actor ConvergenceRun {
         // A person's full name is first and last name: a system that carries only those (the
         // webshop) still changes it everywhere the full name is kept (the ERP's `name`).
         if things[id]!.isPerson, !recorded.contains("name"), recorded.contains("firstName") || recorded.contains("lastName"),
-           let first = things[id]!.values["firstName"]?.string, let last = things[id]!.values["lastName"]?.string {
+            let first = things[id]!.values["firstName"]?.string, let last = things[id]!.values["lastName"]?.string
+        {
             if things[id]!.write("name", .string("\(first) \(last)"), by: stamp) { recorded.append("name (derived)") }
         }
         if !recorded.isEmpty || !lost.isEmpty {
@@ -384,9 +408,11 @@ actor ConvergenceRun {
             for field in recorded + lost where !field.hasSuffix("(derived)") { written[field] = afterValues[field] ?? .null }
             things[id]!.lastWrite[system] = Thing.LastWrite(at: max(things[id]!.lastWrite[system]?.at ?? 0, at), values: written)
         }
-        note("  \(what): \(thing.label) in \(system) at \(stamp.description): wrote \(recorded.isEmpty ? "nothing" : recorded.joined(separator: ", "))"
-             + (lost.isEmpty ? "" : "; lost to later writes: \(lost.joined(separator: ", "))")
-             + (recorded.isEmpty ? "" : " → " + recorded.compactMap { f in things[id]!.values[f].map { "\(f)=\(Self.short($0))" } }.joined(separator: " ")))
+        note(
+            "  \(what): \(thing.label) in \(system) at \(stamp.description): wrote \(recorded.isEmpty ? "nothing" : recorded.joined(separator: ", "))"
+                + (lost.isEmpty ? "" : "; lost to later writes: \(lost.joined(separator: ", "))")
+                + (recorded.isEmpty
+                    ? "" : " → " + recorded.compactMap { f in things[id]!.values[f].map { "\(f)=\(Self.short($0))" } }.joined(separator: " ")))
         return recorded
     }
 
@@ -406,16 +432,17 @@ actor ConvergenceRun {
         let lacking = all.subtracting(lineMembers(system))
         guard !lacking.isEmpty else { return lines }
         var old = (previous?.array ?? []).compactMap(\.object)
-        return .array(new.map { value in
-            guard case .object(var line) = value else { return value }
-            if let i = old.firstIndex(where: { $0["product"] == line["product"] && line["product"] != nil }) {
-                for member in lacking { line[member] = old[i][member] }
-                old.remove(at: i)
-            } else if lacking.contains("vatRate"), let product = Thing.thingId(line["product"]), let rate = things[product]?.values["vatRate"] {
-                line["vatRate"] = rate
-            }
-            return .object(line)
-        })
+        return .array(
+            new.map { value in
+                guard case .object(var line) = value else { return value }
+                if let i = old.firstIndex(where: { $0["product"] == line["product"] && line["product"] != nil }) {
+                    for member in lacking { line[member] = old[i][member] }
+                    old.remove(at: i)
+                } else if lacking.contains("vatRate"), let product = Thing.thingId(line["product"]), let rate = things[product]?.values["vatRate"] {
+                    line["vatRate"] = rate
+                }
+                return .object(line)
+            })
     }
 
     func newThing(_ entity: CanonicalEntityType) -> Int {

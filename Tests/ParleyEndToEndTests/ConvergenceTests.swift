@@ -35,20 +35,28 @@ struct ConvergenceTests {
                 var seeds: [UInt64] = []
                 for part in text.split(separator: ",") {
                     let bounds = part.split(separator: "-").compactMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
-                    if bounds.count == 2, bounds[0] <= bounds[1] { seeds += Array(bounds[0]...bounds[1]) } else if bounds.count == 1 { seeds.append(bounds[0]) }
+                    if bounds.count == 2, bounds[0] <= bounds[1] {
+                        seeds += Array(bounds[0]...bounds[1])
+                    } else if bounds.count == 1 {
+                        seeds.append(bounds[0])
+                    }
                 }
                 let chaos = env["PARLEY_CONVERGENCE_CHAOS"] ?? "0"
                 runs = seeds.flatMap { seed -> [(UInt64, Bool)] in
                     chaos == "both" ? [(seed, false), (seed, true)] : [(seed, chaos == "1" || chaos == "true" || chaos == "on")]
                 }
             }
-            return Plan(runs: runs, operations: env["PARLEY_CONVERGENCE_OPS"].flatMap { Int($0) } ?? 60,
-                        goLineAdds: env["PARLEY_CONVERGENCE_GO_LINE_ADDS"] != "0",
-                        conflicts: env["PARLEY_CONVERGENCE_CONFLICTS"] != "0",
-                        avoid: Set((env["PARLEY_CONVERGENCE_AVOID"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }),
-                        waitSeconds: env["PARLEY_CONVERGENCE_WAIT_SECONDS"].flatMap { Int($0) },
-                        convergeSeconds: env["PARLEY_CONVERGENCE_SECONDS"].flatMap { Int($0) },
-                        runMinutes: env["PARLEY_CONVERGENCE_RUN_MINUTES"].flatMap { Int($0) } ?? 12)
+            return Plan(
+                runs: runs, operations: env["PARLEY_CONVERGENCE_OPS"].flatMap { Int($0) } ?? 60,
+                goLineAdds: env["PARLEY_CONVERGENCE_GO_LINE_ADDS"] != "0",
+                conflicts: env["PARLEY_CONVERGENCE_CONFLICTS"] != "0",
+                avoid: Set(
+                    (env["PARLEY_CONVERGENCE_AVOID"] ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter {
+                        !$0.isEmpty
+                    }),
+                waitSeconds: env["PARLEY_CONVERGENCE_WAIT_SECONDS"].flatMap { Int($0) },
+                convergeSeconds: env["PARLEY_CONVERGENCE_SECONDS"].flatMap { Int($0) },
+                runMinutes: env["PARLEY_CONVERGENCE_RUN_MINUTES"].flatMap { Int($0) } ?? 12)
         }
     }
 
@@ -57,8 +65,9 @@ struct ConvergenceTests {
         var report: String
     }
 
-    @Test("Random interleaved creates, edits, conflicting edits, archives and deletes in all three systems converge: every record linked once per system, every field the last write to it, nothing parked, failed or dead-lettered, then quiet; in chaos mode with every service killed once and the broker and database restarted",
-          .timeLimit(.minutes(1000)))
+    @Test(
+        "Random interleaved creates, edits, conflicting edits, archives and deletes in all three systems converge: every record linked once per system, every field the last write to it, nothing parked, failed or dead-lettered, then quiet; in chaos mode with every service killed once and the broker and database restarted",
+        .timeLimit(.minutes(1000)))
     func convergence() async throws {
         let plan = Plan.fromEnvironment()
         let oracle = try Oracle()
@@ -148,12 +157,18 @@ struct ConvergenceTests {
             let dump = await run.linkDump()
             await run.close()
             var findings = problems + divergences
-            if quietWrites != 0 { findings.append(quietWrites < 0 ? "the quiet check could not read the adapters' metrics" : "\(quietWrites) writes in the ten quiet seconds after convergence") }
+            if quietWrites != 0 {
+                findings.append(
+                    quietWrites < 0
+                        ? "the quiet check could not read the adapters' metrics" : "\(quietWrites) writes in the ten quiet seconds after convergence")
+            }
             let passed = findings.isEmpty && completed
-            var report = "convergence \(settings): \(passed ? "passed" : "FAILED") — operations \(operated.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 0)))), "
+            var report =
+                "convergence \(settings): \(passed ? "passed" : "FAILED") — operations \(operated.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 0)))), "
                 + "converged after \(converged.formatted(.units(allowed: [.seconds], fractionalPart: .show(length: 0))))"
             if !passed {
-                report += "\n  replay: \(replay(settings))\n  logs: \(stack.logs.path)\n  findings:\n"
+                report +=
+                    "\n  replay: \(replay(settings))\n  logs: \(stack.logs.path)\n  findings:\n"
                     + findings.map { "    - \($0)" }.joined(separator: "\n")
                     + "\n  operations:\n" + log.map { "    \($0)" }.joined(separator: "\n")
                     + "\n  model:\n" + model.map { "    \($0)" }.joined(separator: "\n")
@@ -163,7 +178,8 @@ struct ConvergenceTests {
             if !passed {
                 try? dump.write(to: stack.logs.appendingPathComponent("link-database.txt"), atomically: true, encoding: .utf8)
                 let trace = (try? await stack.drainTrace()) ?? []
-                try? (trace.joined(separator: "\n") + "\n").write(to: stack.logs.appendingPathComponent("messages.txt"), atomically: true, encoding: .utf8)
+                try? (trace.joined(separator: "\n") + "\n").write(
+                    to: stack.logs.appendingPathComponent("messages.txt"), atomically: true, encoding: .utf8)
             }
             return Outcome(passed: passed, report: report)
         }

@@ -66,7 +66,10 @@ struct FreshValues: Sendable {
     static let countries = ["NO", "SE", "DK", "FI", "IS", "DE", "NL", "FR", "ES", "IT", "GB", "PL", "AT", "BE", "IE", "PT"]
     static let currencies = ["NOK", "SEK", "DKK", "EUR", "USD", "GBP", "CHF", "PLN", "ISK", "CZK"]
     /// UN/ECE units the webshop has a word for and PowerOffice Go has in its enum.
-    static let units = ["EA", "KGM", "LTR", "MTR", "HUR", "DAY", "GRM", "MLT", "CMT", "MMT", "KMT", "MTK", "MTQ", "WEE", "MON", "ANN", "BX", "PR", "SET", "XPK", "TNE", "KWH"]
+    static let units = [
+        "EA", "KGM", "LTR", "MTR", "HUR", "DAY", "GRM", "MLT", "CMT", "MMT", "KMT", "MTK", "MTQ", "WEE", "MON", "ANN", "BX", "PR", "SET", "XPK",
+        "TNE", "KWH"
+    ]
     static let vatPercents = [25, 15, 12, 0]
 
     mutating func firstName(_ r: inout SeededRandom) -> String { r.pick(Self.firstNames) + "\(next())" }
@@ -74,12 +77,16 @@ struct FreshValues: Sendable {
     mutating func companyName(_ r: inout SeededRandom) -> String { "\(r.pick(Self.companyWords)) \(r.pick(Self.trades)) \(tag()) AS" }
     mutating func email(_ r: inout SeededRandom) -> String { "\(r.pick(Self.firstNames).lowercased()).\(tag())@example.no" }
     mutating func phone() -> String { "+47 9\(String(format: "%07d", (Int(seed % 1000) * 10_000 + next()) % 10_000_000))" }
-    mutating func street(_ r: inout SeededRandom) -> String { "\(r.pick(["Storgata", "Kirkeveien", "Strandgata", "Fjordveien", "Bakkegata"])) \(next())" }
+    mutating func street(_ r: inout SeededRandom) -> String {
+        "\(r.pick(["Storgata", "Kirkeveien", "Strandgata", "Fjordveien", "Bakkegata"])) \(next())"
+    }
     mutating func line2() -> String { "Inngang \(tag())" }
     mutating func postalCode() -> String { String(format: "%04d", (Int(seed % 97) * 100 + next() * 7) % 10_000) }
     mutating func city(_ r: inout SeededRandom) -> String { "\(r.pick(Self.cities)) \(next())" }
     mutating func sku() -> String { "SKU-\(tag())" }
-    mutating func productName(_ r: inout SeededRandom) -> String { "\(r.pick(["Grovbrød", "Hvetemel", "Kaffe", "Tau", "Maling", "Konsulenttime", "Frakt"])) \(tag())" }
+    mutating func productName(_ r: inout SeededRandom) -> String {
+        "\(r.pick(["Grovbrød", "Hvetemel", "Kaffe", "Tau", "Maling", "Konsulenttime", "Frakt"])) \(tag())"
+    }
     mutating func description() -> String { "Beskrivelse \(tag())" }
     mutating func orderNo() -> String { "SO-\(tag())" }
     mutating func reference() -> String { "Ref \(tag())" }

@@ -19,19 +19,30 @@ struct EndToEndTests {
     static let customer: JSONValue = [
         "customerType": "COMPANY", "name": "Fjellheim Bakeri AS", "orgNo": "914778271", "email": "post@fjellheim-bakeri.no",
         "phone": "+47 55 12 34 56", "contactFirstName": "Ingrid", "contactLastName": "Fjellheim", "currencyCode": "NOK",
-        "address": ["line1": "Bakkegata 3", "line2": "Inngang B", "postalCode": "5015", "city": "Bergen", "countryCode": "NO"]]
+        "address": ["line1": "Bakkegata 3", "line2": "Inngang B", "postalCode": "5015", "city": "Bergen", "countryCode": "NO"]
+    ]
 
     static func product(_ sku: String, _ name: String, price: Double, vat: Int) -> JSONValue {
-        ["itemNo": .string(sku), "description": .string(name), "salesPrice": JSONValue(floatLiteral: price), "vatPercent": .number(JSONNumber(vat)),
-         "itemType": "STOCK", "ean": "7090012345678", "unitCode": "EA", "quantityOnHand": 40]
+        [
+            "itemNo": .string(sku), "description": .string(name), "salesPrice": JSONValue(floatLiteral: price),
+            "vatPercent": .number(JSONNumber(vat)),
+            "itemType": "STOCK", "ean": "7090012345678", "unitCode": "EA", "quantityOnHand": 40
+        ]
     }
 
     static func order(customer: String, lines: [(id: String, sku: String, quantity: Int, price: Double, vat: Int)]) -> JSONValue {
         // Confirmed: PowerOffice Go locks a confirmed sales order from edit, so the order's update
         // below shows the adapter unlocking it and confirming it again (docs/adapters.md).
-        ["customerId": .string(customer), "orderDate": "2026-11-20", "currencyCode": "NOK", "status": "CONFIRMED", "yourReference": "Innkjøp 7",
-         "lines": .array(lines.map { ["productId": .string($0.id), "itemNo": .string($0.sku), "quantity": .number(JSONNumber($0.quantity)),
-                                       "unitPrice": JSONValue(floatLiteral: $0.price), "vatPercent": .number(JSONNumber($0.vat))] })]
+        [
+            "customerId": .string(customer), "orderDate": "2026-11-20", "currencyCode": "NOK", "status": "CONFIRMED", "yourReference": "Innkjøp 7",
+            "lines": .array(
+                lines.map {
+                    [
+                        "productId": .string($0.id), "itemNo": .string($0.sku), "quantity": .number(JSONNumber($0.quantity)),
+                        "unitPrice": JSONValue(floatLiteral: $0.price), "vatPercent": .number(JSONNumber($0.vat))
+                    ]
+                })
+        ]
     }
 
     // MARK: finding one thing in each system
@@ -55,15 +66,21 @@ struct EndToEndTests {
     }
 
     /// Waits until `system` has the thing `key` names and it agrees with `source`'s record field by field.
-    func converged(_ stack: Stack, _ entity: CanonicalEntityType, _ key: String, from source: SystemName, to targets: [SystemName],
-                   _ what: String) async throws {
+    func converged(
+        _ stack: Stack, _ entity: CanonicalEntityType, _ key: String, from source: SystemName, to targets: [SystemName],
+        _ what: String
+    ) async throws {
         let last = Locked<[String]>([])
         do {
             try await eventually(what, stack) {
-                guard let origin = try await find(stack, source, entity, key) else { last.withLock { $0 = ["\(source) has no \(entity) \(key)"] }; return false }
+                guard let origin = try await find(stack, source, entity, key) else {
+                    last.withLock { $0 = ["\(source) has no \(entity) \(key)"] }; return false
+                }
                 var problems: [String] = []
                 for target in targets {
-                    guard let copy = try await find(stack, target, entity, key) else { problems.append("\(target) has no \(entity) \(key)"); continue }
+                    guard let copy = try await find(stack, target, entity, key) else {
+                        problems.append("\(target) has no \(entity) \(key)"); continue
+                    }
                     problems += try await oracle.differences((source, origin), (target, copy), entity, in: stack).map { "\(target): \($0)" }
                 }
                 last.withLock { $0 = problems }
@@ -93,16 +110,30 @@ struct EndToEndTests {
             // Flows 1–3 (ERP → webshop) and, once the webshop copies exist, 4–6 (webshop → PowerOffice Go).
             let customer = try await stack.call(.customerp, "POST", "/customers", Self.customer)
             let customerId = try id(customer?.object, .customerp)
-            let bread = try id(try await stack.call(.customerp, "POST", "/products", Self.product("BROD-01", "Grovbrød 750 g", price: 42.5, vat: 15))?.object, .customerp)
-            let flour = try id(try await stack.call(.customerp, "POST", "/products", Self.product("MEL-25", "Hvetemel 25 kg", price: 389, vat: 25))?.object, .customerp)
-            let order = try await stack.call(.customerp, "POST", "/orders", Self.order(customer: customerId, lines: [
-                (bread, "BROD-01", 12, 42.5, 15), (flour, "MEL-25", 2, 389, 25)]))
+            let bread = try id(
+                try await stack.call(.customerp, "POST", "/products", Self.product("BROD-01", "Grovbrød 750 g", price: 42.5, vat: 15))?.object,
+                .customerp)
+            let flour = try id(
+                try await stack.call(.customerp, "POST", "/products", Self.product("MEL-25", "Hvetemel 25 kg", price: 389, vat: 25))?.object,
+                .customerp)
+            let order = try await stack.call(
+                .customerp, "POST", "/orders",
+                Self.order(
+                    customer: customerId,
+                    lines: [
+                        (bread, "BROD-01", 12, 42.5, 15), (flour, "MEL-25", 2, 389, 25)
+                    ]))
             let orderId = try id(order?.object, .customerp)
             // Flow 4 on its own: a customer created in the webshop goes to PowerOffice Go, not to the ERP.
-            try await stack.call(.customwebshop, "POST", "/customers", [
-                "email": "kari.nordmann@example.no", "first_name": "Kari", "last_name": "Nordmann",
-                "billing": ["first_name": "Kari", "last_name": "Nordmann", "address_1": "Storgata 5", "postcode": "0155", "city": "Oslo",
-                            "country": "Norge", "phone": "+47 912 34 567", "email": "kari.nordmann@example.no"]])
+            try await stack.call(
+                .customwebshop, "POST", "/customers",
+                [
+                    "email": "kari.nordmann@example.no", "first_name": "Kari", "last_name": "Nordmann",
+                    "billing": [
+                        "first_name": "Kari", "last_name": "Nordmann", "address_1": "Storgata 5", "postcode": "0155", "city": "Oslo",
+                        "country": "Norge", "phone": "+47 912 34 567", "email": "kari.nordmann@example.no"
+                    ]
+                ])
 
             let email = "post@fjellheim-bakeri.no"
             try await converged(stack, .customer, email, from: .customerp, to: [.customwebshop], "flow 1: the ERP customer in the webshop")
@@ -117,37 +148,57 @@ struct EndToEndTests {
             try await converged(stack, .product, "MEL-25", from: .customerp, to: [.powerofficego], "flow 6: the second product")
             try await converged(stack, .order, email, from: .customerp, to: [.powerofficego], "flow 5: the order on to PowerOffice Go")
             // Flows 4 and 5 from the webshop itself: its own customer and her order.
-            try await converged(stack, .customer, "kari.nordmann@example.no", from: .customwebshop, to: [.powerofficego],
-                                "flow 4: a customer created in the webshop")
+            try await converged(
+                stack, .customer, "kari.nordmann@example.no", from: .customwebshop, to: [.powerofficego],
+                "flow 4: a customer created in the webshop")
             let kari = try id(try await find(stack, .customwebshop, .customer, "kari.nordmann@example.no"), .customwebshop)
             let shopBread = try id(try await find(stack, .customwebshop, .product, "BROD-01"), .customwebshop)
-            try await stack.call(.customwebshop, "POST", "/orders", [
-                "customer_id": .number(JSONNumber(Int(kari)!)), "status": "processing", "currency": "NOK",
-                "line_items": [["product_id": .number(JSONNumber(Int(shopBread)!)), "sku": "BROD-01", "name": "Grovbrød 750 g", "quantity": 3, "price": "48.88", "tax_rate": 15]]])
-            try await converged(stack, .order, "kari.nordmann@example.no", from: .customwebshop, to: [.powerofficego],
-                                "flow 5: an order placed in the webshop")
-            #expect(try await find(stack, .customerp, .customer, "kari.nordmann@example.no") == nil,
-                    "no flow leads from the webshop to the ERP, so the webshop's own customer is not created there")
+            try await stack.call(
+                .customwebshop, "POST", "/orders",
+                [
+                    "customer_id": .number(JSONNumber(Int(kari)!)), "status": "processing", "currency": "NOK",
+                    "line_items": [
+                        [
+                            "product_id": .number(JSONNumber(Int(shopBread)!)), "sku": "BROD-01", "name": "Grovbrød 750 g", "quantity": 3,
+                            "price": "48.88", "tax_rate": 15
+                        ]
+                    ]
+                ])
+            try await converged(
+                stack, .order, "kari.nordmann@example.no", from: .customwebshop, to: [.powerofficego],
+                "flow 5: an order placed in the webshop")
+            #expect(
+                try await find(stack, .customerp, .customer, "kari.nordmann@example.no") == nil,
+                "no flow leads from the webshop to the ERP, so the webshop's own customer is not created there")
 
             // Updates along the same flows.
             var edited = try #require(Self.customer.object)
             edited["name"] = "Fjellheim Bakeri og Konditori AS"
             edited["phone"] = "+47 55 98 76 54"
             try await stack.call(.customerp, "PUT", "/customers/\(customerId)", .object(edited))
-            try await stack.call(.customerp, "PUT", "/products/\(bread)", Self.product("BROD-01", "Grovbrød 750 g, steinovnsbakt", price: 44.9, vat: 15))
-            try await stack.call(.customerp, "PUT", "/orders/\(orderId)", Self.order(customer: customerId, lines: [
-                (bread, "BROD-01", 20, 44.9, 15), (flour, "MEL-25", 2, 389, 25)]))
+            try await stack.call(
+                .customerp, "PUT", "/products/\(bread)", Self.product("BROD-01", "Grovbrød 750 g, steinovnsbakt", price: 44.9, vat: 15))
+            try await stack.call(
+                .customerp, "PUT", "/orders/\(orderId)",
+                Self.order(
+                    customer: customerId,
+                    lines: [
+                        (bread, "BROD-01", 20, 44.9, 15), (flour, "MEL-25", 2, 389, 25)
+                    ]))
             try await converged(stack, .customer, email, from: .customerp, to: [.customwebshop, .powerofficego], "customer update from the ERP")
             try await converged(stack, .product, "BROD-01", from: .customerp, to: [.customwebshop, .powerofficego], "product update from the ERP")
             try await converged(stack, .order, email, from: .customerp, to: [.customwebshop, .powerofficego], "order update from the ERP")
 
             // Two-way after link: PowerOffice Go's edit of the customer, the webshop's edit of a product.
             let goCustomer = try id(try await find(stack, .powerofficego, .customer, email), .powerofficego)
-            try await stack.call(.powerofficego, "PATCH", "/Customers/\(goCustomer)", [["op": "replace", "path": "/PhoneNumber", "value": "+47 40 00 00 01"]])
-            try await converged(stack, .customer, email, from: .powerofficego, to: [.customwebshop, .customerp], "PowerOffice Go's customer edit everywhere")
+            try await stack.call(
+                .powerofficego, "PATCH", "/Customers/\(goCustomer)", [["op": "replace", "path": "/PhoneNumber", "value": "+47 40 00 00 01"]])
+            try await converged(
+                stack, .customer, email, from: .powerofficego, to: [.customwebshop, .customerp], "PowerOffice Go's customer edit everywhere")
             let shopFlour = try id(try await find(stack, .customwebshop, .product, "MEL-25"), .customwebshop)
             try await stack.call(.customwebshop, "PATCH", "/products/\(shopFlour)", ["name": "Hvetemel, siktet, 25 kg", "price": "499.00"])
-            try await converged(stack, .product, "MEL-25", from: .customwebshop, to: [.customerp, .powerofficego], "the webshop's product edit everywhere")
+            try await converged(
+                stack, .product, "MEL-25", from: .customwebshop, to: [.customerp, .powerofficego], "the webshop's product edit everywhere")
 
             // Rule 5: nothing more happens once everything agrees.
             let writes = try await quietWrites(stack)
@@ -163,15 +214,19 @@ struct EndToEndTests {
         }
     }
 
-    @Test("Records that already exist in two systems are matched and linked, not duplicated; an order with a new customer and new products arrives everywhere with the right references")
+    @Test(
+        "Records that already exist in two systems are matched and linked, not duplicated; an order with a new customer and new products arrives everywhere with the right references"
+    )
     func matchingAndReferences() async throws {
         try await Stack.run("matching", seed: (erp: 6, shop: 3, go: 0)) { stack in
             // The simulators seed from one generator: the webshop's three customers and products are the ERP's first three.
             let erpCustomers = try await stack.records(.customerp, .customer)
             let erpProducts = try await stack.records(.customerp, .product)
             try await eventually("every ERP customer and product in the webshop and PowerOffice Go", stack) {
-                let counts = (try await stack.records(.customwebshop, .customer).count, try await stack.records(.customwebshop, .product).count,
-                              try await stack.records(.powerofficego, .customer).count, try await stack.records(.powerofficego, .product).count)
+                let counts = (
+                    try await stack.records(.customwebshop, .customer).count, try await stack.records(.customwebshop, .product).count,
+                    try await stack.records(.powerofficego, .customer).count, try await stack.records(.powerofficego, .product).count
+                )
                 return counts == (erpCustomers.count, erpProducts.count, erpCustomers.count, erpProducts.count)
             }
             let duplicates = try await duplicateKeys(stack)
@@ -180,9 +235,12 @@ struct EndToEndTests {
             // A brand-new customer, two new products and their order, created together: the
             // adapter publishes them in whatever order one poll finds them.
             let customer = try id(try await stack.call(.customerp, "POST", "/customers", Self.customer)?.object, .customerp)
-            let a = try id(try await stack.call(.customerp, "POST", "/products", Self.product("BROD-01", "Grovbrød", price: 42.5, vat: 15))?.object, .customerp)
-            let b = try id(try await stack.call(.customerp, "POST", "/products", Self.product("MEL-25", "Hvetemel", price: 389, vat: 25))?.object, .customerp)
-            try await stack.call(.customerp, "POST", "/orders", Self.order(customer: customer, lines: [(a, "BROD-01", 3, 42.5, 15), (b, "MEL-25", 1, 389, 25)]))
+            let a = try id(
+                try await stack.call(.customerp, "POST", "/products", Self.product("BROD-01", "Grovbrød", price: 42.5, vat: 15))?.object, .customerp)
+            let b = try id(
+                try await stack.call(.customerp, "POST", "/products", Self.product("MEL-25", "Hvetemel", price: 389, vat: 25))?.object, .customerp)
+            try await stack.call(
+                .customerp, "POST", "/orders", Self.order(customer: customer, lines: [(a, "BROD-01", 3, 42.5, 15), (b, "MEL-25", 1, 389, 25)]))
             try await converged(stack, .order, "post@fjellheim-bakeri.no", from: .customerp, to: [.customwebshop], "the new order in the webshop")
             try await converged(stack, .order, "post@fjellheim-bakeri.no", from: .customerp, to: [.powerofficego], "the new order in PowerOffice Go")
         }
@@ -208,9 +266,11 @@ struct EndToEndTests {
     func badData() async throws {
         try await Stack.run("bad-data") { stack in
             // The webshop's API refuses both; an older system may hold them all the same.
-            try await stack.insertDirty(.customwebshop, "products", ["sku": "BAD-1", "name": "Ugyldig pris", "price": "abc", "tax_rate": 25, "type": "simple"])
+            try await stack.insertDirty(
+                .customwebshop, "products", ["sku": "BAD-1", "name": "Ugyldig pris", "price": "abc", "tax_rate": 25, "type": "simple"])
             try await stack.insertDirty(.customwebshop, "customers", ["email": "uten.navn@example.no"])
-            try await stack.call(.customwebshop, "POST", "/products", ["sku": "GOD-1", "name": "Gyldig vare", "price": "125.00", "tax_rate": 25, "type": "simple"])
+            try await stack.call(
+                .customwebshop, "POST", "/products", ["sku": "GOD-1", "name": "Gyldig vare", "price": "125.00", "tax_rate": 25, "type": "simple"])
             try await stack.call(.customwebshop, "POST", "/customers", ["email": "ola@example.no", "first_name": "Ola", "last_name": "Nordmann"])
             try await converged(stack, .product, "GOD-1", from: .customwebshop, to: [.powerofficego], "the good product in PowerOffice Go")
             try await converged(stack, .customer, "ola@example.no", from: .customwebshop, to: [.powerofficego], "the good customer in PowerOffice Go")
@@ -241,11 +301,12 @@ struct EndToEndTests {
                     for field in normalised.assigned { values[field] = nil }
                     for reference in normalised.references where !reference.path.contains("[") { values[reference.path] = nil }
                     if case .array(let orderLines)? = values["lines"] {
-                        values["lines"] = JSONValue.array(orderLines.map { (line: JSONValue) -> JSONValue in
-                            guard case .object(var o) = line else { return line }
-                            o["product"] = nil
-                            return JSONValue.object(o)
-                        })
+                        values["lines"] = JSONValue.array(
+                            orderLines.map { (line: JSONValue) -> JSONValue in
+                                guard case .object(var o) = line else { return line }
+                                o["product"] = nil
+                                return JSONValue.object(o)
+                            })
                     }
                     let references = try await oracle.referenceKeys(normalised, in: stack).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
                     lines.append("\(system) \(entity) \(CanonicalJSON.nest(values, entity: entity).serializedString()) \(references)")

@@ -18,7 +18,9 @@ struct Oracle: Sendable {
     }
 
     func canonical(_ system: SystemName, _ entity: CanonicalEntityType, _ record: JSONObject) throws -> NormalisedRecord {
-        guard let mapper = mappings.mapper(system: system, entity: entity) else { throw Stack.HTTPError(description: "no table for \(system) \(entity)") }
+        guard let mapper = mappings.mapper(system: system, entity: entity) else {
+            throw Stack.HTTPError(description: "no table for \(system) \(entity)")
+        }
         return try mapper.toCanonical(.object(record))
     }
 
@@ -27,8 +29,10 @@ struct Oracle: Sendable {
     /// read into canonical terms, written in `b`'s terms and read back (the mapping's own
     /// normalise ∘ denormalise), so rounding through a VAT-inclusive price or a company having no
     /// contact names in PowerOffice Go is expected, not a difference.
-    func differences(_ a: (SystemName, JSONObject), _ b: (SystemName, JSONObject), _ entity: CanonicalEntityType,
-                     in stack: Stack) async throws -> [String] {
+    func differences(
+        _ a: (SystemName, JSONObject), _ b: (SystemName, JSONObject), _ entity: CanonicalEntityType,
+        in stack: Stack
+    ) async throws -> [String] {
         let ra = try canonical(a.0, entity, a.1), rb = try canonical(b.0, entity, b.1)
         let expected = try echo(of: ra, in: b.0, referencesLike: rb)
         let skipped = Set(ra.assigned).union(rb.assigned).union(ra.references.map(\.path)).union(rb.references.map(\.path))
@@ -37,8 +41,9 @@ struct Oracle: Sendable {
         let fields = Set(ra.carried).intersection(expected.carried).subtracting(skipped).filter { ra.values[$0] != nil }.sorted()
         var problems: [String] = []
         for field in fields where !Self.same(expected.values[field], rb.values[field]) {
-            problems.append("\(field): \(b.0) should report \(expected.values[field]?.serializedString() ?? "nil") (from \(a.0) "
-                            + "\(ra.values[field]?.serializedString() ?? "nil")) but has \(rb.values[field]?.serializedString() ?? "nil")")
+            problems.append(
+                "\(field): \(b.0) should report \(expected.values[field]?.serializedString() ?? "nil") (from \(a.0) "
+                    + "\(ra.values[field]?.serializedString() ?? "nil")) but has \(rb.values[field]?.serializedString() ?? "nil")")
         }
         // References: what each side's reference points at, by natural key.
         let pa = try await referenceKeys(ra, in: stack), pb = try await referenceKeys(rb, in: stack)
@@ -51,7 +56,9 @@ struct Oracle: Sendable {
     /// What `system` reports back after being written `record`'s values. References are written
     /// as the ids `like` (the target's record) has at the same paths; they are compared apart.
     func echo(of record: NormalisedRecord, in system: SystemName, referencesLike like: NormalisedRecord) throws -> NormalisedRecord {
-        guard let mapper = mappings.mapper(system: system, entity: record.entity) else { throw Stack.HTTPError(description: "no table for \(system)") }
+        guard let mapper = mappings.mapper(system: system, entity: record.entity) else {
+            throw Stack.HTTPError(description: "no table for \(system)")
+        }
         var values = record.values
         var targetIds: [String: String] = [:]
         for reference in record.references {

@@ -1,9 +1,9 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 import ParleyCanonical
 import ParleyMapping
@@ -58,8 +58,9 @@ final class Stack: Sendable {
         /// The servers `make test` started (`PARLEY_AMQP_URL`, `PARLEY_DATABASE_URL`, `PARLEY_AMQP_MANAGEMENT_URL`).
         static var local: Servers {
             let env = ProcessInfo.processInfo.environment
-            return Servers(amqpURL: env["PARLEY_AMQP_URL"] ?? "", managementURL: env["PARLEY_AMQP_MANAGEMENT_URL"] ?? "",
-                           databaseURL: env["PARLEY_DATABASE_URL"] ?? "", shared: true)
+            return Servers(
+                amqpURL: env["PARLEY_AMQP_URL"] ?? "", managementURL: env["PARLEY_AMQP_MANAGEMENT_URL"] ?? "",
+                databaseURL: env["PARLEY_DATABASE_URL"] ?? "", shared: true)
         }
     }
 
@@ -70,8 +71,10 @@ final class Stack: Sendable {
 
     /// Starts everything and waits until the simulators answer; the services then find each
     /// other through the broker.
-    static func run<T: Sendable>(_ name: String, replicas: Int = 1, seed: (erp: Int, shop: Int, go: Int) = (0, 0, 0),
-                                 on servers: Servers = .local, _ body: @Sendable (Stack) async throws -> T) async throws -> T {
+    static func run<T: Sendable>(
+        _ name: String, replicas: Int = 1, seed: (erp: Int, shop: Int, go: Int) = (0, 0, 0),
+        on servers: Servers = .local, _ body: @Sendable (Stack) async throws -> T
+    ) async throws -> T {
         @Sendable func inside(_ vhost: ScratchVhost, _ database: PostgresConfiguration, _ databaseURL: String) async throws -> T {
             let stack = try await Stack(name: name, vhost: vhost, database: database, databaseURL: databaseURL, replicas: replicas, seed: seed)
             do {
@@ -96,7 +99,9 @@ final class Stack: Sendable {
         }
     }
 
-    private init(name: String, vhost: ScratchVhost, database: PostgresConfiguration, databaseURL: String, replicas: Int, seed: (erp: Int, shop: Int, go: Int)) async throws {
+    private init(
+        name: String, vhost: ScratchVhost, database: PostgresConfiguration, databaseURL: String, replicas: Int, seed: (erp: Int, shop: Int, go: Int)
+    ) async throws {
         self.vhost = vhost
         self.database = database
         processes = Locked([])
@@ -109,16 +114,26 @@ final class Stack: Sendable {
         go = "http://127.0.0.1:\(ports.go)"
 
         try start("customerp-simulator", ["--port", "\(ports.erp)", "--api-key", Self.erpKey, "--seed", "\(seed.erp)"])
-        try start("customwebshop-simulator", ["--port", "\(ports.shop)", "--consumer-key", Self.shopKey, "--consumer-secret", Self.shopSecret,
-                                              "--seed", "\(seed.shop)", "--webhook-secret", Self.webhookSecret,
-                                              "--webhook-url", "http://127.0.0.1:\(ports.webhook)/webhooks/customwebshop"])
-        try start("powerofficego-simulator", ["--port", "\(ports.go)", "--application-key", Self.goKeys.application,
-                                              "--client-key", Self.goKeys.client, "--subscription-key", Self.goKeys.subscription,
-                                              "--seed", "\(seed.go)", "--rate-limit", "20"])
+        try start(
+            "customwebshop-simulator",
+            [
+                "--port", "\(ports.shop)", "--consumer-key", Self.shopKey, "--consumer-secret", Self.shopSecret,
+                "--seed", "\(seed.shop)", "--webhook-secret", Self.webhookSecret,
+                "--webhook-url", "http://127.0.0.1:\(ports.webhook)/webhooks/customwebshop"
+            ])
+        try start(
+            "powerofficego-simulator",
+            [
+                "--port", "\(ports.go)", "--application-key", Self.goKeys.application,
+                "--client-key", Self.goKeys.client, "--subscription-key", Self.goKeys.subscription,
+                "--seed", "\(seed.go)", "--rate-limit", "20"
+            ])
         for url in [erp + "/_admin/records", shop + "/_admin/records", go + "/_admin/records"] { try await waitUntilAnswering(url) }
 
-        let common = ["PARLEY_AMQP_URL": vhost.url, "PARLEY_DATABASE_URL": databaseURL, "PARLEY_REPOSITORY": Self.root.path,
-                      "PARLEY_LOG_LEVEL": "info", "PARLEY_HTTP_PORT": "0"]
+        let common = [
+            "PARLEY_AMQP_URL": vhost.url, "PARLEY_DATABASE_URL": databaseURL, "PARLEY_REPOSITORY": Self.root.path,
+            "PARLEY_LOG_LEVEL": "info", "PARLEY_HTTP_PORT": "0"
+        ]
         // The link service migrates the database the adapters share, so it goes first.
         try start("link-service", [], env: common)
         try start("mapping-service", [], env: common)
@@ -130,18 +145,26 @@ final class Stack: Sendable {
             return common.merging(extra.merging(["PARLEY_HTTP_PORT": "\(port)"]) { a, _ in a }) { _, b in b }
         }
         for replica in 0..<replicas {
-            try start("customerp-adapter", ["--poll-seconds", "0.5"], env: adapter([
-                "PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": Self.erpKey]), replica: replica)
+            try start(
+                "customerp-adapter", ["--poll-seconds", "0.5"],
+                env: adapter([
+                    "PARLEY_CUSTOMERP_URL": erp, "PARLEY_CUSTOMERP_API_KEY": Self.erpKey
+                ]), replica: replica)
             // The simulator posts its webhooks to the first replica; the others poll if they hold the lease.
-            try start("customwebshop-adapter", ["--poll-seconds", "0.5", "--webhook-port", "\(replica == 0 ? ports.webhook : Self.port())"],
-                      env: adapter([
-                        "PARLEY_CUSTOMWEBSHOP_URL": shop, "PARLEY_CUSTOMWEBSHOP_KEY": Self.shopKey, "PARLEY_CUSTOMWEBSHOP_SECRET": Self.shopSecret,
-                        "PARLEY_CUSTOMWEBSHOP_WEBHOOK_SECRET": Self.webhookSecret]), replica: replica)
+            try start(
+                "customwebshop-adapter", ["--poll-seconds", "0.5", "--webhook-port", "\(replica == 0 ? ports.webhook : Self.port())"],
+                env: adapter([
+                    "PARLEY_CUSTOMWEBSHOP_URL": shop, "PARLEY_CUSTOMWEBSHOP_KEY": Self.shopKey, "PARLEY_CUSTOMWEBSHOP_SECRET": Self.shopSecret,
+                    "PARLEY_CUSTOMWEBSHOP_WEBHOOK_SECRET": Self.webhookSecret
+                ]), replica: replica)
             // Go's feed has no deletes; the adapter finds them by comparing ids, every 2 s here (300 by default).
-            try start("powerofficego-adapter", ["--poll-seconds", "0.5", "--reconcile-seconds", "2"], env: adapter([
-                "PARLEY_POWEROFFICE_URL": go + "/v2", "PARLEY_POWEROFFICE_TOKEN_URL": go + "/OAuth/Token",
-                "PARLEY_POWEROFFICE_APPLICATION_KEY": Self.goKeys.application, "PARLEY_POWEROFFICE_CLIENT_KEY": Self.goKeys.client,
-                "PARLEY_POWEROFFICE_SUBSCRIPTION_KEY": Self.goKeys.subscription]), replica: replica)
+            try start(
+                "powerofficego-adapter", ["--poll-seconds", "0.5", "--reconcile-seconds", "2"],
+                env: adapter([
+                    "PARLEY_POWEROFFICE_URL": go + "/v2", "PARLEY_POWEROFFICE_TOKEN_URL": go + "/OAuth/Token",
+                    "PARLEY_POWEROFFICE_APPLICATION_KEY": Self.goKeys.application, "PARLEY_POWEROFFICE_CLIENT_KEY": Self.goKeys.client,
+                    "PARLEY_POWEROFFICE_SUBSCRIPTION_KEY": Self.goKeys.subscription
+                ]), replica: replica)
         }
     }
 
@@ -170,7 +193,9 @@ final class Stack: Sendable {
 
     /// Starts `name` with its output appended to `log`.
     private static func launch(_ name: String, _ arguments: [String], environment: [String: String], log: URL) throws -> Process {
-        guard let executable = builtExecutable(name) else { throw HTTPError(description: "\(name) is not built next to the tests (swift build --build-tests)") }
+        guard let executable = builtExecutable(name) else {
+            throw HTTPError(description: "\(name) is not built next to the tests (swift build --build-tests)")
+        }
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments
@@ -195,11 +220,13 @@ final class Stack: Sendable {
 
     /// SIGKILLs one process (`<name>-<replica>`) and waits until it is gone; ``restart(_:)`` starts it again.
     func kill(_ label: String) async throws {
-        guard let process = processes.withLock({ all -> Process? in
-            guard let i = all.firstIndex(where: { $0.label == label }) else { return nil }
-            all[i].killed = true
-            return all[i].process
-        }) else { throw HTTPError(description: "no process \(label)") }
+        guard
+            let process = processes.withLock({ all -> Process? in
+                guard let i = all.firstIndex(where: { $0.label == label }) else { return nil }
+                all[i].killed = true
+                return all[i].process
+            })
+        else { throw HTTPError(description: "no process \(label)") }
         if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) }
         for _ in 0..<600 where process.isRunning { try await Task.sleep(for: .milliseconds(20)) }
         appendToLog(label, "----- killed with SIGKILL by the test -----")
@@ -226,7 +253,8 @@ final class Stack: Sendable {
 
     private func appendToLog(_ label: String, _ line: String) {
         guard let log = processes.withLock({ all in all.first { $0.label == label }?.log }),
-              let handle = try? FileHandle(forWritingTo: log) else { return }
+            let handle = try? FileHandle(forWritingTo: log)
+        else { return }
         handle.seekToEndOfFile()
         handle.write(Data("\(line)\n".utf8))
         try? handle.close()
@@ -246,8 +274,10 @@ final class Stack: Sendable {
     }
 
     @discardableResult
-    static func http(_ method: String, _ url: String, headers: [String: String] = [:], body: JSONValue? = nil,
-                     contentType: String = "application/json") async throws -> (Int, JSONValue?) {
+    static func http(
+        _ method: String, _ url: String, headers: [String: String] = [:], body: JSONValue? = nil,
+        contentType: String = "application/json"
+    ) async throws -> (Int, JSONValue?) {
         var request = URLRequest(url: URL(string: url)!)
         request.httpMethod = method
         for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
@@ -272,8 +302,10 @@ final class Stack: Sendable {
     /// A call to a system's API as its users make them (credentials, `Idempotency-Key` on a
     /// create, JSON Patch for PowerOffice Go), whatever the answer: its status and body. The
     /// simulators' rate limits apply to tests too, so a 429 is waited out and tried again.
-    func request(_ system: SystemName, _ method: String, _ path: String, _ body: JSONValue? = nil,
-                 headers extra: [String: String] = [:]) async throws -> (Int, JSONValue?) {
+    func request(
+        _ system: SystemName, _ method: String, _ path: String, _ body: JSONValue? = nil,
+        headers extra: [String: String] = [:]
+    ) async throws -> (Int, JSONValue?) {
         var headers: [String: String] = extra
         var base: String
         var contentType = "application/json"
@@ -309,7 +341,8 @@ final class Stack: Sendable {
         if let cached = token.withLock({ $0 }) { return cached }
         var request = URLRequest(url: URL(string: go + "/OAuth/Token")!)
         request.httpMethod = "POST"
-        request.setValue("Basic " + Data("\(Self.goKeys.application):\(Self.goKeys.client)".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
+        request.setValue(
+            "Basic " + Data("\(Self.goKeys.application):\(Self.goKeys.client)".utf8).base64EncodedString(), forHTTPHeaderField: "Authorization")
         request.setValue(Self.goKeys.subscription, forHTTPHeaderField: "Ocp-Apim-Subscription-Key")
         request.setValue("application/x-www-form-urlencoded", forHTTPHeaderField: "Content-Type")
         request.httpBody = Data("grant_type=client_credentials".utf8)
@@ -364,7 +397,8 @@ final class Stack: Sendable {
             guard let (data, _) = try? await URLSession.shared.data(from: URL(string: url)!) else { continue }
             for line in String(decoding: data, as: UTF8.self).split(separator: "\n") where line.hasPrefix("parley_commands_total{") {
                 guard let system = line.firstRange(of: "system=\"").map({ line[$0.upperBound...].prefix { $0 != "\"" } }),
-                      let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
+                    let value = line.split(separator: " ").last.flatMap({ Double($0) })
+                else { continue }
                 counts["\(system)-adapter.commands", default: 0] += Int(value)
             }
         }
@@ -395,8 +429,9 @@ final class Stack: Sendable {
 
     /// The `parley-error` header of each message in a dead-letter queue (read and put back).
     func deadLetterReasons(_ queue: String) async throws -> [String] {
-        let messages = try await management("/api/queues/\(vhost.name)/\(queue).dead/get", method: "POST",
-                                            body: #"{"count":50,"ackmode":"ack_requeue_true","encoding":"auto"}"#)
+        let messages = try await management(
+            "/api/queues/\(vhost.name)/\(queue).dead/get", method: "POST",
+            body: #"{"count":50,"ackmode":"ack_requeue_true","encoding":"auto"}"#)
         return (messages?.array ?? []).compactMap { $0["properties"]?["headers"]?["parley-error"]?.string }
     }
 
@@ -407,8 +442,10 @@ final class Stack: Sendable {
         var out: [String] = []
         for name in queues.compactMap({ $0["name"]?.string }).filter({ $0.hasSuffix(".dead") }).sorted() {
             let base = String(name.dropLast(".dead".count))
-            let messages = try await management("/api/queues/\(vhost.name)/\(name)/get", method: "POST",
-                                                body: #"{"count":50,"ackmode":"ack_requeue_true","encoding":"auto"}"#)?.array ?? []
+            let messages =
+                try await management(
+                    "/api/queues/\(vhost.name)/\(name)/get", method: "POST",
+                    body: #"{"count":50,"ackmode":"ack_requeue_true","encoding":"auto"}"#)?.array ?? []
             for message in messages {
                 let reason = message["properties"]?["headers"]?["parley-error"]?.string ?? "no parley-error header"
                 out.append("\(base): \(reason)")
@@ -427,7 +464,8 @@ final class Stack: Sendable {
             if names.isSuperset(of: exchanges) { break }
             try await Task.sleep(for: .milliseconds(250))
         }
-        _ = try await vhost.management("PUT", "/api/queues/\(vhost.name)/test.trace", body: #"{"durable":true,"auto_delete":false,"arguments":{"x-queue-type":"classic"}}"#)
+        _ = try await vhost.management(
+            "PUT", "/api/queues/\(vhost.name)/test.trace", body: #"{"durable":true,"auto_delete":false,"arguments":{"x-queue-type":"classic"}}"#)
         for exchange in exchanges {
             _ = try await vhost.management("POST", "/api/bindings/\(vhost.name)/e/\(exchange)/q/test.trace", body: ##"{"routing_key":"#"}"##)
         }
@@ -437,8 +475,10 @@ final class Stack: Sendable {
     func drainTrace() async throws -> [String] {
         var out: [String] = []
         while true {
-            let batch = try await management("/api/queues/\(vhost.name)/test.trace/get", method: "POST",
-                                             body: #"{"count":2000,"ackmode":"ack_requeue_false","encoding":"auto"}"#)?.array ?? []
+            let batch =
+                try await management(
+                    "/api/queues/\(vhost.name)/test.trace/get", method: "POST",
+                    body: #"{"count":2000,"ackmode":"ack_requeue_false","encoding":"auto"}"#)?.array ?? []
             for message in batch {
                 out.append("\(message["exchange"]?.string ?? "?") \(message["routing_key"]?.string ?? "?") \(message["payload"]?.string ?? "")")
             }
@@ -461,8 +501,10 @@ final class Stack: Sendable {
 
 /// Waits until `condition` holds, re-evaluating it every half second; fails after `limit`
 /// with the last value `describe` gives.
-func eventually(_ what: String, within limit: Duration = .seconds(90), _ stack: Stack,
-                _ condition: @escaping @Sendable () async throws -> Bool) async throws {
+func eventually(
+    _ what: String, within limit: Duration = .seconds(90), _ stack: Stack,
+    _ condition: @escaping @Sendable () async throws -> Bool
+) async throws {
     let clock = ContinuousClock()
     let deadline = clock.now.advanced(by: limit)
     var lastError: (any Error)?

@@ -20,11 +20,14 @@ struct LinkRulesTests {
     }
 
     static func erpCustomer(_ id: String, phone: String? = nil) throws -> Envelope {
-        var record: JSONObject = ["id": .string(id), "customerType": "COMPANY", "name": "Fjord Fisk AS", "orgNo": "923609016",
-                                  "email": "post@fjordfisk.no"]
+        var record: JSONObject = [
+            "id": .string(id), "customerType": "COMPANY", "name": "Fjord Fisk AS", "orgNo": "923609016",
+            "email": "post@fjordfisk.no"
+        ]
         if let phone { record["phone"] = .string(phone) }
-        let change = try Envelope(kind: .change, system: .customerp, entityType: .customer, entityId: id,
-                                  time: Date(timeIntervalSince1970: 1_700_000_000), payload: ChangePayload(record: .object(record)).json)
+        let change = try Envelope(
+            kind: .change, system: .customerp, entityType: .customer, entityId: id,
+            time: Date(timeIntervalSince1970: 1_700_000_000), payload: ChangePayload(record: .object(record)).json)
         return try MappingProcessor(mappings: mappings).process(change: change).envelope
     }
 

@@ -21,8 +21,9 @@ struct ConditionalWriteScenarioTests {
 
     static func failed(_ request: Envelope, kind: String, transient: Bool) throws -> Envelope {
         let sync = try SyncRequestPayload(json: request.payload)
-        let payload = FailedPayload(stage: "adapter", writeId: sync.writeId, globalId: request.entityId, operation: sync.operation, kind: kind,
-                                    reason: "customwebshop product 702: \(kind)", transient: transient, targetId: sync.targetId)
+        let payload = FailedPayload(
+            stage: "adapter", writeId: sync.writeId, globalId: request.entityId, operation: sync.operation, kind: kind,
+            reason: "customwebshop product 702: \(kind)", transient: transient, targetId: sync.targetId)
         return try Envelope.caused(by: request, kind: .failed, payload: payload.json)
     }
 
@@ -44,7 +45,9 @@ struct ConditionalWriteScenarioTests {
         return try #require(try await h.takeRequests().first { $0.system == .customwebshop })
     }
 
-    @Test("An update's base is the record's time after Parley's last write to it, then the time of its own last change", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "An update's base is the record's time after Parley's last write to it, then the time of its own last change",
+        arguments: LinkHarness.Backend.allCases)
     func baseFollowsTheRecord(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             let update = try await Self.edited(h)
@@ -66,7 +69,9 @@ struct ConditionalWriteScenarioTests {
         }
     }
 
-    @Test("changed: the write waits for the record's change, which is merged (its edit kept) and the merged state written back with the new base; nothing is recorded as failed", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "changed: the write waits for the record's change, which is merged (its edit kept) and the merged state written back with the new base; nothing is recorded as failed",
+        arguments: LinkHarness.Backend.allCases)
     func changedRecordMergedThenWritten(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             let update = try await Self.edited(h)
@@ -96,8 +101,11 @@ struct ConditionalWriteScenarioTests {
             let update = try await Self.edited(h)
             var shop = try #require(Self.shopProduct.object)
             shop["price"] = "114.00"
-            #expect(try await h.change(.customwebshop, .product, "702", .object(shop), at: 3) == .held(global: try #require(
-                try await h.pool.query("select global_id from member where native_id = '702'").first?.decode(UUID.self, at: 0))))
+            #expect(
+                try await h.change(.customwebshop, .product, "702", .object(shop), at: 3)
+                    == .held(
+                        global: try #require(
+                            try await h.pool.query("select global_id from member where native_id = '702'").first?.decode(UUID.self, at: 0))))
             try await h.deliver(try Self.failed(update, kind: "changed", transient: true))
             #expect(try await h.count("parked") == 0)
             #expect(try await h.count("write_slot where system = 'customwebshop'") == 1)
@@ -106,7 +114,9 @@ struct ConditionalWriteScenarioTests {
         }
     }
 
-    @Test("gone: no failure and no retry; the record's delete, published by the adapter, archives the other members", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "gone: no failure and no retry; the record's delete, published by the adapter, archives the other members",
+        arguments: LinkHarness.Backend.allCases)
     func goneRecord(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             let update = try await Self.edited(h)
@@ -114,8 +124,9 @@ struct ConditionalWriteScenarioTests {
             #expect(try await h.count("write_slot where system = 'customwebshop'") == 0)
             #expect(try await h.count("failed") == 0)
             #expect(try await h.count("parked") == 0)
-            let delete = try Envelope(kind: .change, system: .customwebshop, entityType: .product, entityId: "702",
-                                      time: Date(timeIntervalSince1970: 1_700_000_004), payload: ChangePayload(operation: .delete, record: nil).json)
+            let delete = try Envelope(
+                kind: .change, system: .customwebshop, entityType: .product, entityId: "702",
+                time: Date(timeIntervalSince1970: 1_700_000_004), payload: ChangePayload(operation: .delete, record: nil).json)
             try await h.deliver(try h.processor.process(change: delete).envelope)
             let archive = try #require(try await h.takeRequests().first { $0.system == .customerp })
             #expect(try SyncRequestPayload(json: archive.payload).operation == .archive)

@@ -15,15 +15,18 @@ struct ExistingRecordScenarioTests {
     typealias S = LinkScenarioTests
 
     static func exists(_ create: Envelope, existingId: String) throws -> Envelope {
-        let payload = FailedPayload(stage: "adapter", writeId: try SyncRequestPayload(json: create.payload).writeId, globalId: create.entityId,
-                                    operation: .create, kind: "exists", reason: "customwebshop already has a product with sku 'KAFFE-500': id \(existingId)",
-                                    transient: true, existingId: existingId)
+        let payload = FailedPayload(
+            stage: "adapter", writeId: try SyncRequestPayload(json: create.payload).writeId, globalId: create.entityId,
+            operation: .create, kind: "exists", reason: "customwebshop already has a product with sku 'KAFFE-500': id \(existingId)",
+            transient: true, existingId: existingId)
         return try Envelope.caused(by: create, kind: .failed, payload: payload.json)
     }
 
     static let shopProduct: JSONValue = ["id": 702, "sku": "KAFFE-500", "name": "Kaffe", "price": "91.08", "tax_rate": 15, "type": "simple"]
 
-    @Test("The refusal arrives first, then the record found by its key: it is linked, the failure cleared, and the create sent again becomes an update of that record", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "The refusal arrives first, then the record found by its key: it is linked, the failure cleared, and the create sent again becomes an update of that record",
+        arguments: LinkHarness.Backend.allCases)
     func linkedThenUpdated(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend, lease: .seconds(60)) { h in
             try await h.change(.customerp, .product, "P-1", S.erpProduct, at: 0)
@@ -46,7 +49,9 @@ struct ExistingRecordScenarioTests {
         }
     }
 
-    @Test("The record found by its key already belongs to another entity: a duplicate conflict, reported with its reason, the create not sent again", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "The record found by its key already belongs to another entity: a duplicate conflict, reported with its reason, the create not sent again",
+        arguments: LinkHarness.Backend.allCases)
     func duplicateEntity(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             try await h.change(.customerp, .product, "P-1", S.erpProduct, at: 0)

@@ -15,12 +15,14 @@ import ParleyEnvelope
 struct LineMergeScenarioTests {
     /// The ERP's products: coffee at 15 % VAT, cups at 25 %, tea at 12 %.
     static let products: [(id: String, sku: String, price: Double, vatPercent: Int, shopId: Int, goId: Int)] = [
-        ("P-1", "KAFFE-500", 79.2, 15, 701, 88001), ("P-2", "KOPP", 49, 25, 702, 88002), ("P-3", "TE-100", 30, 12, 703, 88003),
+        ("P-1", "KAFFE-500", 79.2, 15, 701, 88001), ("P-2", "KOPP", 49, 25, 702, 88002), ("P-3", "TE-100", 30, 12, 703, 88003)
     ]
 
     static func erpProduct(_ p: (id: String, sku: String, price: Double, vatPercent: Int, shopId: Int, goId: Int)) -> JSONValue {
-        ["id": .string(p.id), "itemNo": .string(p.sku), "description": .string(p.sku), "salesPrice": .number(JSONNumber("\(p.price)")!),
-         "vatPercent": .number(JSONNumber(p.vatPercent)), "itemType": "STOCK"]
+        [
+            "id": .string(p.id), "itemNo": .string(p.sku), "description": .string(p.sku), "salesPrice": .number(JSONNumber("\(p.price)")!),
+            "vatPercent": .number(JSONNumber(p.vatPercent)), "itemType": "STOCK"
+        ]
     }
 
     /// ERP order O-1 of customer C-1: sixteen coffee with a 10 % discount, two cups.
@@ -28,8 +30,8 @@ struct LineMergeScenarioTests {
         "id": "O-1", "orderNo": "SO-1", "customerId": "C-1", "orderDate": "2026-11-03", "status": "CONFIRMED", "currencyCode": "NOK",
         "lines": [
             ["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 16, "unitPrice": 79.2, "discountPercent": 10, "vatPercent": 15],
-            ["productId": "P-2", "itemNo": "KOPP", "quantity": 2, "unitPrice": 49, "vatPercent": 25],
-        ],
+            ["productId": "P-2", "itemNo": "KOPP", "quantity": 2, "unitPrice": 49, "vatPercent": 25]
+        ]
     ]
 
     /// Customer C-1 and the products in all three systems; then order O-1 from the ERP, written
@@ -64,11 +66,12 @@ struct LineMergeScenarioTests {
         var record = command.record
         record["Id"] = 5551
         record["SalesOrderNo"] = 10001
-        record["SalesOrderLines"] = .array((record["SalesOrderLines"]?.array ?? []).map { line in
-            var line = line
-            line["VatRate"] = 0.25
-            return line
-        })
+        record["SalesOrderLines"] = .array(
+            (record["SalesOrderLines"]?.array ?? []).map { line in
+                var line = line
+                line["VatRate"] = 0.25
+                return line
+            })
         var shop = shopCommand.record
         shop["id"] = 9001
         shop["number"] = "9001"
@@ -93,7 +96,9 @@ struct LineMergeScenarioTests {
         var shopRecord = shop.record
         shopRecord["id"] = 9001
         shopRecord["number"] = "9001"
-        #expect(try await h.change(.customerp, .order, "O-1", .object(erpRecord), at: seconds + 1) == .unchanged(global: try #require(GlobalRef(toErp.entityId)).id))
+        #expect(
+            try await h.change(.customerp, .order, "O-1", .object(erpRecord), at: seconds + 1)
+                == .unchanged(global: try #require(GlobalRef(toErp.entityId)).id))
         try await h.change(.customwebshop, .order, "9001", .object(shopRecord), at: seconds + 1)
         #expect(try await h.takeRequests().isEmpty, "their echoes are no edit")
         return (erp.record, shop.record)
@@ -101,7 +106,9 @@ struct LineMergeScenarioTests {
 
     static func lines(_ record: JSONObject, _ array: String) -> [JSONValue] { record[array]?.array ?? [] }
 
-    @Test("PowerOffice Go edits a line's quantity, adds a line and removes one: the ERP and the webshop get each with their VAT rates and discounts intact, and Go is written nothing", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "PowerOffice Go edits a line's quantity, adds a line and removes one: the ERP and the webshop get each with their VAT rates and discounts intact, and Go is written nothing",
+        arguments: LinkHarness.Backend.allCases)
     func goEditsAddsAndRemovesLines(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             var (global, _, go) = try await Self.orderEverywhere(h)
@@ -128,7 +135,8 @@ struct LineMergeScenarioTests {
             #expect(try await h.change(.powerofficego, .order, "5551", .object(go), at: 32) == .unchanged(global: global))
 
             // A line added in Go, which has no VAT rate for it: it takes its product's (tea, 12 %).
-            goLines.insert(["ProductId": 88003, "ProductCode": "TE-100", "Quantity": 4, "ProductUnitPrice": 30, "Allowance": 0, "VatRate": 0.25], at: 1)
+            goLines.insert(
+                ["ProductId": 88003, "ProductCode": "TE-100", "Quantity": 4, "ProductUnitPrice": 30, "Allowance": 0, "VatRate": 0.25], at: 1)
             go["SalesOrderLines"] = .array(goLines)
             try await h.change(.powerofficego, .order, "5551", .object(go), at: 40)
             state = try await h.state(of: .customerp, .order, "O-1")
@@ -153,7 +161,9 @@ struct LineMergeScenarioTests {
         }
     }
 
-    @Test("The webshop, which carries no line discount, edits a quantity: the ERP's discount stays, and PowerOffice Go gets the new quantity with it", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "The webshop, which carries no line discount, edits a quantity: the ERP's discount stays, and PowerOffice Go gets the new quantity with it",
+        arguments: LinkHarness.Backend.allCases)
     func shopKeepsDiscount(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             var (_, record, _) = try await Self.orderEverywhere(h)
@@ -175,18 +185,23 @@ struct LineMergeScenarioTests {
 }
 
 extension LineMergeScenarioTests {
-    @Test("A person's first-name edit in the webshop (which has no full name) reaches the ERP's full name too, and nothing echoes back", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "A person's first-name edit in the webshop (which has no full name) reaches the ERP's full name too, and nothing echoes back",
+        arguments: LinkHarness.Backend.allCases)
     func personNameFollows(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
-            let erpPerson: JSONValue = ["id": "C-7", "customerType": "PERSON", "name": "Kari Nordmann", "contactFirstName": "Kari",
-                                        "contactLastName": "Nordmann", "email": "kari@nordmann.no"]
+            let erpPerson: JSONValue = [
+                "id": "C-7", "customerType": "PERSON", "name": "Kari Nordmann", "contactFirstName": "Kari",
+                "contactLastName": "Nordmann", "email": "kari@nordmann.no"
+            ]
             try await h.change(.customerp, .customer, "C-7", erpPerson, at: 0)
             try await h.written(try await h.takeRequests()[0], nativeId: "507")
             let toGo = try await h.takeRequests()
             try await h.written(toGo[0], nativeId: "1234507")
             #expect(try await h.takeRequests().isEmpty)
 
-            try await h.change(.customwebshop, .customer, "507", LinkScenarioTests.shopCustomer(507, email: "kari@nordmann.no", first: "Karianne"), at: 10)
+            try await h.change(
+                .customwebshop, .customer, "507", LinkScenarioTests.shopCustomer(507, email: "kari@nordmann.no", first: "Karianne"), at: 10)
             let state = try await h.state(of: .customerp, .customer, "C-7")
             #expect(state["name"] == "Karianne Nordmann" && state["firstName"] == "Karianne")
             let requests = try await h.takeRequests()

@@ -16,8 +16,9 @@ struct LinkBatchTests {
 
     /// A canonical message the engine cannot take (its payload is no canonical payload).
     static func broken(_ good: Envelope) throws -> Envelope {
-        try Envelope(kind: .canonical, system: good.system, entityType: good.entityType, entityId: good.entityId + "-broken",
-                     time: good.time, payload: ["nonsense": 1])
+        try Envelope(
+            kind: .canonical, system: good.system, entityType: good.entityType, entityId: good.entityId + "-broken",
+            time: good.time, payload: ["nonsense": 1])
     }
 
     @Test("One bad message in a batch is rejected alone: the others commit, the batch runs again with a savepoint per message")
@@ -68,22 +69,28 @@ struct LinkBatchTests {
             var slots: [String]
         }
         func end(_ h: LinkHarness) async throws -> End {
-            let states = try await h.pool.query("""
+            let states = try await h.pool.query(
+                """
                 select m.system || '/' || m.native_id || ' ' || g.state::text || ' ' || coalesce(m.snapshot_hash, '-')
                 from member m join global_entity g on g.id = m.global_id order by 1
-                """).map { try $0.decode(String.self, at: 0) }
+                """
+            ).map { try $0.decode(String.self, at: 0) }
             let requests = try await h.takeRequests().map { request -> String in
                 let payload = try SyncRequestPayload(json: request.payload)
                 return "\(request.system) \(payload.operation) \(payload.entity)"
             }
-            let keys = try await h.pool.query("""
+            let keys = try await h.pool.query(
+                """
                 select n.kind || '=' || n.value || ' ' || m.native_id from natural_key n join member m on m.global_id = n.global_id
                 where m.system = 'customerp' order by 1
-                """).map { try $0.decode(String.self, at: 0) }
-            let slots = try await h.pool.query("""
+                """
+            ).map { try $0.decode(String.self, at: 0) }
+            let slots = try await h.pool.query(
+                """
                 select m.native_id || ' -> ' || s.system || ' ' || s.operation || ' ' || s.pending from write_slot s
                 join member m on m.global_id = s.global_id and m.system = 'customerp' order by 1
-                """).map { try $0.decode(String.self, at: 0) }
+                """
+            ).map { try $0.decode(String.self, at: 0) }
             return End(states: states, requests: requests, keys: keys, slots: slots)
         }
         var batched: End?
@@ -119,7 +126,7 @@ struct LinkBatchTests {
             let first = [
                 try h.canonical(.customerp, .customer, "C-1", S.erpCustomer("C-1", phone: "1"), at: 0),
                 try h.canonical(.customerp, .customer, "C-2", S.erpCustomer("C-2", org: "914778271", email: "c2@example.no"), at: 1),
-                try h.canonical(.customerp, .product, "P-1", product, at: 2),
+                try h.canonical(.customerp, .product, "P-1", product, at: 2)
             ]
             var cheaper = product
             cheaper["salesPrice"] = 69.5
@@ -136,12 +143,13 @@ struct LinkBatchTests {
                 try h.canonical(.customerp, .customer, "C-3", S.erpCustomer("C-3", email: "c3@example.no"), at: 14),
                 // C-2's keys change, in the ERP, while the write the webshop's join sent it (the
                 // names the webshop has) is in flight: held until that write is answered.
-                try h.canonical(.customerp, .customer, "C-2", S.erpCustomer("C-2", org: "914778271", email: "renamed@example.no"), at: 15),
+                try h.canonical(.customerp, .customer, "C-2", S.erpCustomer("C-2", org: "914778271", email: "renamed@example.no"), at: 15)
             ]
             return [first, second]
         }
         func end(_ h: LinkHarness) async throws -> [String] {
-            let rows = try await h.pool.query("""
+            let rows = try await h.pool.query(
+                """
                 select 'member ' || m.system || '/' || m.native_id || ' ' || g.state::text || ' ' || coalesce(m.snapshot_hash, '-')
                     || ' ' || coalesce(m.source_modified_at::text, '-')
                   from member m join global_entity g on g.id = m.global_id
@@ -153,7 +161,8 @@ struct LinkBatchTests {
                 union all select 'conflict ' || c.system || '/' || c.native_id || ' with ' || c.member_id from conflict c
                 union all select 'entities ' || count(*) from global_entity
                 order by 1
-                """).map { try $0.decode(String.self, at: 0) }
+                """
+            ).map { try $0.decode(String.self, at: 0) }
             let requests = try await h.takeRequests().map { request -> String in
                 let payload = try SyncRequestPayload(json: request.payload)
                 return "request \(request.system) \(payload.operation) \(payload.entity)"
@@ -186,7 +195,9 @@ struct LinkBatchTests {
         #expect(batched.contains { $0.hasPrefix("slot C-2 -> customerp update false holding ") })
     }
 
-    @Test("A record another transaction links while the batch runs: the flush finds it, and the batch runs again one savepoint per message, as that entity's")
+    @Test(
+        "A record another transaction links while the batch runs: the flush finds it, and the batch runs again one savepoint per message, as that entity's"
+    )
     func raceLostAtFlush() async throws {
         // Three connections: the other replica's transaction, the batch's, and the one watching them.
         try await LinkHarness.run(connections: 3) { h in
@@ -216,7 +227,8 @@ struct LinkBatchTests {
             try await Self.waitFor(pool) { _ in handled.wait(timeout: .now()) == .success }
             let batch = Task { try await h.deliverBatch([second]) }
             try await Self.waitFor(pool) { pool in
-                try await pool.query("""
+                try await pool.query(
+                    """
                     select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'
                     """)[0].decode(Int.self, at: 0) == 1
             }
@@ -231,7 +243,9 @@ struct LinkBatchTests {
         }
     }
 
-    @Test("Batches that meet on the same entities from both ends (an order's edit, and the written event that releases it) take their locks in one order: no deadlock")
+    @Test(
+        "Batches that meet on the same entities from both ends (an order's edit, and the written event that releases it) take their locks in one order: no deadlock"
+    )
     func noCrosswiseLocks() async throws {
         try await LinkHarness.run(connections: 4) { h in
             try await h.change(.customerp, .product, "P-1", S.erpProduct, at: 0)
@@ -242,14 +256,21 @@ struct LinkBatchTests {
                 // A customer whose webshop create is in flight, and its order, parked for the
                 // webshop until that create is confirmed.
                 let customer = "C-\(round)"
-                try await h.change(.customerp, .customer, customer,
-                                   S.erpCustomer(customer, org: nil, email: "c\(round)@example.no"), at: round * 10)
+                try await h.change(
+                    .customerp, .customer, customer,
+                    S.erpCustomer(customer, org: nil, email: "c\(round)@example.no"), at: round * 10)
                 let create = try #require(try await h.takeRequests().first)
                 func order(_ quantity: Int, at seconds: Int) throws -> Envelope {
-                    let record: JSONValue = ["id": .string("O-\(round)"), "orderNo": .string("SO-\(round)"), "customerId": .string(customer),
-                                             "orderDate": "2026-11-03", "status": "CONFIRMED", "currencyCode": "NOK",
-                                             "lines": [["productId": "P-1", "itemNo": "KAFFE-500", "quantity": .number(JSONNumber(quantity)),
-                                                        "unitPrice": 79.2, "vatPercent": 15]]]
+                    let record: JSONValue = [
+                        "id": .string("O-\(round)"), "orderNo": .string("SO-\(round)"), "customerId": .string(customer),
+                        "orderDate": "2026-11-03", "status": "CONFIRMED", "currencyCode": "NOK",
+                        "lines": [
+                            [
+                                "productId": "P-1", "itemNo": "KAFFE-500", "quantity": .number(JSONNumber(quantity)),
+                                "unitPrice": 79.2, "vatPercent": 15
+                            ]
+                        ]
+                    ]
                     return try h.canonical(.customerp, .order, "O-\(round)", record, at: seconds)
                 }
                 try await h.deliver(try order(1, at: round * 10 + 1))
@@ -270,7 +291,9 @@ struct LinkBatchTests {
         }
     }
 
-    @Test("An entity a batch meets only late (an order a match releases) and finds locked is not waited for there: the batch runs again with it locked up front")
+    @Test(
+        "An entity a batch meets only late (an order a match releases) and finds locked is not waited for there: the batch runs again with it locked up front"
+    )
     func lateLockBusy() async throws {
         try await LinkHarness.run(connections: 3) { h in
             let creates = try await S.erpCustomerAndProduct(h)
@@ -299,7 +322,8 @@ struct LinkBatchTests {
             let change = try h.canonical(.customwebshop, .product, "702", shopProduct, at: 3)
             let batch = Task { try await h.deliverBatch([change]) }
             try await Self.waitFor(pool) { pool in
-                try await pool.query("""
+                try await pool.query(
+                    """
                     select count(*) from pg_stat_activity where datname = current_database() and wait_event_type = 'Lock'
                     and query like '%order by id for update%'
                     """)[0].decode(Int.self, at: 0) == 1

@@ -19,7 +19,8 @@ struct LinkGaugesTests {
             // C-1's webshop create in flight; C-5's refused; C-2 a conflict; an order parked.
             try await h.change(.customerp, .customer, "C-1", LinkScenarioTests.erpCustomer("C-1", phone: "111"), at: 0)
             _ = try await h.takeRequests()
-            try await h.change(.customerp, .customer, "C-5", LinkScenarioTests.erpCustomer("C-5", name: "Bad Mail AS", org: nil, email: "bad@fjordfisk.no"), at: 1)
+            try await h.change(
+                .customerp, .customer, "C-5", LinkScenarioTests.erpCustomer("C-5", name: "Bad Mail AS", org: nil, email: "bad@fjordfisk.no"), at: 1)
             let refused = try #require(try await h.takeRequests().first)
             try await LinkQueriesTests.fail(h, refused, kind: "http422", reason: "422: e-mail rejected", transient: false)
             try await h.change(.customerp, .customer, "C-2", LinkScenarioTests.erpCustomer("C-2", email: nil), at: 2)

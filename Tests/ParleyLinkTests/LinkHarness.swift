@@ -42,8 +42,10 @@ final class LinkHarness: @unchecked Sendable {
         engine = LinkEngine(configuration: configuration)
     }
 
-    static func run(_ backend: Backend = .postgres, lease: Duration = .seconds(60), connections: Int = 2,
-                    _ body: (LinkHarness) async throws -> Void) async throws {
+    static func run(
+        _ backend: Backend = .postgres, lease: Duration = .seconds(60), connections: Int = 2,
+        _ body: (LinkHarness) async throws -> Void
+    ) async throws {
         guard backend == .postgres else { return try await body(LinkHarness(pool: nil, lease: lease)) }
         try await LinkSchemaTests.withScratchDatabase(connections: connections) { pool in
             _ = try await Migrator(migrations: LinkSchema.migrations, schema: "public").migrate(on: pool)
@@ -82,20 +84,24 @@ final class LinkHarness: @unchecked Sendable {
 
     /// A native change from `system`, through the mapping service, delivered to the engine.
     @discardableResult
-    func change(_ system: SystemName, _ entity: CanonicalEntityType, _ id: String, _ record: JSONValue, at seconds: Int) async throws -> LinkEngine.Outcome {
+    func change(_ system: SystemName, _ entity: CanonicalEntityType, _ id: String, _ record: JSONValue, at seconds: Int) async throws
+        -> LinkEngine.Outcome
+    {
         try await deliver(try canonical(system, entity, id, record, at: seconds))
     }
 
     /// The canonical message the mapping service makes of a native change.
     func canonical(_ system: SystemName, _ entity: CanonicalEntityType, _ id: String, _ record: JSONValue, at seconds: Int) throws -> Envelope {
-        let change = try Envelope(kind: .change, system: system, entityType: entity.messagingEntityType, entityId: id,
-                                  time: Date(timeIntervalSince1970: 1_700_000_000 + Double(seconds)),
-                                  payload: ChangePayload(record: record).json)
+        let change = try Envelope(
+            kind: .change, system: system, entityType: entity.messagingEntityType, entityId: id,
+            time: Date(timeIntervalSince1970: 1_700_000_000 + Double(seconds)),
+            payload: ChangePayload(record: record).json)
         var canonical = try processor.process(change: change).envelope
         // The records here carry no modification time: the envelope's time is the source's.
-        canonical = try Envelope(id: canonical.id, correlationId: canonical.correlationId, causationId: canonical.causationId,
-                                 kind: .canonical, system: system, entityType: canonical.entityType, entityId: id,
-                                 time: change.time, payload: canonical.payload)
+        canonical = try Envelope(
+            id: canonical.id, correlationId: canonical.correlationId, causationId: canonical.causationId,
+            kind: .canonical, system: system, entityType: canonical.entityType, entityId: id,
+            time: change.time, payload: canonical.payload)
         return canonical
     }
 
@@ -126,7 +132,8 @@ final class LinkHarness: @unchecked Sendable {
     func writtenEvent(_ request: Envelope, nativeId: String, modifiedAt seconds: Int? = nil) throws -> Envelope {
         let (command, payload) = try command(for: request)
         let modifiedAt = seconds.map { CivilTime.formatInstant(ms: (1_700_000_000 + Int64($0)) * 1000) }
-        return try Envelope.caused(by: command, kind: .written, entityId: nativeId, payload: WrittenPayload(command: payload, modifiedAt: modifiedAt).json)
+        return try Envelope.caused(
+            by: command, kind: .written, entityId: nativeId, payload: WrittenPayload(command: payload, modifiedAt: modifiedAt).json)
     }
 
     func count(_ table: String) async throws -> Int {
@@ -156,17 +163,23 @@ final class LinkHarness: @unchecked Sendable {
             return memory.entities.map { ["id": $0.key.lowercasedString, "entity_type": $0.value.entity.rawValue] }
         case "member":
             return memory.members.map { ref, member in
-                ["global_id": ref.global.lowercasedString, "system": ref.system.rawValue, "native_id": member.nativeId,
-                 "entity_type": memory.entities[ref.global]?.entity.rawValue]
+                [
+                    "global_id": ref.global.lowercasedString, "system": ref.system.rawValue, "native_id": member.nativeId,
+                    "entity_type": memory.entities[ref.global]?.entity.rawValue
+                ]
             }
         case "natural_key":
             return memory.keys.flatMap { global, keys in keys.map { ["global_id": global.lowercasedString, "kind": $0.kind, "value": $0.value] } }
         case "write_slot":
-            return memory.slots.map { ["global_id": $0.key.global.lowercasedString, "system": $0.key.system.rawValue, "held": $0.value.held.map { _ in "held" }] }
+            return memory.slots.map {
+                ["global_id": $0.key.global.lowercasedString, "system": $0.key.system.rawValue, "held": $0.value.held.map { _ in "held" }]
+            }
         case "parked":
             return memory.parkedTargets.map {
-                ["global_id": $0.key.global.lowercasedString, "system": $0.key.system.rawValue,
-                 "waiting_for": JSONValue.array($0.value.waitingFor.map(JSONValue.string)).serializedString()]
+                [
+                    "global_id": $0.key.global.lowercasedString, "system": $0.key.system.rawValue,
+                    "waiting_for": JSONValue.array($0.value.waitingFor.map(JSONValue.string)).serializedString()
+                ]
             }
         case "failed":
             return memory.failures.map { ["global_id": $0.key.global.lowercasedString, "system": $0.key.system.rawValue, "kind": $0.value.kind] }
@@ -192,7 +205,8 @@ final class LinkHarness: @unchecked Sendable {
 
     func state(of system: SystemName, _ entity: CanonicalEntityType, _ id: String) async throws -> [String: JSONValue] {
         if let memory { return memory.entity(of: system, entity, id)?.state.values ?? [:] }
-        let rows = try await pool.query("""
+        let rows = try await pool.query(
+            """
             select g.state::text from global_entity g join member m on m.global_id = g.id
             where m.system = $1 and m.entity_type = $2 and m.native_id = $3
             """, [system.rawValue, entity.rawValue, id])

@@ -18,9 +18,10 @@ struct LinkQueriesTests {
     static func ref(_ request: Envelope) throws -> GlobalRef { try #require(GlobalRef(request.entityId)) }
 
     static func fail(_ h: LinkHarness, _ request: Envelope, kind: String, reason: String, transient: Bool) async throws {
-        let payload = FailedPayload(stage: "adapter", writeId: try writeId(request), globalId: request.entityId,
-                                    operation: try SyncRequestPayload(json: request.payload).operation,
-                                    kind: kind, reason: reason, transient: transient)
+        let payload = FailedPayload(
+            stage: "adapter", writeId: try writeId(request), globalId: request.entityId,
+            operation: try SyncRequestPayload(json: request.payload).operation,
+            kind: kind, reason: reason, transient: transient)
         try await h.deliver(try Envelope.caused(by: request, kind: .failed, payload: payload.json))
     }
 
@@ -35,7 +36,8 @@ struct LinkQueriesTests {
             let customerCreate = try #require(try await h.takeRequests().first)
             let customer = try Self.ref(customerCreate)
 
-            try await h.change(.customerp, .customer, "C-5", LinkScenarioTests.erpCustomer("C-5", name: "Bad Mail AS", org: nil, email: "bad@fjordfisk.no"), at: 1)
+            try await h.change(
+                .customerp, .customer, "C-5", LinkScenarioTests.erpCustomer("C-5", name: "Bad Mail AS", org: nil, email: "bad@fjordfisk.no"), at: 1)
             let refusedCreate = try #require(try await h.takeRequests().first)
             let refused = try Self.ref(refusedCreate)
             try await Self.fail(h, refusedCreate, kind: "http422", reason: "422: e-mail rejected", transient: false)
@@ -134,11 +136,16 @@ struct LinkQueriesTests {
             #expect(row(.customerp, .customer) == LinkQueries.SystemCounts(system: .customerp, entityType: .customer, members: 2, conflicts: 1))
             #expect(row(.customerp, .product) == LinkQueries.SystemCounts(system: .customerp, entityType: .product, members: 1))
             #expect(row(.customerp, .order) == LinkQueries.SystemCounts(system: .customerp, entityType: .order, members: 1))
-            #expect(row(.customwebshop, .customer) == LinkQueries.SystemCounts(system: .customwebshop, entityType: .customer, writesInFlight: 1, failed: 1))
+            #expect(
+                row(.customwebshop, .customer)
+                    == LinkQueries.SystemCounts(system: .customwebshop, entityType: .customer, writesInFlight: 1, failed: 1))
             #expect(row(.customwebshop, .product) == LinkQueries.SystemCounts(system: .customwebshop, entityType: .product, writesInFlight: 1))
             #expect(row(.customwebshop, .order) == LinkQueries.SystemCounts(system: .customwebshop, entityType: .order, parked: 1))
-            #expect(counts.systems.map { "\($0.system)/\($0.entityType.rawValue)" } ==
-                    ["customerp/customer", "customerp/order", "customerp/product", "customwebshop/customer", "customwebshop/order", "customwebshop/product"])
+            #expect(
+                counts.systems.map { "\($0.system)/\($0.entityType.rawValue)" } == [
+                    "customerp/customer", "customerp/order", "customerp/product", "customwebshop/customer", "customwebshop/order",
+                    "customwebshop/product"
+                ])
             #expect(counts.writesInFlight == 2)
             #expect(counts.parked == 1 && counts.failed == 1 && counts.conflicts == 1)
             #expect(counts.outbox == 1, "the product's create, not yet published")
@@ -211,7 +218,8 @@ struct LinkQueriesTests {
     func retry() async throws {
         try await LinkHarness.run { h in
             let q = LinkQueries(pool: h.pool)
-            try await h.change(.customerp, .customer, "C-5", LinkScenarioTests.erpCustomer("C-5", name: "Bad Mail AS", org: nil, email: "bad@fjordfisk.no"), at: 0)
+            try await h.change(
+                .customerp, .customer, "C-5", LinkScenarioTests.erpCustomer("C-5", name: "Bad Mail AS", org: nil, email: "bad@fjordfisk.no"), at: 0)
             let first = try #require(try await h.takeRequests().first)
             let ref = try Self.ref(first)
             try await Self.fail(h, first, kind: "http422", reason: "422: e-mail rejected", transient: false)
@@ -252,7 +260,8 @@ struct LinkQueriesTests {
             try await h.change(.customerp, .customer, "C-1", LinkScenarioTests.erpCustomer("C-1"), at: 1)
             let other = try #require(try await h.takeRequests().first)
             try await Self.fail(h, other, kind: "http503", reason: "503", transient: true)
-            #expect(try await q.retry(globalId: try Self.ref(other), system: .customwebshop, now: h.now)
+            #expect(
+                try await q.retry(globalId: try Self.ref(other), system: .customwebshop, now: h.now)
                     == .alreadyScheduled(retryAt: h.now.addingTimeInterval(5)))
             #expect(try await h.takeRequests().isEmpty)
 

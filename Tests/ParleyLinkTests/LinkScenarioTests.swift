@@ -11,8 +11,10 @@ import ParleyEnvelope
 /// One scenario per rule of DESIGN.md, on the real PostgreSQL, with the real mapping logic.
 @Suite("Link service scenarios", .serialized, .timeLimit(.minutes(5)))
 struct LinkScenarioTests {
-    static func erpCustomer(_ id: String, name: String = "Fjord Fisk AS", org: String? = "923609016", email: String? = "post@fjordfisk.no",
-                            phone: String? = nil) -> JSONValue {
+    static func erpCustomer(
+        _ id: String, name: String = "Fjord Fisk AS", org: String? = "923609016", email: String? = "post@fjordfisk.no",
+        phone: String? = nil
+    ) -> JSONValue {
         var o: JSONObject = ["id": .string(id), "customerType": "COMPANY", "name": .string(name)]
         if let org { o["orgNo"] = .string(org) }
         if let email { o["email"] = .string(email) }
@@ -20,8 +22,10 @@ struct LinkScenarioTests {
         return .object(o)
     }
 
-    static let erpProduct: JSONValue = ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15,
-                                        "itemType": "STOCK"]
+    static let erpProduct: JSONValue = [
+        "id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2, "vatPercent": 15,
+        "itemType": "STOCK"
+    ]
 
     /// ERP order O-1 of customer C-1: two of product P-1.
     static let erpOrder: JSONValue = erpOrder()
@@ -29,8 +33,10 @@ struct LinkScenarioTests {
     static func erpOrder(discountPercent: Int? = nil) -> JSONValue {
         var line: JSONObject = ["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 2, "unitPrice": 79.2, "vatPercent": 15]
         if let discountPercent { line["discountPercent"] = .number(JSONNumber(discountPercent)) }
-        return ["id": "O-1", "orderNo": "SO-1", "customerId": "C-1", "orderDate": "2026-11-03", "status": "CONFIRMED",
-                "currencyCode": "NOK", "lines": [.object(line)]]
+        return [
+            "id": "O-1", "orderNo": "SO-1", "customerId": "C-1", "orderDate": "2026-11-03", "status": "CONFIRMED",
+            "currencyCode": "NOK", "lines": [.object(line)]
+        ]
     }
 
     /// ERP customer C-1 and product P-1 changed; their webshop creates (not answered yet).
@@ -52,11 +58,15 @@ struct LinkScenarioTests {
     static func shopCustomer(_ id: Int, email: String, first: String = "Kari", last: String = "Nordmann", phone: String? = nil) -> JSONValue {
         var billing: JSONObject = [:]
         if let phone { billing["phone"] = .string(phone) }
-        return ["id": .number(JSONNumber(id)), "email": .string(email), "first_name": .string(first), "last_name": .string(last),
-                "billing": .object(billing)]
+        return [
+            "id": .number(JSONNumber(id)), "email": .string(email), "first_name": .string(first), "last_name": .string(last),
+            "billing": .object(billing)
+        ]
     }
 
-    @Test("Chain: an ERP customer becomes a webshop create; only after that write is confirmed does PowerOffice Go get a create", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "Chain: an ERP customer becomes a webshop create; only after that write is confirmed does PowerOffice Go get a create",
+        arguments: LinkHarness.Backend.allCases)
     func chain(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
@@ -95,7 +105,9 @@ struct LinkScenarioTests {
         }
     }
 
-    @Test("Field-level merge: the webshop never erases the organisation number; different fields both win; the later edit of one field wins", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "Field-level merge: the webshop never erases the organisation number; different fields both win; the later edit of one field wins",
+        arguments: LinkHarness.Backend.allCases)
     func merge(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1", phone: "111"), at: 0)
@@ -123,7 +135,9 @@ struct LinkScenarioTests {
         }
     }
 
-    @Test("Matching: by organisation number, else e-mail; products by SKU; empty keys never match; two records of one system matching one entity are a held conflict", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "Matching: by organisation number, else e-mail; products by SKU; empty keys never match; two records of one system matching one entity are a held conflict",
+        arguments: LinkHarness.Backend.allCases)
     func matching(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
@@ -157,7 +171,9 @@ struct LinkScenarioTests {
         }
     }
 
-    @Test("An order arriving before its customer and products are in the target is parked, and released when they are linked, with the target's ids", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "An order arriving before its customer and products are in the target is parked, and released when they are linked, with the target's ids",
+        arguments: LinkHarness.Backend.allCases)
     func parkedOrder(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             let creates = try await Self.erpCustomerAndProduct(h)
@@ -183,7 +199,9 @@ struct LinkScenarioTests {
         }
     }
 
-    @Test("A parked order is released when its product is matched (not created) in the target, with the matched record's id", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "A parked order is released when its product is matched (not created) in the target, with the matched record's id",
+        arguments: LinkHarness.Backend.allCases)
     func parkedOrderReleasedByMatch(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             let creates = try await Self.erpCustomerAndProduct(h)
@@ -202,7 +220,9 @@ struct LinkScenarioTests {
         }
     }
 
-    @Test("Ten rapid edits while a write is in flight produce at most two writes, the last carrying the final state", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "Ten rapid edits while a write is in flight produce at most two writes, the last carrying the final state",
+        arguments: LinkHarness.Backend.allCases)
     func coalescing(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
@@ -223,8 +243,9 @@ struct LinkScenarioTests {
     @Test("The same message delivered twice changes nothing", arguments: LinkHarness.Backend.allCases)
     func duplicate(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
-            let change = try Envelope(kind: .change, system: .customerp, entityType: .customer, entityId: "C-1",
-                                      payload: ChangePayload(record: Self.erpCustomer("C-1")).json)
+            let change = try Envelope(
+                kind: .change, system: .customerp, entityType: .customer, entityId: "C-1",
+                payload: ChangePayload(record: Self.erpCustomer("C-1")).json)
             let canonical = try h.processor.process(change: change).envelope
             #expect(try await h.deliver(canonical) != .duplicate)
             let requests = try await h.takeRequests()
@@ -234,7 +255,8 @@ struct LinkScenarioTests {
         }
     }
 
-    @Test("A lost write (no event) is sent again after its lease, with the same write id and idempotency key", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "A lost write (no event) is sent again after its lease, with the same write id and idempotency key", arguments: LinkHarness.Backend.allCases)
     func lostWrite(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend, lease: .seconds(30)) { h in
             try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
@@ -249,19 +271,23 @@ struct LinkScenarioTests {
         }
     }
 
-    @Test("A write the target refuses is recorded with its reason and releases the slot; a transient one is retried after a backoff", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "A write the target refuses is recorded with its reason and releases the slot; a transient one is retried after a backoff",
+        arguments: LinkHarness.Backend.allCases)
     func failures(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
             let create = try await h.takeRequests()[0]
             let writeId = try SyncRequestPayload(json: create.payload).writeId
-            let transient = FailedPayload(stage: "adapter", writeId: writeId, globalId: create.entityId, operation: .create,
-                                          kind: "http503", reason: "503 Service Unavailable", transient: true)
+            let transient = FailedPayload(
+                stage: "adapter", writeId: writeId, globalId: create.entityId, operation: .create,
+                kind: "http503", reason: "503 Service Unavailable", transient: true)
             try await h.deliver(try Envelope.caused(by: create, kind: .failed, payload: transient.json))
             #expect(try await h.failures().filter(\.transient).count == 1)
             #expect(try await h.count("write_slot") == 1, "kept: its lease is the retry timer")
-            let permanent = FailedPayload(stage: "adapter", writeId: writeId, globalId: create.entityId, operation: .create,
-                                          kind: "http422", reason: "422: e-mail rejected", transient: false)
+            let permanent = FailedPayload(
+                stage: "adapter", writeId: writeId, globalId: create.entityId, operation: .create,
+                kind: "http422", reason: "422: e-mail rejected", transient: false)
             try await h.deliver(try Envelope.caused(by: create, kind: .failed, payload: permanent.json))
             #expect(try await h.failures().filter { !$0.transient && $0.reason == "422: e-mail rejected" }.count == 1)
             #expect(try await h.count("write_slot") == 0)
@@ -271,7 +297,9 @@ struct LinkScenarioTests {
         }
     }
 
-    @Test("A delete in one system archives the linked records where the target can archive, by field or by operation", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "A delete in one system archives the linked records where the target can archive, by field or by operation",
+        arguments: LinkHarness.Backend.allCases)
     func deleteArchives(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1"), at: 0)
@@ -279,8 +307,9 @@ struct LinkScenarioTests {
             try await h.written(try await h.takeRequests()[0], nativeId: "1234567")
             #expect(try await h.takeRequests().isEmpty)
             // The webshop deletes the customer.
-            let delete = try Envelope(kind: .change, system: .customwebshop, entityType: .customer, entityId: "501",
-                                      time: Date(timeIntervalSince1970: 1_700_000_100), payload: ChangePayload(operation: .delete, record: nil).json)
+            let delete = try Envelope(
+                kind: .change, system: .customwebshop, entityType: .customer, entityId: "501",
+                time: Date(timeIntervalSince1970: 1_700_000_100), payload: ChangePayload(operation: .delete, record: nil).json)
             try await h.deliver(try h.processor.process(change: delete).envelope)
             let archives = try await h.takeRequests()
             #expect(archives.map(\.system).sorted { $0.rawValue < $1.rawValue } == [.customerp, .powerofficego])
@@ -294,7 +323,9 @@ struct LinkScenarioTests {
 }
 
 extension LinkScenarioTests {
-    @Test("The echo of Parley's own create, reported more than once before the create's written event, erases nothing the system cannot hold", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "The echo of Parley's own create, reported more than once before the create's written event, erases nothing the system cannot hold",
+        arguments: LinkHarness.Backend.allCases)
     func earlyEchoReportedTwice(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             try await Self.erpCustomerAndProductInWebshop(h)
@@ -320,16 +351,26 @@ extension LinkScenarioTests {
 }
 
 extension LinkScenarioTests {
-    @Test("A record's report while Parley's write to it is in flight waits for the write's answer: the write's echo (lossy mapping included) is then dropped", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "A record's report while Parley's write to it is in flight waits for the write's answer: the write's echo (lossy mapping included) is then dropped",
+        arguments: LinkHarness.Backend.allCases)
     func heldEcho(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
-            try await h.change(.customerp, .product, "P-1", ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2,
-                                                            "vatPercent": 15, "itemType": "STOCK"], at: 0)
+            try await h.change(
+                .customerp, .product, "P-1",
+                [
+                    "id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 79.2,
+                    "vatPercent": 15, "itemType": "STOCK"
+                ], at: 0)
             try await h.written(try await h.takeRequests()[0], nativeId: "701")
             _ = try await h.takeRequests()  // PowerOffice Go's create
             // The ERP's new price reaches the webshop, which keeps prices with VAT in two decimals.
-            try await h.change(.customerp, .product, "P-1", ["id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 44.9,
-                                                            "vatPercent": 15, "itemType": "STOCK"], at: 10)
+            try await h.change(
+                .customerp, .product, "P-1",
+                [
+                    "id": "P-1", "itemNo": "KAFFE-500", "description": "Kaffe", "salesPrice": 44.9,
+                    "vatPercent": 15, "itemType": "STOCK"
+                ], at: 10)
             let update = try #require(try await h.takeRequests().first { $0.system == .customwebshop })
             let (_, command) = try h.command(for: update)
             var record = command.record
@@ -346,7 +387,9 @@ extension LinkScenarioTests {
         }
     }
 
-    @Test("An edit a record reports while Parley's write to it is in flight is kept once the write is answered, and sent back to the record the write overwrote", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "An edit a record reports while Parley's write to it is in flight is kept once the write is answered, and sent back to the record the write overwrote",
+        arguments: LinkHarness.Backend.allCases)
     func heldEdit(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             try await h.change(.customerp, .customer, "C-1", Self.erpCustomer("C-1", phone: "111"), at: 0)
@@ -367,8 +410,9 @@ extension LinkScenarioTests {
             #expect(Set(after.map(\.system)) == [.customerp, .customwebshop], "\(after.map(\.system))")
             let again = try #require(after.first { $0.system == .customerp })
             let payload = try SyncRequestPayload(json: again.payload)
-            #expect(payload.entity["phone"] == "222" && payload.entity["email"] == "new@fjordfisk.no",
-                    "the ERP gets both: the write that overtook its edit overwrote the phone there")
+            #expect(
+                payload.entity["phone"] == "222" && payload.entity["email"] == "new@fjordfisk.no",
+                "the ERP gets both: the write that overtook its edit overwrote the phone there")
         }
     }
 }

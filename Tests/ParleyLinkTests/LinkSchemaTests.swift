@@ -32,7 +32,8 @@ struct LinkSchemaTests {
             for id in [a, b] {
                 _ = try await pool.execute("insert into global_entity (id, entity_type) values ($1, 'customer')", [id])
             }
-            _ = try await pool.execute("insert into member (global_id, system, entity_type, native_id) values ($1, 'customerp', 'customer', 'C-1')", [a])
+            _ = try await pool.execute(
+                "insert into member (global_id, system, entity_type, native_id) values ($1, 'customerp', 'customer', 'C-1')", [a])
 
             func violation(_ sql: String, _ binds: [any PostgresEncodable]) async -> String? {
                 do {
@@ -45,14 +46,24 @@ struct LinkSchemaTests {
                 }
             }
             // The same native record cannot join a second global entity ...
-            #expect(await violation("insert into member (global_id, system, entity_type, native_id) values ($1, 'customerp', 'customer', 'C-1')", [b]) == "23505")
+            #expect(
+                await violation("insert into member (global_id, system, entity_type, native_id) values ($1, 'customerp', 'customer', 'C-1')", [b])
+                    == "23505")
             // ... and a global entity has at most one member per system.
-            #expect(await violation("insert into member (global_id, system, entity_type, native_id) values ($1, 'customerp', 'customer', 'C-2')", [a]) == "23505")
+            #expect(
+                await violation("insert into member (global_id, system, entity_type, native_id) values ($1, 'customerp', 'customer', 'C-2')", [a])
+                    == "23505")
             // One write in flight per (global entity, target).
-            _ = try await pool.execute("insert into write_slot (global_id, system, write_id, operation, idempotency_key, lease_until) values ($1, 'customwebshop', 'w1', 'create', $2, now())", [a, a.uuidString])
-            #expect(await violation("insert into write_slot (global_id, system, write_id, operation, idempotency_key, lease_until) values ($1, 'customwebshop', 'w2', 'update', $2, now())", [a, a.uuidString]) == "23505")
+            _ = try await pool.execute(
+                "insert into write_slot (global_id, system, write_id, operation, idempotency_key, lease_until) values ($1, 'customwebshop', 'w1', 'create', $2, now())",
+                [a, a.uuidString])
+            #expect(
+                await violation(
+                    "insert into write_slot (global_id, system, write_id, operation, idempotency_key, lease_until) values ($1, 'customwebshop', 'w2', 'update', $2, now())",
+                    [a, a.uuidString]) == "23505")
             // Empty natural keys are never stored, so they can never match.
-            #expect(await violation("insert into natural_key (entity_type, kind, value, global_id) values ('customer', 'email', '', $1)", [a]) == "23514")
+            #expect(
+                await violation("insert into natural_key (entity_type, kind, value, global_id) values ('customer', 'email', '', $1)", [a]) == "23514")
             // A message id is processed once.
             let message = UUID()
             _ = try await pool.execute("insert into inbox (message_id) values ($1)", [message])

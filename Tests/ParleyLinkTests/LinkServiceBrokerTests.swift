@@ -71,11 +71,13 @@ struct LinkServiceBrokerTests {
                     if command.operation == .create {
                         creates.withLock { $0["\(system) \(command.idempotencyKey)", default: 0] += 1 }
                     }
-                    let written = try Envelope.caused(by: envelope, kind: .written, entityId: nativeId,
-                                                      payload: WrittenPayload(command: command).json)
-                    try await publisher.publish(OutgoingMessage(
-                        envelope: written, exchange: ParleyTopology.Exchanges.events,
-                        routingKey: ParleyTopology.routingKey(system: system, entityType: written.entityType, kind: .written)))
+                    let written = try Envelope.caused(
+                        by: envelope, kind: .written, entityId: nativeId,
+                        payload: WrittenPayload(command: command).json)
+                    try await publisher.publish(
+                        OutgoingMessage(
+                            envelope: written, exchange: ParleyTopology.Exchanges.events,
+                            routingKey: ParleyTopology.routingKey(system: system, entityType: written.entityType, kind: .written)))
                     delivery.ack()
                 }
             }
@@ -84,13 +86,18 @@ struct LinkServiceBrokerTests {
 
         // The ERP reports its customers, every change twice (at-least-once delivery upstream).
         for i in 0..<customers {
-            let record: JSONValue = ["id": .string("C-\(i)"), "customerType": "COMPANY", "name": .string("Kunde \(i) AS"),
-                                     "email": .string("kunde\(i)@example.no"), "phone": .string("+47 900 00 \(100 + i)")]
-            let change = try Envelope(kind: .change, system: .customerp, entityType: .customer, entityId: "C-\(i)",
-                                      time: Date(timeIntervalSince1970: 1_800_000_000 + Double(i)), payload: ChangePayload(record: record).json)
+            let record: JSONValue = [
+                "id": .string("C-\(i)"), "customerType": "COMPANY", "name": .string("Kunde \(i) AS"),
+                "email": .string("kunde\(i)@example.no"), "phone": .string("+47 900 00 \(100 + i)")
+            ]
+            let change = try Envelope(
+                kind: .change, system: .customerp, entityType: .customer, entityId: "C-\(i)",
+                time: Date(timeIntervalSince1970: 1_800_000_000 + Double(i)), payload: ChangePayload(record: record).json)
             for _ in 0..<2 {
-                try await publisher.publish(OutgoingMessage(envelope: change, exchange: ParleyTopology.Exchanges.changes,
-                                                            routingKey: "customerp.customer.change"))
+                try await publisher.publish(
+                    OutgoingMessage(
+                        envelope: change, exchange: ParleyTopology.Exchanges.changes,
+                        routingKey: "customerp.customer.change"))
             }
         }
 
@@ -100,14 +107,20 @@ struct LinkServiceBrokerTests {
         try await withDeadline(.seconds(120), "every customer linked in all three systems") {
             while true {
                 // Until the link service has migrated its database, the tables are not there.
-                guard let rows = try? await pool.query("""
-                    select (select count(*) from member), (select count(*) from write_slot), (select count(*) from outbox)
-                    """) else {
+                guard
+                    let rows = try? await pool.query(
+                        """
+                        select (select count(*) from member), (select count(*) from write_slot), (select count(*) from outbox)
+                        """)
+                else {
                     try await Task.sleep(for: .milliseconds(200))
                     continue
                 }
                 if let row = rows.first, try row.decode(Int.self, at: 0) == 3 * customers,
-                   try row.decode(Int.self, at: 1) == 0, try row.decode(Int.self, at: 2) == 0 { return }
+                    try row.decode(Int.self, at: 1) == 0, try row.decode(Int.self, at: 2) == 0
+                {
+                    return
+                }
                 try await Task.sleep(for: .milliseconds(200))
             }
         }
@@ -118,11 +131,13 @@ struct LinkServiceBrokerTests {
         #expect(try await pool.query("select count(*) from conflict")[0].decode(Int.self, at: 0) == 0)
 
         var summary: [String: String] = [:]
-        for row in try await pool.query("""
+        for row in try await pool.query(
+            """
             select e.native_id, string_agg(m.system || '=' || m.native_id, ' ' order by m.system), g.state::text
             from member e join member m on m.global_id = e.global_id join global_entity g on g.id = e.global_id
             where e.system = 'customerp' group by e.native_id, g.state::text
-            """) {
+            """)
+        {
             let state = try JSONValue.parse(try row.decode(String.self, at: 2))
             let shared = ["name", "email", "phone"].map { "\($0)=\(state[$0]?.string ?? "-")" }.joined(separator: " ")
             summary[try row.decode(String.self, at: 0)] = try row.decode(String.self, at: 1) + " | " + shared

@@ -1,6 +1,6 @@
 import Foundation
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 import Testing
 import ParleyTestSupport
@@ -41,14 +41,18 @@ struct LinkServiceStartTests {
                 }
                 func logText() -> String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
 
-                try await Self.waitUntil("the service to report the database unreachable", within: .seconds(30)) { logText().contains("database unreachable") }
+                try await Self.waitUntil("the service to report the database unreachable", within: .seconds(30)) {
+                    logText().contains("database unreachable")
+                }
                 try await Task.sleep(for: .seconds(2))
                 #expect(service.isRunning, "it must not exit while the database is away: \(logText())")
 
                 relay.executableURL = URL(fileURLWithPath: "/usr/bin/env")
                 relay.arguments = ["python3", "-c", Self.relayScript, String(port), real.host, String(real.port)]
                 try relay.run()
-                try await Self.waitUntil("the service to start once the database is reachable", within: .seconds(60)) { logText().contains("database ready") }
+                try await Self.waitUntil("the service to start once the database is reachable", within: .seconds(60)) {
+                    logText().contains("database ready")
+                }
                 // Consuming: the service group runs, with its SIGTERM handler (a SIGTERM before that ends the process as a signal does).
                 try await Self.waitUntil("the service to consume both queues", within: .seconds(30)) {
                     logText().components(separatedBy: "AMQP consuming").count > 2

@@ -14,7 +14,9 @@ import ParleyEnvelope
 /// The outbox relay on RabbitMQ and PostgreSQL.
 @Suite("Outbox relay", .serialized, .timeLimit(.minutes(3)))
 struct OutboxRelayTests {
-    @Test("A confirmed message whose row could not be deleted (PostgreSQL restarting) is deleted at the next sweep, not published again after its claim")
+    @Test(
+        "A confirmed message whose row could not be deleted (PostgreSQL restarting) is deleted at the next sweep, not published again after its claim"
+    )
     func failedDeleteIsRetried() async throws {
         try await ScratchVhost.with("parley-test-outbox") { vhost in
             try await LinkSchemaTests.withScratchDatabase(connections: 1) { pool in
@@ -26,17 +28,21 @@ struct OutboxRelayTests {
                 let relay = OutboxRelay(pool: pool, publisher: publisher, logger: Logger(label: "test"))
 
                 // A sync request a transaction queued and claimed, as `LinkStore.enqueue` does.
-                let envelope = try Envelope(kind: .syncRequest, system: .customwebshop, entityType: .customer, entityId: "customer/x",
-                                            payload: SyncRequestPayload(operation: .create, targetId: nil, entity: ["name": "x"]).json)
-                let message = OutgoingMessage(envelope: envelope, exchange: ParleyTopology.Exchanges.sync,
-                                              routingKey: ParleyTopology.routingKey(system: .customwebshop, entityType: .customer, kind: .syncRequest))
-                _ = try await pool.execute("""
+                let envelope = try Envelope(
+                    kind: .syncRequest, system: .customwebshop, entityType: .customer, entityId: "customer/x",
+                    payload: SyncRequestPayload(operation: .create, targetId: nil, entity: ["name": "x"]).json)
+                let message = OutgoingMessage(
+                    envelope: envelope, exchange: ParleyTopology.Exchanges.sync,
+                    routingKey: ParleyTopology.routingKey(system: .customwebshop, entityType: .customer, kind: .syncRequest))
+                _ = try await pool.execute(
+                    """
                     insert into outbox (message_id, exchange, routing_key, body, claimed_until)
                     values ($1, $2, $3, $4, now() + interval '30 seconds')
                     """, [envelope.id, message.exchange, message.routingKey, message.body])
 
                 // Its delete fails once the broker confirmed it.
-                _ = try await pool.execute("""
+                _ = try await pool.execute(
+                    """
                     create function refuse_delete() returns trigger language plpgsql as $$
                     begin raise exception 'the database system is shutting down'; end $$
                     """)

@@ -25,7 +25,9 @@ struct WaitingChangeTests {
         return try await LinkWaiting.release(limit: 100, engine: h.engine, pool: h.pool, now: { now }).count
     }
 
-    @Test("An order arriving before its product, which PowerOffice Go already has: the order waits, the ERP product matches Go's by SKU (one entity), and the order goes on with the right product")
+    @Test(
+        "An order arriving before its product, which PowerOffice Go already has: the order waits, the ERP product matches Go's by SKU (one entity), and the order goes on with the right product"
+    )
     func orderBeforeItsPreexistingProduct() async throws {
         try await LinkHarness.run { h in
             // PowerOffice Go has had product KAFFE-500 all along.
@@ -68,7 +70,9 @@ struct WaitingChangeTests {
         }
     }
 
-    @Test("A newer change of a waiting record replaces the waiting one; a change with every record known ends the wait; an older waiting change handed back late is stale", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "A newer change of a waiting record replaces the waiting one; a change with every record known ends the wait; an older waiting change handed back late is stale",
+        arguments: LinkHarness.Backend.allCases)
     func newerChangeEndsTheWait(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             try await h.change(.customerp, .customer, "C-1", S.erpCustomer("C-1"), at: 0)
@@ -94,8 +98,12 @@ struct WaitingChangeTests {
             var older = try #require(S.erpOrder.object)
             older["lines"] = [["productId": "P-3", "itemNo": "TE-100", "quantity": 1, "unitPrice": 40, "vatPercent": 15]]
             #expect(try await h.change(.customerp, .order, "O-1", .object(older), at: 2) == .waiting)
-            try await h.change(.customerp, .product, "P-3", ["id": "P-3", "itemNo": "TE-100", "description": "Te", "salesPrice": 40,
-                                                            "vatPercent": 15, "itemType": "STOCK"], at: 5)
+            try await h.change(
+                .customerp, .product, "P-3",
+                [
+                    "id": "P-3", "itemNo": "TE-100", "description": "Te", "salesPrice": 40,
+                    "vatPercent": 15, "itemType": "STOCK"
+                ], at: 5)
             #expect(try await Self.release(h) == 1)
             #expect(try await h.count("waiting_change") == 0)
             #expect(try await h.state(of: .customerp, .order, "O-1")["lines"]?[0]?["sku"] == "KAFFE-500")
@@ -107,7 +115,9 @@ struct WaitingChangeTests {
         }
     }
 
-    @Test("A write to a record whose own newer change waits is parked, and goes once that change is handled, carrying both", arguments: LinkHarness.Backend.allCases)
+    @Test(
+        "A write to a record whose own newer change waits is parked, and goes once that change is handled, carrying both",
+        arguments: LinkHarness.Backend.allCases)
     func writeWaitsForTheRecordsOwnChange(backend: LinkHarness.Backend) async throws {
         try await LinkHarness.run(backend) { h in
             try await S.erpCustomerAndProductInWebshop(h)
@@ -117,8 +127,10 @@ struct WaitingChangeTests {
             _ = try await h.takeRequests()  // PowerOffice Go's create
             // The ERP adds a line for a product its feed has not reported yet: that change waits.
             var withNewLine = try #require(S.erpOrder.object)
-            withNewLine["lines"] = [["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 2, "unitPrice": 79.2, "vatPercent": 15],
-                                    ["productId": "P-2", "itemNo": "TE-100", "quantity": 1, "unitPrice": 40, "vatPercent": 15]]
+            withNewLine["lines"] = [
+                ["productId": "P-1", "itemNo": "KAFFE-500", "quantity": 2, "unitPrice": 79.2, "vatPercent": 15],
+                ["productId": "P-2", "itemNo": "TE-100", "quantity": 1, "unitPrice": 40, "vatPercent": 15]
+            ]
             #expect(try await h.change(.customerp, .order, "O-1", .object(withNewLine), at: 10) == .waiting)
             // Meanwhile the webshop edits the order: writing it to the ERP now would overwrite the
             // ERP's new line, so that write waits.
@@ -133,8 +145,12 @@ struct WaitingChangeTests {
 
             // The product is reported; the ERP's change is handed back: both edits stand, and the
             // ERP is written the webshop's status.
-            try await h.change(.customerp, .product, "P-2", ["id": "P-2", "itemNo": "TE-100", "description": "Te", "salesPrice": 40,
-                                                            "vatPercent": 15, "itemType": "STOCK"], at: 12)
+            try await h.change(
+                .customerp, .product, "P-2",
+                [
+                    "id": "P-2", "itemNo": "TE-100", "description": "Te", "salesPrice": 40,
+                    "vatPercent": 15, "itemType": "STOCK"
+                ], at: 12)
             _ = try await h.takeRequests()
             #expect(try await Self.release(h) == 1)
             let state = try await h.state(of: .customerp, .order, "O-1")

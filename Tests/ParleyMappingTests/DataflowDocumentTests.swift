@@ -16,7 +16,9 @@ struct CommittedDataflowDocumentsTests {
             let path = "docs/dataflows/\(document.fileName)"
             let committed = try? String(contentsOf: root.appendingPathComponent(path), encoding: .utf8)
             let upToDate = committed == document.contents
-            #expect(upToDate, """
+            #expect(
+                upToDate,
+                """
                 \(path) is stale: the mapping tables or contracts changed. Run `make dataflows` and commit the result.
                 \(firstDifference(committed ?? "", document.contents))
                 """)
@@ -29,7 +31,8 @@ func firstDifference(_ old: String, _ new: String) -> String {
     let a = old.split(separator: "\n", omittingEmptySubsequences: false)
     let b = new.split(separator: "\n", omittingEmptySubsequences: false)
     for i in 0..<max(a.count, b.count) where i >= a.count || i >= b.count || a[i] != b[i] {
-        return "first difference on line \(i + 1): committed \(i < a.count ? "\"\(a[i])\"" : "(end)"), generated \(i < b.count ? "\"\(b[i])\"" : "(end)")"
+        return
+            "first difference on line \(i + 1): committed \(i < a.count ? "\"\(a[i])\"" : "(end)"), generated \(i < b.count ? "\"\(b[i])\"" : "(end)")"
     }
     return ""
 }
@@ -111,8 +114,10 @@ struct DataflowDocumentTests {
                 ProductCode: {type: string}
         """
 
-    static func row(_ canonical: [String], _ native: [String], _ direction: MappingTable.Direction = .both,
-                    converter: String = "identity") -> MappingTable.Row {
+    static func row(
+        _ canonical: [String], _ native: [String], _ direction: MappingTable.Direction = .both,
+        converter: String = "identity"
+    ) -> MappingTable.Row {
         MappingTable.Row(canonical: canonical, native: native, converter: converter, direction: direction, vatRate: nil, line: 1)
     }
 
@@ -120,44 +125,55 @@ struct DataflowDocumentTests {
         row([canonical], [native], direction)
     }
 
-    static func table(_ system: SystemName, _ entity: CanonicalEntityType, _ contract: String, _ schema: String,
-                      _ writeSchema: String, _ rows: [MappingTable.Row]) -> MappingTable {
-        MappingTable(system: system, entity: entity, contract: contract, schema: schema, writeSchema: writeSchema,
-                     id: "id", modifiedAt: nil, rows: rows, file: "mappings/\(system.rawValue)/\(entity.rawValue).yaml")
+    static func table(
+        _ system: SystemName, _ entity: CanonicalEntityType, _ contract: String, _ schema: String,
+        _ writeSchema: String, _ rows: [MappingTable.Row]
+    ) -> MappingTable {
+        MappingTable(
+            system: system, entity: entity, contract: contract, schema: schema, writeSchema: writeSchema,
+            id: "id", modifiedAt: nil, rows: rows, file: "mappings/\(system.rawValue)/\(entity.rawValue).yaml")
     }
 
     static let flow = Dataflow(source: .customwebshop, target: .powerofficego)
 
     static func tables(shopCustomerRows: [MappingTable.Row]? = nil) -> [MappingTable] {
         [
-            table(.customwebshop, .customer, "shop.yaml", "Customer", "Customer", shopCustomerRows ?? [
-                row("email", "email"),
-                row("firstName", "first_name"),
-                row("lastName", "last_name"),
-                row("phone", "phone"),
-            ]),
-            table(.powerofficego, .customer, "go.yaml", "CustomerDto", "CustomerPostDto", [
-                row(["kind", "name", "firstName", "lastName"], ["IsPerson", "Name", "FirstName", "LastName"], converter: "personName"),
-                row("email", "EmailAddress"),
-                row("organizationNumber", "OrganizationNumber"),
-            ]),
-            table(.customwebshop, .order, "shop.yaml", "Order", "Order", [
-                row("orderNumber", "number", .read),
-                row("currency", "currency", .write),
-                row("status", "status"),
-                row("customerReference", "reference", .write),
-                row("lines.sku", "line_items[].sku", .read),
-                row("lines.quantity", "line_items[].quantity"),
-            ]),
-            table(.powerofficego, .order, "go.yaml", "SalesOrderPostDto", "SalesOrderPostDto", [
-                row("orderNumber", "Number"),
-                row("orderDate", "SalesOrderDate"),
-                row("currency", "CurrencyCode", .write),
-                row("status", "SalesOrderStatus"),
-                row("customerReference", "Reference", .read),
-                row("lines.quantity", "SalesOrderLines[].Quantity"),
-                row("lines.sku", "SalesOrderLines[].ProductCode"),
-            ]),
+            table(
+                .customwebshop, .customer, "shop.yaml", "Customer", "Customer",
+                shopCustomerRows ?? [
+                    row("email", "email"),
+                    row("firstName", "first_name"),
+                    row("lastName", "last_name"),
+                    row("phone", "phone")
+                ]),
+            table(
+                .powerofficego, .customer, "go.yaml", "CustomerDto", "CustomerPostDto",
+                [
+                    row(["kind", "name", "firstName", "lastName"], ["IsPerson", "Name", "FirstName", "LastName"], converter: "personName"),
+                    row("email", "EmailAddress"),
+                    row("organizationNumber", "OrganizationNumber")
+                ]),
+            table(
+                .customwebshop, .order, "shop.yaml", "Order", "Order",
+                [
+                    row("orderNumber", "number", .read),
+                    row("currency", "currency", .write),
+                    row("status", "status"),
+                    row("customerReference", "reference", .write),
+                    row("lines.sku", "line_items[].sku", .read),
+                    row("lines.quantity", "line_items[].quantity")
+                ]),
+            table(
+                .powerofficego, .order, "go.yaml", "SalesOrderPostDto", "SalesOrderPostDto",
+                [
+                    row("orderNumber", "Number"),
+                    row("orderDate", "SalesOrderDate"),
+                    row("currency", "CurrencyCode", .write),
+                    row("status", "SalesOrderStatus"),
+                    row("customerReference", "Reference", .read),
+                    row("lines.quantity", "SalesOrderLines[].Quantity"),
+                    row("lines.sku", "SalesOrderLines[].ProductCode")
+                ])
         ]
     }
 
@@ -203,10 +219,12 @@ struct DataflowDocumentTests {
         #expect(text.contains("\n\n\(heading)\n\(String(repeating: "-", count: heading.count))\n\n"))
         #expect(text.contains("\nCustomwebshop Customer to PowerOffice Go Customers\n"))
         #expect(text.contains("\nEvery Customwebshop Order will be synchronized with a PowerOffice Go SalesOrders.\n"))
-        #expect(text.contains("""
-            \nOnce a link between Customwebshop Order and PowerOffice Go SalesOrders is established, \
-            it will keep in sync between the two systems, regardless of where it is edited.\n
-            """))
+        #expect(
+            text.contains(
+                """
+                \nOnce a link between Customwebshop Order and PowerOffice Go SalesOrders is established, \
+                it will keep in sync between the two systems, regardless of where it is edited.\n
+                """))
         // No product tables: no product section.
         #expect(!text.contains("Products"))
         // Customer before Order, as in DESIGN's flow table.
@@ -218,26 +236,29 @@ struct DataflowDocumentTests {
     @Test("The list-table has one header row: '<A> <Entity> Property | <B> <Entity> Property | <B> Data Type'")
     func header() throws {
         let text = try Self.render()
-        #expect(text.contains("""
-            .. list-table::
-               :header-rows: 1
+        #expect(
+            text.contains(
+                """
+                .. list-table::
+                   :header-rows: 1
 
-               * - Customwebshop Customer Property
-                 - PowerOffice Go Customers Property
-                 - PowerOffice Go Data Type
-               * -\u{20}
-            """))
+                   * - Customwebshop Customer Property
+                     - PowerOffice Go Customers Property
+                     - PowerOffice Go Data Type
+                   * -\u{20}
+                """))
     }
 
     @Test("A group row expands to one row per member; members only one side carries are no rows")
     func groupRow() throws {
         let rows = Self.tableRows(try Self.render(), section: "Customwebshop Customer to PowerOffice Go Customers")
-        #expect(rows == [
-            ["Customwebshop Customer Property", "PowerOffice Go Customers Property", "PowerOffice Go Data Type"],
-            ["first_name", "FirstName", "string"],
-            ["last_name", "LastName", "string"],
-            ["email", "EmailAddress", "string (email)"],
-        ])
+        #expect(
+            rows == [
+                ["Customwebshop Customer Property", "PowerOffice Go Customers Property", "PowerOffice Go Data Type"],
+                ["first_name", "FirstName", "string"],
+                ["last_name", "LastName", "string"],
+                ["email", "EmailAddress", "string (email)"]
+            ])
     }
 
     @Test("A field only one side carries is not a row, but is named as not synchronized")
@@ -256,16 +277,19 @@ struct DataflowDocumentTests {
         let text = try Self.render()
         let rows = Self.tableRows(text, section: "Customwebshop Order to PowerOffice Go SalesOrders")
         // orderNumber and lines.sku: the shop reads them, Go writes them; the shop never takes them back.
-        #expect(Array(rows.dropFirst()) == [
-            ["number", "Number", "integer (int64)"],
-            ["status", "SalesOrderStatus", "enum (OrderStatus)"],
-            ["line_items[].sku", "SalesOrderLines[].ProductCode", "string"],
-            ["line_items[].quantity", "SalesOrderLines[].Quantity", "number (double)"],
-        ])
-        #expect(text.contains("""
-            \nSynchronized from Customwebshop to PowerOffice Go only: number to Number, \
-            line_items[].sku to SalesOrderLines[].ProductCode.\n
-            """))
+        #expect(
+            Array(rows.dropFirst()) == [
+                ["number", "Number", "integer (int64)"],
+                ["status", "SalesOrderStatus", "enum (OrderStatus)"],
+                ["line_items[].sku", "SalesOrderLines[].ProductCode", "string"],
+                ["line_items[].quantity", "SalesOrderLines[].Quantity", "number (double)"]
+            ])
+        #expect(
+            text.contains(
+                """
+                \nSynchronized from Customwebshop to PowerOffice Go only: number to Number, \
+                line_items[].sku to SalesOrderLines[].ProductCode.\n
+                """))
         // customerReference: Go reads it, the shop writes it: it flows only the other way.
         #expect(text.contains("\nSynchronized from PowerOffice Go to Customwebshop only: Reference to reference.\n"))
         // currency: written to both, read from neither.

@@ -41,8 +41,11 @@ enum Golden {
         var bytes = Array(SHA256.hash(Array("\(system)/\(entity.rawValue)/\(id)".utf8)).prefix(16))
         bytes[6] = (bytes[6] & 0x0F) | 0x50
         bytes[8] = (bytes[8] & 0x3F) | 0x80
-        let uuid = UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
-                               bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+        let uuid = UUID(
+            uuid: (
+                bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7],
+                bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]
+            ))
         return GlobalRef(entity, id: uuid).description
     }
 
@@ -53,8 +56,9 @@ enum Golden {
         for reference in record.references {
             let ref = JSONValue.string(globalRef(record.system, reference.entity, reference.id))
             if reference.path.hasPrefix("lines["), let close = reference.path.firstIndex(of: "]"),
-               let index = Int(reference.path[reference.path.index(reference.path.startIndex, offsetBy: 6)..<close]),
-               case .array(var lines)? = values["lines"], lines.indices.contains(index), case .object(var line) = lines[index] {
+                let index = Int(reference.path[reference.path.index(reference.path.startIndex, offsetBy: 6)..<close]),
+                case .array(var lines)? = values["lines"], lines.indices.contains(index), case .object(var line) = lines[index]
+            {
                 line[String(reference.path[reference.path.index(close, offsetBy: 2)...])] = ref
                 lines[index] = .object(line)
                 values["lines"] = .array(lines)
@@ -76,7 +80,10 @@ enum Golden {
             return
         }
         let expected = (try? String(contentsOf: url, encoding: .utf8)) ?? "(missing)"
-        #expect(text == expected, "\(name) differs from the golden file; if the change is intended, run PARLEY_UPDATE_GOLDEN=1 swift test --filter ParleyMappingTests and review the diff.\n--- got:\n\(text)", sourceLocation: sourceLocation)
+        #expect(
+            text == expected,
+            "\(name) differs from the golden file; if the change is intended, run PARLEY_UPDATE_GOLDEN=1 swift test --filter ParleyMappingTests and review the diff.\n--- got:\n\(text)",
+            sourceLocation: sourceLocation)
     }
 
     /// JSON with two-space indents and sorted keys; numbers verbatim.
@@ -88,7 +95,8 @@ enum Golden {
             return "[\n" + elements.map { inner + pretty($0, indent: inner) }.joined(separator: ",\n") + "\n\(indent)]"
         case .object(let object):
             if object.isEmpty { return "{}" }
-            return "{\n" + object.membersSortedByKey.map { inner + JSONValue.string($0.key).description + ": " + pretty($0.value, indent: inner) }
+            return "{\n"
+                + object.membersSortedByKey.map { inner + JSONValue.string($0.key).description + ": " + pretty($0.value, indent: inner) }
                 .joined(separator: ",\n") + "\n\(indent)}"
         default:
             return value.description

@@ -17,8 +17,8 @@ struct MappingEngineGoldenTests {
         .customer: [[.customerp: "C-1001", .customwebshop: "501", .powerofficego: "1234567"]],
         .product: [
             [.customerp: "P-2001", .customwebshop: "701", .powerofficego: "88001"],
-            [.customerp: "P-2002", .customwebshop: "702", .powerofficego: "88002"],
-        ],
+            [.customerp: "P-2002", .customwebshop: "702", .powerofficego: "88002"]
+        ]
     ]
 
     /// The target's native id of every global ref of `source`'s records, through ``links``.
@@ -55,20 +55,24 @@ struct MappingEngineGoldenTests {
             "canonical": normalised.canonicalJSON,
             "carried": .array(normalised.carried.map(JSONValue.string)),
             "assigned": .array(normalised.assigned.map(JSONValue.string)),
-            "references": .array(normalised.references.map(\.json)),
+            "references": .array(normalised.references.map(\.json))
         ]
         golden["write"] = Self.outcome { () throws(MappingError) in
             let write = try mapper.toNative(Golden.resolve(normalised), targetIds: Self.selfIds(normalised))
             let echo = try mapper.expectedEcho(of: write)
-            return ["record": .object(write.record), "cleared": .array(write.cleared.map(JSONValue.string)),
-                    "echo": echo.canonicalJSON, "echoCarried": .array(echo.carried.map(JSONValue.string))]
+            return [
+                "record": .object(write.record), "cleared": .array(write.cleared.map(JSONValue.string)),
+                "echo": echo.canonicalJSON, "echoCarried": .array(echo.carried.map(JSONValue.string))
+            ]
         }
         try Golden.check(.object(golden), against: "tables/\(system)-\(entity.rawValue).json")
     }
 
     static let flows: [(SystemName, SystemName, CanonicalEntityType)] = CanonicalEntityType.allCases.flatMap { e in
-        [(SystemName.customerp, SystemName.customwebshop, e), (.customwebshop, .powerofficego, e),
-         (.customwebshop, .customerp, e), (.powerofficego, .customwebshop, e)]
+        [
+            (SystemName.customerp, SystemName.customwebshop, e), (.customwebshop, .powerofficego, e),
+            (.customwebshop, .customerp, e), (.powerofficego, .customwebshop, e)
+        ]
     }
 
     @Test("The six flows, both directions: a source record written into the target", arguments: flows)

@@ -38,16 +38,20 @@ struct MappingEnginePropertyTests {
         }
         await propertyCheck(count: 500, input: Gen.int64(in: 0...10_000_000_000), Gen.element(of: Self.percents)) { cents, percent in
             let price = Self.money(cents)
-            let record: JSONValue = ["id": 1, "sku": "SKU-1", "name": "Thing", "type": "simple", "price": .string(price),
-                                     "tax_rate": .number(JSONNumber(percent!))]
+            let record: JSONValue = [
+                "id": 1, "sku": "SKU-1", "name": "Thing", "type": "simple", "price": .string(price),
+                "tax_rate": .number(JSONNumber(percent!))
+            ]
             do {
                 let canonical = try shop.toCanonical(record)
                 #expect(try shop.toNative(canonical.values).record["price"] == .string(price), "\(price) at \(percent!) %")
                 let once = try #require(try viaErp(canonical.values)?.string)
                 let drift = (Decimal(string: once)! - Decimal(string: price)!).magnitude
                 #expect(drift <= Decimal(string: "0.01")!, "\(price) at \(percent!) % came back as \(once) via the ERP")
-                let onceRecord: JSONValue = ["id": 1, "sku": "SKU-1", "name": "Thing", "type": "simple", "price": .string(once),
-                                             "tax_rate": .number(JSONNumber(percent!))]
+                let onceRecord: JSONValue = [
+                    "id": 1, "sku": "SKU-1", "name": "Thing", "type": "simple", "price": .string(once),
+                    "tax_rate": .number(JSONNumber(percent!))
+                ]
                 let twice = try viaErp(try shop.toCanonical(onceRecord).values)
                 #expect(twice == .string(once), "\(price) at \(percent!) %: \(once) then \(twice?.description ?? "-")")
             } catch {

@@ -114,7 +114,7 @@ struct MappingEngineTests {
         }
         let order: [String: JSONValue] = [
             "customer": "customer/0b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11",
-            "lines": [["sku": "KOPP", "quantity": 1, "unitPriceExclVat": 10, "discountPercent": 120]],
+            "lines": [["sku": "KOPP", "quantity": 1, "unitPriceExclVat": 10, "discountPercent": 120]]
         ]
         expectError(.validation, field: "SalesOrderLines[0].Allowance", reasonContains: "above 100") { () throws(MappingError) in
             _ = try Golden.mapper(.powerofficego, .order).toNative(order, targetIds: ["customer/0b6f5e1c-6c1a-4f0e-9d7a-3a1f2f1c9e11": "17"])

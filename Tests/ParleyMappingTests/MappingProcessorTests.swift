@@ -12,14 +12,16 @@ struct MappingProcessorTests {
     let processor = MappingProcessor(mappings: Golden.mappings)
 
     func change(_ system: SystemName, _ entity: CanonicalEntityType, id: String, payload: JSONValue) throws -> Envelope {
-        try Envelope(kind: .change, system: system, entityType: entity.messagingEntityType, entityId: id,
-                     time: Date(timeIntervalSince1970: 1_762_000_000), payload: payload)
+        try Envelope(
+            kind: .change, system: system, entityType: entity.messagingEntityType, entityId: id,
+            time: Date(timeIntervalSince1970: 1_762_000_000), payload: payload)
     }
 
     @Test("A change becomes a canonical message for the link service, in the same chain")
     func changeToCanonical() throws {
-        let input = try change(.customwebshop, .order, id: "9001",
-                               payload: ChangePayload(record: try Golden.record(.customwebshop, .order)).json)
+        let input = try change(
+            .customwebshop, .order, id: "9001",
+            payload: ChangePayload(record: try Golden.record(.customwebshop, .order)).json)
         let output = try processor.process(change: input)
         #expect(output.exchange == ParleyTopology.Exchanges.canonical)
         #expect(output.routingKey == "customwebshop.order.canonical")
@@ -51,7 +53,7 @@ struct MappingProcessorTests {
         (["operation": "upsert"], "payload field record: an upsert needs the record"),
         (["record": ["id": 702]], "the record's id 702 is not the message's entityId 701"),
         (["record": [1, 2]], "expected the record as a JSON object"),
-        (["recrod": ["id": 701]], "payload field recrod: unknown member"),
+        (["recrod": ["id": 701]], "payload field recrod: unknown member")
     ]
 
     @Test("Unmappable changes are rejected with a reason naming the field", arguments: rejected)
@@ -79,22 +81,28 @@ struct MappingProcessorTests {
         try Envelope(kind: .syncRequest, system: system, entityType: entity.messagingEntityType, entityId: globalId, payload: payload.json)
     }
 
-    @Test("The expected echo leaves out a line member no line was written with: the target fills it as it likes (the webshop names a line after its product)")
+    @Test(
+        "The expected echo leaves out a line member no line was written with: the target fills it as it likes (the webshop names a line after its product)"
+    )
     func echoLeavesOutUnwrittenLineMembers() throws {
         let erp = try Golden.mapper(.customerp, .order).toCanonical(try Golden.record(.customerp, .order))
         var values = Golden.resolve(erp)
-        values["lines"] = .array((values["lines"]?.array ?? []).map { line -> JSONValue in
-            guard case .object(var o) = line else { return line }
-            o["description"] = nil
-            return .object(o)
-        })
-        let request = SyncRequestPayload(operation: .create, targetId: nil, entity: CanonicalJSON.nest(values, entity: .order),
-                                         targetIds: MappingEngineGoldenTests.targetIds(from: .customerp, to: .customwebshop), writeId: "w-1")
-        let output = try processor.process(syncRequest: try syncRequest(.customwebshop, .order, globalId: "order/5f0c8f5e-1c1a-4f0e-9d7a-3a1f2f1c9e11", request))
+        values["lines"] = .array(
+            (values["lines"]?.array ?? []).map { line -> JSONValue in
+                guard case .object(var o) = line else { return line }
+                o["description"] = nil
+                return .object(o)
+            })
+        let request = SyncRequestPayload(
+            operation: .create, targetId: nil, entity: CanonicalJSON.nest(values, entity: .order),
+            targetIds: MappingEngineGoldenTests.targetIds(from: .customerp, to: .customwebshop), writeId: "w-1")
+        let output = try processor.process(
+            syncRequest: try syncRequest(.customwebshop, .order, globalId: "order/5f0c8f5e-1c1a-4f0e-9d7a-3a1f2f1c9e11", request))
         let command = try CommandPayload(json: output.envelope.payload)
         #expect(command.record["line_items"]?[0]?["name"] == nil)
         #expect(!command.expected.carried.contains("lines") && !command.expected.carried.contains("lines.description"))
-        #expect(command.expected.carried.contains("lines.sku") && command.expected.carried.contains("lines.product")
+        #expect(
+            command.expected.carried.contains("lines.sku") && command.expected.carried.contains("lines.product")
                 && command.expected.carried.contains("lines.unitPriceExclVat"))
     }
 
@@ -103,8 +111,9 @@ struct MappingProcessorTests {
         let shop = try Golden.mapper(.customwebshop, .order).toCanonical(try Golden.record(.customwebshop, .order))
         let values = Golden.resolve(shop)
         let targetIds = MappingEngineGoldenTests.targetIds(from: .customwebshop, to: .powerofficego)
-        let request = SyncRequestPayload(operation: .create, targetId: nil, entity: CanonicalJSON.nest(values, entity: .order),
-                                         targetIds: targetIds, writeId: "w-1")
+        let request = SyncRequestPayload(
+            operation: .create, targetId: nil, entity: CanonicalJSON.nest(values, entity: .order),
+            targetIds: targetIds, writeId: "w-1")
         let input = try syncRequest(.powerofficego, .order, globalId: "order/5f0c8f5e-1c1a-4f0e-9d7a-3a1f2f1c9e11", request)
         let output = try processor.process(syncRequest: input)
         #expect(output.exchange == ParleyTopology.Exchanges.commands)
@@ -125,7 +134,8 @@ struct MappingProcessorTests {
     @Test("A sync request the target would refuse becomes a failed event for the link service, not a command")
     func syncToFailed() throws {
         let request = SyncRequestPayload(operation: .update, targetId: "88001", entity: ["sku": "KOPP"], writeId: "w-2")
-        let output = try processor.process(syncRequest: try syncRequest(.powerofficego, .product, globalId: "product/5f0c8f5e-1c1a-4f0e-9d7a-3a1f2f1c9e11", request))
+        let output = try processor.process(
+            syncRequest: try syncRequest(.powerofficego, .product, globalId: "product/5f0c8f5e-1c1a-4f0e-9d7a-3a1f2f1c9e11", request))
         #expect(output.envelope.kind == .failed)
         #expect(output.exchange == ParleyTopology.Exchanges.events)
         #expect(output.routingKey == "powerofficego.product.failed")

@@ -39,24 +39,29 @@ struct MappingServiceBrokerTests {
         defer { if service.isRunning { service.terminate() } }
 
         func send(_ body: [UInt8], kind: String, system: SystemName, entity: EntityType, exchange: String) async throws {
-            try await publisher.publish(exchange: exchange, routingKey: "\(system).\(entity).\(kind)", body: body,
-                                        properties: .init(messageId: UUID().uuidString.lowercased()))
+            try await publisher.publish(
+                exchange: exchange, routingKey: "\(system).\(entity).\(kind)", body: body,
+                properties: .init(messageId: UUID().uuidString.lowercased()))
         }
-        func envelope(_ kind: MessageKind, _ system: SystemName, _ entity: CanonicalEntityType, _ id: String, _ payload: JSONValue) throws -> [UInt8] {
+        func envelope(_ kind: MessageKind, _ system: SystemName, _ entity: CanonicalEntityType, _ id: String, _ payload: JSONValue) throws -> [UInt8]
+        {
             try Envelope(kind: kind, system: system, entityType: entity.messagingEntityType, entityId: id, payload: payload).encoded()
         }
         let product = try Golden.record(.customwebshop, .product)
 
         // 1. Not even JSON: dead-lettered with the reason.
-        try await send(Array("this is not json".utf8), kind: "change", system: .customwebshop, entity: .product, exchange: ParleyTopology.Exchanges.changes)
+        try await send(
+            Array("this is not json".utf8), kind: "change", system: .customwebshop, entity: .product, exchange: ParleyTopology.Exchanges.changes)
         // 2. A record that does not map ("12,5" as a price): dead-lettered naming the field.
         var bad = product.object!
         bad["price"] = "12,5"
-        try await send(try envelope(.change, .customwebshop, .product, "701", ChangePayload(record: .object(bad)).json),
-                       kind: "change", system: .customwebshop, entity: .product, exchange: ParleyTopology.Exchanges.changes)
+        try await send(
+            try envelope(.change, .customwebshop, .product, "701", ChangePayload(record: .object(bad)).json),
+            kind: "change", system: .customwebshop, entity: .product, exchange: ParleyTopology.Exchanges.changes)
         // 3. A good change after the bad ones: the service is still there and maps it.
-        try await send(try envelope(.change, .customwebshop, .product, "701", ChangePayload(record: product).json),
-                       kind: "change", system: .customwebshop, entity: .product, exchange: ParleyTopology.Exchanges.changes)
+        try await send(
+            try envelope(.change, .customwebshop, .product, "701", ChangePayload(record: product).json),
+            kind: "change", system: .customwebshop, entity: .product, exchange: ParleyTopology.Exchanges.changes)
 
         let dead = try await Self.take(2, from: "\(ParleyTopology.Queues.mappingChanges).dead", amqp)
         let reasons = dead.map { $0.properties.headers[ParleyHeaders.error]?.stringValue ?? "" }.sorted()
@@ -73,11 +78,13 @@ struct MappingServiceBrokerTests {
         // 4. A sync request: a command for PowerOffice Go's adapter; one Go would refuse: a failed event.
         let normalised = try Golden.mapper(.customwebshop, .product).toCanonical(product)
         let good = SyncRequestPayload(operation: .create, targetId: nil, entity: normalised.canonicalJSON, writeId: "w-1")
-        try await send(try envelope(.syncRequest, .powerofficego, .product, "product/5f0c8f5e-1c1a-4f0e-9d7a-3a1f2f1c9e11", good.json),
-                       kind: "syncRequest", system: .powerofficego, entity: .product, exchange: ParleyTopology.Exchanges.sync)
+        try await send(
+            try envelope(.syncRequest, .powerofficego, .product, "product/5f0c8f5e-1c1a-4f0e-9d7a-3a1f2f1c9e11", good.json),
+            kind: "syncRequest", system: .powerofficego, entity: .product, exchange: ParleyTopology.Exchanges.sync)
         let nameless = SyncRequestPayload(operation: .update, targetId: "88001", entity: ["sku": "KAFFE-500"], writeId: "w-2")
-        try await send(try envelope(.syncRequest, .powerofficego, .product, "product/5f0c8f5e-1c1a-4f0e-9d7a-3a1f2f1c9e11", nameless.json),
-                       kind: "syncRequest", system: .powerofficego, entity: .product, exchange: ParleyTopology.Exchanges.sync)
+        try await send(
+            try envelope(.syncRequest, .powerofficego, .product, "product/5f0c8f5e-1c1a-4f0e-9d7a-3a1f2f1c9e11", nameless.json),
+            kind: "syncRequest", system: .powerofficego, entity: .product, exchange: ParleyTopology.Exchanges.sync)
         let command = try #require(try await Self.take(1, from: ParleyTopology.Queues.adapterCommands(.powerofficego), amqp).first)
         let commandPayload = try CommandPayload(json: try command.envelope().payload)
         #expect(commandPayload.record["Code"] == "KAFFE-500")

@@ -32,15 +32,26 @@ struct RepositoryTablesTests {
         #expect(poweroffice.carriedFields.contains("organizationNumber"))
     }
 
-    @Test("Order lines: a normalised order lists `lines` and the line members its system reads, so the link service keeps the members it does not (Go's VAT rates, the webshop's discounts)")
+    @Test(
+        "Order lines: a normalised order lists `lines` and the line members its system reads, so the link service keeps the members it does not (Go's VAT rates, the webshop's discounts)"
+    )
     func carriedLineMembers() throws {
         let members = { (system: SystemName) -> [String] in
             let order = try Golden.mapper(system, .order).toCanonical(try Golden.record(system, .order))
             return order.carried.filter { $0.hasPrefix("lines") }
         }
         #expect(try members(.customerp) == ["lines"] + CanonicalField.orderLine.map(\.path))
-        #expect(try members(.customwebshop) == ["lines", "lines.product", "lines.sku", "lines.description", "lines.quantity", "lines.unitPriceExclVat", "lines.vatRate"])
-        #expect(try members(.powerofficego) == ["lines", "lines.product", "lines.sku", "lines.description", "lines.quantity", "lines.unitPriceExclVat", "lines.discountPercent"])
-        #expect(try Golden.mapper(.customerp, .customer).toCanonical(try Golden.record(.customerp, .customer)).carried.allSatisfy { !$0.hasPrefix("lines") })
+        #expect(
+            try members(.customwebshop) == [
+                "lines", "lines.product", "lines.sku", "lines.description", "lines.quantity", "lines.unitPriceExclVat", "lines.vatRate"
+            ])
+        #expect(
+            try members(.powerofficego) == [
+                "lines", "lines.product", "lines.sku", "lines.description", "lines.quantity", "lines.unitPriceExclVat", "lines.discountPercent"
+            ])
+        #expect(
+            try Golden.mapper(.customerp, .customer).toCanonical(try Golden.record(.customerp, .customer)).carried.allSatisfy {
+                !$0.hasPrefix("lines")
+            })
     }
 }

@@ -74,7 +74,7 @@ struct EnvelopeSchemaTests {
                 $0["trace"] = ["traceparent": "00-00000000000000000000000000000000-00f067aa0ba902b7-01"]
             },
             "trace--missing-traceparent": broken { $0["trace"] = ["tracestate": "a=b"] },
-            "trace--string": broken { $0["trace"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" },
+            "trace--string": broken { $0["trace"] = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" }
         ]
     }
 

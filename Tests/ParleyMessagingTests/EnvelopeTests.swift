@@ -22,7 +22,7 @@ enum Fixtures {
         "rate": .number(JSONNumber("1e3")!),
         "tags": ["b2b", "øst"],
         "archived": false,
-        "notes": nil,
+        "notes": nil
     ]
 
     static func change(trace: TraceContext? = Fixtures.trace) -> Envelope {
@@ -162,7 +162,7 @@ struct EnvelopeTimeTests {
         (0.0004, "1970-01-01T00:00:00.000Z"),
         (0.0006, "1970-01-01T00:00:00.001Z"),
         (253_402_300_799.999, "9999-12-31T23:59:59.999Z"),
-        (-62_167_219_200.0, "0000-01-01T00:00:00.000Z"),
+        (-62_167_219_200.0, "0000-01-01T00:00:00.000Z")
     ])
     func encodesUTCWithMilliseconds(_ seconds: Double, _ expected: String) throws {
         let envelope = try Envelope(
@@ -183,7 +183,7 @@ struct EnvelopeTimeTests {
         ("2025-01-31T12:00:00.9999Z", "2025-01-31T12:00:01.000Z"),
         ("2025-01-01T00:30:00+01:00", "2024-12-31T23:30:00.000Z"),
         ("2024-02-29T00:00:00Z", "2024-02-29T00:00:00.000Z"),
-        ("2016-12-31T23:59:60Z", "2017-01-01T00:00:00.000Z"),
+        ("2016-12-31T23:59:60Z", "2017-01-01T00:00:00.000Z")
     ])
     func decodesOffsets(_ wire: String, _ normalized: String) throws {
         var document = Fixtures.document()
@@ -195,7 +195,7 @@ struct EnvelopeTimeTests {
     @Test(arguments: [
         "2025-01-31 12:00:00Z", "2025-01-31T12:00:00", "2025-01-31T12:00:00.Z", "2025-1-31T12:00:00Z",
         "2025-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2025-04-31T00:00:00Z", "2025-01-31T24:00:00Z",
-        "2025-01-31T12:00:00+0100", "2025-01-31T12:00:00+24:00", "2025-01-31T12:00:00Zjunk", "",
+        "2025-01-31T12:00:00+0100", "2025-01-31T12:00:00+24:00", "2025-01-31T12:00:00Zjunk", ""
     ])
     func rejectsInvalidTimes(_ wire: String) {
         var document = Fixtures.document()
@@ -230,18 +230,19 @@ struct EnvelopeDecodeErrorTests {
         #expect(throws: EnvelopeError.missingField("trace.traceparent")) { try Envelope.decode(Fixtures.bytes(document)) }
     }
 
-    @Test(arguments: [
-        ("version", JSONValue.string("1"), "an integer", "string"),
-        ("id", 42, "a string", "number"),
-        ("correlationId", nil, "a string", "null"),
-        ("causationId", [1], "a string", "array"),
-        ("kind", true, "a string", "boolean"),
-        ("system", ["name": "customerp"], "a string", "object"),
-        ("entityType", 1, "a string", "number"),
-        ("entityId", 1001, "a string", "number"),
-        ("time", 1_738_324_800, "a string", "number"),
-        ("trace", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "an object", "string"),
-    ] as [(String, JSONValue, String, String)])
+    @Test(
+        arguments: [
+            ("version", JSONValue.string("1"), "an integer", "string"),
+            ("id", 42, "a string", "number"),
+            ("correlationId", nil, "a string", "null"),
+            ("causationId", [1], "a string", "array"),
+            ("kind", true, "a string", "boolean"),
+            ("system", ["name": "customerp"], "a string", "object"),
+            ("entityType", 1, "a string", "number"),
+            ("entityId", 1001, "a string", "number"),
+            ("time", 1_738_324_800, "a string", "number"),
+            ("trace", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "an object", "string")
+        ] as [(String, JSONValue, String, String)])
     func wrongType(_ field: String, _ value: JSONValue, _ expected: String, _ found: String) {
         var document = Fixtures.document()
         document[field] = value
@@ -289,7 +290,7 @@ struct EnvelopeDecodeErrorTests {
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
         "00_4bf92f3577b34da6a3ce929d0e0e4736_00f067aa0ba902b7_01",
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902bg-01",  // not hex
-        "",
+        ""
     ])
     func badTraceparent(_ traceparent: String) {
         var document = Fixtures.document()
@@ -315,19 +316,20 @@ struct EnvelopeDecodeErrorTests {
         }
     }
 
-    @Test(arguments: [
-        ("id", JSONValue.string("0F8FAD5B-D9CB-469F-A165-70867728950E")),
-        ("id", "not-a-uuid"),
-        ("correlationId", "0f8fad5bd9cb469fa16570867728950e"),
-        ("causationId", "{0f8fad5b-d9cb-469f-a165-70867728950e}"),
-        ("kind", "Change"),
-        ("kind", "sync-request"),
-        ("kind", ""),
-        ("system", "PowerOfficeGo"),
-        ("system", "power_office"),
-        ("entityType", "Customer"),
-        ("entityId", ""),
-    ] as [(String, JSONValue)])
+    @Test(
+        arguments: [
+            ("id", JSONValue.string("0F8FAD5B-D9CB-469F-A165-70867728950E")),
+            ("id", "not-a-uuid"),
+            ("correlationId", "0f8fad5bd9cb469fa16570867728950e"),
+            ("causationId", "{0f8fad5b-d9cb-469f-a165-70867728950e}"),
+            ("kind", "Change"),
+            ("kind", "sync-request"),
+            ("kind", ""),
+            ("system", "PowerOfficeGo"),
+            ("system", "power_office"),
+            ("entityType", "Customer"),
+            ("entityId", "")
+        ] as [(String, JSONValue)])
     func invalidValue(_ field: String, _ value: JSONValue) {
         var document = Fixtures.document()
         document[field] = value

@@ -39,7 +39,7 @@ struct JSONParserTests {
 
     @Test(arguments: [
         "12345678901234567.89", "0", "-0", "0.1", "1e3", "1E+3", "-1.5e-300", "123456789012345678901234567890.123456789",
-        "9007199254740993", "100.00",
+        "9007199254740993", "100.00"
     ])
     func numbersAreKeptVerbatim(_ text: String) throws {
         let document = "{\"amount\":\(text)}"
@@ -83,7 +83,7 @@ struct JSONParserTests {
             "name": "Ålesund \"AS\"\n\t\u{1}",
             "price": .number(JSONNumber("12345678901234567.89")!),
             "tags": ["a", 1, 2.5, true, nil],
-            "nested": ["deeper": ["deepest": [[], [:]]]],
+            "nested": ["deeper": ["deepest": [[], [:]]]]
         ]
         let bytes = original.serialized()
         let text = String(decoding: bytes, as: UTF8.self)
@@ -193,8 +193,9 @@ struct JSONRejectionTests {
         Case("encoded surrogate", [0x22, 0xED, 0xA0, 0x80, 0x22], 1, .invalidUTF8),
         Case("above U+10FFFF", [0x22, 0xF4, 0x90, 0x80, 0x80, 0x22], 1, .invalidUTF8),
         Case("truncated sequence", [0x22, 0xE2, 0x82], 1, .invalidUTF8),
-        Case("byte order mark", [0xEF, 0xBB, 0xBF, 0x7B, 0x7D], 0,
-             .unexpectedByte(0xEF, expected: "a JSON value (byte order marks are not allowed)")),
+        Case(
+            "byte order mark", [0xEF, 0xBB, 0xBF, 0x7B, 0x7D], 0,
+            .unexpectedByte(0xEF, expected: "a JSON value (byte order marks are not allowed)")),
         Case("duplicate key", #"{"a":1,"b":2,"a":3}"#, 13, .duplicateKey("a")),
         Case("duplicate key in nested object", #"[{"x":{"k":1,"k":1}}]"#, 13, .duplicateKey("k")),
         Case("canonically equivalent keys", "{\"\u{E9}\":1,\"e\u{301}\":2}", 8, .duplicateKey("e\u{301}")),
@@ -207,8 +208,9 @@ struct JSONRejectionTests {
         Case("missing comma", "[1 2]", 3, .unexpectedByte(UInt8(ascii: "2"), expected: "',' or ']'")),
         Case("truncated literal", "tru", 3, .unexpectedEndOfInput),
         Case("misspelt literal", "[nul1]", 4, .unexpectedByte(UInt8(ascii: "1"), expected: "'null'")),
-        Case("too deep", String(repeating: "[", count: 513) + String(repeating: "]", count: 513), 512,
-             .depthLimitExceeded(512)),
+        Case(
+            "too deep", String(repeating: "[", count: 513) + String(repeating: "]", count: 513), 512,
+            .depthLimitExceeded(512))
     ]
 
     @Test(arguments: cases)

@@ -28,9 +28,13 @@ struct RetryPolicyTests {
     @Test("Transient broker errors are retried; a topology without tiers dead-letters")
     func brokerErrors() {
         let policy = RetryPolicy()
-        #expect(policy.decide(error: AMQPError.connectionLost("x"), retriesSoFar: 0, topology: topology) == .retry(tierQueue: "parley.retry.1000ms", attempt: 1))
+        #expect(
+            policy.decide(error: AMQPError.connectionLost("x"), retriesSoFar: 0, topology: topology)
+                == .retry(tierQueue: "parley.retry.1000ms", attempt: 1))
         let noTiers = Topology(exchanges: [], queues: [], retryDelays: [])
-        #expect(policy.decide(error: HandlerFailure.transient("x"), retriesSoFar: 0, topology: noTiers) == .deadLetter(reason: "gave up after 0 retries: x"))
+        #expect(
+            policy.decide(error: HandlerFailure.transient("x"), retriesSoFar: 0, topology: noTiers)
+                == .deadLetter(reason: "gave up after 0 retries: x"))
     }
 }
 

@@ -6,9 +6,9 @@ import ParleyPostgres
 import ParleyTestSupport
 import Testing
 #if canImport(FoundationNetworking)
-import FoundationNetworking
-import ParleyJSON
-import ParleyEnvelope
+    import FoundationNetworking
+    import ParleyJSON
+    import ParleyEnvelope
 #endif
 
 /// The real `mapping-service` and `link-service` processes on RabbitMQ and PostgreSQL (a vhost
@@ -18,7 +18,9 @@ import ParleyEnvelope
 struct MonitoringProcessTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
-    @Test("Ready when broker and database are connected, messages counted as consumed and published, link gauges and sync latency, 503 naming the database once it is gone")
+    @Test(
+        "Ready when broker and database are connected, messages counted as consumed and published, link gauges and sync latency, 503 naming the database once it is gone"
+    )
     func monitoring() async throws {
         try await ScratchVhost.with("parley-test-monitoring") { vhost in
             try await ScratchDatabase.with("parley_monitoring") { database, databaseURL in
@@ -88,11 +90,13 @@ struct MonitoringProcessTests {
             defer { Task { await consumer.close() } }
             for await delivery in consumer.deliveries {
                 if let envelope = try? delivery.envelope(), let command = try? CommandPayload(json: envelope.payload) {
-                    let written = try Envelope.caused(by: envelope, kind: .written, entityId: command.targetId ?? "W-1",
-                                                      payload: WrittenPayload(command: command).json)
-                    try await publisher.publish(OutgoingMessage(
-                        envelope: written, exchange: ParleyTopology.Exchanges.events,
-                        routingKey: ParleyTopology.routingKey(system: .customwebshop, entityType: written.entityType, kind: .written)))
+                    let written = try Envelope.caused(
+                        by: envelope, kind: .written, entityId: command.targetId ?? "W-1",
+                        payload: WrittenPayload(command: command).json)
+                    try await publisher.publish(
+                        OutgoingMessage(
+                            envelope: written, exchange: ParleyTopology.Exchanges.events,
+                            routingKey: ParleyTopology.routingKey(system: .customwebshop, entityType: written.entityType, kind: .written)))
                 }
                 delivery.ack()
             }
@@ -100,10 +104,14 @@ struct MonitoringProcessTests {
         defer { webshop.cancel() }
 
         // One ERP customer, changed a second ago, and one message that is not an envelope.
-        let record: JSONValue = ["id": "C-1", "customerType": "COMPANY", "name": "Fjord Bygg AS", "email": "post@fjordbygg.no", "phone": "+47 900 00 100"]
-        let change = try Envelope(kind: .change, system: .customerp, entityType: .customer, entityId: "C-1",
-                                  time: Date().addingTimeInterval(-1), payload: ChangePayload(record: record).json)
-        try await publisher.publish(OutgoingMessage(envelope: change, exchange: ParleyTopology.Exchanges.changes, routingKey: "customerp.customer.change"))
+        let record: JSONValue = [
+            "id": "C-1", "customerType": "COMPANY", "name": "Fjord Bygg AS", "email": "post@fjordbygg.no", "phone": "+47 900 00 100"
+        ]
+        let change = try Envelope(
+            kind: .change, system: .customerp, entityType: .customer, entityId: "C-1",
+            time: Date().addingTimeInterval(-1), payload: ChangePayload(record: record).json)
+        try await publisher.publish(
+            OutgoingMessage(envelope: change, exchange: ParleyTopology.Exchanges.changes, routingKey: "customerp.customer.change"))
         try await publisher.publish(exchange: ParleyTopology.Exchanges.changes, routingKey: "customerp.customer.change", body: Array("not json".utf8))
 
         // The mapping service: the change mapped and its canonical message confirmed, the
@@ -114,7 +122,7 @@ struct MonitoringProcessTests {
             #"parley_failures_total{service="mapping-service",reason="malformed"}"#: 1,
             #"parley_messages_published_total{service="mapping-service",exchange="parley.canonical"}"#: 1,
             #"parley_messages_published_total{service="mapping-service",exchange="parley.commands"}"#: 2,
-            #"parley_message_processing_seconds_count{service="mapping-service",queue="mapping.changes"}"#: 2,
+            #"parley_message_processing_seconds_count{service="mapping-service",queue="mapping.changes"}"#: 2
         ]
         // The link service: the canonical change and the webshop's written event consumed, a
         // sync latency for the webshop's write, PowerOffice Go's write in flight.
@@ -127,7 +135,7 @@ struct MonitoringProcessTests {
             #"parley_link_inflight_writes{system="customwebshop"}"#: 0,
             "parley_link_parked_entities": 0,
             "parley_link_failed_entities": 0,
-            "parley_link_conflicts": 0,
+            "parley_link_conflicts": 0
         ]
         for (base, expected) in [(mappingURL, mappingSeries), (linkURL, linkSeries)] {
             do {
@@ -148,8 +156,9 @@ struct MonitoringProcessTests {
 
         // The database goes away: the link service is no longer ready and says why; the mapping
         // service, which has no database, stays ready.
-        let admin = PostgresPool(configuration: try PostgresConfiguration(url: ProcessInfo.processInfo.environment["PARLEY_DATABASE_URL"]!),
-                                 maxConnections: 1)
+        let admin = PostgresPool(
+            configuration: try PostgresConfiguration(url: ProcessInfo.processInfo.environment["PARLEY_DATABASE_URL"]!),
+            maxConnections: 1)
         try await admin.dropDatabase(try PostgresIdentifier(database.database))
         await admin.close()
         let down = try await waitFor(failed("link-service not ready without its database"), within: .seconds(30)) {

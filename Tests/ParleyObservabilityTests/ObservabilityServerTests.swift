@@ -35,8 +35,9 @@ func bodyJSON(_ buffer: ByteBuffer) throws -> [String: Any] {
 struct ObservabilityServerTests {
     @Test("/health/live answers 200 whatever the probes say")
     func live() async throws {
-        let app = Application(router: ObservabilityServer.router(
-            registry: PrometheusCollectorRegistry(), readiness: Readiness([Switch("database", up: false)])))
+        let app = Application(
+            router: ObservabilityServer.router(
+                registry: PrometheusCollectorRegistry(), readiness: Readiness([Switch("database", up: false)])))
         try await app.test(.router) { client in
             try await client.execute(uri: "/health/live", method: .get) { response in
                 #expect(response.status == .ok)
@@ -86,7 +87,7 @@ struct ObservabilityServerTests {
             ReadinessCheck("slow", timeout: .milliseconds(200)) {
                 try? await Task.sleep(for: .seconds(30))
                 return true
-            },
+            }
         ])
         let started = ContinuousClock.now
         let app = Application(router: ObservabilityServer.router(registry: PrometheusCollectorRegistry(), readiness: readiness))
@@ -106,10 +107,14 @@ struct ObservabilityServerTests {
     func metrics() async throws {
         let registry = PrometheusCollectorRegistry()
         let factory = ParleyMetricsBackend.factory(registry: registry)
-        Counter(label: "parley_messages_consumed_total",
-                dimensions: [("service", "mapping-service"), ("queue", "mapping.changes"), ("outcome", "ack")], factory: factory).increment(by: 3)
-        CoreMetrics.Timer(label: "parley_message_processing_seconds", dimensions: [("service", "mapping-service"), ("queue", "mapping.changes")],
-                          factory: factory).recordMilliseconds(3)
+        Counter(
+            label: "parley_messages_consumed_total",
+            dimensions: [("service", "mapping-service"), ("queue", "mapping.changes"), ("outcome", "ack")], factory: factory
+        ).increment(by: 3)
+        CoreMetrics.Timer(
+            label: "parley_message_processing_seconds", dimensions: [("service", "mapping-service"), ("queue", "mapping.changes")],
+            factory: factory
+        ).recordMilliseconds(3)
         Gauge(label: "parley_link_parked_entities", factory: factory).record(2)
         let app = Application(router: ObservabilityServer.router(registry: registry, readiness: Readiness()))
         try await app.test(.router) { client in
@@ -144,8 +149,9 @@ struct ObservabilityServerTests {
 
             // The same port again: the second server logs and waits instead of returning (which
             // would end a service group), until it is cancelled.
-            let second = ObservabilityServer(configuration: .init(host: "127.0.0.1", port: bound), registry: registry,
-                                             readiness: Readiness(), logger: .init(label: "test"))
+            let second = ObservabilityServer(
+                configuration: .init(host: "127.0.0.1", port: bound), registry: registry,
+                readiness: Readiness(), logger: .init(label: "test"))
             let returned = Locked(false)
             let secondRunning = Task {
                 try? await second.run()
@@ -164,7 +170,8 @@ struct ObservabilityServerTests {
     func configuration() throws {
         #expect(ObservabilityConfiguration.environmentKeys == ["PARLEY_HTTP_HOST", "PARLEY_HTTP_PORT"])
         #expect(try ObservabilityConfiguration.fromEnvironment([:]) == .init(host: "0.0.0.0", port: 9400))
-        #expect(try ObservabilityConfiguration.fromEnvironment(["PARLEY_HTTP_HOST": "127.0.0.1", "PARLEY_HTTP_PORT": "9501"])
+        #expect(
+            try ObservabilityConfiguration.fromEnvironment(["PARLEY_HTTP_HOST": "127.0.0.1", "PARLEY_HTTP_PORT": "9501"])
                 == .init(host: "127.0.0.1", port: 9501))
         #expect(try ObservabilityConfiguration.fromEnvironment(["PARLEY_HTTP_PORT": "9501"], port: 9602).port == 9602)
         #expect(throws: ObservabilityConfiguration.Invalid.self) { try ObservabilityConfiguration.fromEnvironment(["PARLEY_HTTP_PORT": "http"]) }

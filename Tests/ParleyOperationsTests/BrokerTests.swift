@@ -19,8 +19,9 @@ struct OperationsBrokerTests {
     }
 
     static func change(_ id: String) throws -> OutgoingMessage {
-        let envelope = try Envelope(kind: .change, system: .customerp, entityType: .customer, entityId: id,
-                                    payload: ChangePayload(record: ["id": .string(id), "name": "Test AS"]).json)
+        let envelope = try Envelope(
+            kind: .change, system: .customerp, entityType: .customer, entityId: id,
+            payload: ChangePayload(record: ["id": .string(id), "name": "Test AS"]).json)
         return OutgoingMessage(envelope: envelope, exchange: ParleyTopology.Exchanges.changes, routingKey: "customerp.customer.change")
     }
 
@@ -70,7 +71,9 @@ struct OperationsBrokerTests {
         }
     }
 
-    @Test("dead letters: listed with their reason and left in place; replayed one by id and then all, each back on its queue without the failure headers, the dead queue empty")
+    @Test(
+        "dead letters: listed with their reason and left in place; replayed one by id and then all, each back on its queue without the failure headers, the dead queue empty"
+    )
     func deadLetterListAndReplay() async throws {
         try await ScratchVhost.with("parley-test-ops-dlq") { vhost in
             let api = try Self.api(vhost)

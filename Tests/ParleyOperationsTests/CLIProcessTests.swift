@@ -26,14 +26,16 @@ struct CLIProcessTests {
         "PARLEY_AMQP_URL": "amqp://parley:hunter2@127.0.0.1:1/parley",
         "PARLEY_AMQP_MANAGEMENT_URL": "http://127.0.0.1:1/",
         "PARLEY_DATABASE_URL": "postgres://parley:hunter2@127.0.0.1:1/parley",
-        "PARLEY_DATABASE_URL_FILE": "", "PARLEY_AMQP_URL_FILE": "",
+        "PARLEY_DATABASE_URL_FILE": "", "PARLEY_AMQP_URL_FILE": ""
     ]
 
     @Test("status with neither the management API nor the database reachable: both reasons, exit 1, no password")
     func statusUnreachable() async throws {
         let (status, out, err) = try await Self.run(["status"], env: Self.nowhere)
         #expect(status == 1)
-        #expect(out.contains("queues: cannot reach the RabbitMQ management API at http://127.0.0.1:1 (connection refused): is RabbitMQ running"), "\(out)")
+        #expect(
+            out.contains("queues: cannot reach the RabbitMQ management API at http://127.0.0.1:1 (connection refused): is RabbitMQ running"), "\(out)"
+        )
         #expect(out.contains("link service: cannot reach PostgreSQL at postgres://parley:***@127.0.0.1:1/parley"), "\(out)")
         #expect(!(out + err).contains("hunter2"))
     }

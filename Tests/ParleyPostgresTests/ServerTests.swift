@@ -112,7 +112,8 @@ extension PostgresServerTests {
                 try await null(Data.self)
 
                 // And stored in typed columns.
-                try await pool.execute("""
+                try await pool.execute(
+                    """
                     create table n (s text, i bigint, b bool, d numeric, t timestamptz, u uuid, j jsonb, y bytea)
                     """)
                 let inserted = try await pool.execute(
@@ -383,19 +384,25 @@ extension PostgresServerTests {
 extension PostgresServerTests {
     @Suite struct Migrations {
         static let base: [Migration] = [
-            Migration(version: 1, name: "create_log", sql: """
-                create table migration_log (version int not null, at timestamptz not null default now());
-                select pg_sleep(0.3); -- widen the window in which runners overlap
-                insert into migration_log (version) values (1);
-                """),
-            Migration(version: 2, name: "create_items", sql: """
-                create table items (id uuid primary key, price numeric(20, 4) not null);
-                insert into migration_log (version) values (2);
-                """),
-            Migration(version: 3, name: "index_items", sql: """
-                create index items_price on items (price);
-                insert into migration_log (version) values (3);
-                """),
+            Migration(
+                version: 1, name: "create_log",
+                sql: """
+                    create table migration_log (version int not null, at timestamptz not null default now());
+                    select pg_sleep(0.3); -- widen the window in which runners overlap
+                    insert into migration_log (version) values (1);
+                    """),
+            Migration(
+                version: 2, name: "create_items",
+                sql: """
+                    create table items (id uuid primary key, price numeric(20, 4) not null);
+                    insert into migration_log (version) values (2);
+                    """),
+            Migration(
+                version: 3, name: "index_items",
+                sql: """
+                    create index items_price on items (price);
+                    insert into migration_log (version) values (3);
+                    """)
         ]
 
         func versions(_ pool: PostgresPool, table: String) async throws -> [Int64] {
@@ -431,9 +438,10 @@ extension PostgresServerTests {
                         #expect(try await poolA.query("select count(*) from migration_log")[0].decode(Int.self, at: 0) == 3)
 
                         // A new migration is applied on its own.
-                        let more = try Migrator(migrations: Self.base + [
-                            Migration(version: 4, name: "more", sql: "insert into migration_log (version) values (4)")
-                        ])
+                        let more = try Migrator(
+                            migrations: Self.base + [
+                                Migration(version: 4, name: "more", sql: "insert into migration_log (version) values (4)")
+                            ])
                         #expect(try await more.migrate(on: poolA).applied == [4])
                     }
                 }
@@ -460,10 +468,15 @@ extension PostgresServerTests {
 
         @Test func failingMigrationRollsBackAlone() async throws {
             try await TestServer.withScratchPool { (pool: PostgresPool) async throws in
-                let broken = Self.base + [Migration(version: 4, name: "broken", sql: """
-                    create table half_done (x int);
-                    insert into missing_table values (1);
-                    """)]
+                let broken =
+                    Self.base + [
+                        Migration(
+                            version: 4, name: "broken",
+                            sql: """
+                                create table half_done (x int);
+                                insert into missing_table values (1);
+                                """)
+                    ]
                 let error = await #expect(throws: PostgresError.self) { try await Migrator(migrations: broken).migrate(on: pool) }
                 #expect(error?.sqlState == "42P01")
                 let message = error?.message ?? ""

@@ -40,7 +40,7 @@ import ParleyCore
         for url in [
             "mysql://u:secretpw@h/d", "postgres://u:secretpw@h:99999/d", "postgres://u:secretpw@h/",
             "postgres://u:secretpw@h/d?sslmode=bogus", "postgres://u:secretpw@h/d?foo=bar", "postgres://h/d",
-            "postgres://u:secret%zzpw@h/d",
+            "postgres://u:secret%zzpw@h/d"
         ] {
             let error = #expect(throws: PostgresError.self) { try PostgresConfiguration(url: url) }
             #expect(error?.kind == .invalidConfiguration)
@@ -58,7 +58,7 @@ import ParleyCore
 
 @Suite struct NumericTextTests {
     @Test(arguments: [
-        "12345678901234567890.123456789", "-0.01", "0", "1", "-1", "0.000000001", "100", "99999999999999999999999999999999999999",
+        "12345678901234567890.123456789", "-0.01", "0", "1", "-1", "0.000000001", "100", "99999999999999999999999999999999999999"
     ])
     func parsesExactlyAndFormatsBack(_ text: String) throws {
         let d = try PostgresNumeric.parse(text)
@@ -157,7 +157,7 @@ import ParleyCore
     @Test func loadsSortedByVersion() throws {
         let d = try dir([
             "0010_add_index.sql": "select 10", "0002_create_users.sql": "select 2", "0001_init.sql": "select 1",
-            "README.md": "ignored",
+            "README.md": "ignored"
         ])
         defer { try? FileManager.default.removeItem(at: d) }
         let m = try Migration.load(directory: d)

@@ -32,7 +32,7 @@ func with(_ headers: HTTPFields, _ name: String, _ value: String) -> HTTPFields 
 
 let customerBody: JSONValue = .object([
     "customerType": .string("COMPANY"), "name": .string("Fjord Bygg AS"), "orgNo": .string("923609016"),
-    "email": .string("post@fjordbygg.no"), "address": .object(["city": .string("Bergen"), "countryCode": .string("NO")]),
+    "email": .string("post@fjordbygg.no"), "address": .object(["city": .string("Bergen"), "countryCode": .string("NO")])
 ])
 
 @Suite struct ERPSimulatorHTTPTests {
@@ -120,13 +120,17 @@ let customerBody: JSONValue = .object([
             let product = json(try await client.execute(uri: "/products?limit=1", method: .get, headers: erpHeaders).body)["items"]!.arrayValue![0]
             let order: JSONValue = .object([
                 "customerId": .string(a), "orderDate": .string("2026-01-10"),
-                "lines": .array([.object([
-                    "itemNo": product["itemNo"]!, "quantity": .int(3), "unitPrice": .number(100.5),
-                    "discountPercent": .int(10), "vatPercent": .int(25),
-                ])]),
+                "lines": .array([
+                    .object([
+                        "itemNo": product["itemNo"]!, "quantity": .int(3), "unitPrice": .number(100.5),
+                        "discountPercent": .int(10), "vatPercent": .int(25)
+                    ])
+                ])
             ])
-            let created = json(try await client.execute(
-                uri: "/orders", method: .post, headers: with(erpHeaders, "Idempotency-Key", "o-1"), body: body(order)).body)
+            let created = json(
+                try await client.execute(
+                    uri: "/orders", method: .post, headers: with(erpHeaders, "Idempotency-Key", "o-1"), body: body(order)
+                ).body)
             #expect(created["totalExclVat"]?.decimalValue == Decimal(string: "271.35"))
             #expect(created["totalVat"]?.decimalValue == Decimal(string: "67.84"))
             #expect(created["lines"]?.arrayValue?.first?["productId"] == product["id"])
@@ -190,8 +194,9 @@ actor Receiver {
 
     func app(webhooks: WebhookDispatcher? = nil, seed: Int = 0) throws -> some ApplicationProtocol {
         let state = try WebshopSimulator.makeState(seed: seed, seedValue: 1, faults: FaultSettings())
-        return Application(router: WebshopSimulator.makeRouter(
-            state: state, auth: AuthPolicy(basic: ("ck", "cs")), seedValue: 1, webhooks: webhooks))
+        return Application(
+            router: WebshopSimulator.makeRouter(
+                state: state, auth: AuthPolicy(basic: ("ck", "cs")), seedValue: 1, webhooks: webhooks))
     }
 
     @Test("Basic auth; duplicate e-mail is 409; prices incl. VAT as decimal strings; PATCH; per_page paging")
@@ -236,7 +241,8 @@ actor Receiver {
     @Test("Lists filter by e-mail (any case) and SKU (exactly): the record a duplicate's 409 names, archived ones too; an empty filter is 400")
     func keyFilters() async throws {
         try await app(seed: 5).test(.router) { client in
-            let customers = json(try await client.execute(uri: "/customers?per_page=100", method: .get, headers: Self.headers).body)["items"]!.arrayValue!
+            let customers = json(try await client.execute(uri: "/customers?per_page=100", method: .get, headers: Self.headers).body)["items"]!
+                .arrayValue!
             #expect(customers.count == 5)
             let target = customers[2]
             let email = target["email"]!.stringValue!
@@ -267,8 +273,11 @@ actor Receiver {
             let otherCase = json(try await client.execute(uri: "/products?sku=OST-1", method: .get, headers: Self.headers).body)["items"]!.arrayValue!
             #expect(otherCase.isEmpty, "SKUs compare exactly, as their uniqueness does")
             // With the incremental read and paging: only the filtered records.
-            let since = json(try await client.execute(uri: "/products?sku=Ost-1&updated_since=2000-01-01T00:00:00Z&per_page=1", method: .get,
-                                                      headers: Self.headers).body)
+            let since = json(
+                try await client.execute(
+                    uri: "/products?sku=Ost-1&updated_since=2000-01-01T00:00:00Z&per_page=1", method: .get,
+                    headers: Self.headers
+                ).body)
             #expect(since["items"]?.arrayValue?.map { $0["id"] } == [id] && since["nextCursor"] == .null)
         }
     }
@@ -280,9 +289,10 @@ actor Receiver {
         router.post("/hook") { request, _ in
             var request = request
             let bytes = Array(try await request.collectBody(upTo: 1 << 20).readableBytesView)
-            let ok = await receiver.receive(.init(
-                timestamp: request.header(WebhookVerifier.timestampHeader),
-                signature: request.header(WebhookVerifier.signatureHeader), body: bytes))
+            let ok = await receiver.receive(
+                .init(
+                    timestamp: request.header(WebhookVerifier.timestampHeader),
+                    signature: request.header(WebhookVerifier.signatureHeader), body: bytes))
             return Response(status: ok ? .noContent : .serviceUnavailable)
         }
         let (portStream, portContinuation) = AsyncStream<Int>.makeStream()

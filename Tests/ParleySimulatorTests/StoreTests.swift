@@ -59,7 +59,7 @@ import ParleyCanonical
     func db() -> SimulatorDatabase {
         SimulatorDatabase(entities: [
             EntityStore(name: "customers", uniqueRules: [.caseInsensitive("email")]),
-            EntityStore(name: "products", uniqueRules: [.exact("sku")]),
+            EntityStore(name: "products", uniqueRules: [.exact("sku")])
         ])
     }
 
@@ -130,7 +130,8 @@ import ParleyCanonical
 
     @Test("Fault decisions: a 429 burst counts down first, then drops and errors by rate")
     func faults() throws {
-        var f = try FaultSettings().applying(.object(["rateLimitBurst": .int(2), "retryAfterSeconds": .int(7), "errorRate": .number(0.5), "latencyMs": .int(10)]))
+        var f = try FaultSettings().applying(
+            .object(["rateLimitBurst": .int(2), "retryAfterSeconds": .int(7), "errorRate": .number(0.5), "latencyMs": .int(10)]))
         #expect(f.decide(dropRoll: 0.9, errorRoll: 0.9, jitterRoll: 0).outcome == .rateLimited(retryAfterSeconds: 7))
         #expect(f.decide(dropRoll: 0.9, errorRoll: 0.9, jitterRoll: 0).outcome == .rateLimited(retryAfterSeconds: 7))
         #expect(f.rateLimitBurst == 0)

@@ -51,7 +51,10 @@ final class GoClient: @unchecked Sendable {
     private var _token: String?
     private var _exchanges: [Exchange] = []
     var exchanges: [Exchange] { lock.withLock { _exchanges } }
-    var token: String? { get { lock.withLock { _token } } set { lock.withLock { _token = newValue } } }
+    var token: String? {
+        get { lock.withLock { _token } }
+        set { lock.withLock { _token = newValue } }
+    }
 
     init(port: Int, configuration: GoSimulatorConfiguration) {
         base = "http://127.0.0.1:\(port)"
@@ -71,10 +74,12 @@ final class GoClient: @unchecked Sendable {
     @discardableResult
     func fetchToken() async throws -> Reply {
         let basic = Data("\(configuration.applicationKey):\(configuration.clientKey)".utf8).base64EncodedString()
-        let reply = try await raw(.POST, "/OAuth/Token", headers: [
-            ("Authorization", "Basic \(basic)"), ("Ocp-Apim-Subscription-Key", configuration.subscriptionKey),
-            ("Content-Type", "application/x-www-form-urlencoded"),
-        ], body: Array("grant_type=client_credentials".utf8))
+        let reply = try await raw(
+            .POST, "/OAuth/Token",
+            headers: [
+                ("Authorization", "Basic \(basic)"), ("Ocp-Apim-Subscription-Key", configuration.subscriptionKey),
+                ("Content-Type", "application/x-www-form-urlencoded")
+            ], body: Array("grant_type=client_credentials".utf8))
         token = reply.json?["access_token"]?.stringValue
         return reply
     }
@@ -87,8 +92,10 @@ final class GoClient: @unchecked Sendable {
         if json != nil { headers.append(("Content-Type", contentType ?? (method == .PATCH ? "application/json-patch+json" : "application/json"))) }
         let reply = try await raw(method, "/v2" + path, headers: headers, body: json?.serialized())
         lock.withLock {
-            _exchanges.append(Exchange(method: method.rawValue, template: template, status: reply.status,
-                                       contentType: reply.headers.first(name: "Content-Type"), body: reply.body))
+            _exchanges.append(
+                Exchange(
+                    method: method.rawValue, template: template, status: reply.status,
+                    contentType: reply.headers.first(name: "Content-Type"), body: reply.body))
         }
         return reply
     }
@@ -106,10 +113,12 @@ struct HTTPTests {
             #expect(noToken.status == 401)
             client.token = "not-a-token"
             #expect(try await client.call(.GET, "/Customers", template: "/Customers").status == 401)
-            let badClient = try await client.raw(.POST, "/OAuth/Token", headers: [
-                ("Authorization", "Basic " + Data("sim-application-key:wrong".utf8).base64EncodedString()),
-                ("Ocp-Apim-Subscription-Key", client.configuration.subscriptionKey), ("Content-Type", "application/x-www-form-urlencoded"),
-            ], body: Array("grant_type=client_credentials".utf8))
+            let badClient = try await client.raw(
+                .POST, "/OAuth/Token",
+                headers: [
+                    ("Authorization", "Basic " + Data("sim-application-key:wrong".utf8).base64EncodedString()),
+                    ("Ocp-Apim-Subscription-Key", client.configuration.subscriptionKey), ("Content-Type", "application/x-www-form-urlencoded")
+                ], body: Array("grant_type=client_credentials".utf8))
             #expect(badClient.status == 400 && badClient.json?["error"] == .string("invalid_client"))
             let token = try await client.fetchToken()
             #expect(token.status == 200 && token.json?["expires_in"] == .int(1200) && token.json?["token_type"] == .string("Bearer"))
@@ -163,12 +172,14 @@ struct HTTPTests {
             let created = try await client.call(.POST, "/Customers", template: "/Customers", json: json(#"{"Name": "Fjord AS"}"#))
             #expect(created.status == 201)
             let id = created.json!["Id"]!.int64Value!
-            let readOnly = try await client.call(.PATCH, "/Customers/\(id)", template: "/Customers/{id}",
-                                                 json: json(#"[{"op": "replace", "path": "/LastChangedDateTimeOffset", "value": "2020-01-01T00:00:00Z"}]"#))
+            let readOnly = try await client.call(
+                .PATCH, "/Customers/\(id)", template: "/Customers/{id}",
+                json: json(#"[{"op": "replace", "path": "/LastChangedDateTimeOffset", "value": "2020-01-01T00:00:00Z"}]"#))
             #expect(readOnly.status == 400)
             #expect(readOnly.json?["detail"]?.stringValue?.contains("read-only") == true)
-            let asJSON = try await client.call(.PATCH, "/Customers/\(id)", template: "/Customers/{id}",
-                                               json: json(#"[{"op": "replace", "path": "/Name", "value": "x"}]"#), contentType: "application/json")
+            let asJSON = try await client.call(
+                .PATCH, "/Customers/\(id)", template: "/Customers/{id}",
+                json: json(#"[{"op": "replace", "path": "/Name", "value": "x"}]"#), contentType: "application/json")
             #expect(asJSON.status == 415)
         }
     }

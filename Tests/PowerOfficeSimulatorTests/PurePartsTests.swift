@@ -21,14 +21,16 @@ func json(_ text: String) -> JSONValue { try! JSONValue.parse(Array(text.utf8)) 
 struct JSONPatchTests {
     @Test func replaceAddRemoveOnObjects() throws {
         let doc = json(#"{"a": 1, "b": {"c": "x"}, "list": [1, 2]}"#)
-        let patch = try JSONPatch(parsing: json(#"""
-            [{"op": "replace", "path": "/a", "value": 2},
-             {"op": "add", "path": "/b/d", "value": true},
-             {"op": "remove", "path": "/b/c"},
-             {"op": "add", "path": "/list/-", "value": 3},
-             {"op": "add", "path": "/list/0", "value": 0},
-             {"op": "test", "path": "/a", "value": 2}]
-            """#))
+        let patch = try JSONPatch(
+            parsing: json(
+                #"""
+                [{"op": "replace", "path": "/a", "value": 2},
+                 {"op": "add", "path": "/b/d", "value": true},
+                 {"op": "remove", "path": "/b/c"},
+                 {"op": "add", "path": "/list/-", "value": 3},
+                 {"op": "add", "path": "/list/0", "value": 0},
+                 {"op": "test", "path": "/a", "value": 2}]
+                """#))
         #expect(try patch.apply(to: doc) == json(#"{"a": 2, "b": {"d": true}, "list": [0, 1, 2, 3]}"#))
     }
 
@@ -57,11 +59,16 @@ struct GoStoreTests {
 
     @Test func customerPatchAppliesWritableFieldsAndRefusesReadOnlyOnes() throws {
         var s = store()
-        let c = try s.createCustomer(json(#"{"Name": "Fjord AS", "OrganizationNumber": "923609016", "MailAddress": {"City": "OSLO", "ZipCode": "0150"}}"#))
+        let c = try s.createCustomer(
+            json(#"{"Name": "Fjord AS", "OrganizationNumber": "923609016", "MailAddress": {"City": "OSLO", "ZipCode": "0150"}}"#))
         let id = c["Id"]!.int64Value!
         #expect(c["Number"] == .int(10_000))
         #expect(c["MailAddress"]?["Id"] != nil)
-        let patched = try s.patchCustomer(id, json(#"[{"op": "replace", "path": "/emailAddress", "value": "post@fjord.no"}, {"op": "replace", "path": "/MailAddress/City", "value": "BERGEN"}]"#))
+        let patched = try s.patchCustomer(
+            id,
+            json(
+                #"[{"op": "replace", "path": "/emailAddress", "value": "post@fjord.no"}, {"op": "replace", "path": "/MailAddress/City", "value": "BERGEN"}]"#
+            ))
         #expect(patched["EmailAddress"] == .string("post@fjord.no"))
         #expect(patched["MailAddress"]?["City"] == .string("BERGEN"))
         #expect(patched["MailAddress"]?["Id"] == c["MailAddress"]?["Id"])
@@ -116,7 +123,8 @@ struct GoStoreTests {
         let t = parsed[2]
         let shifted = GoTimestamp(microseconds: t.microseconds + 2 * 3_600_000_000).formatted.replacingOccurrences(of: "+00:00", with: "+02:00")
         #expect(try s.listProducts(ListQuery([("lastChangedDateTimeOffsetGreaterThan", shifted)])).count == 2)
-        #expect(try s.listProducts(ListQuery([("lastChangedDateTimeOffsetGreaterThan", stamps[2].replacingOccurrences(of: "+", with: " "))])).count == 2)
+        #expect(
+            try s.listProducts(ListQuery([("lastChangedDateTimeOffsetGreaterThan", stamps[2].replacingOccurrences(of: "+", with: " "))])).count == 2)
         #expect(throws: GoError.self) { try s.listProducts(ListQuery([("lastChangedDateTimeOffsetGreaterThan", "yesterday")])) }
         // A patch moves the record past the cursor.
         _ = try s.patchProduct(after[0]["Id"]!.int64Value! - 3, json(#"[{"op": "replace", "path": "/Name", "value": "P0b"}]"#))
@@ -158,11 +166,13 @@ struct GoStoreTests {
         var s = store()
         let c = try s.createCustomer(json(#"{"Name": "Kunde AS"}"#))
         let p = try s.createProduct(json(#"{"Name": "Lue", "Code": "LUE", "UnitPrice": 100}"#))
-        let order = try s.createSalesOrder(json(#"""
-            {"CustomerId": \#(c["Id"]!.int64Value!), "SalesOrderLines": [
-              {"ProductId": \#(p["Id"]!.int64Value!), "Quantity": 2, "Allowance": 10},
-              {"ProductCode": "LUE", "Quantity": 1, "ProductUnitPrice": 50}]}
-            """#))
+        let order = try s.createSalesOrder(
+            json(
+                #"""
+                {"CustomerId": \#(c["Id"]!.int64Value!), "SalesOrderLines": [
+                  {"ProductId": \#(p["Id"]!.int64Value!), "Quantity": 2, "Allowance": 10},
+                  {"ProductCode": "LUE", "Quantity": 1, "ProductUnitPrice": 50}]}
+                """#))
         #expect(order["SalesOrderNo"] == .int(1))
         #expect(order["CustomerNo"] == c["Number"])
         #expect(order["NetAmount"] == .double(230))

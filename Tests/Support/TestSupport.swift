@@ -7,7 +7,7 @@ import Synchronization
 import ParleyAMQP
 import ParleyPostgres
 #if canImport(FoundationNetworking)
-import FoundationNetworking
+    import FoundationNetworking
 #endif
 
 public struct MissingServer: Error, CustomStringConvertible {
@@ -29,18 +29,24 @@ public struct ScratchVhost: Sendable {
 
     /// A vhost on a broker of the caller's own (not the shared one `make test` started), which
     /// the caller may restart: no ``ServerDisruption`` lock is taken.
-    public static func with<T: Sendable>(_ prefix: String, amqpURL: String, managementURL: String,
-                                         _ body: (ScratchVhost) async throws -> T) async throws -> T {
+    public static func with<T: Sendable>(
+        _ prefix: String, amqpURL: String, managementURL: String,
+        _ body: (ScratchVhost) async throws -> T
+    ) async throws -> T {
         try await withoutLock(prefix, amqpURL: amqpURL, managementURL: managementURL, body)
     }
 
     static func withoutLock<T: Sendable>(_ prefix: String, _ body: (ScratchVhost) async throws -> T) async throws -> T {
-        guard let base = ProcessInfo.processInfo.environment["PARLEY_AMQP_URL"], !base.isEmpty else { throw MissingServer(variable: "PARLEY_AMQP_URL") }
+        guard let base = ProcessInfo.processInfo.environment["PARLEY_AMQP_URL"], !base.isEmpty else {
+            throw MissingServer(variable: "PARLEY_AMQP_URL")
+        }
         return try await withoutLock(prefix, amqpURL: base, managementURL: ProcessInfo.processInfo.environment["PARLEY_AMQP_MANAGEMENT_URL"], body)
     }
 
-    static func withoutLock<T: Sendable>(_ prefix: String, amqpURL base: String, managementURL: String?,
-                                         _ body: (ScratchVhost) async throws -> T) async throws -> T {
+    static func withoutLock<T: Sendable>(
+        _ prefix: String, amqpURL base: String, managementURL: String?,
+        _ body: (ScratchVhost) async throws -> T
+    ) async throws -> T {
         let endpoint = try AMQPEndpoint(url: base)
         let name = "\(prefix)-\(UUID().uuidString.prefix(8).lowercased())"
         let password = endpoint.password.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? endpoint.password
@@ -55,8 +61,10 @@ public struct ScratchVhost: Sendable {
             if attempt < 59 { try await Task.sleep(for: .milliseconds(500)) }
         }
         guard (200..<300).contains(created),
-              (200..<300).contains(try await vhost.request("PUT", "/api/permissions/\(name)/\(endpoint.user)",
-                                                           body: #"{"configure":".*","write":".*","read":".*"}"#))
+            (200..<300).contains(
+                try await vhost.request(
+                    "PUT", "/api/permissions/\(name)/\(endpoint.user)",
+                    body: #"{"configure":".*","write":".*","read":".*"}"#))
         else { throw MissingServer(variable: "a RabbitMQ management API that lets the test user create vhosts") }
         do {
             let value = try await body(vhost)
@@ -112,18 +120,24 @@ public enum ScratchDatabase {
 
     /// A database on a server of the caller's own (not the shared one `make test` started),
     /// which the caller may restart: no ``ServerDisruption`` lock is taken.
-    public static func with<T: Sendable>(_ prefix: String, serverURL: String,
-                                         _ body: (PostgresConfiguration, String) async throws -> T) async throws -> T {
+    public static func with<T: Sendable>(
+        _ prefix: String, serverURL: String,
+        _ body: (PostgresConfiguration, String) async throws -> T
+    ) async throws -> T {
         try await withoutLock(prefix, serverURL: serverURL, body)
     }
 
     static func withoutLock<T: Sendable>(_ prefix: String, _ body: (PostgresConfiguration, String) async throws -> T) async throws -> T {
-        guard let url = ProcessInfo.processInfo.environment["PARLEY_DATABASE_URL"], !url.isEmpty else { throw MissingServer(variable: "PARLEY_DATABASE_URL") }
+        guard let url = ProcessInfo.processInfo.environment["PARLEY_DATABASE_URL"], !url.isEmpty else {
+            throw MissingServer(variable: "PARLEY_DATABASE_URL")
+        }
         return try await withoutLock(prefix, serverURL: url, body)
     }
 
-    static func withoutLock<T: Sendable>(_ prefix: String, serverURL url: String,
-                                         _ body: (PostgresConfiguration, String) async throws -> T) async throws -> T {
+    static func withoutLock<T: Sendable>(
+        _ prefix: String, serverURL url: String,
+        _ body: (PostgresConfiguration, String) async throws -> T
+    ) async throws -> T {
         let base = try PostgresConfiguration(url: url)
         let name = try PostgresIdentifier(prefix + "_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "").prefix(12))
         let admin = PostgresPool(configuration: base, maxConnections: 1)

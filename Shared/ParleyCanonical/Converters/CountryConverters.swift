@@ -20,10 +20,12 @@ public enum Countries {
         Entry(code: "FI", english: "Finland", norwegian: "Finland", aliases: ["Suomi"]),
         Entry(code: "IS", english: "Iceland", norwegian: "Island", aliases: []),
         Entry(code: "DE", english: "Germany", norwegian: "Tyskland", aliases: ["Deutschland"]),
-        Entry(code: "GB", english: "United Kingdom", norwegian: "Storbritannia",
-              aliases: ["UK", "Great Britain", "Det forente kongerike", "Storbritannia og Nord-Irland"]),
-        Entry(code: "US", english: "United States", norwegian: "USA",
-              aliases: ["United States of America", "USA", "US", "De forente stater"]),
+        Entry(
+            code: "GB", english: "United Kingdom", norwegian: "Storbritannia",
+            aliases: ["UK", "Great Britain", "Det forente kongerike", "Storbritannia og Nord-Irland"]),
+        Entry(
+            code: "US", english: "United States", norwegian: "USA",
+            aliases: ["United States of America", "USA", "US", "De forente stater"]),
         Entry(code: "AT", english: "Austria", norwegian: "Østerrike", aliases: []),
         Entry(code: "BE", english: "Belgium", norwegian: "Belgia", aliases: []),
         Entry(code: "BG", english: "Bulgaria", norwegian: "Bulgaria", aliases: []),
@@ -48,7 +50,7 @@ public enum Countries {
         Entry(code: "SK", english: "Slovakia", norwegian: "Slovakia", aliases: []),
         Entry(code: "SI", english: "Slovenia", norwegian: "Slovenia", aliases: []),
         Entry(code: "ES", english: "Spain", norwegian: "Spania", aliases: []),
-        Entry(code: "CH", english: "Switzerland", norwegian: "Sveits", aliases: []),
+        Entry(code: "CH", english: "Switzerland", norwegian: "Sveits", aliases: [])
     ]
 
     /// Lower-cased (and trimmed) name → code, over English names, Norwegian names and aliases.

@@ -74,11 +74,11 @@ public enum EnumTables {
         name: "orderStatus.webshop",
         read: [
             "pending": "draft", "checkout-draft": "draft", "on-hold": "confirmed", "processing": "processing",
-            "completed": "completed", "cancelled": "cancelled", "refunded": "cancelled", "failed": "cancelled",
+            "completed": "completed", "cancelled": "cancelled", "refunded": "cancelled", "failed": "cancelled"
         ],
         write: [
             "draft": "pending", "confirmed": "on-hold", "processing": "processing", "completed": "completed",
-            "cancelled": "cancelled",
+            "cancelled": "cancelled"
         ])
 
     /// PowerOffice Go v2 `OrderStatus` (SalesOrderStatus): only `Draft` and `Confirmed`. Lossy:
@@ -121,11 +121,11 @@ public enum EnumTables {
         name: "orderStatus.erp",
         read: [
             "ENTERED": "draft", "CONFIRMED": "confirmed", "PICKING": "processing", "DELIVERED": "completed",
-            "CANCELLED": "cancelled",
+            "CANCELLED": "cancelled"
         ],
         write: [
             "draft": "ENTERED", "confirmed": "CONFIRMED", "processing": "PICKING", "completed": "DELIVERED",
-            "cancelled": "CANCELLED",
+            "cancelled": "CANCELLED"
         ])
 
     /// Webshop product `type` ⇄ canonical product type: `simple` ⇄ `product`, `virtual` (no
@@ -162,7 +162,7 @@ public enum EnumTables {
             ("SET", ["set", "sets", "sett"]),
             ("XPK", ["package", "packages", "pk", "pakke"]),
             ("TNE", ["tonne", "tonnes", "tonn"]),
-            ("KWH", ["kwh"]),
+            ("KWH", ["kwh"])
         ]
         var read: [String: String] = [:]
         var write: [String: String] = [:]
@@ -181,7 +181,7 @@ public enum EnumTables {
             "XRO", "XBA", "XPL", "XPC", "PR", "XCI", "XBG", "SET", "XTY", "XOF", "FTK", "KWH", "MWH", "LBR", "CMT",
             "DMT", "LM", "XPK", "GRM", "HGM", "XFL", "XBE", "E54", "MMT", "DAA", "H18", "MLT", "HLT", "DLT", "AK",
             "XCR", "E14", "MJ", "J57", "XJG", "XCT", "XSA", "XTU", "WEE", "XCA", "XCN", "NAR", "M4", "XVQ", "P1",
-            "MFU", "KMK", "LM3", "FOT", "FM3", "E34", "E35",
+            "MFU", "KMK", "LM3", "FOT", "FM3", "E34", "E35"
         ]
         let identity = Dictionary(uniqueKeysWithValues: codes.map { ($0, $0) })
         return EnumTable(name: "unitOfMeasure.poweroffice", read: identity, write: identity)
@@ -189,6 +189,6 @@ public enum EnumTables {
 
     public static let all: [EnumTable] = [
         orderStatusWebshop, orderStatusPowerOffice, orderStatusErp, productTypePowerOffice, productTypeErp,
-        productTypeWebshop, customerKindErp, unitOfMeasureWebshop, unitOfMeasurePowerOffice,
+        productTypeWebshop, customerKindErp, unitOfMeasureWebshop, unitOfMeasurePowerOffice
     ]
 }

@@ -15,14 +15,17 @@ guard let url = env["PARLEY_AMQP_URL"], let prefix = env["PARLEY_TEST_PREFIX"] e
 /// Unbuffered, so the test sees each line as it happens.
 @Sendable func say(_ line: String) { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
 let queue = "\(prefix).q"
-let topology = Topology(exchanges: [.init("\(prefix).x")],
-                        queues: [.init(queue, bindings: [.init(exchange: "\(prefix).x", routingKey: "#")])],
-                        deadLetterExchange: "\(prefix).dlx", requeueExchange: "\(prefix).requeue", retryDelays: [])
+let topology = Topology(
+    exchanges: [.init("\(prefix).x")],
+    queues: [.init(queue, bindings: [.init(exchange: "\(prefix).x", routingKey: "#")])],
+    deadLetterExchange: "\(prefix).dlx", requeueExchange: "\(prefix).requeue", retryDelays: [])
 let configuration = try AMQPConfiguration(urls: url, connectionName: "shutdown-fixture")
 let logger = Logger(label: "fixture")
 let publisher = AMQPPublisher(configuration: configuration, topology: topology)
-let service = ConsumerService(configuration: configuration, queue: queue, topology: topology, publisher: publisher,
-                              concurrency: 4, prefetch: 8, logger: logger) { delivery in
+let service = ConsumerService(
+    configuration: configuration, queue: queue, topology: topology, publisher: publisher,
+    concurrency: 4, prefetch: 8, logger: logger
+) { delivery in
     say("started \(delivery.properties.messageId ?? "?")")
     try await Task.sleep(for: .milliseconds(300))
     say("handled \(delivery.properties.messageId ?? "?")")
