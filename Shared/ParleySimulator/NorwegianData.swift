@@ -1,22 +1,6 @@
 import Foundation
 import ParleyCore
 
-/// A small, fast, seedable generator (SplitMix64): the same seed gives the same data on every
-/// platform, which `SystemRandomNumberGenerator` cannot.
-public struct SeededGenerator: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    public init(seed: UInt64) { state = seed }
-
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
-
 /// A Norwegian customer as plain values; each simulator maps it to its own record shape.
 public struct SeedCustomer: Sendable, Equatable {
     public enum Kind: String, Sendable { case company, person }
@@ -89,11 +73,11 @@ public struct SeedDataset: Sendable, Equatable {
 /// products at the four VAT rates, and orders referring to those customers and products.
 /// E-mails and SKUs are unique within a dataset (the systems' uniqueness rules).
 public struct NorwegianData: Sendable {
-    private var rng: SeededGenerator
+    private var rng: SeededRandom
     private var usedEmails: Set<String> = []
     private var usedOrgNumbers: Set<String> = []
 
-    public init(seed: UInt64) { rng = SeededGenerator(seed: seed) }
+    public init(seed: UInt64) { rng = SeededRandom(seed: seed) }
 
     /// `count` customers, products and orders; order dates count back from `referenceDay`
     /// (`YYYY-MM-DD`, default a fixed day so a seed always gives the same data).

@@ -1,3 +1,5 @@
+import ParleySimulator
+
 /// Faults injected into the simulated API, settable at run time (`POST /_admin/faults`).
 public struct FaultSettings: Sendable, Codable, Equatable {
     /// Share of API requests answered with 500 and a ProblemDetails body (0…1).

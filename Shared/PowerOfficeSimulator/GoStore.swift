@@ -571,3 +571,4 @@ public struct GoStore: Sendable {
 func round2(_ x: Double) -> Double { (x * 100).rounded() / 100 }
 
 import Foundation
+import ParleySimulator

@@ -64,3 +64,4 @@ enum Base64 {
 }
 
 import Foundation
+import ParleySimulator

@@ -1,5 +1,6 @@
-/// SplitMix64: a small deterministic generator, so `--seed` data, server-assigned uuids and
-/// fault decisions repeat run after run.
+/// SplitMix64: the simulators' one seeded generator — a small deterministic one (the same seed
+/// gives the same values on every platform, which `SystemRandomNumberGenerator` cannot), so
+/// `--seed` data, server-assigned uuids and fault decisions repeat run after run.
 public struct SeededRandom: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
