@@ -128,6 +128,7 @@ struct LinkBench: AsyncParsableCommand {
             String(
                 format: "one change writes: global_entity state %d B + provenance %d B, member snapshot %d B, outbox body %d B",
                 sample.state.utf8.count, sample.provenance.utf8.count, sample.snapshot.utf8.count, sample.body.count))
+        try Self.measureRules(canonical, configuration: engine.configuration, runs: runs)
         print("")
 
         var variants: [Variant] = []
@@ -235,6 +236,30 @@ struct LinkBench: AsyncParsableCommand {
     /// `count` canonical envelopes for distinct new ERP customers (valid organisation number and
     /// e-mail each, so each is matched by both keys and found new), through the mapping service's
     /// `process(change:)` exactly as the mapping service makes them.
+    /// The link rules alone: the same messages through ``MemoryLinkStore`` (no database, no
+    /// broker), a fresh store per run; prints the median rate and CPU per change. What the
+    /// rules cost of the engine's client CPU, measured in the same run as the rest.
+    static func measureRules(_ messages: [Envelope], configuration: LinkConfiguration, runs: Int) throws {
+        let now = Date()
+        var rates: [Double] = [], cpu: [Double] = []
+        for _ in 0..<max(1, runs) {
+            let store = MemoryLinkStore(configuration: configuration)
+            let (start, startCPU) = (ContinuousClock.now, CPUSampler.threadCPUSeconds())
+            for message in messages { _ = try store.deliver(message, now: now) }
+            let (seconds, cpuSeconds) = ((ContinuousClock.now - start).seconds, CPUSampler.threadCPUSeconds() - startCPU)
+            guard store.outbox.count == messages.count else {
+                throw ValidationError("rules alone: \(store.outbox.count) sync requests for \(messages.count) new customers")
+            }
+            rates.append(Double(messages.count) / seconds)
+            cpu.append(cpuSeconds * 1e6 / Double(messages.count))
+        }
+        func median(_ xs: [Double]) -> Double { xs.sorted()[xs.count / 2] }
+        print(
+            String(
+                format: "rules alone (MemoryLinkStore, no database): %.0f changes/s, %.0f µs CPU per change (median of %d runs: %@)",
+                median(rates), median(cpu), rates.count, rates.map { String(format: "%.0f", $0) }.joined(separator: ", ")))
+    }
+
     static func canonicalMessages(count: Int, processor: MappingProcessor) throws -> [Envelope] {
         var result: [Envelope] = []
         result.reserveCapacity(count)
