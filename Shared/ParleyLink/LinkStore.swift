@@ -102,9 +102,7 @@ struct LinkStore {
     func createEntity(_ new: NewEntity) throws -> Bool {
         let key = LinkCache.MemberKey(new.system, new.entity, new.nativeId)
         cache.absent.remove(key)
-        cache.newEntities[new.global] = LinkCache.NewEntity(
-            entity: new.entity, system: new.system, nativeId: new.nativeId, state: new.state,
-            snapshot: new.snapshot, modifiedAt: new.modifiedAt, keys: new.keys)
+        cache.newEntities[new.global] = new
         cache.memberOf[key] = new.global
         cache.entities[new.global] = LinkCache.EntityInfo(members: [new.system: new.nativeId])
         cache.states[new.global] = new.state
@@ -289,7 +287,7 @@ struct LinkStore {
         } else {
             cache.stateSaves[global] = state
         }
-        saveSnapshot(buffered: global, system, snapshot, entity: entity, modifiedAt: modifiedAt)
+        saveSnapshot(global, system, snapshot, entity: entity, modifiedAt: modifiedAt)
     }
 
     // MARK: Snapshots
@@ -321,12 +319,8 @@ struct LinkStore {
         return max(a, b)
     }
 
-    func saveSnapshot(_ global: UUID, _ system: SystemName, _ snapshot: Snapshot, entity: CanonicalEntityType, modifiedAt: Int64?) throws {
-        saveSnapshot(buffered: global, system, snapshot, entity: entity, modifiedAt: modifiedAt)
-    }
-
     /// A snapshot written by the next ``flush()`` (the member's source time kept when `nil`).
-    private func saveSnapshot(buffered global: UUID, _ system: SystemName, _ snapshot: Snapshot, entity: CanonicalEntityType, modifiedAt: Int64?) {
+    func saveSnapshot(_ global: UUID, _ system: SystemName, _ snapshot: Snapshot, entity: CanonicalEntityType, modifiedAt: Int64?) {
         let ref = LinkCache.MemberRef(global, system)
         let modifiedAt = Self.later(modifiedAt, cache.snapshots[ref]?.modifiedAt)
         cache.snapshots[ref] = LinkCache.MemberSnapshot(snapshot: snapshot, modifiedAt: modifiedAt)
@@ -687,7 +681,7 @@ struct LinkStore {
 
         /// New entities with their members and keys (`nx`, `nm`, `ng`, `nk`); foreign keys are
         /// checked at the end of the statement, when the entities are in.
-        mutating func insertEntities(_ newEntities: [UUID: LinkCache.NewEntity]) {
+        mutating func insertEntities(_ newEntities: [UUID: NewEntity]) {
             let rows: [JSONValue] = newEntities.map { global, new in
                 let (values, provenance) = LinkStore.stateJSON(new.state)
                 return [
@@ -955,16 +949,6 @@ final class LinkCache {
         var organizationNumber: String?
     }
 
-    struct NewEntity {
-        var entity: CanonicalEntityType
-        var system: SystemName
-        var nativeId: String
-        var state: GlobalState
-        var snapshot: Snapshot
-        var modifiedAt: Int64?
-        var keys: [NaturalKey]
-    }
-
     struct SnapshotSave {
         var entity: CanonicalEntityType
         var snapshot: Snapshot
@@ -1064,7 +1048,7 @@ extension LinkStore: LinkStoring {
         case .saveState(let global, let state, let system, let snapshot, let modifiedAt):
             try saveStateAndSnapshot(global, state, system, snapshot, entity: state.entity, modifiedAt: modifiedAt)
         case .saveSnapshot(let global, let system, let snapshot, let entity, let modifiedAt):
-            try saveSnapshot(global, system, snapshot, entity: entity, modifiedAt: modifiedAt)
+            saveSnapshot(global, system, snapshot, entity: entity, modifiedAt: modifiedAt)
         case .saveWrittenHash(let global, let system, let hash): try saveWrittenHash(global, system, hash)
         case .replaceKeys(let global, let keys, let entity): try replaceKeys(global, keys, entity: entity)
         case .recordConflict(let global, let system, let nativeId, let memberId, let reason):

@@ -97,7 +97,7 @@ public struct LinkRules<Store: LinkStoring> {
 
     func ref(_ global: UUID) -> String { GlobalRef(entity, id: global).description }
 
-    func store(_ effect: LinkEffect) throws { try store.apply(effect) }
+    func apply(_ effect: LinkEffect) throws { try store.apply(effect) }
 
     /// The global refs the values name: the order's customer and its lines' products.
     public static func references(in values: [String: JSONValue]) -> [String] {
@@ -178,10 +178,10 @@ extension LinkRules {
         }
         if !missing.isEmpty {
             let names = missing.map { "\($0.entity) \($0.nativeId)" }.joined(separator: ", ")
-            try store(.wait(cause, record, for: missing, modifiedAt: modifiedAt, reason: "waiting for \(source) to report \(names)"))
+            try apply(.wait(cause, record, for: missing, modifiedAt: modifiedAt, reason: "waiting for \(source) to report \(names)"))
             return false
         }
-        try store(.resolveWaiting(record, modifiedAt: modifiedAt))
+        try apply(.resolveWaiting(record, modifiedAt: modifiedAt))
         return true
     }
 
@@ -196,17 +196,17 @@ extension LinkRules {
         // write's echo (the record's feed or webhook can beat the write's answer), and the
         // echo is only known with the answer. Kept until then (`written`/`failed` handle it).
         if try store.writeInFlight(global, to: source) {
-            try store(.hold(cause, global, source, modifiedAt: change.modifiedAt))
+            try apply(.hold(cause, global, source, modifiedAt: change.modifiedAt))
             return .done(.held(global: global))
         }
         let result = FieldMerge.apply(change, to: existing.state, snapshot: held?.previous ?? existing.snapshot, written: held?.written)
         // After a held change the record holds what was written, as far as Parley knows: the
         // report may be from before the write landed, which then overwrote it.
-        try store(.saveState(global, result.state, member: source, snapshot: held?.written ?? result.snapshot, modifiedAt: change.modifiedAt))
+        try apply(.saveState(global, result.state, member: source, snapshot: held?.written ?? result.snapshot, modifiedAt: change.modifiedAt))
         // The stored keys are always those of the stored state: rewrite them only when they change.
         let keys = NaturalKey.of(entity, result.state.values)
         if !result.changed.isEmpty, keys != NaturalKey.of(entity, existing.state.values) {
-            try store(.replaceKeys(global, keys, entity: entity))
+            try apply(.replaceKeys(global, keys, entity: entity))
         }
         return .merged(Merged(global: global, state: result.state, result: result, joined: false))
     }
@@ -225,7 +225,7 @@ extension LinkRules {
             _ = try store.lockEntity(origin, entity)
             if try store.nativeId(of: origin, in: cause.system) == nil {
                 guard try store.addMember(origin, cause.system, entity, cause.entityId) else { return .done(try canonical()) }
-                try store(.saveSnapshot(origin, cause.system, FieldMerge.reported(by: change), entity: entity, modifiedAt: change.modifiedAt))
+                try apply(.saveSnapshot(origin, cause.system, FieldMerge.reported(by: change), entity: entity, modifiedAt: change.modifiedAt))
                 return .done(.unchanged(global: origin))
             }
         }
@@ -256,7 +256,7 @@ extension LinkRules {
                 store.memberAppeared(RecordKey(source, entity, nativeId))
                 return .done(try canonical())
             }
-            try store(
+            try apply(
                 .recordConflict(
                     match, source, nativeId: nativeId, memberId: other,
                     reason: "\(source) \(entity.rawValue) \(nativeId) and \(other) both match \(ref(match))"))
@@ -268,8 +268,8 @@ extension LinkRules {
         _ = try store.snapshot(of: match, in: source)
         // A record that just joined has no snapshot yet.
         let result = FieldMerge.apply(change, to: state, snapshot: nil)
-        try store(.saveState(match, result.state, member: source, snapshot: result.snapshot, modifiedAt: change.modifiedAt))
-        try store(.replaceKeys(match, NaturalKey.of(entity, result.state.values), entity: entity))
+        try apply(.saveState(match, result.state, member: source, snapshot: result.snapshot, modifiedAt: change.modifiedAt))
+        try apply(.replaceKeys(match, NaturalKey.of(entity, result.state.values), entity: entity))
         return .merged(Merged(global: match, state: result.state, result: result, joined: true))
     }
 
@@ -295,7 +295,7 @@ extension LinkRules {
             if differs(state, from: result.snapshot, writtenTo: source) {
                 try requests.request(global: global, to: source, state: state)
             } else if writeBack {
-                try store(.unpark(global, source))
+                try apply(.unpark(global, source))
             }
         }
         try createDownstream(global: global, members: members, state: state)
@@ -303,7 +303,7 @@ extension LinkRules {
         // goes, and a create to it that failed (it already existed) is no failure any more.
         if joined, members.count > 1 {
             try requests.releaseParked(on: global, in: source)
-            try store(.clearFailure(global, source))
+            try apply(.clearFailure(global, source))
         }
         if result.changed.isEmpty && requests.sent == 0 { return .unchanged(global: global) }
         return .applied(global: global, changed: result.changed, writes: requests.sent, parked: requests.parked)
@@ -369,10 +369,10 @@ extension LinkRules {
         let snapshot = try expectedEcho(payload, in: system)
         let previous = slot.held == nil ? nil : try store.snapshot(of: global, in: system).snapshot
         // The record's time after the write is the base of the next conditional write to it.
-        try store(.saveSnapshot(global, system, snapshot, entity: entity, modifiedAt: payload.modifiedAt.flatMap(Self.milliseconds)))
+        try apply(.saveSnapshot(global, system, snapshot, entity: entity, modifiedAt: payload.modifiedAt.flatMap(Self.milliseconds)))
         let fields = snapshot.fields.compactMap { CanonicalField.named($0, entity: entity) }
-        try store(.saveWrittenHash(global, system, CanonicalHash.hex(flat: snapshot.values, entity: entity, fields: fields)))
-        try store(.clearFailure(global, system))
+        try apply(.saveWrittenHash(global, system, CanonicalHash.hex(flat: snapshot.values, entity: entity, fields: fields)))
+        try apply(.clearFailure(global, system))
         try close(slot, global: global, in: system, previous: previous, written: snapshot)
         let state = try store.lockEntity(global, entity)
         try requests.releaseParked(on: global, in: system)
@@ -414,17 +414,17 @@ extension LinkRules {
         // writes the merged state back with the new base once the change is handled — also if it
         // was held meanwhile and is handled right here.
         if payload.kind == "changed" {
-            try store(.park(global, system, waitingFor: [], reason: "its record in \(system) changed since the state was merged: \(payload.reason)"))
+            try apply(.park(global, system, waitingFor: [], reason: "its record in \(system) changed since the state was merged: \(payload.reason)"))
             requests.parked += 1
-            try store(.closeSlot(global, system))
+            try apply(.closeSlot(global, system))
             if let held = slot.held { _ = try handleHeld(held) }
             return .recorded(global: global, writes: requests.sent)
         }
         // The record is gone from the target (`gone`: deleted there; the adapter published the
         // delete, which archives the other members, rule 9). Nothing failed and nothing waits.
         if payload.kind == "gone" {
-            try store(.clearFailure(global, system))
-            try store(.closeSlot(global, system))
+            try apply(.clearFailure(global, system))
+            try apply(.closeSlot(global, system))
             if let held = slot.held { _ = try handleHeld(held) }
             return .recorded(global: global, writes: requests.sent)
         }
@@ -434,8 +434,8 @@ extension LinkRules {
         if payload.transient {
             let backoff = Backoff(initial: configuration.retryBase, maximum: configuration.retryMax, jitter: 0)
             let retryAt = now.addingTimeInterval(backoff.ceiling(forAttempt: max(0, attempts - 1)).inSeconds)
-            try store(.setRetryAt(global, system, retryAt))
-            try store(.extendLease(global, system, until: retryAt))
+            try apply(.setRetryAt(global, system, retryAt))
+            try apply(.extendLease(global, system, until: retryAt))
             return .recorded(global: global, writes: 0)
         }
         // Nothing was written; a newer state that waited may be the fix.
@@ -460,7 +460,7 @@ extension LinkRules {
         let reason =
             "\(system) already has this \(entity.rawValue) as \(existing), which is linked to \(ref(other)): "
             + "two global entities for one record (a duplicate conflict)"
-        try store(.recordConflict(global, system, nativeId: existing, memberId: existing, reason: reason))
+        try apply(.recordConflict(global, system, nativeId: existing, memberId: existing, reason: reason))
         _ = try store.recordFailure(global, system, kind: "duplicate", reason: reason, transient: false)
         try close(slot, global: global, in: system)
         return .conflict
@@ -471,7 +471,7 @@ extension LinkRules {
     /// current state when a newer one waited or the held report was an edit the write may have
     /// overwritten there.
     mutating func close(_ slot: OpenWrite, global: UUID, in system: SystemName, previous: Snapshot? = nil, written: Snapshot? = nil) throws {
-        try store(.closeSlot(global, system))
+        try apply(.closeSlot(global, system))
         let again = try slot.held.map { try handleHeld($0, previous: previous, written: written) } ?? false
         if slot.pending || again { try requests.request(global: global, to: system, state: try store.lockEntity(global, entity)) }
     }
